@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package medsettle needs to build, test and run.
+# Idempotent and non-interactive: packages already present are skipped, so a
+# second run does nothing but check. Nothing is downloaded from outside
+# Debian's archive. The C++ compiler itself is assumed (g++ ≥ 12).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake ninja-build ccache pkg-config
+  # contract and transport
+  protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc libabsl-dev
+  # storage, crypto, configuration
+  libhiredis-dev libssl-dev libyaml-cpp-dev redis-server
+  # tests and benchmarks
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
