@@ -6,24 +6,14 @@
 
 #include "engine/money.h"
 #include "engine/status.h"
+#include "engine/text.h"
 
 namespace medsettle::contract {
 namespace {
 
 namespace reason = engine::reason;
+using engine::Cat;
 using engine::InvalidField;
-
-// Builds a message from text and integers. (absl::StrCat is not used: the
-// Debian build of Abseil has its own string_view type, which std::string_view
-// does not convert to.)
-void Append(std::string* out, std::string_view text) { out->append(text); }
-void Append(std::string* out, int64_t value) { out->append(std::to_string(value)); }
-template <typename... Parts>
-std::string Cat(const Parts&... parts) {
-  std::string out;
-  (Append(&out, parts), ...);
-  return out;
-}
 
 // Quotes client text for a message, shortened so a huge field cannot blow
 // up the error (cut on a UTF-8 character boundary).
@@ -35,13 +25,14 @@ std::string Quoted(std::string_view text) {
   return Cat("\"", text.substr(0, cut), "...\"");
 }
 
-// Paths are composed only when a refusal is built, never on success.
+// Paths are composed only when a refusal is built, never on success. An
+// empty root means the message is the request itself (the gateway's case).
 std::string Path(std::string_view root, std::string_view leaf) {
-  return Cat(root, ".", leaf);
+  return root.empty() ? std::string(leaf) : Cat(root, ".", leaf);
 }
 std::string Path(std::string_view root, std::string_view repeated, int index,
                  std::string_view leaf) {
-  return Cat(root, ".", repeated, "[", index, "].", leaf);
+  return Path(root, Cat(repeated, "[", index, "].", leaf));
 }
 
 absl::Status EnumUnspecified(std::string field, int value) {

@@ -57,6 +57,7 @@ v1::Ledger LedgerToProto(engine::Ledger value);
 
 // `root` is the path of the message itself ("enrollment", "institution",
 // "request", "year_to_date"); it prefixes every field path of a refusal.
+// An empty root gives paths relative to the message ("visit.type").
 
 // Refuses: year outside 1900..2199 or tier outside 0..2 (ENROLLMENT_INVALID),
 // region codes (REGION_CODE_INVALID), birth_date missing or any date

@@ -1,0 +1,240 @@
+#include "tools/calc/calc_runner.h"
+
+#include <algorithm>
+#include <fstream>
+#include <istream>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "engine/catalog.h"
+#include "engine/policy_loader.h"
+#include "engine/status.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/contract/convert.h"
+
+namespace medsettle::calc {
+namespace {
+
+namespace reason = engine::reason;
+namespace fs = std::filesystem;
+
+absl::Status NotFound(std::string_view why, const fs::path& path, std::string_view what) {
+  return engine::Refusal(absl::StatusCode::kNotFound, why, "",
+                         std::string(what) + " " + path.string());
+}
+
+// Appends `text` as the body of a JSON string (quotes not included).
+void AppendJsonEscaped(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (u < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[u >> 4]);
+          out->push_back(kHex[u & 0xF]);
+        } else {
+          out->push_back(c);  // UTF-8 passes through
+        }
+    }
+  }
+}
+
+void AppendJsonMember(std::string_view name, std::string_view value, std::string* out) {
+  out->push_back('"');
+  out->append(name);
+  out->append("\":\"");
+  AppendJsonEscaped(value, out);
+  out->push_back('"');
+}
+
+std::string_view CodeName(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return "OK";
+    case absl::StatusCode::kCancelled: return "CANCELLED";
+    case absl::StatusCode::kUnknown: return "UNKNOWN";
+    case absl::StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case absl::StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case absl::StatusCode::kNotFound: return "NOT_FOUND";
+    case absl::StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
+    case absl::StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case absl::StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case absl::StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
+    case absl::StatusCode::kAborted: return "ABORTED";
+    case absl::StatusCode::kOutOfRange: return "OUT_OF_RANGE";
+    case absl::StatusCode::kUnimplemented: return "UNIMPLEMENTED";
+    case absl::StatusCode::kInternal: return "INTERNAL";
+    case absl::StatusCode::kUnavailable: return "UNAVAILABLE";
+    case absl::StatusCode::kDataLoss: return "DATA_LOSS";
+    case absl::StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
+    default: break;
+  }
+  return "UNKNOWN";
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFile(const fs::path& path, std::string_view why) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return NotFound(why, path, "cannot open");
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) return NotFound(why, path, "cannot read");
+  return std::move(text).str();
+}
+
+absl::StatusOr<engine::PolicySet> LoadPolicyDir(const fs::path& dir) {
+  std::error_code error;
+  fs::directory_iterator it(dir, error);
+  if (error) return NotFound(reason::kPolicyFileInvalid, dir, "cannot list policy folder");
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& entry : it) {
+    if (entry.path().extension() == ".yaml" && entry.is_regular_file(error)) {
+      files.push_back(entry.path());
+    }
+  }
+  if (files.empty()) {
+    return engine::InvalidField(reason::kPolicyFileInvalid, "",
+                                "no *.yaml policy file in " + dir.string());
+  }
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+    return a.filename() < b.filename();
+  });
+  engine::PolicySet set;
+  for (const fs::path& file : files) {
+    absl::StatusOr<std::string> text = ReadFile(file, reason::kPolicyFileInvalid);
+    if (!text.ok()) return text.status();
+    absl::StatusOr<engine::Policy> policy =
+        engine::ParsePolicy(file.filename().string(), *text);
+    if (!policy.ok()) return policy.status();
+    if (absl::Status s = set.Add(*std::move(policy)); !s.ok()) return s;
+  }
+  return set;
+}
+
+absl::StatusOr<engine::Catalog> LoadCatalogFile(const fs::path& file) {
+  absl::StatusOr<std::string> text = ReadFile(file, reason::kCatalogFileInvalid);
+  if (!text.ok()) return text.status();
+  return engine::Catalog::Parse(file.filename().string(), *text);
+}
+
+absl::Status ParseScenarioJson(std::string_view json, v1::CalcScenario* scenario) {
+  scenario->Clear();
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), scenario, options);
+  if (parsed.ok()) return absl::OkStatus();
+  return engine::InvalidField(reason::kScenarioInvalid, "",
+                              "not a CalcScenario: " + parsed.message().ToString());
+}
+
+std::string ResponseJson(const v1::SettleResponse& response, bool pretty) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = pretty;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  // Printing a well-formed generated message cannot fail.
+  (void)google::protobuf::util::MessageToJsonString(response, &json, options);
+  if (pretty && !json.empty() && json.back() == '\n') json.pop_back();
+  return json;
+}
+
+std::string ErrorJson(const absl::Status& status) {
+  std::string json = "{\"error\":{";
+  AppendJsonMember("code", CodeName(status.code()), &json);
+  json.push_back(',');
+  AppendJsonMember("reason", engine::ReasonOf(status), &json);
+  if (std::string field = engine::FieldOf(status); !field.empty()) {
+    json.push_back(',');
+    AppendJsonMember("field", field, &json);
+  }
+  json.push_back(',');
+  AppendJsonMember("message", std::string_view(status.message().data(), status.message().size()),
+                   &json);
+  json.append("}}");
+  return json;
+}
+
+absl::Status ScenarioRunner::Run(const v1::CalcScenario& scenario, v1::SettleResponse* response) {
+  if (absl::Status s = contract::EnrollmentFromProto(scenario.enrollment(), &enrollment_);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = contract::InstitutionFromProto(scenario.institution(), &institution_);
+      !s.ok()) {
+    return s;
+  }
+  // Unset year_to_date: a fresh year (all zero).
+  if (absl::Status s = contract::AccumulatorsFromProto(scenario.year_to_date(), &year_to_date_);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = contract::ClaimFromProto(scenario.request(), &claim_); !s.ok()) return s;
+  engine::SettleInput input;
+  if (absl::Status s = contract::ParseTimestampField(
+          scenario.voucher_issued_at(), "voucher_issued_at", &input.voucher_issued_at_unix);
+      !s.ok()) {
+    return s;
+  }
+  input.enrollment = &enrollment_;
+  input.institution = &institution_;
+  input.year_to_date = &year_to_date_;
+  input.claim = &claim_;
+  if (absl::Status s = engine_.Settle(input, &settlement_); !s.ok()) return s;
+  contract::SettlementToProto(settlement_, claim_, enrollment_.person_key,
+                              institution_.institution_id, response);
+  // The calculator records nothing and has no clock.
+  response->set_status(v1::SETTLEMENT_STATUS_TRIAL);
+  return absl::OkStatus();
+}
+
+bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out,
+               StreamStats* stats) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  v1::CalcScenario scenario;
+  v1::SettleResponse response;
+  std::string line;
+  std::string json;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (std::all_of(line.begin(), line.end(),
+                    [](char c) { return c == ' ' || c == '\t' || c == '\r'; })) {
+      continue;
+    }
+    ++stats->scenarios;
+    absl::Status status = ParseScenarioJson(line, &scenario);
+    if (!status.ok()) {
+      status = engine::InvalidField(
+          reason::kScenarioInvalid, "",
+          "line " + std::to_string(line_no) + ": " + std::string(status.message()));
+    } else {
+      status = runner->Run(scenario, &response);
+    }
+    if (status.ok()) {
+      json.clear();
+      (void)google::protobuf::util::MessageToJsonString(response, &json, options);
+      out << json << '\n';
+    } else {
+      ++stats->errors;
+      out << ErrorJson(status) << '\n';
+    }
+    if (!out) return false;
+  }
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+}  // namespace medsettle::calc
