@@ -4,7 +4,7 @@
 // every figure is parsed exactly (ParseYuan, ParsePercent, Date::Parse). An
 // error names the file, the key path and, where known, the line:
 //   quzhou-2024.yaml: schemes.inpatient.deductible.amounts_yuan.level_2:
-//   expected a yuan amount with at most 2 decimals, got "80x" (line 57)
+//   expected a yuan amount with at most 2 decimals, got "80x" (line 94)
 #include "engine/policy_loader.h"
 
 #include <algorithm>
@@ -24,10 +24,10 @@ namespace medsettle::engine {
 namespace {
 
 // Propagates a non-OK status. Local to this file.
-#define MEDSETTLE_POLICY_TRY(expr)        \
-  do {                                    \
-    absl::Status status_ = (expr);        \
-    if (!status_.ok()) return status_;    \
+#define MEDSETTLE_POLICY_TRY(expr)     \
+  do {                                 \
+    absl::Status status_ = (expr);     \
+    if (!status_.ok()) return status_; \
   } while (false)
 
 constexpr std::string_view kAssumedMark = " [ASSUMED]";
@@ -58,9 +58,7 @@ std::string Join(const Range& range) {
 std::string KeyPath(std::string_view path, std::string_view key) {
   return path.empty() ? std::string(key) : Cat(path, ".", key);
 }
-std::string IndexPath(std::string_view path, size_t i) {
-  return Cat(path, "[", i, "]");
-}
+std::string IndexPath(std::string_view path, size_t i) { return Cat(path, "[", i, "]"); }
 
 // The enum values a policy file may name: every value whose Name() is not
 // "UNSPECIFIED" (Specialty NONE and Assistance NONE are nameable).
@@ -101,6 +99,9 @@ struct Map {
 
 using Keys = std::initializer_list<std::string_view>;
 
+// Parses one policy file into a Policy. Each Parse* reads one block at its
+// key path and returns the first error found; class names and tiers are
+// read first because later blocks refer to them. One Loader per file.
 class Loader {
  public:
   explicit Loader(std::string_view file_name) : file_(file_name) {}
@@ -110,8 +111,8 @@ class Loader {
  private:
   // ---- Errors ----
   absl::Status Fail(std::string_view path, const YAML::Node& at, std::string_view what) const {
-    std::string message = path.empty() ? Cat(file_, ": ", what)
-                                       : Cat(file_, ": ", path, ": ", what);
+    std::string message =
+        path.empty() ? Cat(file_, ": ", what) : Cat(file_, ": ", path, ": ", what);
     YAML::Mark mark = at.Mark();
     if (mark.line >= 0) message += Cat(" (line ", mark.line + 1, ")");
     return InvalidField(reason::kPolicyFileInvalid, path, message);
@@ -121,8 +122,7 @@ class Loader {
   }
 
   // ---- Structure ----
-  absl::Status AsMap(const YAML::Node& node, const std::string& path, Keys allowed,
-                     Map* out) const;
+  absl::Status AsMap(const YAML::Node& node, const std::string& path, Keys allowed, Map* out) const;
   absl::Status AsSeq(const YAML::Node& node, const std::string& path, bool allow_empty) const;
   absl::Status Need(const Map& m, std::string_view key, YAML::Node* out) const {
     std::optional<YAML::Node> node = m.Find(key);
@@ -148,6 +148,10 @@ class Loader {
   absl::Status LedgerValue(const YAML::Node& n, const std::string& path, Ledger* out) const;
   absl::Status Ledgers(const YAML::Node& n, const std::string& path, LedgerMask* out) const;
   absl::Status ClassName(const YAML::Node& n, const std::string& path, int32_t* out) const;
+  // A word from a closed list (`per: year`, `kind: allowance`, ...).
+  template <typename T>
+  absl::Status OneOf(const YAML::Node& n, const std::string& path,
+                     std::initializer_list<std::pair<std::string_view, T>> choices, T* out) const;
   template <typename E>
   absl::Status EnumMask(const YAML::Node& n, const std::string& path, int count,
                         std::string_view what, uint32_t* mask) const;
@@ -200,8 +204,7 @@ absl::Status Loader::AsMap(const YAML::Node& node, const std::string& path, Keys
     std::string key = it->first.Scalar();
     std::string key_path = KeyPath(path, key);
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      return Fail(key_path, it->first,
-                  Cat("unknown key (allowed here: ", Join(allowed), ")"));
+      return Fail(key_path, it->first, Cat("unknown key (allowed here: ", Join(allowed), ")"));
     }
     if (out->Has(key)) return Fail(key_path, it->first, "duplicate key");
     if (it->second.IsNull()) return Fail(key_path, it->first, "empty value");
@@ -237,8 +240,7 @@ absl::Status Loader::Yuan(const YAML::Node& n, const std::string& path, Cents* o
   MEDSETTLE_POLICY_TRY(Text(n, path, &text));
   std::optional<Cents> cents = ParseYuan(text);
   if (!cents) {
-    return Fail(path, n,
-                Cat("expected a yuan amount with at most 2 decimals, got \"", text, "\""));
+    return Fail(path, n, Cat("expected a yuan amount with at most 2 decimals, got \"", text, "\""));
   }
   *out = *cents;
   return absl::OkStatus();
@@ -262,8 +264,7 @@ absl::Status Loader::Pct(const YAML::Node& n, const std::string& path, BasisPoin
   std::optional<BasisPoints> bp = ParsePercent(text);
   if (!bp) {
     return Fail(path, n,
-                Cat("expected a percentage 0..100 with at most 2 decimals, got \"", text,
-                             "\""));
+                Cat("expected a percentage 0..100 with at most 2 decimals, got \"", text, "\""));
   }
   *out = *bp;
   return absl::OkStatus();
@@ -275,8 +276,9 @@ absl::Status Loader::Int(const YAML::Node& n, const std::string& path, int64_t l
   MEDSETTLE_POLICY_TRY(Text(n, path, &text));
   int64_t value = 0;
   const char* end = text.data() + text.size();
-  bool digits_only = !text.empty() && text.size() <= 10 &&
-                     std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  bool digits_only =
+      !text.empty() && text.size() <= 10 &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits_only || std::from_chars(text.data(), end, value).ptr != end || value < lo ||
       value > hi) {
     return Fail(path, n, Cat("expected a whole number ", lo, "..", hi, ", got \"", text, "\""));
@@ -304,13 +306,11 @@ absl::Status Loader::DateValue(const YAML::Node& n, const std::string& path, Dat
   return absl::OkStatus();
 }
 
-absl::Status Loader::Region(const YAML::Node& n, const std::string& path,
-                            RegionCode* out) const {
+absl::Status Loader::Region(const YAML::Node& n, const std::string& path, RegionCode* out) const {
   std::string text;
   MEDSETTLE_POLICY_TRY(Text(n, path, &text));
-  bool six_digits = text.size() == 6 && std::all_of(text.begin(), text.end(), [](char c) {
-                      return c >= '0' && c <= '9';
-                    });
+  bool six_digits = text.size() == 6 && std::all_of(text.begin(), text.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
   RegionCode code = 0;
   if (six_digits) std::from_chars(text.data(), text.data() + text.size(), code);
   if (!six_digits || !IsValidRegionCode(code)) {
@@ -336,21 +336,20 @@ absl::Status Loader::Regions(const YAML::Node& n, const std::string& path,
   return absl::OkStatus();
 }
 
-absl::Status Loader::LedgerValue(const YAML::Node& n, const std::string& path,
-                                 Ledger* out) const {
+absl::Status Loader::LedgerValue(const YAML::Node& n, const std::string& path, Ledger* out) const {
   std::string text;
   MEDSETTLE_POLICY_TRY(Text(n, path, &text));
   std::optional<Ledger> ledger = EnumByName<Ledger>(text, kLedgerCount);
   if (!ledger) {
-    return Fail(path, n, Cat("unknown ledger \"", text, "\" (one of ",
-                                      EnumNames<Ledger>(kLedgerCount), ")"));
+    return Fail(
+        path, n,
+        Cat("unknown ledger \"", text, "\" (one of ", EnumNames<Ledger>(kLedgerCount), ")"));
   }
   *out = *ledger;
   return absl::OkStatus();
 }
 
-absl::Status Loader::Ledgers(const YAML::Node& n, const std::string& path,
-                             LedgerMask* out) const {
+absl::Status Loader::Ledgers(const YAML::Node& n, const std::string& path, LedgerMask* out) const {
   MEDSETTLE_POLICY_TRY(AsSeq(n, path, /*allow_empty=*/false));
   *out = 0;
   for (size_t i = 0; i < n.size(); ++i) {
@@ -361,17 +360,34 @@ absl::Status Loader::Ledgers(const YAML::Node& n, const std::string& path,
   return absl::OkStatus();
 }
 
-absl::Status Loader::ClassName(const YAML::Node& n, const std::string& path,
-                               int32_t* out) const {
+absl::Status Loader::ClassName(const YAML::Node& n, const std::string& path, int32_t* out) const {
   std::string text;
   MEDSETTLE_POLICY_TRY(Text(n, path, &text));
   auto it = std::find(class_names_.begin(), class_names_.end(), text);
   if (it == class_names_.end()) {
-    return Fail(path, n, Cat("unknown institution class \"", text, "\" (defined: ",
-                                      Join(class_names_), ")"));
+    return Fail(
+        path, n,
+        Cat("unknown institution class \"", text, "\" (defined: ", Join(class_names_), ")"));
   }
   *out = static_cast<int32_t>(it - class_names_.begin());
   return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Loader::OneOf(const YAML::Node& n, const std::string& path,
+                           std::initializer_list<std::pair<std::string_view, T>> choices,
+                           T* out) const {
+  std::string text;
+  MEDSETTLE_POLICY_TRY(Text(n, path, &text));
+  std::vector<std::string_view> names;
+  for (const auto& [name, value] : choices) {
+    if (name == text) {
+      *out = value;
+      return absl::OkStatus();
+    }
+    names.push_back(name);
+  }
+  return Fail(path, n, Cat("expected one of ", Join(names), "; got \"", text, "\""));
 }
 
 template <typename E>
@@ -385,8 +401,7 @@ absl::Status Loader::EnumMask(const YAML::Node& n, const std::string& path, int 
     std::optional<E> value = EnumByName<E>(text, count);
     if (!value) {
       return Fail(IndexPath(path, i), n[i],
-                  Cat("unknown ", what, " \"", text, "\" (one of ", EnumNames<E>(count),
-                               ")"));
+                  Cat("unknown ", what, " \"", text, "\" (one of ", EnumNames<E>(count), ")"));
     }
     *mask |= 1u << static_cast<unsigned>(*value);
   }
@@ -397,7 +412,8 @@ absl::Status Loader::Source(const Map& m, bool required, std::string* out) const
   out->clear();
   std::optional<YAML::Node> source = m.Find("source");
   if (!source) {
-    if (required) return Fail(m.At("source"), m.node, "missing source reference (every figure needs one)");
+    if (required)
+      return Fail(m.At("source"), m.node, "missing source reference (every figure needs one)");
   } else {
     MEDSETTLE_POLICY_TRY(NonEmptyText(*source, m.At("source"), out));
   }
@@ -432,12 +448,12 @@ absl::Status Loader::ParseMatcher(const YAML::Node& n, const std::string& path, 
                                   Matcher* out) const {
   Map m;
   // The matcher keys; docs/POLICIES.md "Matchers".
-  MEDSETTLE_POLICY_TRY(AsMap(n, path,
-                             {"class", "level", "kind", "tier", "category", "assistance",
-                              "specialty", "visit", "zero_markup", "tcm_institution",
-                              "base_level", "children_or_maternal", "in_area", "minor",
-                              "pre_existing", "continuous", "condition"},
-                             &m));
+  MEDSETTLE_POLICY_TRY(
+      AsMap(n, path,
+            {"class", "level", "kind", "tier", "category", "assistance", "specialty", "visit",
+             "zero_markup", "tcm_institution", "base_level", "children_or_maternal", "in_area",
+             "minor", "pre_existing", "continuous", "condition"},
+            &m));
   *out = Matcher();
   for (const auto& [key, value] : m.entries) {
     const std::string at = m.At(key);
@@ -465,8 +481,7 @@ absl::Status Loader::ParseMatcher(const YAML::Node& n, const std::string& path, 
         MEDSETTLE_POLICY_TRY(Int(value[i], IndexPath(at, i), 0, 31, &tier));
         if (std::find(tiers_.begin(), tiers_.end(), tier) == tiers_.end()) {
           return Fail(IndexPath(at, i), value[i],
-                      Cat("tier ", tier, " is not one of the policy's tiers [",
-                                   Join(tiers_), "]"));
+                      Cat("tier ", tier, " is not one of the policy's tiers [", Join(tiers_), "]"));
         }
         out->tier_mask |= 1u << static_cast<unsigned>(tier);
       }
@@ -477,8 +492,8 @@ absl::Status Loader::ParseMatcher(const YAML::Node& n, const std::string& path, 
       MEDSETTLE_POLICY_TRY(
           EnumMask<Category>(value, at, kCategoryCount, "category", &out->category_mask));
     } else if (key == "assistance") {
-      MEDSETTLE_POLICY_TRY(EnumMask<Assistance>(value, at, kAssistanceCount, "assistance",
-                                                &out->assistance_mask));
+      MEDSETTLE_POLICY_TRY(
+          EnumMask<Assistance>(value, at, kAssistanceCount, "assistance", &out->assistance_mask));
     } else if (key == "specialty") {
       MEDSETTLE_POLICY_TRY(
           EnumMask<Specialty>(value, at, kSpecialtyCount, "specialty", &out->specialty_mask));
@@ -493,17 +508,22 @@ absl::Status Loader::ParseMatcher(const YAML::Node& n, const std::string& path, 
         out->conditions.push_back(std::move(condition));
       }
     } else {
+      // A yes/no fact: zero_markup, tcm_institution, ..., continuous.
+      static constexpr std::pair<std::string_view, Tri Matcher::*> kFlags[] = {
+          {"zero_markup", &Matcher::zero_markup},
+          {"tcm_institution", &Matcher::tcm_institution},
+          {"base_level", &Matcher::base_level},
+          {"children_or_maternal", &Matcher::children_or_maternal},
+          {"in_area", &Matcher::in_area},
+          {"minor", &Matcher::minor},
+          {"pre_existing", &Matcher::pre_existing},
+          {"continuous", &Matcher::continuous},
+      };
       bool flag = false;
       MEDSETTLE_POLICY_TRY(Bool(value, at, &flag));
-      Tri tri = flag ? Tri::kYes : Tri::kNo;
-      if (key == "zero_markup") out->zero_markup = tri;
-      else if (key == "tcm_institution") out->tcm_institution = tri;
-      else if (key == "base_level") out->base_level = tri;
-      else if (key == "children_or_maternal") out->children_or_maternal = tri;
-      else if (key == "in_area") out->in_area = tri;
-      else if (key == "minor") out->minor = tri;
-      else if (key == "pre_existing") out->pre_existing = tri;
-      else if (key == "continuous") out->continuous = tri;
+      for (const auto& [name, member] : kFlags) {
+        if (name == key) out->*member = flag ? Tri::kYes : Tri::kNo;
+      }
     }
   }
   return absl::OkStatus();
@@ -551,8 +571,9 @@ absl::Status Loader::ParseClasses(const YAML::Node& n, const std::string& path, 
 absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path, int32_t year,
                                    CoverageRules* out) const {
   Map m;
-  MEDSETTLE_POLICY_TRY(AsMap(
-      n, path, {"source", "assumed", "concentrated_period", "mid_year", "newborn_within_days"}, &m));
+  MEDSETTLE_POLICY_TRY(
+      AsMap(n, path,
+            {"source", "assumed", "concentrated_period", "mid_year", "newborn_within_days"}, &m));
   MEDSETTLE_POLICY_TRY(Source(m, /*required=*/true, &out->source));
 
   YAML::Node period_node;
@@ -595,30 +616,20 @@ absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path,
       if (rule.paid_from <= previous_end) {
         return Fail(r.At("paid_from"), paid_from,
                     Cat("payment windows must be ordered and not overlap: starts on or "
-                                 "before the end of ",
-                                 previous, " (", previous_end.ToString(), ")"));
+                        "before the end of ",
+                        previous, " (", previous_end.ToString(), ")"));
       }
       if (rule.paid_to > year_end) {
         return Fail(r.At("paid_to"), paid_to, "the payment window ends after the policy year");
       }
-      std::string kind;
-      MEDSETTLE_POLICY_TRY(Text(start, r.At("start"), &kind));
-      bool needs_n = true;
-      if (kind == "month_start_after") {
-        rule.kind = BenefitStartRule::Kind::kMonthStartAfter;
-      } else if (kind == "days_after") {
-        rule.kind = BenefitStartRule::Kind::kDaysAfter;
-      } else if (kind == "months_after") {
-        rule.kind = BenefitStartRule::Kind::kMonthsAfter;
-      } else if (kind == "refuse") {
-        rule.kind = BenefitStartRule::Kind::kRefuse;
-        needs_n = false;
-      } else {
-        return Fail(r.At("start"), start,
-                    Cat("expected month_start_after, days_after, months_after or "
-                                 "refuse, got \"",
-                                 kind, "\""));
-      }
+      using StartKind = BenefitStartRule::Kind;
+      MEDSETTLE_POLICY_TRY(OneOf<StartKind>(start, r.At("start"),
+                                            {{"month_start_after", StartKind::kMonthStartAfter},
+                                             {"days_after", StartKind::kDaysAfter},
+                                             {"months_after", StartKind::kMonthsAfter},
+                                             {"refuse", StartKind::kRefuse}},
+                                            &rule.kind));
+      const bool needs_n = rule.kind != StartKind::kRefuse;
       std::optional<YAML::Node> n_node = r.Find("n");
       if (needs_n && !n_node) return Missing(r, "n");
       if (!needs_n && n_node) return Fail(r.At("n"), *n_node, "`start: refuse` takes no n");
@@ -641,8 +652,8 @@ absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path,
 
 // ------------------------------------------------------------------ schemes
 
-absl::Status Loader::ParseDeductible(const YAML::Node& n, const std::string& path,
-                                     const Scheme& s, DeductibleRule* out) const {
+absl::Status Loader::ParseDeductible(const YAML::Node& n, const std::string& path, const Scheme& s,
+                                     DeductibleRule* out) const {
   Map m;
   MEDSETTLE_POLICY_TRY(AsMap(n, path,
                              {"per", "amounts_yuan", "paid_ledgers", "tcm_lower",
@@ -651,12 +662,10 @@ absl::Status Loader::ParseDeductible(const YAML::Node& n, const std::string& pat
   MEDSETTLE_POLICY_TRY(Source(m, /*required=*/true, &out->source));
   out->per = DeductibleRule::Per::kNone;
   if (std::optional<YAML::Node> per = m.Find("per")) {
-    std::string text;
-    MEDSETTLE_POLICY_TRY(Text(*per, m.At("per"), &text));
-    if (text == "none") out->per = DeductibleRule::Per::kNone;
-    else if (text == "visit") out->per = DeductibleRule::Per::kVisit;
-    else if (text == "year") out->per = DeductibleRule::Per::kYear;
-    else return Fail(m.At("per"), *per, Cat("expected none, visit or year, got \"", text, "\""));
+    using Per = DeductibleRule::Per;
+    MEDSETTLE_POLICY_TRY(OneOf<Per>(
+        *per, m.At("per"), {{"none", Per::kNone}, {"visit", Per::kVisit}, {"year", Per::kYear}},
+        &out->per));
   }
   const size_t class_count = class_names_.size();
   if (out->per == DeductibleRule::Per::kNone) {
@@ -728,7 +737,8 @@ absl::Status Loader::ParseDeductible(const YAML::Node& n, const std::string& pat
     out->annual_ceiling_cents = cents;
     out->ceiling_ledgers = LedgerBit(s.ledger);
     if (ceiling_ledgers) {
-      MEDSETTLE_POLICY_TRY(Ledgers(*ceiling_ledgers, m.At("ceiling_ledgers"), &out->ceiling_ledgers));
+      MEDSETTLE_POLICY_TRY(
+          Ledgers(*ceiling_ledgers, m.At("ceiling_ledgers"), &out->ceiling_ledgers));
     }
   } else if (ceiling_ledgers) {
     return Fail(m.At("ceiling_ledgers"), *ceiling_ledgers, "needs annual_ceiling_yuan");
@@ -769,8 +779,7 @@ absl::Status Loader::ParseRatios(const YAML::Node& n, const std::string& path, S
       MEDSETTLE_POLICY_TRY(Yuan(*upto, sm.At("upto_yuan"), &cents));
       if (cents == 0) return Fail(sm.At("upto_yuan"), *upto, "must be above 0");
       if (!s->segments.empty() && cents <= *s->segments.back().upto_cents) {
-        return Fail(sm.At("upto_yuan"), *upto,
-                    "segments must have strictly increasing upto_yuan");
+        return Fail(sm.At("upto_yuan"), *upto, "segments must have strictly increasing upto_yuan");
       }
       seg.upto_cents = cents;
     } else if (i + 1 < segments.size()) {
@@ -784,8 +793,7 @@ absl::Status Loader::ParseRatios(const YAML::Node& n, const std::string& path, S
   return absl::OkStatus();
 }
 
-absl::Status Loader::ParseBonuses(const YAML::Node& n, const std::string& path,
-                                  Scheme* s) const {
+absl::Status Loader::ParseBonuses(const YAML::Node& n, const std::string& path, Scheme* s) const {
   MEDSETTLE_POLICY_TRY(AsSeq(n, path, /*allow_empty=*/true));
   for (size_t i = 0; i < n.size(); ++i) {
     Map m;
@@ -841,13 +849,13 @@ absl::Status Loader::ParseScheme(const YAML::Node& n, const std::string& path, S
                                  std::optional<YAML::Node>* spill_to,
                                  std::string* spill_path) const {
   Map m;
-  MEDSETTLE_POLICY_TRY(AsMap(
-      n, path,
-      {"title", "kind", "ledger", "position_ledgers", "class_overrides", "uncovered_classes",
-       "uncovered_source", "uncovered_assumed", "deductible", "ratios", "bonuses", "fund_cap",
-       "allowance_yuan", "allowance_source", "allowance_assumed", "spill_over",
-       "critical_illness", "supplementary"},
-      &m));
+  MEDSETTLE_POLICY_TRY(
+      AsMap(n, path,
+            {"title", "kind", "ledger", "position_ledgers", "class_overrides", "uncovered_classes",
+             "uncovered_source", "uncovered_assumed", "deductible", "ratios", "bonuses", "fund_cap",
+             "allowance_yuan", "allowance_source", "allowance_assumed", "spill_over",
+             "critical_illness", "supplementary"},
+            &m));
   YAML::Node title, ledger;
   MEDSETTLE_POLICY_TRY(Need(m, "title", &title));
   MEDSETTLE_POLICY_TRY(NonEmptyText(title, m.At("title"), &s->title));
@@ -856,11 +864,10 @@ absl::Status Loader::ParseScheme(const YAML::Node& n, const std::string& path, S
 
   s->kind = Scheme::Kind::kCoinsurance;
   if (std::optional<YAML::Node> kind = m.Find("kind")) {
-    std::string text;
-    MEDSETTLE_POLICY_TRY(Text(*kind, m.At("kind"), &text));
-    if (text == "coinsurance") s->kind = Scheme::Kind::kCoinsurance;
-    else if (text == "allowance") s->kind = Scheme::Kind::kAllowance;
-    else return Fail(m.At("kind"), *kind, Cat("expected coinsurance or allowance, got \"", text, "\""));
+    MEDSETTLE_POLICY_TRY(OneOf<Scheme::Kind>(
+        *kind, m.At("kind"),
+        {{"coinsurance", Scheme::Kind::kCoinsurance}, {"allowance", Scheme::Kind::kAllowance}},
+        &s->kind));
   }
 
   s->position_ledgers = LedgerBit(s->ledger);
@@ -969,16 +976,15 @@ absl::Status Loader::ParseVisits(const YAML::Node& n, const std::string& path,
     const std::string at = KeyPath(path, key);
     std::optional<VisitType> type = EnumByName<VisitType>(key, kVisitTypeCount);
     if (!type) {
-      return Fail(at, it->first, Cat("unknown visit type (one of ",
-                                              EnumNames<VisitType>(kVisitTypeCount), ")"));
+      return Fail(at, it->first,
+                  Cat("unknown visit type (one of ", EnumNames<VisitType>(kVisitTypeCount), ")"));
     }
     VisitRoute& route = policy->routes[static_cast<size_t>(*type)];
     if (route.scheme != -1) return Fail(at, it->first, "duplicate key");
     Map m;
-    MEDSETTLE_POLICY_TRY(AsMap(it->second, at,
-                               {"scheme", "top_up_yuan", "top_up_ledger", "top_up_source",
-                                "top_up_assumed"},
-                               &m));
+    MEDSETTLE_POLICY_TRY(
+        AsMap(it->second, at,
+              {"scheme", "top_up_yuan", "top_up_ledger", "top_up_source", "top_up_assumed"}, &m));
     YAML::Node scheme;
     MEDSETTLE_POLICY_TRY(Need(m, "scheme", &scheme));
     std::string name;
@@ -1066,22 +1072,21 @@ absl::Status Loader::ParseResponsibility(const YAML::Node& n, const std::string&
   MEDSETTLE_POLICY_TRY(NonEmptyText(name, m.At("name"), &out->name));
   MEDSETTLE_POLICY_TRY(Source(m, /*required=*/true, &out->source));
 
-  std::string text;
+  using Base = Responsibility::Base;
+  using Settle = Responsibility::Settle;
   MEDSETTLE_POLICY_TRY(Need(m, "base", &base));
-  MEDSETTLE_POLICY_TRY(Text(base, m.At("base"), &text));
-  if (text == "in_scope_burden") out->base = Responsibility::Base::kInScopeBurden;
-  else if (text == "out_of_scope") out->base = Responsibility::Base::kOutOfScope;
-  else if (text == "not_computable") out->base = Responsibility::Base::kNotComputable;
-  else return Fail(m.At("base"), base, Cat("expected in_scope_burden, out_of_scope or not_computable, got \"", text, "\""));
-
+  MEDSETTLE_POLICY_TRY(OneOf<Base>(base, m.At("base"),
+                                   {{"in_scope_burden", Base::kInScopeBurden},
+                                    {"out_of_scope", Base::kOutOfScope},
+                                    {"not_computable", Base::kNotComputable}},
+                                   &out->base));
   MEDSETTLE_POLICY_TRY(Need(m, "settle", &settle));
-  MEDSETTLE_POLICY_TRY(Text(settle, m.At("settle"), &text));
-  if (text == "counter") out->settle = Responsibility::Settle::kCounter;
-  else if (text == "counter_in_region") out->settle = Responsibility::Settle::kCounterInRegion;
-  else if (text == "claim_later") out->settle = Responsibility::Settle::kClaimLater;
-  else return Fail(m.At("settle"), settle, Cat("expected counter, counter_in_region or claim_later, got \"", text, "\""));
-  if (out->base == Responsibility::Base::kNotComputable &&
-      out->settle != Responsibility::Settle::kClaimLater) {
+  MEDSETTLE_POLICY_TRY(OneOf<Settle>(settle, m.At("settle"),
+                                     {{"counter", Settle::kCounter},
+                                      {"counter_in_region", Settle::kCounterInRegion},
+                                      {"claim_later", Settle::kClaimLater}},
+                                     &out->settle));
+  if (out->base == Base::kNotComputable && out->settle != Settle::kClaimLater) {
     return Fail(m.At("settle"), settle,
                 "a not_computable base cannot be settled at the counter (use claim_later)");
   }
@@ -1127,9 +1132,9 @@ absl::Status Loader::ParseResponsibility(const YAML::Node& n, const std::string&
 absl::Status Loader::ParseSupplementary(const YAML::Node& n, const std::string& path,
                                         SupplementaryProduct* out) const {
   Map m;
-  MEDSETTLE_POLICY_TRY(AsMap(
-      n, path, {"product", "title", "counter_regions", "source", "assumed", "responsibilities"},
-      &m));
+  MEDSETTLE_POLICY_TRY(
+      AsMap(n, path,
+            {"product", "title", "counter_regions", "source", "assumed", "responsibilities"}, &m));
   YAML::Node product, title, regions, responsibilities;
   MEDSETTLE_POLICY_TRY(Need(m, "product", &product));
   MEDSETTLE_POLICY_TRY(NonEmptyText(product, m.At("product"), &out->product));
@@ -1158,12 +1163,12 @@ absl::Status Loader::ParseSupplementary(const YAML::Node& n, const std::string& 
 // ------------------------------------------------------------------- policy
 
 absl::Status Loader::Load(const YAML::Node& root, Policy* policy) {
+  if (!root.IsDefined() || root.IsNull()) return Fail("", root, "the file is empty");
   Map m;
   MEDSETTLE_POLICY_TRY(AsMap(root, "",
                              {"id", "title", "source_document", "year", "valid_from", "valid_to",
-                              "regions", "pooling_area", "tiers", "institution_classes",
-                              "coverage", "schemes", "visits", "critical_illness",
-                              "supplementary"},
+                              "regions", "pooling_area", "tiers", "institution_classes", "coverage",
+                              "schemes", "visits", "critical_illness", "supplementary"},
                              &m));
   YAML::Node node;
   MEDSETTLE_POLICY_TRY(Need(m, "id", &node));
@@ -1246,13 +1251,16 @@ absl::Status Loader::Load(const YAML::Node& root, Policy* policy) {
     MEDSETTLE_POLICY_TRY(Text(*spill_to[i], spill_path[i], &target));
     int32_t t = policy->SchemeIndex(target);
     if (t < 0) return Fail(spill_path[i], *spill_to[i], Cat("unknown scheme \"", target, "\""));
-    if (static_cast<size_t>(t) == i) return Fail(spill_path[i], *spill_to[i], "a scheme cannot spill over to itself");
+    if (static_cast<size_t>(t) == i)
+      return Fail(spill_path[i], *spill_to[i], "a scheme cannot spill over to itself");
     const Scheme& to_scheme = policy->schemes[static_cast<size_t>(t)];
     if (to_scheme.kind != Scheme::Kind::kCoinsurance) {
-      return Fail(spill_path[i], *spill_to[i], "the spill-over target must be a coinsurance scheme");
+      return Fail(spill_path[i], *spill_to[i],
+                  "the spill-over target must be a coinsurance scheme");
     }
     if (spill_to[static_cast<size_t>(t)]) {
-      return Fail(spill_path[i], *spill_to[i], "the spill-over target spills over itself (chains are not supported)");
+      return Fail(spill_path[i], *spill_to[i],
+                  "the spill-over target spills over itself (chains are not supported)");
     }
     policy->schemes[i].spill_over_to = t;
   }
@@ -1260,10 +1268,12 @@ absl::Status Loader::Load(const YAML::Node& root, Policy* policy) {
   MEDSETTLE_POLICY_TRY(Need(m, "visits", &node));
   MEDSETTLE_POLICY_TRY(ParseVisits(node, "visits", policy));
 
-  if (std::optional<YAML::Node> ci = m.Find("critical_illness")) {
+  std::optional<YAML::Node> ci = m.Find("critical_illness");
+  if (ci) {
     MEDSETTLE_POLICY_TRY(ParseCriticalIllness(*ci, "critical_illness", &policy->critical_illness));
   }
-  if (std::optional<YAML::Node> sup = m.Find("supplementary")) {
+  std::optional<YAML::Node> sup = m.Find("supplementary");
+  if (sup) {
     policy->supplementary.emplace();
     MEDSETTLE_POLICY_TRY(ParseSupplementary(*sup, "supplementary", &*policy->supplementary));
   }
@@ -1287,10 +1297,10 @@ absl::Status Loader::Load(const YAML::Node& root, Policy* policy) {
     any_sup = any_sup || s.supplementary;
   }
   if (policy->critical_illness.enabled && !any_ci) {
-    return Fail("critical_illness", root, "enabled, but no scheme has `critical_illness: true`");
+    return Fail("critical_illness", *ci, "enabled, but no scheme has `critical_illness: true`");
   }
   if (policy->supplementary && !any_sup) {
-    return Fail("supplementary", root, "present, but no scheme has `supplementary: true`");
+    return Fail("supplementary", *sup, "present, but no scheme has `supplementary: true`");
   }
   return absl::OkStatus();
 }
@@ -1339,15 +1349,14 @@ absl::Status PolicySet::Add(Policy policy) {
     if (other.id == policy.id) {
       return InvalidField(reason::kPolicyFileInvalid, "id",
                           Cat(policy.file_name, ": id: policy id \"", policy.id,
-                                       "\" is already loaded from ", other.file_name));
+                              "\" is already loaded from ", other.file_name));
     }
     if (RegionsOverlap(policy, other) && DatesOverlap(policy, other)) {
       return InvalidField(
           reason::kPolicyFileInvalid, "regions",
-          Cat(policy.file_name, ": regions: regions and dates ",
-                       policy.valid_from.ToString(), "..", policy.valid_to.ToString(),
-                       " overlap policy ", other.id, " (", other.file_name, ", ",
-                       other.valid_from.ToString(), "..", other.valid_to.ToString(), ")"));
+          Cat(policy.file_name, ": regions: regions and dates ", policy.valid_from.ToString(), "..",
+              policy.valid_to.ToString(), " overlap policy ", other.id, " (", other.file_name, ", ",
+              other.valid_from.ToString(), "..", other.valid_to.ToString(), ")"));
     }
   }
   policies_.push_back(std::move(policy));

@@ -42,8 +42,8 @@ const Scheme& SchemeNamed(const Policy& policy, std::string_view name) {
 // ------------------------------------------------------------ shipped files
 
 TEST(ShippedPolicies, AllFourParseWithSourcesOnEveryFigure) {
-  for (const char* file : {"quzhou-2024.yaml", "quzhou-2025.yaml", "dianjiang-2024.yaml",
-                           "fenghua-2025.yaml"}) {
+  for (const char* file :
+       {"quzhou-2024.yaml", "quzhou-2025.yaml", "dianjiang-2024.yaml", "fenghua-2025.yaml"}) {
     SCOPED_TRACE(file);
     Policy policy = LoadShipped(file);
     EXPECT_EQ(policy.file_name, file);
@@ -78,8 +78,7 @@ TEST(ShippedPolicies, Quzhou2025FiguresAndAssumedMarks) {
   EXPECT_EQ(p.coverage.mid_year.at(0).kind, BenefitStartRule::Kind::kMonthsAfter);
   EXPECT_EQ(p.coverage.newborn_within_days, 90);
   const Scheme& inpatient = SchemeNamed(p, "inpatient");
-  EXPECT_EQ(inpatient.deductible.amount_by_class,
-            (std::vector<Cents>{30000, 50000, 70000}));
+  EXPECT_EQ(inpatient.deductible.amount_by_class, (std::vector<Cents>{30000, 50000, 70000}));
   EXPECT_EQ(inpatient.deductible.annual_ceiling_cents, 140000);
   EXPECT_THAT(p.critical_illness.source, EndsWith("[ASSUMED]"));
   ASSERT_EQ(p.critical_illness.terms.size(), 2u);
@@ -131,8 +130,7 @@ TEST(ShippedPolicies, FenghuaSharedTotalsAndSupplementary) {
   ASSERT_TRUE(p.supplementary.has_value());
   EXPECT_EQ(p.supplementary->product, "tianyi-yongning-2025");
   ASSERT_EQ(p.supplementary->responsibilities.size(), 4u);
-  EXPECT_EQ(p.supplementary->responsibilities[1].settle,
-            Responsibility::Settle::kCounterInRegion);
+  EXPECT_EQ(p.supplementary->responsibilities[1].settle, Responsibility::Settle::kCounterInRegion);
   EXPECT_EQ(p.supplementary->responsibilities[3].cap_cents, 10000000);
 }
 
@@ -140,8 +138,8 @@ TEST(ShippedPolicies, FenghuaSharedTotalsAndSupplementary) {
 
 PolicySet ShippedSet() {
   PolicySet set;
-  for (const char* file : {"quzhou-2024.yaml", "quzhou-2025.yaml", "dianjiang-2024.yaml",
-                           "fenghua-2025.yaml"}) {
+  for (const char* file :
+       {"quzhou-2024.yaml", "quzhou-2025.yaml", "dianjiang-2024.yaml", "fenghua-2025.yaml"}) {
     absl::Status added = set.Add(LoadShipped(file));
     EXPECT_TRUE(added.ok()) << added;
   }
@@ -290,10 +288,10 @@ TEST(PolicyLoader, ValidBaseParsesWithDefaults) {
 }
 
 TEST(PolicyLoader, AssumedIsMarkedInTheSource) {
-  absl::StatusOr<Policy> p = ParsePolicy(
-      kFile, Edit("      source: ratio section\n      segments:\n        - rows:",
-                  "      source: ratio section\n      assumed: true\n      segments:\n"
-                  "        - rows:"));
+  absl::StatusOr<Policy> p =
+      ParsePolicy(kFile, Edit("      source: ratio section\n      segments:\n        - rows:",
+                              "      source: ratio section\n      assumed: true\n      segments:\n"
+                              "        - rows:"));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->schemes.at(0).ratio_source, "ratio section [ASSUMED]");
 }
@@ -318,8 +316,8 @@ TEST_P(PolicyLoaderRejects, NamesFileAndKey) {
 INSTANTIATE_TEST_SUITE_P(
     Rules, PolicyLoaderRejects,
     testing::Values(
-        BadFile{"UnknownKey", "    fund_cap:\n", "    fund_caps:\n",
-                "schemes.outpatient.fund_caps", "unknown key"},
+        BadFile{"UnknownKey", "    fund_cap:\n", "    fund_caps:\n", "schemes.outpatient.fund_caps",
+                "unknown key"},
         BadFile{"UnknownMatcherKey", "{ class: [level_1] }", "{ clas: [level_1] }",
                 "schemes.outpatient.ratios.segments[0].rows[0].when.clas", "unknown key"},
         BadFile{"DuplicateKey", "title: test policy\n", "title: test policy\ntitle: again\n",
@@ -354,8 +352,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "pooling_area[0]", "6-digit"},
         BadFile{"BadDate", "valid_to: 2024-12-31", "valid_to: 2024-02-30", "valid_to",
                 "YYYY-MM-DD"},
-        BadFile{"ValidityOutsideYear", "valid_to: 2024-12-31", "valid_to: 2025-01-31",
-                "valid_to", "policy year"},
+        BadFile{"ValidityOutsideYear", "valid_to: 2024-12-31", "valid_to: 2025-01-31", "valid_to",
+                "policy year"},
         BadFile{"MidYearWindowOverlapsConcentrated", "paid_from: 2024-01-01",
                 "paid_from: 2023-12-01", "coverage.mid_year[0].paid_from", "ordered"},
         BadFile{"SpillOverToItself", "      source: cap section\n",
@@ -400,10 +398,10 @@ TEST(PolicySet, RefusesOverlappingRegionsAndDates) {
 
   // Another year of the same region does not overlap.
   std::string next_year(kValid);
-  for (auto [from, to] : {std::pair{"id: test-2024", "id: test-2025"},
-                          std::pair{"year: 2024", "year: 2025"},
-                          std::pair{"valid_from: 2024-01-01", "valid_from: 2025-01-01"},
-                          std::pair{"valid_to: 2024-12-31", "valid_to: 2025-12-31"}}) {
+  for (auto [from, to] :
+       {std::pair{"id: test-2024", "id: test-2025"}, std::pair{"year: 2024", "year: 2025"},
+        std::pair{"valid_from: 2024-01-01", "valid_from: 2025-01-01"},
+        std::pair{"valid_to: 2024-12-31", "valid_to: 2025-12-31"}}) {
     next_year.replace(next_year.find(from), std::string_view(from).size(), to);
   }
   absl::StatusOr<Policy> p2025 = ParsePolicy("test-2025.yaml", next_year);
