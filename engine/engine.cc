@@ -92,8 +92,15 @@ absl::Status ValidateClaim(const Claim& claim) {
                           "prices and amounts are not negative");
     }
     if (line.unit_price_cents > kMaxAmountCents || line.amount_cents > kMaxAmountCents) {
-      return InvalidField(reason::kAmountTooLarge, ItemField(i, "amount_cents"),
+      return InvalidField(reason::kAmountTooLarge,
+                          ItemField(i, line.amount_cents > kMaxAmountCents ? "amount_cents"
+                                                                           : "unit_price_cents"),
                           "amount above the largest accepted (10^12 分)");
+    }
+    if (line.quantity.units < 0 || line.quantity.scale < 0 ||
+        line.quantity.scale > kMaxQuantityScale) {
+      return InvalidField(reason::kQuantityInvalid, ItemField(i, "quantity"),
+                          "quantity must be a non-negative decimal with at most 4 places");
     }
     std::optional<Cents> expected = MultiplyQuantity(line.quantity, line.unit_price_cents);
     if (!expected) {
@@ -145,6 +152,7 @@ absl::Status ValidateAccumulators(const Accumulators& a) {
   for (const SupplementaryTotals& t : a.supplementary) {
     if (t.base_cents < 0 || t.paid_cents < 0) return negative("supplementary total");
   }
+  if (a.version < 0) return negative("version");
   return absl::OkStatus();
 }
 

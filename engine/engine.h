@@ -94,10 +94,13 @@ class Engine {
 
 // Checks the claim's own consistency (request id, dates for the visit type,
 // condition, line numbers, quantity × unit price = amount). INVALID_ARGUMENT
-// with the field path on the first problem.
+// with the field path of the first problem found: the visit's fields, then
+// each item in order, then duplicate line numbers across items. A stay's
+// service_date is not required and is ignored.
 absl::Status ValidateClaim(const Claim& claim);
 
-// Checks accumulator totals are non-negative (ACCUMULATORS_INVALID).
+// Checks accumulator totals and the version are non-negative
+// (INVALID_ARGUMENT, ACCUMULATORS_INVALID, field "year_to_date").
 absl::Status ValidateAccumulators(const Accumulators& accumulators);
 
 }  // namespace medsettle::engine

@@ -35,10 +35,22 @@ std::string Path(std::string_view root, std::string_view repeated, int index,
   return Path(root, Cat(repeated, "[", index, "].", leaf));
 }
 
+// A field path, made into text only when a refusal needs it:
+// root.leaf, or root.repeated[index].leaf when index >= 0.
+struct FieldRef {
+  std::string_view root;
+  std::string_view leaf;
+  std::string_view repeated = {};
+  int index = -1;
+  std::string str() const {
+    return index < 0 ? Path(root, leaf) : Path(root, repeated, index, leaf);
+  }
+};
+
 absl::Status EnumUnspecified(std::string field, int value) {
-  std::string message =
-      value == 0 ? Cat(field, ": must be set (the *_UNSPECIFIED value is refused)")
-                 : Cat(field, ": unknown value ", value);
+  std::string message = value == 0
+                            ? Cat(field, ": must be set (the *_UNSPECIFIED value is refused)")
+                            : Cat(field, ": unknown value ", value);
   return InvalidField(reason::kEnumUnspecified, field, message);
 }
 
@@ -46,87 +58,166 @@ absl::Status EnumUnspecified(std::string field, int value) {
 
 std::optional<engine::Category> CategoryFromProto(v1::Category v) {
   switch (v) {
-    case v1::CATEGORY_ADULT: return engine::Category::kAdult;
-    case v1::CATEGORY_INFANT: return engine::Category::kInfant;
-    case v1::CATEGORY_MINOR: return engine::Category::kMinor;
-    case v1::CATEGORY_STUDENT: return engine::Category::kStudent;
-    default: return std::nullopt;  // UNSPECIFIED or a number not in the contract
+    case v1::CATEGORY_ADULT:
+      return engine::Category::kAdult;
+    case v1::CATEGORY_INFANT:
+      return engine::Category::kInfant;
+    case v1::CATEGORY_MINOR:
+      return engine::Category::kMinor;
+    case v1::CATEGORY_STUDENT:
+      return engine::Category::kStudent;
+    default:
+      return std::nullopt;  // UNSPECIFIED or a number not in the contract
   }
 }
 
 std::optional<engine::Assistance> AssistanceFromProto(v1::Assistance v) {
   switch (v) {
-    case v1::ASSISTANCE_NONE: return engine::Assistance::kNone;
-    case v1::ASSISTANCE_TEKUN: return engine::Assistance::kTekun;
-    case v1::ASSISTANCE_DIBAO: return engine::Assistance::kDibao;
-    case v1::ASSISTANCE_DIBAO_EDGE: return engine::Assistance::kDibaoEdge;
-    case v1::ASSISTANCE_POVERTY_RELAPSE: return engine::Assistance::kPovertyRelapse;
-    case v1::ASSISTANCE_SEVERE_DISABILITY: return engine::Assistance::kSevereDisability;
-    case v1::ASSISTANCE_KEY_ENTITLED: return engine::Assistance::kKeyEntitled;
-    default: return std::nullopt;
+    case v1::ASSISTANCE_NONE:
+      return engine::Assistance::kNone;
+    case v1::ASSISTANCE_TEKUN:
+      return engine::Assistance::kTekun;
+    case v1::ASSISTANCE_DIBAO:
+      return engine::Assistance::kDibao;
+    case v1::ASSISTANCE_DIBAO_EDGE:
+      return engine::Assistance::kDibaoEdge;
+    case v1::ASSISTANCE_POVERTY_RELAPSE:
+      return engine::Assistance::kPovertyRelapse;
+    case v1::ASSISTANCE_SEVERE_DISABILITY:
+      return engine::Assistance::kSevereDisability;
+    case v1::ASSISTANCE_KEY_ENTITLED:
+      return engine::Assistance::kKeyEntitled;
+    default:
+      return std::nullopt;
   }
 }
 
 std::optional<engine::EnrollmentStatus> StatusFromProto(v1::EnrollmentStatus v) {
   switch (v) {
-    case v1::ENROLLMENT_STATUS_ACTIVE: return engine::EnrollmentStatus::kActive;
-    case v1::ENROLLMENT_STATUS_SUSPENDED: return engine::EnrollmentStatus::kSuspended;
-    default: return std::nullopt;
+    case v1::ENROLLMENT_STATUS_ACTIVE:
+      return engine::EnrollmentStatus::kActive;
+    case v1::ENROLLMENT_STATUS_SUSPENDED:
+      return engine::EnrollmentStatus::kSuspended;
+    default:
+      return std::nullopt;
   }
 }
 
 std::optional<engine::InstitutionKind> KindFromProto(v1::InstitutionKind v) {
   switch (v) {
-    case v1::INSTITUTION_KIND_HOSPITAL: return engine::InstitutionKind::kHospital;
-    case v1::INSTITUTION_KIND_COMMUNITY: return engine::InstitutionKind::kCommunity;
-    case v1::INSTITUTION_KIND_PHARMACY: return engine::InstitutionKind::kPharmacy;
-    default: return std::nullopt;
+    case v1::INSTITUTION_KIND_HOSPITAL:
+      return engine::InstitutionKind::kHospital;
+    case v1::INSTITUTION_KIND_COMMUNITY:
+      return engine::InstitutionKind::kCommunity;
+    case v1::INSTITUTION_KIND_PHARMACY:
+      return engine::InstitutionKind::kPharmacy;
+    default:
+      return std::nullopt;
   }
 }
 
 // SPECIALTY_UNSPECIFIED is not "none": an unset field is.
 std::optional<engine::Specialty> SpecialtyFromProto(v1::Specialty v) {
   switch (v) {
-    case v1::SPECIALTY_PSYCHIATRY: return engine::Specialty::kPsychiatry;
-    case v1::SPECIALTY_PEDIATRICS: return engine::Specialty::kPediatrics;
-    case v1::SPECIALTY_TCM: return engine::Specialty::kTcm;
-    default: return std::nullopt;
+    case v1::SPECIALTY_PSYCHIATRY:
+      return engine::Specialty::kPsychiatry;
+    case v1::SPECIALTY_PEDIATRICS:
+      return engine::Specialty::kPediatrics;
+    case v1::SPECIALTY_TCM:
+      return engine::Specialty::kTcm;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::ItemClass ItemClassToProto(engine::ItemClass v) {
   switch (v) {
-    case engine::ItemClass::kUnspecified: return v1::ITEM_CLASS_UNSPECIFIED;
-    case engine::ItemClass::kA: return v1::ITEM_CLASS_A;
-    case engine::ItemClass::kB: return v1::ITEM_CLASS_B;
-    case engine::ItemClass::kC: return v1::ITEM_CLASS_C;
-    case engine::ItemClass::kUnknown: return v1::ITEM_CLASS_UNKNOWN;
+    case engine::ItemClass::kUnspecified:
+      return v1::ITEM_CLASS_UNSPECIFIED;
+    case engine::ItemClass::kA:
+      return v1::ITEM_CLASS_A;
+    case engine::ItemClass::kB:
+      return v1::ITEM_CLASS_B;
+    case engine::ItemClass::kC:
+      return v1::ITEM_CLASS_C;
+    case engine::ItemClass::kUnknown:
+      return v1::ITEM_CLASS_UNKNOWN;
   }
   return v1::ITEM_CLASS_UNSPECIFIED;
 }
 
 v1::Fund FundToProto(engine::Fund v) {
   switch (v) {
-    case engine::Fund::kUnspecified: return v1::FUND_UNSPECIFIED;
-    case engine::Fund::kBase: return v1::FUND_BASE;
-    case engine::Fund::kCriticalIllness: return v1::FUND_CRITICAL_ILLNESS;
-    case engine::Fund::kSupplementary: return v1::FUND_SUPPLEMENTARY;
+    case engine::Fund::kUnspecified:
+      return v1::FUND_UNSPECIFIED;
+    case engine::Fund::kBase:
+      return v1::FUND_BASE;
+    case engine::Fund::kCriticalIllness:
+      return v1::FUND_CRITICAL_ILLNESS;
+    case engine::Fund::kSupplementary:
+      return v1::FUND_SUPPLEMENTARY;
   }
   return v1::FUND_UNSPECIFIED;
 }
 
-absl::Status CheckNonNegative(int64_t value, std::string_view root, std::string_view leaf) {
+absl::Status CheckNonNegative(int64_t value, const FieldRef& ref) {
   if (value >= 0) return absl::OkStatus();
-  std::string field = Path(root, leaf);
+  std::string field = ref.str();
   return InvalidField(reason::kAccumulatorsInvalid, field,
                       Cat(field, ": must not be negative, got ", value));
 }
-absl::Status CheckNonNegative(int64_t value, std::string_view root, std::string_view repeated,
-                              int index, std::string_view leaf) {
-  if (value >= 0) return absl::OkStatus();
-  std::string field = Path(root, repeated, index, leaf);
-  return InvalidField(reason::kAccumulatorsInvalid, field,
-                      Cat(field, ": must not be negative, got ", value));
+
+// The formats, on lazily named fields.
+absl::Status DateField(std::string_view text, bool required, const FieldRef& ref,
+                       engine::Date* out) {
+  if (text.empty()) {
+    if (required) {
+      std::string field = ref.str();
+      return InvalidField(reason::kDateMissing, field, Cat(field, ": date is required"));
+    }
+    *out = engine::Date();
+    return absl::OkStatus();
+  }
+  std::optional<engine::Date> date = engine::Date::Parse(text);
+  if (!date) {
+    std::string field = ref.str();
+    return InvalidField(reason::kDateInvalid, field,
+                        Cat(field, ": not a YYYY-MM-DD date: ", Quoted(text)));
+  }
+  *out = *date;
+  return absl::OkStatus();
+}
+
+absl::Status TimestampField(std::string_view text, const FieldRef& ref,
+                            std::optional<int64_t>* out_unix) {
+  if (text.empty()) {
+    *out_unix = std::nullopt;
+    return absl::OkStatus();
+  }
+  std::optional<int64_t> unix_seconds = engine::ParseRfc3339(text);
+  if (!unix_seconds) {
+    std::string field = ref.str();
+    return InvalidField(reason::kDateInvalid, field,
+                        Cat(field, ": not an RFC 3339 timestamp: ", Quoted(text)));
+  }
+  *out_unix = unix_seconds;
+  return absl::OkStatus();
+}
+
+absl::Status RegionCodeField(std::string_view text, const FieldRef& ref, engine::RegionCode* out) {
+  engine::RegionCode code = 0;
+  bool digits = text.size() == 6;
+  for (size_t i = 0; digits && i < text.size(); ++i) {
+    digits = text[i] >= '0' && text[i] <= '9';
+    code = code * 10 + (text[i] - '0');
+  }
+  if (!digits || !engine::IsValidRegionCode(code)) {
+    std::string field = ref.str();
+    return InvalidField(reason::kRegionCodeInvalid, field,
+                        Cat(field, ": not a 6-digit division code: ", Quoted(text)));
+  }
+  *out = code;
+  return absl::OkStatus();
 }
 
 absl::Status VisitFromProto(const v1::Visit& in, engine::Visit* out, std::string_view root) {
@@ -141,18 +232,18 @@ absl::Status VisitFromProto(const v1::Visit& in, engine::Visit* out, std::string
   out->type = *type;
   // Which dates a visit type needs is the engine's rule (ValidateClaim);
   // here an empty date is simply unset.
-  if (absl::Status s = ParseDateField(in.service_date(), false, Path(root, "visit.service_date"),
-                                      &out->service_date);
+  if (absl::Status s = DateField(in.service_date(), false, FieldRef{root, "visit.service_date"},
+                                 &out->service_date);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = ParseDateField(in.admission_date(), false,
-                                      Path(root, "visit.admission_date"), &out->admission_date);
+  if (absl::Status s = DateField(in.admission_date(), false, FieldRef{root, "visit.admission_date"},
+                                 &out->admission_date);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = ParseDateField(in.discharge_date(), false,
-                                      Path(root, "visit.discharge_date"), &out->discharge_date);
+  if (absl::Status s = DateField(in.discharge_date(), false, FieldRef{root, "visit.discharge_date"},
+                                 &out->discharge_date);
       !s.ok()) {
     return s;
   }
@@ -178,9 +269,8 @@ absl::Status LineFromProto(const v1::BillItem& in, int index, engine::BillLine* 
   if (!quantity) {
     std::string field = Path(root, "items", index, "quantity");
     return InvalidField(reason::kQuantityInvalid, field,
-                        Cat(field, ": not an exact decimal of at most ",
-                                     engine::kMaxQuantityScale, " places: ",
-                                     Quoted(in.quantity())));
+                        Cat(field, ": not an exact decimal of at most ", engine::kMaxQuantityScale,
+                            " places: ", Quoted(in.quantity())));
   }
   out->quantity = *quantity;
   if (in.unit_price_cents() < 0) {
@@ -221,105 +311,97 @@ engine::CredentialKind CredentialKindOf(const v1::Credential& c) {
 
 absl::Status ParseDateField(std::string_view text, bool required, std::string_view field,
                             engine::Date* out) {
-  if (text.empty()) {
-    if (required) {
-      return InvalidField(reason::kDateMissing, field, Cat(field, ": date is required"));
-    }
-    *out = engine::Date();
-    return absl::OkStatus();
-  }
-  std::optional<engine::Date> date = engine::Date::Parse(text);
-  if (!date) {
-    return InvalidField(reason::kDateInvalid, field,
-                        Cat(field, ": not a YYYY-MM-DD date: ", Quoted(text)));
-  }
-  *out = *date;
-  return absl::OkStatus();
+  return DateField(text, required, FieldRef{"", field}, out);
 }
 
 absl::Status ParseTimestampField(std::string_view text, std::string_view field,
                                  std::optional<int64_t>* out_unix) {
-  if (text.empty()) {
-    *out_unix = std::nullopt;
-    return absl::OkStatus();
-  }
-  std::optional<int64_t> unix_seconds = engine::ParseRfc3339(text);
-  if (!unix_seconds) {
-    return InvalidField(reason::kDateInvalid, field,
-                        Cat(field, ": not an RFC 3339 timestamp: ", Quoted(text)));
-  }
-  *out_unix = unix_seconds;
-  return absl::OkStatus();
+  return TimestampField(text, FieldRef{"", field}, out_unix);
 }
 
 absl::Status ParseRegionCodeField(std::string_view text, std::string_view field,
                                   engine::RegionCode* out) {
-  engine::RegionCode code = 0;
-  bool digits = text.size() == 6;
-  for (char c : text) {
-    if (c < '0' || c > '9') {
-      digits = false;
-      break;
-    }
-    if (digits) code = code * 10 + (c - '0');
-  }
-  if (!digits || !engine::IsValidRegionCode(code)) {
-    return InvalidField(reason::kRegionCodeInvalid, field,
-                        Cat(field, ": not a 6-digit division code: ", Quoted(text)));
-  }
-  *out = code;
-  return absl::OkStatus();
+  return RegionCodeField(text, FieldRef{"", field}, out);
 }
 
 // ---- enums ------------------------------------------------------------------
 
 std::optional<engine::VisitType> VisitTypeFromProto(v1::VisitType value) {
   switch (value) {
-    case v1::VISIT_TYPE_GENERAL_OUTPATIENT: return engine::VisitType::kGeneralOutpatient;
-    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT: return engine::VisitType::kChronicOutpatient;
-    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT: return engine::VisitType::kSpecialOutpatient;
-    case v1::VISIT_TYPE_INPATIENT: return engine::VisitType::kInpatient;
-    case v1::VISIT_TYPE_PRENATAL_CHECK: return engine::VisitType::kPrenatalCheck;
-    case v1::VISIT_TYPE_DELIVERY_NATURAL: return engine::VisitType::kDeliveryNatural;
-    case v1::VISIT_TYPE_DELIVERY_CAESAREAN: return engine::VisitType::kDeliveryCaesarean;
-    default: return std::nullopt;
+    case v1::VISIT_TYPE_GENERAL_OUTPATIENT:
+      return engine::VisitType::kGeneralOutpatient;
+    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT:
+      return engine::VisitType::kChronicOutpatient;
+    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT:
+      return engine::VisitType::kSpecialOutpatient;
+    case v1::VISIT_TYPE_INPATIENT:
+      return engine::VisitType::kInpatient;
+    case v1::VISIT_TYPE_PRENATAL_CHECK:
+      return engine::VisitType::kPrenatalCheck;
+    case v1::VISIT_TYPE_DELIVERY_NATURAL:
+      return engine::VisitType::kDeliveryNatural;
+    case v1::VISIT_TYPE_DELIVERY_CAESAREAN:
+      return engine::VisitType::kDeliveryCaesarean;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::VisitType VisitTypeToProto(engine::VisitType value) {
   switch (value) {
-    case engine::VisitType::kUnspecified: return v1::VISIT_TYPE_UNSPECIFIED;
-    case engine::VisitType::kGeneralOutpatient: return v1::VISIT_TYPE_GENERAL_OUTPATIENT;
-    case engine::VisitType::kChronicOutpatient: return v1::VISIT_TYPE_CHRONIC_OUTPATIENT;
-    case engine::VisitType::kSpecialOutpatient: return v1::VISIT_TYPE_SPECIAL_OUTPATIENT;
-    case engine::VisitType::kInpatient: return v1::VISIT_TYPE_INPATIENT;
-    case engine::VisitType::kPrenatalCheck: return v1::VISIT_TYPE_PRENATAL_CHECK;
-    case engine::VisitType::kDeliveryNatural: return v1::VISIT_TYPE_DELIVERY_NATURAL;
-    case engine::VisitType::kDeliveryCaesarean: return v1::VISIT_TYPE_DELIVERY_CAESAREAN;
+    case engine::VisitType::kUnspecified:
+      return v1::VISIT_TYPE_UNSPECIFIED;
+    case engine::VisitType::kGeneralOutpatient:
+      return v1::VISIT_TYPE_GENERAL_OUTPATIENT;
+    case engine::VisitType::kChronicOutpatient:
+      return v1::VISIT_TYPE_CHRONIC_OUTPATIENT;
+    case engine::VisitType::kSpecialOutpatient:
+      return v1::VISIT_TYPE_SPECIAL_OUTPATIENT;
+    case engine::VisitType::kInpatient:
+      return v1::VISIT_TYPE_INPATIENT;
+    case engine::VisitType::kPrenatalCheck:
+      return v1::VISIT_TYPE_PRENATAL_CHECK;
+    case engine::VisitType::kDeliveryNatural:
+      return v1::VISIT_TYPE_DELIVERY_NATURAL;
+    case engine::VisitType::kDeliveryCaesarean:
+      return v1::VISIT_TYPE_DELIVERY_CAESAREAN;
   }
   return v1::VISIT_TYPE_UNSPECIFIED;
 }
 
 std::optional<engine::Ledger> LedgerFromProto(v1::Ledger value) {
   switch (value) {
-    case v1::LEDGER_GENERAL_OUTPATIENT: return engine::Ledger::kGeneralOutpatient;
-    case v1::LEDGER_CHRONIC_OUTPATIENT: return engine::Ledger::kChronicOutpatient;
-    case v1::LEDGER_SPECIAL_OUTPATIENT: return engine::Ledger::kSpecialOutpatient;
-    case v1::LEDGER_INPATIENT: return engine::Ledger::kInpatient;
-    case v1::LEDGER_PRENATAL: return engine::Ledger::kPrenatal;
-    case v1::LEDGER_DELIVERY: return engine::Ledger::kDelivery;
-    default: return std::nullopt;
+    case v1::LEDGER_GENERAL_OUTPATIENT:
+      return engine::Ledger::kGeneralOutpatient;
+    case v1::LEDGER_CHRONIC_OUTPATIENT:
+      return engine::Ledger::kChronicOutpatient;
+    case v1::LEDGER_SPECIAL_OUTPATIENT:
+      return engine::Ledger::kSpecialOutpatient;
+    case v1::LEDGER_INPATIENT:
+      return engine::Ledger::kInpatient;
+    case v1::LEDGER_PRENATAL:
+      return engine::Ledger::kPrenatal;
+    case v1::LEDGER_DELIVERY:
+      return engine::Ledger::kDelivery;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::Ledger LedgerToProto(engine::Ledger value) {
   switch (value) {
-    case engine::Ledger::kGeneralOutpatient: return v1::LEDGER_GENERAL_OUTPATIENT;
-    case engine::Ledger::kChronicOutpatient: return v1::LEDGER_CHRONIC_OUTPATIENT;
-    case engine::Ledger::kSpecialOutpatient: return v1::LEDGER_SPECIAL_OUTPATIENT;
-    case engine::Ledger::kInpatient: return v1::LEDGER_INPATIENT;
-    case engine::Ledger::kPrenatal: return v1::LEDGER_PRENATAL;
-    case engine::Ledger::kDelivery: return v1::LEDGER_DELIVERY;
+    case engine::Ledger::kGeneralOutpatient:
+      return v1::LEDGER_GENERAL_OUTPATIENT;
+    case engine::Ledger::kChronicOutpatient:
+      return v1::LEDGER_CHRONIC_OUTPATIENT;
+    case engine::Ledger::kSpecialOutpatient:
+      return v1::LEDGER_SPECIAL_OUTPATIENT;
+    case engine::Ledger::kInpatient:
+      return v1::LEDGER_INPATIENT;
+    case engine::Ledger::kPrenatal:
+      return v1::LEDGER_PRENATAL;
+    case engine::Ledger::kDelivery:
+      return v1::LEDGER_DELIVERY;
   }
   return v1::LEDGER_UNSPECIFIED;
 }
@@ -335,13 +417,13 @@ absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* o
                         Cat(field, ": not an insurance year: ", in.year()));
   }
   out->year = in.year();
-  if (absl::Status s = ParseRegionCodeField(in.region_code(), Path(root, "region_code"),
-                                            &out->region_code);
+  if (absl::Status s =
+          RegionCodeField(in.region_code(), FieldRef{root, "region_code"}, &out->region_code);
       !s.ok()) {
     return s;
   }
   if (absl::Status s =
-          ParseDateField(in.birth_date(), true, Path(root, "birth_date"), &out->birth_date);
+          DateField(in.birth_date(), true, FieldRef{root, "birth_date"}, &out->birth_date);
       !s.ok()) {
     return s;
   }
@@ -362,7 +444,7 @@ absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* o
   // A concentrated-period enrollment may carry no payment date; whether one
   // is needed is a coverage rule (engine BenefitStart).
   if (absl::Status s =
-          ParseDateField(in.paid_date(), false, Path(root, "paid_date"), &out->paid_date);
+          DateField(in.paid_date(), false, FieldRef{root, "paid_date"}, &out->paid_date);
       !s.ok()) {
     return s;
   }
@@ -378,36 +460,36 @@ absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* o
   for (int i = 0; i < in.out_of_area_filings_size(); ++i) {
     const v1::OutOfAreaFiling& f = in.out_of_area_filings(i);
     engine::OutOfAreaFiling& filing = out->out_of_area_filings[static_cast<size_t>(i)];
-    if (absl::Status s = ParseRegionCodeField(
-            f.region_code(), Path(root, "out_of_area_filings", i, "region_code"),
-            &filing.region_code);
+    if (absl::Status s = RegionCodeField(f.region_code(),
+                                         FieldRef{root, "region_code", "out_of_area_filings", i},
+                                         &filing.region_code);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = ParseDateField(f.start_date(), true,
-                                        Path(root, "out_of_area_filings", i, "start_date"),
-                                        &filing.start_date);
+    if (absl::Status s =
+            DateField(f.start_date(), true, FieldRef{root, "start_date", "out_of_area_filings", i},
+                      &filing.start_date);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = ParseDateField(
-            f.end_date(), true, Path(root, "out_of_area_filings", i, "end_date"), &filing.end_date);
+    if (absl::Status s =
+            DateField(f.end_date(), true, FieldRef{root, "end_date", "out_of_area_filings", i},
+                      &filing.end_date);
         !s.ok()) {
       return s;
     }
     if (filing.end_date < filing.start_date) {
       std::string field = Path(root, "out_of_area_filings", i, "end_date");
       return InvalidField(reason::kDateOrder, field,
-                          Cat(field, ": ", f.end_date(), " is before the start ",
-                                       f.start_date()));
+                          Cat(field, ": ", f.end_date(), " is before the start ", f.start_date()));
     }
   }
 
   out->supplementary.product = in.supplementary().product();
   out->supplementary.pre_existing = in.supplementary().pre_existing();
   out->supplementary.continuous = in.supplementary().continuous();
-  return ParseTimestampField(in.voucher_revoked_at(), Path(root, "voucher_revoked_at"),
-                             &out->voucher_revoked_at_unix);
+  return TimestampField(in.voucher_revoked_at(), FieldRef{root, "voucher_revoked_at"},
+                        &out->voucher_revoked_at_unix);
 }
 
 absl::Status InstitutionFromProto(const v1::Institution& in, engine::Institution* out,
@@ -415,7 +497,7 @@ absl::Status InstitutionFromProto(const v1::Institution& in, engine::Institution
   out->institution_id = in.institution_id();
   out->name = in.name();
   if (absl::Status s =
-          ParseRegionCodeField(in.region_code(), Path(root, "region_code"), &out->region_code);
+          RegionCodeField(in.region_code(), FieldRef{root, "region_code"}, &out->region_code);
       !s.ok()) {
     return s;
   }
@@ -443,21 +525,21 @@ absl::Status ClaimFromProto(const v1::SettleRequest& in, engine::Claim* out,
   if (out->credential == engine::CredentialKind::kUnspecified) {
     std::string field = Path(root, "credential");
     return InvalidField(reason::kCredentialMissing, field,
-                        Cat(field, ": exactly one of id_card_no, insurance_card_no, "
-                                            "ec_token must be set and non-empty"));
+                        Cat(field,
+                            ": exactly one of id_card_no, insurance_card_no, "
+                            "ec_token must be set and non-empty"));
   }
   if (absl::Status s = VisitFromProto(in.visit(), &out->visit, root); !s.ok()) return s;
   if (in.items_size() > engine::kMaxBillLines) {
     std::string field = Path(root, "items");
-    return InvalidField(reason::kTooManyItems, field,
-                        Cat(field, ": ", in.items_size(), " items, at most ",
-                                     engine::kMaxBillLines));
+    return InvalidField(
+        reason::kTooManyItems, field,
+        Cat(field, ": ", in.items_size(), " items, at most ", engine::kMaxBillLines));
   }
   // resize keeps the capacity of a reused Claim, and of its lines' strings.
   out->lines.resize(static_cast<size_t>(in.items_size()));
   for (int i = 0; i < in.items_size(); ++i) {
-    if (absl::Status s =
-            LineFromProto(in.items(i), i, &out->lines[static_cast<size_t>(i)], root);
+    if (absl::Status s = LineFromProto(in.items(i), i, &out->lines[static_cast<size_t>(i)], root);
         !s.ok()) {
       return s;
     }
@@ -479,8 +561,7 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
     if (seen_ledger[slot]) {
       std::string field = Path(root, "ledgers", i, "ledger");
       return InvalidField(reason::kAccumulatorsInvalid, field,
-                          Cat(field, ": ledger ", v1::Ledger_Name(t.ledger()),
-                                       " is listed twice"));
+                          Cat(field, ": ledger ", v1::Ledger_Name(t.ledger()), " is listed twice"));
     }
     seen_ledger[slot] = true;
     for (const auto& [value, leaf] :
@@ -488,7 +569,8 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
           {t.in_scope_cents(), "in_scope_cents"},
           {t.fund_paid_cents(), "fund_paid_cents"},
           {t.visits(), "visits"}}) {
-      if (absl::Status s = CheckNonNegative(value, root, "ledgers", i, leaf); !s.ok()) return s;
+      if (absl::Status s = CheckNonNegative(value, FieldRef{root, leaf, "ledgers", i}); !s.ok())
+        return s;
     }
     engine::LedgerTotals& totals = out->ledger(*ledger);
     totals.deductible_paid_cents = t.deductible_paid_cents();
@@ -498,11 +580,13 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
   }
 
   const v1::CriticalIllnessTotals& ci = in.critical_illness();
-  if (absl::Status s = CheckNonNegative(ci.burden_cents(), root, "critical_illness.burden_cents");
+  if (absl::Status s =
+          CheckNonNegative(ci.burden_cents(), FieldRef{root, "critical_illness.burden_cents"});
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckNonNegative(ci.paid_cents(), root, "critical_illness.paid_cents");
+  if (absl::Status s =
+          CheckNonNegative(ci.paid_cents(), FieldRef{root, "critical_illness.paid_cents"});
       !s.ok()) {
     return s;
   }
@@ -514,23 +598,24 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
     const v1::SupplementaryTotals& t = in.supplementary(i);
     if (t.responsibility() < 1 || t.responsibility() > engine::kResponsibilityCount) {
       std::string field = Path(root, "supplementary", i, "responsibility");
-      return InvalidField(reason::kAccumulatorsInvalid, field,
-                          Cat(field, ": must be 1..", engine::kResponsibilityCount,
-                                       ", got ", t.responsibility()));
+      return InvalidField(
+          reason::kAccumulatorsInvalid, field,
+          Cat(field, ": must be 1..", engine::kResponsibilityCount, ", got ", t.responsibility()));
     }
     const size_t slot = static_cast<size_t>(t.responsibility() - 1);
     if (seen_responsibility[slot]) {
       std::string field = Path(root, "supplementary", i, "responsibility");
       return InvalidField(reason::kAccumulatorsInvalid, field,
-                          Cat(field, ": responsibility ", t.responsibility(),
-                                       " is listed twice"));
+                          Cat(field, ": responsibility ", t.responsibility(), " is listed twice"));
     }
     seen_responsibility[slot] = true;
-    if (absl::Status s = CheckNonNegative(t.base_cents(), root, "supplementary", i, "base_cents");
+    if (absl::Status s =
+            CheckNonNegative(t.base_cents(), FieldRef{root, "base_cents", "supplementary", i});
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckNonNegative(t.paid_cents(), root, "supplementary", i, "paid_cents");
+    if (absl::Status s =
+            CheckNonNegative(t.paid_cents(), FieldRef{root, "paid_cents", "supplementary", i});
         !s.ok()) {
       return s;
     }
@@ -538,15 +623,15 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
     out->supplementary[slot].paid_cents = t.paid_cents();
   }
 
-  if (absl::Status s = CheckNonNegative(in.version(), root, "version"); !s.ok()) return s;
+  if (absl::Status s = CheckNonNegative(in.version(), FieldRef{root, "version"}); !s.ok()) return s;
   out->version = in.version();
   return absl::OkStatus();
 }
 
 // ---- engine → proto ---------------------------------------------------------
 
-void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person_key,
-                         int32_t year, v1::Accumulators* out) {
+void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person_key, int32_t year,
+                         v1::Accumulators* out) {
   out->Clear();
   out->set_person_key(std::string(person_key));
   out->set_year(year);

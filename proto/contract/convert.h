@@ -31,8 +31,8 @@ namespace medsettle::contract {
 
 // "YYYY-MM-DD" into `*out`. Empty text: DATE_MISSING when `required`, else
 // `*out` is the unset Date. Malformed: DATE_INVALID. `field` names the path.
-absl::Status ParseDateField(std::string_view text, bool required,
-                            std::string_view field, engine::Date* out);
+absl::Status ParseDateField(std::string_view text, bool required, std::string_view field,
+                            engine::Date* out);
 
 // An optional RFC 3339 timestamp into Unix seconds: empty = nullopt;
 // malformed: DATE_INVALID.
@@ -96,8 +96,8 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
 // Overwrites `*out`. Ledgers and responsibilities that are all zero are
 // omitted; the rest follow ledger / responsibility order. critical_illness
 // is always present.
-void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person_key,
-                         int32_t year, v1::Accumulators* out);
+void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person_key, int32_t year,
+                         v1::Accumulators* out);
 
 // Overwrites `*out` with `settlement`, computed from `claim` (line codes are
 // looked up by LineResult::line_index). year_to_date and accumulator_delta
