@@ -436,11 +436,13 @@ Facts MakeFacts(const Policy& policy, const Enrollment& e, const Institution& in
 }  // namespace
 
 absl::Status Engine::Settle(const SettleInput& input, Settlement* out) const {
+  // A copy, taken before `out` is cleared: callers may pass the previous
+  // settlement's `after` as this one's year-to-date.
+  const Accumulators year_to_date = *input.year_to_date;
   out->Clear();
   const Claim& claim = *input.claim;
   const Enrollment& enrollment = *input.enrollment;
   const Institution& institution = *input.institution;
-  const Accumulators& year_to_date = *input.year_to_date;
   if (absl::Status s = ValidateClaim(claim); !s.ok()) return s;
   if (absl::Status s = ValidateAccumulators(year_to_date); !s.ok()) return s;
   absl::StatusOr<CoverageDecision> coverage =
