@@ -613,11 +613,19 @@ absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path,
       if (rule.paid_to < rule.paid_from) {
         return Fail(r.At("paid_to"), paid_to, "the payment window ends before it starts");
       }
+      // Every payment date after the concentrated period must meet exactly
+      // one window, so no payment falls through to a refusal by accident.
       if (rule.paid_from <= previous_end) {
         return Fail(r.At("paid_from"), paid_from,
                     Cat("payment windows must be ordered and not overlap: starts on or "
                         "before the end of ",
                         previous, " (", previous_end.ToString(), ")"));
+      }
+      if (rule.paid_from != previous_end.AddDays(1)) {
+        return Fail(r.At("paid_from"), paid_from,
+                    Cat("payment windows must leave no gap: a payment on ",
+                        previous_end.AddDays(1).ToString(), " (the day after ", previous,
+                        ") would match no window"));
       }
       if (rule.paid_to > year_end) {
         return Fail(r.At("paid_to"), paid_to, "the payment window ends after the policy year");
@@ -640,6 +648,13 @@ absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path,
       previous = at;
       out->mid_year.push_back(std::move(rule));
     }
+  }
+
+  if (previous_end != year_end) {
+    return Fail(m.At("mid_year"), n,
+                Cat("payments from ", previous_end.AddDays(1).ToString(), " to ",
+                    year_end.ToString(),
+                    " meet no payment window (add one, with `start: refuse` to refuse them)"));
   }
 
   if (std::optional<YAML::Node> newborn = m.Find("newborn_within_days")) {

@@ -281,8 +281,8 @@ absl::StatusOr<Cents> ApplyCriticalIllness(const Policy& policy, Settler& settle
   const Cents paid = std::min(rounded, cap_left);
   settler.Trace({.rule = TraceRule::kCriticalIllness, .source = policy.critical_illness.source,
                  .subject = kCriticalIllnessName, .amount_cents = paid, .base_cents = burden,
-                 .aux_cents = start, .ratio_bp = terms->ratio_bp,
-                 .count = static_cast<int32_t>(terms->threshold_cents / 100)});
+                 .aux_cents = start, .limit_cents = terms->threshold_cents,
+                 .ratio_bp = terms->ratio_bp});
   settler.AddCriticalIllness(burden, paid);
   out->fund_details.push_back({.fund = Fund::kCriticalIllness, .scheme = kCriticalIllnessName,
                                .eligible_cents = above, .paid_cents = paid,

@@ -95,8 +95,9 @@ std::string DescribeTraceStep(const TraceStep& s) {
                           FormatYuan(s.base_cents), ", in scope)");
     case TraceRule::kCriticalIllness:
       return Cat("burden ", FormatYuan(s.base_cents), " from year position ",
-                          FormatYuan(s.aux_cents), "; above ", s.count, ".00 at ",
-                          FormatPercent(s.ratio_bp), ", capped: pays ", amount);
+                 FormatYuan(s.aux_cents), "; the part above ", FormatYuan(s.limit_cents),
+                 " at ", FormatPercent(s.ratio_bp), ", within the annual cap if any: pays ",
+                 amount);
     case TraceRule::kSupplementary:
       return Cat("responsibility ", s.count, " (", s.subject, "): base ",
                           FormatYuan(s.base_cents), " from year position ",

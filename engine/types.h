@@ -249,7 +249,7 @@ enum class TraceRule : uint8_t {
   kSpillOver,           // amount: expense spilled; base: expense covered E
   kAllowance,           // amount: paid; base: allowance
   kTopUp,               // amount: top-up; base: target
-  kCriticalIllness,     // amount: paid; base: burden b; aux: position B0; ratio
+  kCriticalIllness,     // amount: paid; base: burden b; aux: position B0; limit: threshold; ratio
   kSupplementary,       // amount: paid; base: base amount; count: responsibility
   kClaimLater,          // count: responsibility; amount: estimate
   kPatient,             // amount: patient total
@@ -263,6 +263,7 @@ struct TraceStep {
   Cents amount_cents = 0;
   Cents base_cents = 0;
   Cents aux_cents = 0;
+  Cents limit_cents = 0;  // a threshold or cap the step compared against
   BasisPoints ratio_bp = 0;
   int32_t count = 0;
 };

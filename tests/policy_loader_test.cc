@@ -204,7 +204,7 @@ coverage:
   source: coverage section
   concentrated_period: { from: 2023-11-01, to: 2023-12-20 }
   mid_year:
-    - { paid_from: 2024-01-01, paid_to: 2024-12-31, start: month_start_after, n: 2 }
+    - { paid_from: 2023-12-21, paid_to: 2024-12-31, start: month_start_after, n: 2 }
 schemes:
   outpatient:
     title: outpatient
@@ -354,8 +354,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "YYYY-MM-DD"},
         BadFile{"ValidityOutsideYear", "valid_to: 2024-12-31", "valid_to: 2025-01-31", "valid_to",
                 "policy year"},
-        BadFile{"MidYearWindowOverlapsConcentrated", "paid_from: 2024-01-01",
+        BadFile{"MidYearWindowOverlapsConcentrated", "paid_from: 2023-12-21",
                 "paid_from: 2023-12-01", "coverage.mid_year[0].paid_from", "ordered"},
+        BadFile{"MidYearWindowsLeaveAGap", "paid_from: 2023-12-21", "paid_from: 2024-01-01",
+                "coverage.mid_year[0].paid_from", "no gap"},
+        BadFile{"MidYearWindowsStopBeforeTheYearEnds", "paid_to: 2024-12-31, start",
+                "paid_to: 2024-11-30, start", "coverage.mid_year", "meet no payment window"},
         BadFile{"SpillOverToItself", "      source: cap section\n",
                 "      source: cap section\n    spill_over: { to: outpatient, source: s }\n",
                 "schemes.outpatient.spill_over.to", "itself"},
@@ -401,7 +405,10 @@ TEST(PolicySet, RefusesOverlappingRegionsAndDates) {
   for (auto [from, to] :
        {std::pair{"id: test-2024", "id: test-2025"}, std::pair{"year: 2024", "year: 2025"},
         std::pair{"valid_from: 2024-01-01", "valid_from: 2025-01-01"},
-        std::pair{"valid_to: 2024-12-31", "valid_to: 2025-12-31"}}) {
+        std::pair{"valid_to: 2024-12-31", "valid_to: 2025-12-31"},
+        std::pair{"{ from: 2023-11-01, to: 2023-12-20 }", "{ from: 2024-11-01, to: 2024-12-20 }"},
+        std::pair{"paid_from: 2023-12-21, paid_to: 2024-12-31",
+                  "paid_from: 2024-12-21, paid_to: 2025-12-31"}}) {
     next_year.replace(next_year.find(from), std::string_view(from).size(), to);
   }
   absl::StatusOr<Policy> p2025 = ParsePolicy("test-2025.yaml", next_year);

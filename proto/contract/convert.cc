@@ -58,104 +58,71 @@ absl::Status EnumUnspecified(std::string field, int value) {
 
 std::optional<engine::Category> CategoryFromProto(v1::Category v) {
   switch (v) {
-    case v1::CATEGORY_ADULT:
-      return engine::Category::kAdult;
-    case v1::CATEGORY_INFANT:
-      return engine::Category::kInfant;
-    case v1::CATEGORY_MINOR:
-      return engine::Category::kMinor;
-    case v1::CATEGORY_STUDENT:
-      return engine::Category::kStudent;
-    default:
-      return std::nullopt;  // UNSPECIFIED or a number not in the contract
+    case v1::CATEGORY_ADULT: return engine::Category::kAdult;
+    case v1::CATEGORY_INFANT: return engine::Category::kInfant;
+    case v1::CATEGORY_MINOR: return engine::Category::kMinor;
+    case v1::CATEGORY_STUDENT: return engine::Category::kStudent;
+    default: return std::nullopt;  // UNSPECIFIED or a number not in the contract
   }
 }
 
 std::optional<engine::Assistance> AssistanceFromProto(v1::Assistance v) {
   switch (v) {
-    case v1::ASSISTANCE_NONE:
-      return engine::Assistance::kNone;
-    case v1::ASSISTANCE_TEKUN:
-      return engine::Assistance::kTekun;
-    case v1::ASSISTANCE_DIBAO:
-      return engine::Assistance::kDibao;
-    case v1::ASSISTANCE_DIBAO_EDGE:
-      return engine::Assistance::kDibaoEdge;
-    case v1::ASSISTANCE_POVERTY_RELAPSE:
-      return engine::Assistance::kPovertyRelapse;
-    case v1::ASSISTANCE_SEVERE_DISABILITY:
-      return engine::Assistance::kSevereDisability;
-    case v1::ASSISTANCE_KEY_ENTITLED:
-      return engine::Assistance::kKeyEntitled;
-    default:
-      return std::nullopt;
+    case v1::ASSISTANCE_NONE: return engine::Assistance::kNone;
+    case v1::ASSISTANCE_TEKUN: return engine::Assistance::kTekun;
+    case v1::ASSISTANCE_DIBAO: return engine::Assistance::kDibao;
+    case v1::ASSISTANCE_DIBAO_EDGE: return engine::Assistance::kDibaoEdge;
+    case v1::ASSISTANCE_POVERTY_RELAPSE: return engine::Assistance::kPovertyRelapse;
+    case v1::ASSISTANCE_SEVERE_DISABILITY: return engine::Assistance::kSevereDisability;
+    case v1::ASSISTANCE_KEY_ENTITLED: return engine::Assistance::kKeyEntitled;
+    default: return std::nullopt;
   }
 }
 
 std::optional<engine::EnrollmentStatus> StatusFromProto(v1::EnrollmentStatus v) {
   switch (v) {
-    case v1::ENROLLMENT_STATUS_ACTIVE:
-      return engine::EnrollmentStatus::kActive;
-    case v1::ENROLLMENT_STATUS_SUSPENDED:
-      return engine::EnrollmentStatus::kSuspended;
-    default:
-      return std::nullopt;
+    case v1::ENROLLMENT_STATUS_ACTIVE: return engine::EnrollmentStatus::kActive;
+    case v1::ENROLLMENT_STATUS_SUSPENDED: return engine::EnrollmentStatus::kSuspended;
+    default: return std::nullopt;
   }
 }
 
 std::optional<engine::InstitutionKind> KindFromProto(v1::InstitutionKind v) {
   switch (v) {
-    case v1::INSTITUTION_KIND_HOSPITAL:
-      return engine::InstitutionKind::kHospital;
-    case v1::INSTITUTION_KIND_COMMUNITY:
-      return engine::InstitutionKind::kCommunity;
-    case v1::INSTITUTION_KIND_PHARMACY:
-      return engine::InstitutionKind::kPharmacy;
-    default:
-      return std::nullopt;
+    case v1::INSTITUTION_KIND_HOSPITAL: return engine::InstitutionKind::kHospital;
+    case v1::INSTITUTION_KIND_COMMUNITY: return engine::InstitutionKind::kCommunity;
+    case v1::INSTITUTION_KIND_PHARMACY: return engine::InstitutionKind::kPharmacy;
+    default: return std::nullopt;
   }
 }
 
 // SPECIALTY_UNSPECIFIED is not "none": an unset field is.
 std::optional<engine::Specialty> SpecialtyFromProto(v1::Specialty v) {
   switch (v) {
-    case v1::SPECIALTY_PSYCHIATRY:
-      return engine::Specialty::kPsychiatry;
-    case v1::SPECIALTY_PEDIATRICS:
-      return engine::Specialty::kPediatrics;
-    case v1::SPECIALTY_TCM:
-      return engine::Specialty::kTcm;
-    default:
-      return std::nullopt;
+    case v1::SPECIALTY_PSYCHIATRY: return engine::Specialty::kPsychiatry;
+    case v1::SPECIALTY_PEDIATRICS: return engine::Specialty::kPediatrics;
+    case v1::SPECIALTY_TCM: return engine::Specialty::kTcm;
+    default: return std::nullopt;
   }
 }
 
 v1::ItemClass ItemClassToProto(engine::ItemClass v) {
   switch (v) {
-    case engine::ItemClass::kUnspecified:
-      return v1::ITEM_CLASS_UNSPECIFIED;
-    case engine::ItemClass::kA:
-      return v1::ITEM_CLASS_A;
-    case engine::ItemClass::kB:
-      return v1::ITEM_CLASS_B;
-    case engine::ItemClass::kC:
-      return v1::ITEM_CLASS_C;
-    case engine::ItemClass::kUnknown:
-      return v1::ITEM_CLASS_UNKNOWN;
+    case engine::ItemClass::kUnspecified: return v1::ITEM_CLASS_UNSPECIFIED;
+    case engine::ItemClass::kA: return v1::ITEM_CLASS_A;
+    case engine::ItemClass::kB: return v1::ITEM_CLASS_B;
+    case engine::ItemClass::kC: return v1::ITEM_CLASS_C;
+    case engine::ItemClass::kUnknown: return v1::ITEM_CLASS_UNKNOWN;
   }
   return v1::ITEM_CLASS_UNSPECIFIED;
 }
 
 v1::Fund FundToProto(engine::Fund v) {
   switch (v) {
-    case engine::Fund::kUnspecified:
-      return v1::FUND_UNSPECIFIED;
-    case engine::Fund::kBase:
-      return v1::FUND_BASE;
-    case engine::Fund::kCriticalIllness:
-      return v1::FUND_CRITICAL_ILLNESS;
-    case engine::Fund::kSupplementary:
-      return v1::FUND_SUPPLEMENTARY;
+    case engine::Fund::kUnspecified: return v1::FUND_UNSPECIFIED;
+    case engine::Fund::kBase: return v1::FUND_BASE;
+    case engine::Fund::kCriticalIllness: return v1::FUND_CRITICAL_ILLNESS;
+    case engine::Fund::kSupplementary: return v1::FUND_SUPPLEMENTARY;
   }
   return v1::FUND_UNSPECIFIED;
 }
@@ -299,8 +266,7 @@ engine::CredentialKind CredentialKindOf(const v1::Credential& c) {
     case v1::Credential::kEcToken:
       return c.ec_token().empty() ? engine::CredentialKind::kUnspecified
                                   : engine::CredentialKind::kEcToken;
-    case v1::Credential::KIND_NOT_SET:
-      break;
+    case v1::Credential::KIND_NOT_SET: break;
   }
   return engine::CredentialKind::kUnspecified;
 }
@@ -328,80 +294,51 @@ absl::Status ParseRegionCodeField(std::string_view text, std::string_view field,
 
 std::optional<engine::VisitType> VisitTypeFromProto(v1::VisitType value) {
   switch (value) {
-    case v1::VISIT_TYPE_GENERAL_OUTPATIENT:
-      return engine::VisitType::kGeneralOutpatient;
-    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT:
-      return engine::VisitType::kChronicOutpatient;
-    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT:
-      return engine::VisitType::kSpecialOutpatient;
-    case v1::VISIT_TYPE_INPATIENT:
-      return engine::VisitType::kInpatient;
-    case v1::VISIT_TYPE_PRENATAL_CHECK:
-      return engine::VisitType::kPrenatalCheck;
-    case v1::VISIT_TYPE_DELIVERY_NATURAL:
-      return engine::VisitType::kDeliveryNatural;
-    case v1::VISIT_TYPE_DELIVERY_CAESAREAN:
-      return engine::VisitType::kDeliveryCaesarean;
-    default:
-      return std::nullopt;
+    case v1::VISIT_TYPE_GENERAL_OUTPATIENT: return engine::VisitType::kGeneralOutpatient;
+    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT: return engine::VisitType::kChronicOutpatient;
+    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT: return engine::VisitType::kSpecialOutpatient;
+    case v1::VISIT_TYPE_INPATIENT: return engine::VisitType::kInpatient;
+    case v1::VISIT_TYPE_PRENATAL_CHECK: return engine::VisitType::kPrenatalCheck;
+    case v1::VISIT_TYPE_DELIVERY_NATURAL: return engine::VisitType::kDeliveryNatural;
+    case v1::VISIT_TYPE_DELIVERY_CAESAREAN: return engine::VisitType::kDeliveryCaesarean;
+    default: return std::nullopt;
   }
 }
 
 v1::VisitType VisitTypeToProto(engine::VisitType value) {
   switch (value) {
-    case engine::VisitType::kUnspecified:
-      return v1::VISIT_TYPE_UNSPECIFIED;
-    case engine::VisitType::kGeneralOutpatient:
-      return v1::VISIT_TYPE_GENERAL_OUTPATIENT;
-    case engine::VisitType::kChronicOutpatient:
-      return v1::VISIT_TYPE_CHRONIC_OUTPATIENT;
-    case engine::VisitType::kSpecialOutpatient:
-      return v1::VISIT_TYPE_SPECIAL_OUTPATIENT;
-    case engine::VisitType::kInpatient:
-      return v1::VISIT_TYPE_INPATIENT;
-    case engine::VisitType::kPrenatalCheck:
-      return v1::VISIT_TYPE_PRENATAL_CHECK;
-    case engine::VisitType::kDeliveryNatural:
-      return v1::VISIT_TYPE_DELIVERY_NATURAL;
-    case engine::VisitType::kDeliveryCaesarean:
-      return v1::VISIT_TYPE_DELIVERY_CAESAREAN;
+    case engine::VisitType::kUnspecified: return v1::VISIT_TYPE_UNSPECIFIED;
+    case engine::VisitType::kGeneralOutpatient: return v1::VISIT_TYPE_GENERAL_OUTPATIENT;
+    case engine::VisitType::kChronicOutpatient: return v1::VISIT_TYPE_CHRONIC_OUTPATIENT;
+    case engine::VisitType::kSpecialOutpatient: return v1::VISIT_TYPE_SPECIAL_OUTPATIENT;
+    case engine::VisitType::kInpatient: return v1::VISIT_TYPE_INPATIENT;
+    case engine::VisitType::kPrenatalCheck: return v1::VISIT_TYPE_PRENATAL_CHECK;
+    case engine::VisitType::kDeliveryNatural: return v1::VISIT_TYPE_DELIVERY_NATURAL;
+    case engine::VisitType::kDeliveryCaesarean: return v1::VISIT_TYPE_DELIVERY_CAESAREAN;
   }
   return v1::VISIT_TYPE_UNSPECIFIED;
 }
 
 std::optional<engine::Ledger> LedgerFromProto(v1::Ledger value) {
   switch (value) {
-    case v1::LEDGER_GENERAL_OUTPATIENT:
-      return engine::Ledger::kGeneralOutpatient;
-    case v1::LEDGER_CHRONIC_OUTPATIENT:
-      return engine::Ledger::kChronicOutpatient;
-    case v1::LEDGER_SPECIAL_OUTPATIENT:
-      return engine::Ledger::kSpecialOutpatient;
-    case v1::LEDGER_INPATIENT:
-      return engine::Ledger::kInpatient;
-    case v1::LEDGER_PRENATAL:
-      return engine::Ledger::kPrenatal;
-    case v1::LEDGER_DELIVERY:
-      return engine::Ledger::kDelivery;
-    default:
-      return std::nullopt;
+    case v1::LEDGER_GENERAL_OUTPATIENT: return engine::Ledger::kGeneralOutpatient;
+    case v1::LEDGER_CHRONIC_OUTPATIENT: return engine::Ledger::kChronicOutpatient;
+    case v1::LEDGER_SPECIAL_OUTPATIENT: return engine::Ledger::kSpecialOutpatient;
+    case v1::LEDGER_INPATIENT: return engine::Ledger::kInpatient;
+    case v1::LEDGER_PRENATAL: return engine::Ledger::kPrenatal;
+    case v1::LEDGER_DELIVERY: return engine::Ledger::kDelivery;
+    default: return std::nullopt;
   }
 }
 
 v1::Ledger LedgerToProto(engine::Ledger value) {
   switch (value) {
-    case engine::Ledger::kGeneralOutpatient:
-      return v1::LEDGER_GENERAL_OUTPATIENT;
-    case engine::Ledger::kChronicOutpatient:
-      return v1::LEDGER_CHRONIC_OUTPATIENT;
-    case engine::Ledger::kSpecialOutpatient:
-      return v1::LEDGER_SPECIAL_OUTPATIENT;
-    case engine::Ledger::kInpatient:
-      return v1::LEDGER_INPATIENT;
-    case engine::Ledger::kPrenatal:
-      return v1::LEDGER_PRENATAL;
-    case engine::Ledger::kDelivery:
-      return v1::LEDGER_DELIVERY;
+    case engine::Ledger::kGeneralOutpatient: return v1::LEDGER_GENERAL_OUTPATIENT;
+    case engine::Ledger::kChronicOutpatient: return v1::LEDGER_CHRONIC_OUTPATIENT;
+    case engine::Ledger::kSpecialOutpatient: return v1::LEDGER_SPECIAL_OUTPATIENT;
+    case engine::Ledger::kInpatient: return v1::LEDGER_INPATIENT;
+    case engine::Ledger::kPrenatal: return v1::LEDGER_PRENATAL;
+    case engine::Ledger::kDelivery: return v1::LEDGER_DELIVERY;
   }
   return v1::LEDGER_UNSPECIFIED;
 }
@@ -724,9 +661,9 @@ void SettlementToProto(const engine::Settlement& s, const engine::Claim& claim,
     v1::ClaimLater* later = out->add_claim_later();
     later->set_product(std::string(c.product));
     later->set_responsibility(c.responsibility);
-    // The contract has no "unknown": 0 stands for it.
-    later->set_base_cents(c.base_cents.value_or(0));
-    later->set_estimated_cents(c.estimated_cents.value_or(0));
+    later->set_name(std::string(c.name));
+    if (c.base_cents) later->set_base_cents(*c.base_cents);  // unset = unknown
+    if (c.estimated_cents) later->set_estimated_cents(*c.estimated_cents);
     later->set_reason(std::string(c.reason));
   }
 }

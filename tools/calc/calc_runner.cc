@@ -82,6 +82,19 @@ std::string_view CodeName(absl::StatusCode code) {
   return "UNKNOWN";
 }
 
+// The engine names claim fields relative to the SettleRequest
+// ("items[2].amount_cents", "visit.type"), as the gateway's callers see them;
+// in a CalcScenario the request sits under "request".
+absl::Status UnderRequest(const absl::Status& status) {
+  const std::string field = engine::FieldOf(status);
+  const std::string_view head = std::string_view(field).substr(0, field.find_first_of(".["));
+  if (head != "request_id" && head != "credential" && head != "visit" && head != "items") {
+    return status;
+  }
+  return engine::Refusal(status.code(), engine::ReasonOf(status), "request." + field,
+                         std::string(status.message()));
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ReadFile(const fs::path& path, std::string_view why) {
@@ -107,15 +120,13 @@ absl::StatusOr<engine::PolicySet> LoadPolicyDir(const fs::path& dir) {
     return engine::InvalidField(reason::kPolicyFileInvalid, "",
                                 "no *.yaml policy file in " + dir.string());
   }
-  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
-    return a.filename() < b.filename();
-  });
+  std::sort(files.begin(), files.end(),
+            [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
   engine::PolicySet set;
   for (const fs::path& file : files) {
     absl::StatusOr<std::string> text = ReadFile(file, reason::kPolicyFileInvalid);
     if (!text.ok()) return text.status();
-    absl::StatusOr<engine::Policy> policy =
-        engine::ParsePolicy(file.filename().string(), *text);
+    absl::StatusOr<engine::Policy> policy = engine::ParsePolicy(file.filename().string(), *text);
     if (!policy.ok()) return policy.status();
     if (absl::Status s = set.Add(*std::move(policy)); !s.ok()) return s;
   }
@@ -135,8 +146,11 @@ absl::Status ParseScenarioJson(std::string_view json, v1::CalcScenario* scenario
   const auto parsed = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), scenario, options);
   if (parsed.ok()) return absl::OkStatus();
-  return engine::InvalidField(reason::kScenarioInvalid, "",
-                              "not a CalcScenario: " + parsed.message().ToString());
+  // The parser appends an excerpt of the input after a blank line: keep the
+  // first line, the message proper.
+  std::string message = parsed.message().ToString();
+  message.erase(std::min(message.find('\n'), message.size()));
+  return engine::InvalidField(reason::kScenarioInvalid, "", "not a CalcScenario: " + message);
 }
 
 std::string ResponseJson(const v1::SettleResponse& response, bool pretty) {
@@ -191,7 +205,7 @@ absl::Status ScenarioRunner::Run(const v1::CalcScenario& scenario, v1::SettleRes
   input.institution = &institution_;
   input.year_to_date = &year_to_date_;
   input.claim = &claim_;
-  if (absl::Status s = engine_.Settle(input, &settlement_); !s.ok()) return s;
+  if (absl::Status s = engine_.Settle(input, &settlement_); !s.ok()) return UnderRequest(s);
   contract::SettlementToProto(settlement_, claim_, enrollment_.person_key,
                               institution_.institution_id, response);
   // The calculator records nothing and has no clock.
@@ -199,14 +213,10 @@ absl::Status ScenarioRunner::Run(const v1::CalcScenario& scenario, v1::SettleRes
   return absl::OkStatus();
 }
 
-bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out,
-               StreamStats* stats) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
+bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out, StreamStats* stats) {
   v1::CalcScenario scenario;
   v1::SettleResponse response;
   std::string line;
-  std::string json;
   int64_t line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
@@ -224,9 +234,7 @@ bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out,
       status = runner->Run(scenario, &response);
     }
     if (status.ok()) {
-      json.clear();
-      (void)google::protobuf::util::MessageToJsonString(response, &json, options);
-      out << json << '\n';
+      out << ResponseJson(response, /*pretty=*/false) << '\n';
     } else {
       ++stats->errors;
       out << ErrorJson(status) << '\n';

@@ -51,10 +51,10 @@ class ScenarioRunner {
   ScenarioRunner(const ScenarioRunner&) = delete;
   ScenarioRunner& operator=(const ScenarioRunner&) = delete;
 
-  // Converts `scenario` (contract refusals: INVALID_ARGUMENT with the field
-  // path under "enrollment", "institution", "year_to_date", "request",
-  // "voucher_issued_at"), settles it (engine refusals) and overwrites
-  // `*response`: status TRIAL, no settlement_id, no settled_at.
+  // Converts `scenario`, settles it and overwrites `*response`: status
+  // TRIAL, no settlement_id, no settled_at. Refusals are the contract's and
+  // the engine's, every field path rooted in the CalcScenario
+  // ("request.items[2].amount_cents", "enrollment.birth_date").
   absl::Status Run(const v1::CalcScenario& scenario, v1::SettleResponse* response);
 
  private:
@@ -75,8 +75,7 @@ struct StreamStats {
 // `out`: the SettleResponse JSON or the ErrorJson. Blank lines are skipped.
 // Output is buffered and not flushed per line. Returns false when `out`
 // failed (the stream could not be processed).
-bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out,
-               StreamStats* stats);
+bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out, StreamStats* stats);
 
 }  // namespace medsettle::calc
 

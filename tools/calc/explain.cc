@@ -152,8 +152,7 @@ void Section(std::string_view title, std::string* out) {
   out->append("\n");
 }
 
-void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
-                  std::string* out) {
+void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r, std::string* out) {
   const v1::SettleRequest& request = scenario.request();
   const v1::Visit& visit = request.visit();
   const v1::Institution& inst = scenario.institution();
@@ -161,21 +160,21 @@ void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
 
   std::string visit_text(VisitName(r.visit_type()));
   if (!visit.admission_date().empty() || !visit.discharge_date().empty()) {
-    visit_text += Cat(", admitted ", visit.admission_date(), ", discharged ",
-                       visit.discharge_date());
+    visit_text +=
+        Cat(", admitted ", visit.admission_date(), ", discharged ", visit.discharge_date());
   } else if (!visit.service_date().empty()) {
     visit_text += Cat(", on ", visit.service_date());
   }
   if (!visit.condition().empty()) visit_text += Cat(", condition ", visit.condition());
   if (visit.has_specialty()) {
-    visit_text += ", specialty " + WithoutPrefix(v1::Specialty_Name(visit.specialty()),
-                                                 "SPECIALTY_");
+    visit_text +=
+        ", specialty " + WithoutPrefix(v1::Specialty_Name(visit.specialty()), "SPECIALTY_");
   }
   if (visit.emergency()) visit_text += ", emergency 急诊";
 
-  std::string inst_text = Cat(inst.name(), " [", inst.institution_id(), "], region ",
-                               inst.region_code(), ", ", KindName(inst.kind()), " level ",
-                               inst.level());
+  std::string inst_text =
+      Cat(inst.name(), " [", inst.institution_id(), "], region ", inst.region_code(), ", ",
+          KindName(inst.kind()), " level ", inst.level());
   if (inst.zero_markup()) inst_text += ", 零差率 zero mark-up";
   if (inst.tcm()) inst_text += ", 中医 TCM";
   if (inst.children_or_maternal()) inst_text += ", 儿童/妇幼 children's or maternal";
@@ -183,10 +182,9 @@ void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
 
   std::string person_text =
       Cat(e.person_key(), ", ", e.year(), " ",
-           WithoutPrefix(v1::Category_Name(e.category()), "CATEGORY_"), ", tier ",
-           e.tier(), ", assistance ",
-           WithoutPrefix(v1::Assistance_Name(e.assistance()), "ASSISTANCE_"), ", region ",
-           e.region_code());
+          WithoutPrefix(v1::Category_Name(e.category()), "CATEGORY_"), ", tier ", e.tier(),
+          ", assistance ", WithoutPrefix(v1::Assistance_Name(e.assistance()), "ASSISTANCE_"),
+          ", region ", e.region_code());
   if (!e.supplementary().product().empty()) {
     person_text += Cat(", 惠民保 ", e.supplementary().product());
     if (e.supplementary().pre_existing()) person_text += " (既往症 pre-existing)";
@@ -197,8 +195,7 @@ void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
   header.AddRow({"情景 scenario", scenario.name().empty() ? "(unnamed)" : scenario.name()});
   header.AddRow({"政策 policy", r.policy_id()});
   header.AddRow({"就诊 visit", visit_text});
-  header.AddRow({"结算日 settled on",
-                 r.settlement_date() + " (试算 trial: nothing recorded)"});
+  header.AddRow({"结算日 settled on", r.settlement_date() + " (试算 trial: nothing recorded)"});
   header.AddRow({"机构 institution", inst_text});
   header.AddRow({"参保人 insured", person_text});
   if (!r.request_id().empty()) header.AddRow({"请求 request", r.request_id()});
@@ -208,8 +205,7 @@ void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
   header.Render("", out);
 }
 
-void AppendBill(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
-                std::string* out) {
+void AppendBill(const v1::CalcScenario& scenario, const v1::SettleResponse& r, std::string* out) {
   Section("明细 Bill lines", out);
   using A = TextTable::Align;
   TextTable table({{"line", A::kRight},
@@ -238,8 +234,7 @@ void AppendBill(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
                   std::string(ClassName(line.item_class())), item ? item->quantity() : "",
                   item ? FormatYuan(item->unit_price_cents()) : "", FormatYuan(line.amount_cents()),
                   FormatYuan(line.over_limit_cents()), FormatYuan(line.pre_self_pay_cents()),
-                  FormatYuan(line.in_scope_cents()), FormatYuan(line.out_of_scope_cents()),
-                  name});
+                  FormatYuan(line.in_scope_cents()), FormatYuan(line.out_of_scope_cents()), name});
   }
   table.Render("  ", out);
 }
@@ -272,8 +267,11 @@ void AppendFunds(const v1::SettleResponse& r, std::string* out) {
   if (r.fund_details_size() == 0) return;
   Section("基金 Fund details", out);
   using A = TextTable::Align;
-  TextTable table(
-      {{"fund"}, {"scheme"}, {"eligible", A::kRight}, {"paid", A::kRight}, {"cap left", A::kRight}});
+  TextTable table({{"fund"},
+                   {"scheme"},
+                   {"eligible", A::kRight},
+                   {"paid", A::kRight},
+                   {"cap left", A::kRight}});
   for (const v1::FundDetail& d : r.fund_details()) {
     table.AddRow({std::string(FundName(d.fund())), d.scheme(), FormatYuan(d.eligible_cents()),
                   FormatYuan(d.paid_cents()),
@@ -300,22 +298,24 @@ void AppendClaimLater(const v1::SettleResponse& r, std::string* out) {
   using A = TextTable::Align;
   TextTable table({{"product"},
                    {"responsibility", A::kRight},
+                   {"name"},
                    {"base", A::kRight},
                    {"estimate", A::kRight},
                    {"reason"}});
   for (const v1::ClaimLater& c : r.claim_later()) {
-    // The contract carries 0 for "not known from this bill".
-    auto known = [](int64_t cents) { return cents == 0 ? std::string("-") : FormatYuan(cents); };
-    table.AddRow({c.product(), std::to_string(c.responsibility()), known(c.base_cents()),
-                  known(c.estimated_cents()), c.reason()});
+    // Unset amounts are not known from this bill.
+    table.AddRow({c.product(), std::to_string(c.responsibility()), c.name(),
+                  c.has_base_cents() ? FormatYuan(c.base_cents()) : std::string("-"),
+                  c.has_estimated_cents() ? FormatYuan(c.estimated_cents()) : std::string("-"),
+                  c.reason()});
   }
   table.Render("  ", out);
 }
 
 void AppendYearToDate(const v1::SettleResponse& r, std::string* out) {
   const v1::Accumulators& ytd = r.year_to_date();
-  Section(Cat("年度累计 Year to date after this settlement (", ytd.year(),
-               ", version ", ytd.version(), ")"),
+  Section(Cat("年度累计 Year to date after this settlement (", ytd.year(), ", version ",
+              ytd.version(), ")"),
           out);
   using A = TextTable::Align;
   TextTable ledgers({{"ledger"},

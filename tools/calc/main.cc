@@ -20,6 +20,7 @@
 
 namespace {
 
+// clang-format off
 constexpr std::string_view kUsage =
     "usage: medsettle-calc --scenario FILE [--catalog FILE] [--policies DIR] [--explain]\n"
     "       medsettle-calc [--catalog FILE] [--policies DIR] < scenarios.ndjson\n"
@@ -29,6 +30,7 @@ constexpr std::string_view kUsage =
     "  --policies DIR   folder of policy *.yaml (default " MEDSETTLE_DEFAULT_POLICY_DIR ")\n"
     "Without --scenario, reads NDJSON CalcScenarios on stdin and writes one\n"
     "NDJSON line per scenario: the SettleResponse or {\"error\":{...}}.\n";
+// clang-format on
 
 struct Flags {
   std::string scenario;
@@ -91,13 +93,12 @@ absl::StatusOr<std::unique_ptr<medsettle::engine::Engine>> LoadEngine(const Flag
       medsettle::calc::LoadCatalogFile(flags.catalog);
   if (!catalog.ok()) return catalog.status();
   // Held in place: settlements point into the engine's policies.
-  return std::make_unique<medsettle::engine::Engine>(*std::move(policies),
-                                                     *std::move(catalog));
+  return std::make_unique<medsettle::engine::Engine>(*std::move(policies), *std::move(catalog));
 }
 
 int RunOne(const medsettle::engine::Engine& engine, const Flags& flags) {
-  absl::StatusOr<std::string> json = medsettle::calc::ReadFile(
-      flags.scenario, medsettle::engine::reason::kScenarioInvalid);
+  absl::StatusOr<std::string> json =
+      medsettle::calc::ReadFile(flags.scenario, medsettle::engine::reason::kScenarioInvalid);
   if (!json.ok()) return Fail(json.status());
   medsettle::v1::CalcScenario scenario;
   if (absl::Status s = medsettle::calc::ParseScenarioJson(*json, &scenario); !s.ok()) {
