@@ -13,6 +13,7 @@
 #include <random>
 
 #include "engine/status.h"
+#include "engine/text.h"
 #include "tests/support/engine_fixture.h"
 
 namespace medsettle::testing {
@@ -90,7 +91,7 @@ class RandomYear {
     for (int n = 1; n <= lines; ++n) {
       const char* code = kCodes[Uniform(0, static_cast<int>(std::size(kCodes)) - 1)];
       const std::string quantity = Chance(70) ? std::to_string(Uniform(1, 10))
-                                              : std::to_string(Uniform(0, 9)) + "." + std::to_string(Uniform(1, 99));
+                                              : Cat(Uniform(0, 9), ".", Uniform(1, 99));
       // Mostly ordinary prices, sometimes very large ones to cross every cap.
       const Cents price = Chance(90) ? Uniform(1, 200'000) : Cents{Uniform(1, 2000)} * 100'000;
       bill.push_back(Line(n, code, quantity, price));

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/status.h"
+#include "engine/text.h"
 
 namespace medsettle::testing {
 
@@ -86,7 +87,7 @@ Enrollment Person(RegionCode region, int year, int tier) {
 
 Institution Hospital(RegionCode region, int level) {
   Institution i;
-  i.institution_id = "H" + std::to_string(region) + "-" + std::to_string(level);
+  i.institution_id = Cat("H", region, "-", level);
   i.name = "test hospital";
   i.region_code = region;
   i.kind = InstitutionKind::kHospital;
@@ -96,14 +97,14 @@ Institution Hospital(RegionCode region, int level) {
 
 Institution Community(RegionCode region) {
   Institution i = Hospital(region, 1);
-  i.institution_id = "C" + std::to_string(region);
+  i.institution_id = Cat("C", region);
   i.kind = InstitutionKind::kCommunity;
   return i;
 }
 
 Institution Pharmacy(RegionCode region) {
   Institution i = Hospital(region, 1);
-  i.institution_id = "P" + std::to_string(region);
+  i.institution_id = Cat("P", region);
   i.kind = InstitutionKind::kPharmacy;
   return i;
 }
