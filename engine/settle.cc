@@ -245,6 +245,8 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
            .subject = policy_.schemes[static_cast<size_t>(scheme.spill_over_to)].name,
            .amount_cents = spilled, .base_cents = covered, .aux_cents = pay.fund_cents});
   }
+  // After a spill-over, this scheme's ratio applied to the part it covered.
+  if (spilled > 0) eligible = pay.covered_cents - pay.deductible_cents;
   AddLedger(scheme.ledger, pay.deductible_cents, pay.covered_cents, pay.fund_cents, visits);
   out_->fund_details.push_back({.fund = Fund::kBase, .scheme = scheme.name,
                                 .eligible_cents = eligible, .paid_cents = pay.fund_cents,

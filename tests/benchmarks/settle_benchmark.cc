@@ -1,11 +1,15 @@
 // Settlements per second per core (single-threaded): a 20-line outpatient
 // bill and a 2,000-line inpatient bill, the Settlement reused between
 // iterations as a server worker would. Targets (issue 2): ≥ 1,000,000/s and
-// ≥ 20,000/s per core. Run:
+// ≥ 20,000/s per core. Also the calculator's NDJSON throughput (JSON in,
+// settle, JSON out) over the bundled examples. Run:
 //   build/release/tests/benchmarks/settle_benchmark --benchmark_min_time=2
 #include <benchmark/benchmark.h>
 
+#include <sstream>
+
 #include "tests/support/engine_fixture.h"
+#include "tools/calc/calc_runner.h"
 
 namespace medsettle::testing {
 namespace {
@@ -77,6 +81,27 @@ void BM_Settle_FenghuaInpatientWithSupplementary(benchmark::State& state) {
   Run(state, e, i, c);
 }
 BENCHMARK(BM_Settle_FenghuaInpatientWithSupplementary);
+
+// medsettle-calc's streaming mode over the bundled examples (every policy,
+// one refusal): scenarios per second, JSON parsing and printing included.
+void BM_CalcNdjson(benchmark::State& state) {
+  const std::string examples = ReadSourceFile("tools/calc/examples/all.ndjson");
+  int64_t per_pass = 0;
+  for (char c : examples) per_pass += c == '\n';
+  calc::ScenarioRunner runner(&ShippedEngine());
+  for (auto _ : state) {
+    std::istringstream in(examples);
+    std::ostringstream sink;
+    calc::StreamStats stats;
+    if (!calc::RunNdjson(&runner, in, sink, &stats)) {
+      state.SkipWithError("output failed");
+      break;
+    }
+    benchmark::DoNotOptimize(sink.tellp());
+  }
+  state.SetItemsProcessed(state.iterations() * per_pass);
+}
+BENCHMARK(BM_CalcNdjson);
 
 }  // namespace
 }  // namespace medsettle::testing
