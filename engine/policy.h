@@ -155,6 +155,14 @@ struct FundCap {
   std::string source;
 };
 
+// "Settle as class X when ..." — a scheme's institution-class substitution.
+struct ClassOverride {
+  Matcher when;
+  int32_t class_index = 0;
+  std::string class_name;
+  std::string source;
+};
+
 struct Scheme {
   enum class Kind : uint8_t {
     kCoinsurance,  // deductible, ratio by segment plus bonuses, cap
@@ -166,7 +174,7 @@ struct Scheme {
   Ledger ledger = Ledger::kGeneralOutpatient;  // where its totals are recorded
   // Class substitutions before anything else (e.g. minors at level-3
   // children's hospitals are settled as level 2): first match wins.
-  std::vector<Row<int32_t>> class_overrides;
+  std::vector<ClassOverride> class_overrides;
   uint32_t uncovered_class_mask = 0;  // classes this scheme pays nothing at
   std::string uncovered_source;
   DeductibleRule deductible;

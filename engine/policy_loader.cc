@@ -897,16 +897,14 @@ absl::Status Loader::ParseScheme(const YAML::Node& n, const std::string& path, S
       Map row;
       MEDSETTLE_POLICY_TRY(
           AsMap((*overrides)[i], IndexPath(at, i), {"when", "class", "source", "assumed"}, &row));
-      Row<int32_t> r;
+      ClassOverride r;
       YAML::Node when, target;
       MEDSETTLE_POLICY_TRY(Need(row, "when", &when));  // an override must say when
       MEDSETTLE_POLICY_TRY(ParseWhen(row, &r.when));
       MEDSETTLE_POLICY_TRY(Need(row, "class", &target));
-      MEDSETTLE_POLICY_TRY(ClassName(target, row.At("class"), &r.value));
-      // The override's source documents the rule in the file; Scheme has no
-      // field for it (the trace names the scheme's other sources).
-      std::string unused_source;
-      MEDSETTLE_POLICY_TRY(Source(row, /*required=*/true, &unused_source));
+      MEDSETTLE_POLICY_TRY(ClassName(target, row.At("class"), &r.class_index));
+      r.class_name = target.Scalar();
+      MEDSETTLE_POLICY_TRY(Source(row, /*required=*/true, &r.source));
       s->class_overrides.push_back(std::move(r));
     }
   }

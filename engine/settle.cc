@@ -148,9 +148,13 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
   // Institution class, after the scheme's substitutions.
   Facts facts = facts_;
   int32_t cls = std::countr_zero(facts.class_bit);
-  if (const int32_t* substitute = FirstMatch(scheme.class_overrides, facts)) {
-    cls = *substitute;
+  for (const ClassOverride& substitute : scheme.class_overrides) {
+    if (!substitute.when.Matches(facts)) continue;
+    cls = substitute.class_index;
     facts.class_bit = 1u << cls;
+    Trace({.rule = TraceRule::kClassOverride, .source = substitute.source,
+           .subject = substitute.class_name});
+    break;
   }
   if (scheme.uncovered_class_mask & facts.class_bit) {
     Trace({.rule = TraceRule::kSchemeNotCovered, .source = scheme.uncovered_source,

@@ -15,6 +15,7 @@ std::string_view TraceRuleId(TraceRule rule) {
     case TraceRule::kPreSelfPay: return "classify.pre_self_pay";
     case TraceRule::kOutOfScope: return "classify.out_of_scope";
     case TraceRule::kInScope: return "classify.in_scope";
+    case TraceRule::kClassOverride: return "base_fund.class_override";
     case TraceRule::kSchemeNotCovered: return "base_fund.not_covered";
     case TraceRule::kDeductible: return "base_fund.deductible";
     case TraceRule::kDeductibleCeiling: return "base_fund.deductible_ceiling";
@@ -53,6 +54,8 @@ std::string DescribeTraceStep(const TraceStep& s) {
       return Cat(amount, " out of scope: class C and unknown codes (自费)");
     case TraceRule::kInScope:
       return Cat(amount, " in scope (政策范围内)");
+    case TraceRule::kClassOverride:
+      return Cat("settled as institution class ", s.subject);
     case TraceRule::kSchemeNotCovered:
       return Cat(s.subject, " does not pay at this institution class: ",
                           FormatYuan(s.base_cents), " in scope borne by the patient");

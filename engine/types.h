@@ -240,6 +240,7 @@ enum class TraceRule : uint8_t {
   kPreSelfPay,          // amount: total pre-self-pay
   kOutOfScope,          // amount: total class C + unknown
   kInScope,             // amount: in-scope total
+  kClassOverride,       // subject: the class the visit is settled as
   kSchemeNotCovered,    // subject: scheme; the class is not paid
   kDeductible,          // amount: taken; base: rule amount; aux: paid before
   kDeductibleCeiling,   // amount: taken after the annual ceiling; base: ceiling

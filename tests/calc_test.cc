@@ -165,6 +165,21 @@ TEST(ScenarioRunner, ContractRefusalsNameTheScenarioPath) {
   EXPECT_EQ(FieldOf(status), "voucher_issued_at");
 }
 
+TEST(ScenarioRunner, YearToDateMustBeTheEnrollmentsPersonAndYear) {
+  v1::CalcScenario scenario = LoadScenario(kExamples / "quzhou-2024-chronic-spill-over.json");
+  ScenarioRunner runner(&ShippedEngine());
+  v1::SettleResponse response;
+  scenario.mutable_year_to_date()->set_person_key("someone-else");
+  absl::Status status = runner.Run(scenario, &response);
+  EXPECT_EQ(ReasonOf(status), "ACCUMULATORS_INVALID");
+  EXPECT_EQ(FieldOf(status), "year_to_date.person_key");
+  scenario = LoadScenario(kExamples / "quzhou-2024-chronic-spill-over.json");
+  scenario.mutable_year_to_date()->set_year(2023);
+  status = runner.Run(scenario, &response);
+  EXPECT_EQ(ReasonOf(status), "ACCUMULATORS_INVALID");
+  EXPECT_EQ(FieldOf(status), "year_to_date.year");
+}
+
 // ---- NDJSON stream --------------------------------------------------------------
 
 TEST(RunNdjson, OneLinePerScenarioBlankLinesSkipped) {

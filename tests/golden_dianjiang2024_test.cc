@@ -224,6 +224,7 @@ TEST(Dianjiang2024, GeneralOutpatientMinorAtLevelThreeChildrensHospitalSettledAs
   ASSERT_TRUE(SettleWith(child, childrens, {}, GeneralVisit("2024-06-10", 25000), &v1).ok());
   ExpectSplit(v1, {.deductible = 20000, .base_fund = 2000, .patient = 23000});
   EXPECT_FALSE(HasStep(v1, TraceRule::kSchemeNotCovered));
+  EXPECT_TRUE(HasStep(v1, TraceRule::kClassOverride)) << "the trace says it settled as level 2";
   // Second visit: deductible met; 100.00 × 40% = 40.00.
   Settlement v2;
   ASSERT_TRUE(SettleWith(child, childrens, v1.after, GeneralVisit("2024-07-10", 10000), &v2).ok());
@@ -239,6 +240,7 @@ TEST(Dianjiang2024, GeneralOutpatientMinorAtLevelThreeChildrensHospitalSettledAs
                          &birthday).ok());
   ExpectSplit(birthday, {.deductible = 0, .base_fund = 0, .patient = 25000});  // an adult: level 3
   EXPECT_TRUE(HasStep(birthday, TraceRule::kSchemeNotCovered));
+  EXPECT_FALSE(HasStep(birthday, TraceRule::kClassOverride));
 }
 
 TEST(Dianjiang2024, ChronicVisitSettledAsGeneralOutpatient) {

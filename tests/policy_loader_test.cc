@@ -95,7 +95,9 @@ TEST(ShippedPolicies, DianjiangTiersMaternityAndUncoveredLevel3) {
   const Scheme& go = SchemeNamed(p, "general_outpatient");
   EXPECT_EQ(go.uncovered_class_mask, 1u << p.ClassIndex("level_3"));
   ASSERT_EQ(go.class_overrides.size(), 1u);
-  EXPECT_EQ(go.class_overrides[0].value, p.ClassIndex("level_2"));
+  EXPECT_EQ(go.class_overrides[0].class_index, p.ClassIndex("level_2"));
+  EXPECT_EQ(go.class_overrides[0].class_name, "level_2");
+  EXPECT_FALSE(go.class_overrides[0].source.empty());
   const Scheme& inpatient = SchemeNamed(p, "inpatient");
   EXPECT_EQ(inpatient.deductible.tcm_lower_class, (std::vector<int32_t>{-1, 0, 1}));
   EXPECT_EQ(inpatient.fund_cap.ledgers,

@@ -194,6 +194,16 @@ absl::Status ScenarioRunner::Run(const v1::CalcScenario& scenario, v1::SettleRes
       !s.ok()) {
     return s;
   }
+  // The year so far must be this person's and this enrollment's year.
+  const v1::Accumulators& ytd = scenario.year_to_date();
+  if (!ytd.person_key().empty() && ytd.person_key() != enrollment_.person_key) {
+    return engine::InvalidField(engine::reason::kAccumulatorsInvalid, "year_to_date.person_key",
+                                "year_to_date belongs to another person than the enrollment");
+  }
+  if (ytd.year() != 0 && ytd.year() != enrollment_.year) {
+    return engine::InvalidField(engine::reason::kAccumulatorsInvalid, "year_to_date.year",
+                                "year_to_date is for another year than the enrollment");
+  }
   if (absl::Status s = contract::ClaimFromProto(scenario.request(), &claim_); !s.ok()) return s;
   engine::SettleInput input;
   if (absl::Status s = contract::ParseTimestampField(
