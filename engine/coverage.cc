@@ -12,6 +12,27 @@ namespace medsettle::engine {
 
 namespace internal {
 
+namespace {
+
+// The start a rule gives for a payment on `paid`, or its refusal.
+absl::StatusOr<Date> ApplyStartRule(const Policy& policy, const BenefitStartRule& rule, Date paid) {
+  switch (rule.kind) {
+    case BenefitStartRule::Kind::kMonthStartAfter:
+      return paid.FirstOfMonthAfter(rule.n);
+    case BenefitStartRule::Kind::kDaysAfter:
+      return paid.AddDays(rule.n);
+    case BenefitStartRule::Kind::kMonthsAfter:
+      return paid.AddMonthsClamped(rule.n);
+    case BenefitStartRule::Kind::kRefuse:
+      break;
+  }
+  return Refused(reason::kPaymentTooLate, Cat("contribution paid on ", paid.ToString(),
+                                              " is too late for ", policy.id, " (",
+                                              rule.source, ")"));
+}
+
+}  // namespace
+
 absl::StatusOr<Date> BenefitStart(const Policy& policy, const Enrollment& e) {
   const CoverageRules& rules = policy.coverage;
   const Date year_start = Date::FromYmd(policy.year, 1, 1);
@@ -19,29 +40,25 @@ absl::StatusOr<Date> BenefitStart(const Policy& policy, const Enrollment& e) {
   // year starts).
   if (e.newborn && rules.newborn_within_days && e.birth_date.valid() && e.paid_date.valid() &&
       e.paid_date >= e.birth_date &&
-      e.paid_date.days() - e.birth_date.days() <= *rules.newborn_within_days) {
+      e.paid_date.days() - e.birth_date.days() <= *rules.newborn_within_days &&
+      (!rules.newborn_born_in_year || e.birth_date.year() == policy.year)) {
     return std::max(e.birth_date, year_start);
   }
-  if (e.concentrated) return year_start;
   if (!e.paid_date.valid()) {
+    if (e.concentrated && !(e.reenrolled_after_gap && rules.after_gap)) return year_start;
     return InvalidField(reason::kEnrollmentInvalid, "enrollment.paid_date",
-                        "enrollment has no paid_date and is not marked concentrated");
+                        "the enrollment has no paid_date: only a concentrated-period "
+                        "enrollment (not after a gap) may leave it empty");
+  }
+  // After a gap the waiting period applies whenever the contribution was paid.
+  if (e.reenrolled_after_gap && rules.after_gap) {
+    return ApplyStartRule(policy, *rules.after_gap, e.paid_date);
   }
   // Paid by the end of the concentrated period (or earlier): the whole year.
-  if (rules.concentrated_to.valid() && e.paid_date <= rules.concentrated_to) return year_start;
+  if (e.paid_date <= rules.concentrated_to) return year_start;
   for (const BenefitStartRule& rule : rules.mid_year) {
-    if (e.paid_date < rule.paid_from || e.paid_date > rule.paid_to) continue;
-    switch (rule.kind) {
-      case BenefitStartRule::Kind::kMonthStartAfter:
-        return e.paid_date.FirstOfMonthAfter(rule.n);
-      case BenefitStartRule::Kind::kDaysAfter:
-        return e.paid_date.AddDays(rule.n);
-      case BenefitStartRule::Kind::kMonthsAfter:
-        return e.paid_date.AddMonthsClamped(rule.n);
-      case BenefitStartRule::Kind::kRefuse:
-        return Refused(reason::kPaymentTooLate,
-                       Cat("contribution paid on ", e.paid_date.ToString(),
-                                    " is too late for ", policy.id, " (", rule.source, ")"));
+    if (e.paid_date >= rule.paid_from && e.paid_date <= rule.paid_to) {
+      return ApplyStartRule(policy, rule, e.paid_date);
     }
   }
   return Refused(reason::kPaymentTooLate,
@@ -88,6 +105,18 @@ absl::StatusOr<CoverageDecision> Engine::CheckCoverage(
   if (std::find(policy->tiers.begin(), policy->tiers.end(), e.tier) == policy->tiers.end()) {
     return Refused(reason::kTierNotInPolicy,
                    Cat("tier ", e.tier, " does not exist in ", policy->id));
+  }
+  if (const auto& by_birth = policy->coverage.category_by_birth;
+      by_birth && e.category != Category::kStudent && e.birth_date.valid()) {
+    const Category expected = e.birth_date <= by_birth->adult_born_until  ? Category::kAdult
+                              : e.birth_date >= by_birth->infant_born_from ? Category::kInfant
+                                                                          : Category::kMinor;
+    if (e.category != expected) {
+      return InvalidField(reason::kEnrollmentInvalid, "enrollment.category",
+                          Cat("category ", Name(e.category), " contradicts birth date ",
+                              e.birth_date.ToString(), ": ", policy->id, " makes it ",
+                              Name(expected), " (", by_birth->source, ")"));
+    }
   }
   if (credential == CredentialKind::kEcToken && e.voucher_revoked_at_unix &&
       (!voucher_issued_at_unix || *voucher_issued_at_unix <= *e.voucher_revoked_at_unix)) {

@@ -136,28 +136,39 @@ absl::Status ValidateClaim(const Claim& claim) {
 }
 
 absl::Status ValidateAccumulators(const Accumulators& a) {
-  auto negative = [](std::string_view what) {
+  // Bounded so that every sum and position the engine forms stays far
+  // inside int64 (a year total above 10^15 分 is corrupt data, not money).
+  auto out_of_range = [](Cents v) { return v < 0 || v > kMaxAccumulatedCents; };
+  auto refuse = [](std::string_view what) {
     return InvalidField(reason::kAccumulatorsInvalid, "year_to_date",
-                        Cat("accumulator ", what, " is negative"));
+                        Cat("accumulator ", what, " is negative or above 10^15"));
   };
   for (const LedgerTotals& t : a.ledgers) {
-    if (t.deductible_paid_cents < 0 || t.in_scope_cents < 0 || t.fund_paid_cents < 0 ||
-        t.visits < 0) {
-      return negative("ledger total");
+    if (out_of_range(t.deductible_paid_cents) || out_of_range(t.in_scope_cents) ||
+        out_of_range(t.fund_paid_cents) || t.visits < 0 || t.visits > kMaxAccumulatedVisits) {
+      return refuse("ledger total");
     }
   }
-  if (a.critical_illness_burden_cents < 0 || a.critical_illness_paid_cents < 0) {
-    return negative("critical-illness total");
+  if (out_of_range(a.critical_illness_burden_cents) ||
+      out_of_range(a.critical_illness_paid_cents)) {
+    return refuse("critical-illness total");
   }
   for (const SupplementaryTotals& t : a.supplementary) {
-    if (t.base_cents < 0 || t.paid_cents < 0) return negative("supplementary total");
+    if (out_of_range(t.base_cents) || out_of_range(t.paid_cents)) {
+      return refuse("supplementary total");
+    }
   }
-  if (a.version < 0) return negative("version");
+  if (a.version < 0) return refuse("version");
   return absl::OkStatus();
 }
 
 absl::StatusOr<Accumulators> Engine::Reverse(const Accumulators& current,
                                              const Accumulators& delta) {
+  if (absl::Status s = ValidateAccumulators(current); !s.ok()) return s;
+  if (absl::Status s = ValidateAccumulators(delta); !s.ok()) {
+    return Refusal(absl::StatusCode::kInvalidArgument, reason::kAccumulatorsInvalid, "delta",
+                   "a settlement's delta is never negative");
+  }
   Accumulators after = current;
   for (size_t i = 0; i < after.ledgers.size(); ++i) {
     after.ledgers[i].deductible_paid_cents -= delta.ledgers[i].deductible_paid_cents;

@@ -80,7 +80,8 @@ class Engine {
 
   // Undoes a settlement: `current` minus `delta`, version + 1. Refuses
   // (FAILED_PRECONDITION, ACCUMULATORS_INVALID) if any total would go
-  // negative, which means the delta was not applied to this year.
+  // negative, which means the delta was not applied to this year;
+  // INVALID_ARGUMENT if either input is out of range (a negative delta).
   static absl::StatusOr<Accumulators> Reverse(const Accumulators& current,
                                               const Accumulators& delta);
 
@@ -99,8 +100,9 @@ class Engine {
 // service_date is not required and is ignored.
 absl::Status ValidateClaim(const Claim& claim);
 
-// Checks accumulator totals and the version are non-negative
-// (INVALID_ARGUMENT, ACCUMULATORS_INVALID, field "year_to_date").
+// Checks accumulator totals are within 0..10^15 分, visits within
+// 0..10^6 and the version non-negative (INVALID_ARGUMENT,
+// ACCUMULATORS_INVALID, field "year_to_date").
 absl::Status ValidateAccumulators(const Accumulators& accumulators);
 
 }  // namespace medsettle::engine

@@ -112,6 +112,22 @@ struct CoverageRules {
   // Newborns enrolled within this many days of birth are covered from
   // birth (never before the year starts); nullopt: no newborn rule.
   std::optional<int32_t> newborn_within_days;
+  // The newborn rule holds only for children born in the policy year.
+  bool newborn_born_in_year = false;
+  // Re-enrolment after a gap (断保后再参保): the benefit start follows this
+  // rule from the payment date even when it was paid in the concentrated
+  // period (only kind and n are used); nullopt: a gap changes nothing.
+  std::optional<BenefitStartRule> after_gap;
+  // Categories follow from the birth date (Fenghua): born on or before
+  // `adult_born_until` → ADULT, on or after `infant_born_from` → INFANT,
+  // between → MINOR; STUDENT is a status, any age. An enrollment whose
+  // category contradicts its birth date is refused.
+  struct CategoryByBirth {
+    Date adult_born_until;
+    Date infant_born_from;
+    std::string source;
+  };
+  std::optional<CategoryByBirth> category_by_birth;
   std::string source;
 };
 

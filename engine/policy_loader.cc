@@ -573,7 +573,9 @@ absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path,
   Map m;
   MEDSETTLE_POLICY_TRY(
       AsMap(n, path,
-            {"source", "assumed", "concentrated_period", "mid_year", "newborn_within_days"}, &m));
+            {"source", "assumed", "concentrated_period", "mid_year", "newborn_within_days",
+             "newborn_born_in_year", "after_gap", "category_by_birth_date"},
+            &m));
   MEDSETTLE_POLICY_TRY(Source(m, /*required=*/true, &out->source));
 
   YAML::Node period_node;
@@ -661,6 +663,47 @@ absl::Status Loader::ParseCoverage(const YAML::Node& n, const std::string& path,
     int32_t days = 0;
     MEDSETTLE_POLICY_TRY(Int(*newborn, m.At("newborn_within_days"), 1, 366, &days));
     out->newborn_within_days = days;
+  }
+  if (std::optional<YAML::Node> in_year = m.Find("newborn_born_in_year")) {
+    if (!out->newborn_within_days) {
+      return Fail(m.At("newborn_born_in_year"), *in_year, "needs newborn_within_days");
+    }
+    MEDSETTLE_POLICY_TRY(Bool(*in_year, m.At("newborn_born_in_year"), &out->newborn_born_in_year));
+  }
+
+  if (std::optional<YAML::Node> gap = m.Find("after_gap")) {
+    Map g;
+    MEDSETTLE_POLICY_TRY(AsMap(*gap, m.At("after_gap"), {"start", "n", "source", "assumed"}, &g));
+    BenefitStartRule rule;
+    YAML::Node start, n_node;
+    MEDSETTLE_POLICY_TRY(Need(g, "start", &start));
+    using StartKind = BenefitStartRule::Kind;
+    MEDSETTLE_POLICY_TRY(OneOf<StartKind>(start, g.At("start"),
+                                          {{"month_start_after", StartKind::kMonthStartAfter},
+                                           {"days_after", StartKind::kDaysAfter},
+                                           {"months_after", StartKind::kMonthsAfter}},
+                                          &rule.kind));
+    MEDSETTLE_POLICY_TRY(Need(g, "n", &n_node));
+    MEDSETTLE_POLICY_TRY(Int(n_node, g.At("n"), 0, 366, &rule.n));
+    MEDSETTLE_POLICY_TRY(Source(g, /*required=*/true, &rule.source));
+    out->after_gap = std::move(rule);
+  }
+
+  if (std::optional<YAML::Node> by_birth = m.Find("category_by_birth_date")) {
+    Map c;
+    MEDSETTLE_POLICY_TRY(AsMap(*by_birth, m.At("category_by_birth_date"),
+                               {"adult_born_until", "infant_born_from", "source", "assumed"}, &c));
+    CoverageRules::CategoryByBirth rule;
+    YAML::Node adult, infant;
+    MEDSETTLE_POLICY_TRY(Need(c, "adult_born_until", &adult));
+    MEDSETTLE_POLICY_TRY(Need(c, "infant_born_from", &infant));
+    MEDSETTLE_POLICY_TRY(DateValue(adult, c.At("adult_born_until"), &rule.adult_born_until));
+    MEDSETTLE_POLICY_TRY(DateValue(infant, c.At("infant_born_from"), &rule.infant_born_from));
+    if (rule.infant_born_from <= rule.adult_born_until) {
+      return Fail(c.At("infant_born_from"), infant, "must be after adult_born_until");
+    }
+    MEDSETTLE_POLICY_TRY(Source(c, /*required=*/true, &rule.source));
+    out->category_by_birth = std::move(rule);
   }
   return absl::OkStatus();
 }
@@ -972,6 +1015,15 @@ absl::Status Loader::ParseScheme(const YAML::Node& n, const std::string& path, S
     MEDSETTLE_POLICY_TRY(Source(sm, /*required=*/true, &s->spill_over_source));
     if (s->fund_cap.amounts.empty()) {
       return Fail(at, *spill, "spill_over needs a fund_cap (it starts where the cap ends)");
+    }
+    // The expense a spilling scheme covers is E = ceil(paid / ratio): that
+    // needs one ratio for the whole bill (one segment, no TCM-item bonus).
+    const bool tcm_bonus = std::any_of(s->bonuses.begin(), s->bonuses.end(),
+                                       [](const Bonus& b) { return b.tcm_items_only; });
+    if (s->segments.size() != 1 || s->segments.front().upto_cents || tcm_bonus) {
+      return Fail(at, *spill,
+                  "a scheme that spills over must pay one ratio on the whole bill: one open "
+                  "segment and no tcm_items_only bonus");
     }
     *spill_to = to;  // resolved once every scheme is known
     *spill_path = sm.At("to");

@@ -159,7 +159,10 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
   if (scheme.uncovered_class_mask & facts.class_bit) {
     Trace({.rule = TraceRule::kSchemeNotCovered, .source = scheme.uncovered_source,
            .subject = scheme.name, .amount_cents = 0, .base_cents = in_scope});
-    AddLedger(scheme.ledger, 0, 0, 0, visits);
+    // The year's running total grows by the whole in-scope amount (C4),
+    // even where the scheme pays nothing.
+    pay.covered_cents = in_scope;
+    AddLedger(scheme.ledger, 0, in_scope, 0, visits);
     return pay;
   }
 
@@ -172,13 +175,17 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
   for (const Bonus& bonus : scheme.bonuses) {
     if (!bonus.when.Matches(facts)) continue;
     (bonus.tcm_items_only ? tcm_bonus : visit_bonus) += bonus.bonus_bp;
+    Trace({.rule = TraceRule::kBonus, .source = bonus.source, .subject = bonus.name,
+           .ratio_bp = bonus.bonus_bp, .count = bonus.tcm_items_only ? 1 : 0});
   }
-  if (tcm_bonus == 0) tcm_in_scope = 0;  // TCM items are then ordinary in-scope
+  // Without a TCM bonus here, TCM items are ordinary in-scope for this
+  // scheme (a spill-over target may still have one: tcm_in_scope is kept).
+  const Cents tcm_stream = tcm_bonus == 0 ? 0 : tcm_in_scope;
 
   // Streams on the position line (C2, C4): the deductible is taken from the
   // lines without the TCM bonus first; then the rest of those lines, then
   // the TCM lines.
-  const Cents general = in_scope - tcm_in_scope;
+  const Cents general = in_scope - tcm_stream;
   const Cents deductible_general = std::min(pay.deductible_cents, general);
   const Cents start = current_.InScope(scheme.position_ledgers);
   struct Stream {
@@ -257,8 +264,8 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
                                 .cap_remaining_cents = capped ? cap_left - pay.fund_cents : 0,
                                 .uncapped = !capped});
   if (spilled > 0) {
-    // The covered part was taken from the general stream first.
-    const Cents covered_general = std::min(pay.covered_cents, general);
+    // The covered part was taken from the lines without TCM items first.
+    const Cents covered_general = std::min(pay.covered_cents, in_scope - tcm_in_scope);
     const Cents tcm_left = tcm_in_scope - (pay.covered_cents - covered_general);
     const Scheme& target = policy_.schemes[static_cast<size_t>(scheme.spill_over_to)];
     absl::StatusOr<SchemePayment> rest = ApplyScheme(target, spilled, tcm_left, false);
@@ -539,12 +546,21 @@ absl::Status Engine::Settle(const SettleInput& input, Settlement* out) const {
     amounts.critical_illness_cents = *paid;
   }
 
-  if (policy.supplementary && !enrollment.supplementary.product.empty() &&
-      enrollment.supplementary.product == policy.supplementary->product) {
-    absl::StatusOr<Cents> paid = ApplySupplementary(policy, institution, amounts,
-                                                    scheme.supplementary, settler, out);
-    if (!paid.ok()) return paid.status();
-    amounts.supplementary_cents = *paid;
+  if (!enrollment.supplementary.product.empty()) {
+    if (policy.supplementary && enrollment.supplementary.product == policy.supplementary->product) {
+      absl::StatusOr<Cents> paid = ApplySupplementary(policy, institution, amounts,
+                                                      scheme.supplementary, settler, out);
+      if (!paid.ok()) return paid.status();
+      amounts.supplementary_cents = *paid;
+    } else {
+      // Not a refusal (the basic layers still settle), but never silent.
+      // (subject: the product this policy does settle, policy-owned.)
+      out->trace.push_back({.rule = TraceRule::kSupplementaryNotOffered,
+                            .source = policy.source_document,
+                            .subject = policy.supplementary ? std::string_view(
+                                                                  policy.supplementary->product)
+                                                            : std::string_view()});
+    }
   }
 
   amounts.patient_cents = amounts.total_cents - amounts.base_fund_cents -

@@ -26,7 +26,9 @@ std::string_view TraceRuleId(TraceRule rule) {
     case TraceRule::kAllowance: return "base_fund.allowance";
     case TraceRule::kTopUp: return "base_fund.top_up";
     case TraceRule::kCriticalIllness: return "critical_illness";
+    case TraceRule::kBonus: return "base_fund.bonus";
     case TraceRule::kSupplementary: return "supplementary";
+    case TraceRule::kSupplementaryNotOffered: return "supplementary.not_offered";
     case TraceRule::kClaimLater: return "supplementary.claim_later";
     case TraceRule::kPatient: return "patient";
   }
@@ -101,6 +103,13 @@ std::string DescribeTraceStep(const TraceStep& s) {
                  FormatYuan(s.aux_cents), "; the part above ", FormatYuan(s.limit_cents),
                  " at ", FormatPercent(s.ratio_bp), ", within the annual cap if any: pays ",
                  amount);
+    case TraceRule::kBonus:
+      return Cat(s.subject, ": +", FormatPercent(s.ratio_bp), s.count == 1 ? " on TCM items" : "",
+                 " (the ratio never exceeds 100%)");
+    case TraceRule::kSupplementaryNotOffered:
+      return Cat("the enrollment's supplementary product is not one this policy settles (",
+                 s.subject.empty() ? std::string_view("it settles none") : s.subject,
+                 "): no supplementary payment; check the enrollment record");
     case TraceRule::kSupplementary:
       return Cat("responsibility ", s.count, " (", s.subject, "): base ",
                           FormatYuan(s.base_cents), " from year position ",

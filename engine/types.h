@@ -108,6 +108,7 @@ struct Enrollment {
   Date paid_date;
   bool concentrated = false;
   bool newborn = false;
+  bool reenrolled_after_gap = false;
   EnrollmentStatus status = EnrollmentStatus::kUnspecified;
   std::vector<std::string> chronic_conditions;
   std::vector<std::string> special_diseases;
@@ -173,6 +174,11 @@ struct SupplementaryTotals {
 };
 
 inline constexpr int kResponsibilityCount = 4;  // 天一甬宁保 responsibilities 1..4
+
+// Upper bounds of a year's totals accepted as input (ValidateAccumulators):
+// far above any real year, low enough that no sum of them overflows.
+inline constexpr Cents kMaxAccumulatedCents = 1'000'000'000'000'000;  // 10^15 分
+inline constexpr int32_t kMaxAccumulatedVisits = 1'000'000;
 
 // One person's year (or, as a delta, what one settlement added).
 struct Accumulators {
@@ -251,7 +257,9 @@ enum class TraceRule : uint8_t {
   kAllowance,           // amount: paid; base: allowance
   kTopUp,               // amount: top-up; base: target
   kCriticalIllness,     // amount: paid; base: burden b; aux: position B0; limit: threshold; ratio
+  kBonus,               // subject: bonus name; ratio: points added
   kSupplementary,       // amount: paid; base: base amount; count: responsibility
+  kSupplementaryNotOffered,  // subject: the product the policy settles (or empty)
   kClaimLater,          // count: responsibility; amount: estimate
   kPatient,             // amount: patient total
 };

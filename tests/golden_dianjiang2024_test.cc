@@ -1004,5 +1004,46 @@ TEST(Dianjiang2024, ReversalInTheMiddleOfTheYearRestoresEveryAccumulator) {
   EXPECT_TRUE(only_a->SameTotals(a.after));
 }
 
+TEST(Dianjiang2024, NewbornRuleOnlyForChildrenBornIn2024) {
+  // Born 2023-12-20, enrolled as a newborn on 2024-01-15 (26 days later): not
+  // "2024年出生", so the January–February rule applies: covered from
+  // 2024-02-01.
+  Enrollment baby = BornOn(1, "2023-12-20", Category::kInfant);
+  baby.newborn = true;
+  baby.concentrated = false;
+  baby.paid_date = D("2024-01-15");
+  Settlement s;
+  absl::Status january = SettleWith(baby, Hospital(kDianjiang, 1), {},
+                                    GeneralVisit("2024-01-20", 10000), &s);
+  EXPECT_EQ(ReasonOf(january), "WAITING_PERIOD");
+  ASSERT_TRUE(SettleWith(baby, Hospital(kDianjiang, 1), {}, GeneralVisit("2024-02-01", 10000), &s).ok());
+  ExpectSplit(s, {.base_fund = 6000});  // level 1: no deductible, 100 × 60%
+}
+
+TEST(Dianjiang2024, ThePaymentDateDecidesOverTheConcentratedFlag) {
+  // Marked concentrated, but paid 2024-10-15 — after the last valid day.
+  Enrollment late = Insured(1);
+  late.concentrated = true;
+  late.paid_date = D("2024-10-15");
+  Settlement s;
+  EXPECT_EQ(ReasonOf(SettleWith(late, Hospital(kDianjiang, 1), {},
+                                GeneralVisit("2024-11-01", 10000), &s)),
+            "ENROLLMENT_PAYMENT_TOO_LATE");
+  // Without a payment date (contribution paid by the government), the flag
+  // stands: covered from 01-01.
+  late.paid_date = Date();
+  EXPECT_TRUE(SettleWith(late, Hospital(kDianjiang, 1), {}, GeneralVisit("2024-01-02", 10000), &s).ok());
+}
+
+TEST(Dianjiang2024, AnUncoveredVisitStillAddsToTheRunningTotal) {
+  // Level 3 general outpatient pays nothing, but the year's accumulated
+  // in-scope expenses grow by the whole in-scope amount (convention 4).
+  Settlement s;
+  ASSERT_TRUE(SettleWith(Insured(1), Hospital(kDianjiang, 3), {}, GeneralVisit("2024-06-10", 25000), &s).ok());
+  ExpectSplit(s, {.base_fund = 0, .patient = 25000});
+  EXPECT_EQ(s.after.ledger(Ledger::kGeneralOutpatient).in_scope_cents, 25000);
+  EXPECT_EQ(s.after.ledger(Ledger::kGeneralOutpatient).fund_paid_cents, 0);
+}
+
 }  // namespace
 }  // namespace medsettle::testing

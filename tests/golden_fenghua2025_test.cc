@@ -607,10 +607,14 @@ TEST(Fenghua2025, WithoutTheProductNoSupplementary) {
   EXPECT_EQ(s.after.supplementary[1], ytd.supplementary[1]);
   // Another product is not 天一甬宁保.
   Enrollment other = Adult();
-  other.supplementary.product = "some-other-huiminbao";
+  other.supplementary.product = "tianyi-yongning-2024";  // last year's product
   ASSERT_TRUE(SettleWith(other, Hospital(kHaishu, 3), ytd, MixedStay(), &s).ok());
   ExpectSplit(s, {.base_fund = 88900, .supplementary = 0, .patient = 1046100});
   EXPECT_TRUE(s.claim_later.empty());
+  // ...but never silently: the trace says the product was not settled.
+  bool said = false;
+  for (const TraceStep& t : s.trace) said |= t.rule == TraceRule::kSupplementaryNotOffered;
+  EXPECT_TRUE(said);
 }
 
 // ------------------------------------------------------------------ coverage
@@ -734,6 +738,47 @@ TEST(Fenghua2025, ReversalInTheMiddleOfTheYearRestoresEveryAccumulator) {
                          StayOf(2000000, 800000, "2025-07-01", "2025-07-10"), &c).ok());
   EXPECT_EQ(c.amounts, b.amounts);
   EXPECT_TRUE(c.after.SameTotals(b.after));
+}
+
+TEST(Fenghua2025, ReenrolmentAfterAGapWaitsThreeMonthsEvenInTheConcentratedPeriod) {
+  // Paid 2024-11-15 inside the concentrated period, but after a gap in
+  // contributions: covered from the same day three months later, 2025-02-15.
+  Enrollment returning = Adult();
+  returning.paid_date = D("2024-11-15");
+  returning.reenrolled_after_gap = true;
+  Settlement s;
+  EXPECT_EQ(ReasonOf(SettleWith(returning, Community(kFenghua), {},
+                                SmallOutpatientBill("2025-02-14"), &s)),
+            "WAITING_PERIOD");
+  EXPECT_TRUE(SettleWith(returning, Community(kFenghua), {}, SmallOutpatientBill("2025-02-15"), &s).ok());
+  // Quzhou 2024 has no gap rule: the same record is covered from 01-01.
+  Enrollment quzhou = Person(330800, 2024);
+  quzhou.reenrolled_after_gap = true;
+  Claim visit = SmallOutpatientBill("2024-01-02");
+  EXPECT_TRUE(SettleWith(quzhou, Community(330802), {}, visit, &s).ok());
+}
+
+TEST(Fenghua2025, CategoryMustAgreeWithTheBirthDate) {
+  // Base date 2024-12-31: born on or before 2005-12-31 → adult; on or after
+  // 2019-01-01 → infant; between → other minor; students any age.
+  Settlement s;
+  const Enrollment wrong = OfCategory(Category::kAdult, "2015-03-01");  // a minor
+  absl::Status refused = SettleWith(wrong, Community(kFenghua), {}, SmallOutpatientBill(), &s);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(refused), "ENROLLMENT_INVALID");
+  EXPECT_EQ(FieldOf(refused), "enrollment.category");
+  EXPECT_EQ(ReasonOf(SettleWith(OfCategory(Category::kInfant, "2018-12-31"), Community(kFenghua),
+                                {}, SmallOutpatientBill(), &s)),
+            "ENROLLMENT_INVALID");
+  for (const auto& [category, birth] : {std::pair{Category::kAdult, "2005-12-31"},
+                                        std::pair{Category::kMinor, "2006-01-01"},
+                                        std::pair{Category::kMinor, "2018-12-31"},
+                                        std::pair{Category::kInfant, "2019-01-01"},
+                                        std::pair{Category::kStudent, "1990-05-05"}}) {
+    EXPECT_TRUE(SettleWith(OfCategory(category, birth), Community(kFenghua), {},
+                           SmallOutpatientBill(), &s).ok())
+        << Name(category) << " born " << birth;
+  }
 }
 
 }  // namespace

@@ -72,6 +72,12 @@ TEST(Quzhou2024, GeneralOutpatientBonusesZeroMarkupAndSpecialty) {
   ASSERT_TRUE(SettleWith(Person(kQuzhou, 2024), level2, paid_deductible, pediatrics, &s).ok());
   ExpectSplit(s, {.deductible = 0, .base_fund = 5525});
   EXPECT_EQ(s.base_fund_ratio_bp, 6500);
+  // The trace names each bonus applied, with its points and source.
+  std::vector<std::string_view> bonuses;
+  for (const TraceStep& t : s.trace) {
+    if (t.rule == TraceRule::kBonus) bonuses.push_back(t.subject);
+  }
+  EXPECT_EQ(bonuses, (std::vector<std::string_view>{"zero_markup", "specialty_level_2"}));
   // Level 3, zero mark-up (no bonus above level 2), psychiatry +10: 40 + 10 =
   // 50%; 85 × 50% = 42.50.
   Institution level3 = Hospital(kKecheng, 3);

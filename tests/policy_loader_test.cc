@@ -306,6 +306,9 @@ struct BadFile {
   const char* what;  // part of the message
 };
 
+// Test names and failure messages show the rule, not the struct's bytes.
+void PrintTo(const BadFile& bad, std::ostream* os) { *os << bad.rule; }
+
 class PolicyLoaderRejects : public testing::TestWithParam<BadFile> {};
 
 TEST_P(PolicyLoaderRejects, NamesFileAndKey) {
@@ -362,6 +365,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "coverage.mid_year[0].paid_from", "no gap"},
         BadFile{"MidYearWindowsStopBeforeTheYearEnds", "paid_to: 2024-12-31, start",
                 "paid_to: 2024-11-30, start", "coverage.mid_year", "meet no payment window"},
+        BadFile{"SpillOverNeedsOneRatio", "    critical_illness: true\n",
+                "    critical_illness: true\n    fund_cap: { rows: [ { yuan: 1000 } ], source: c }\n"
+                "    spill_over: { to: outpatient, source: s }\n",
+                "schemes.inpatient.spill_over", "one ratio"},
         BadFile{"SpillOverToItself", "      source: cap section\n",
                 "      source: cap section\n    spill_over: { to: outpatient, source: s }\n",
                 "schemes.outpatient.spill_over.to", "itself"},

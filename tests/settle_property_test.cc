@@ -55,9 +55,14 @@ class RandomYear {
 
   Enrollment MakePerson(const Region& r) {
     Enrollment e = Person(r.insured, r.year, r.tiers[static_cast<size_t>(Uniform(0, static_cast<int>(r.tiers.size()) - 1))]);
-    e.category = static_cast<Category>(Uniform(1, 4));
-    const int age = e.category == Category::kAdult ? Uniform(18, 90) : Uniform(0, 17);
-    e.birth_date = Date::FromYmd(r.year - age, Uniform(1, 12), Uniform(1, 28));
+    // The category agrees with the birth date as Fenghua defines it (base
+    // date: the day before the year; adults born 20+ years before, infants
+    // fewer than 6); students may be any age.
+    e.birth_date = Date::FromYmd(r.year - Uniform(0, 90), Uniform(1, 12), Uniform(1, 28));
+    e.category = e.birth_date <= Date::FromYmd(r.year - 20, 12, 31) ? Category::kAdult
+                 : e.birth_date >= Date::FromYmd(r.year - 6, 1, 1) ? Category::kInfant
+                                                                   : Category::kMinor;
+    if (Chance(15)) e.category = Category::kStudent;
     e.assistance = static_cast<Assistance>(Uniform(1, 7));
     e.chronic_conditions = {"TB", "HYPERTENSION"};
     e.special_diseases = {"UREMIA"};

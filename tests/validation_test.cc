@@ -476,7 +476,33 @@ std::vector<AccumulatorCase> NegativeAccumulatorCases() {
       {"critical-illness paid", [](Accumulators& a) { a.critical_illness_paid_cents = -1; }},
       {"supplementary base", [](Accumulators& a) { a.supplementary[0].base_cents = -1; }},
       {"supplementary paid", [](Accumulators& a) { a.supplementary[3].paid_cents = -1; }},
+      // Above the bound: such totals would overflow the sums over ledgers.
+      {"ledger fund paid above 10^15",
+       [](Accumulators& a) { a.ledger(Ledger::kInpatient).fund_paid_cents = kMaxAccumulatedCents + 1; }},
+      {"ledger in scope at INT64_MAX",
+       [](Accumulators& a) { a.ledger(Ledger::kSpecialOutpatient).in_scope_cents = INT64_MAX; }},
+      {"visits above 10^6",
+       [](Accumulators& a) { a.ledger(Ledger::kInpatient).visits = kMaxAccumulatedVisits + 1; }},
+      {"critical-illness burden above 10^15",
+       [](Accumulators& a) { a.critical_illness_burden_cents = kMaxAccumulatedCents + 1; }},
+      {"supplementary base above 10^15",
+       [](Accumulators& a) { a.supplementary[1].base_cents = kMaxAccumulatedCents + 1; }},
   };
+}
+
+TEST(ValidateAccumulators, TheBoundsThemselvesAreAccepted) {
+  Accumulators a;
+  a.ledger(Ledger::kInpatient).fund_paid_cents = kMaxAccumulatedCents;
+  a.ledger(Ledger::kInpatient).visits = kMaxAccumulatedVisits;
+  EXPECT_TRUE(ValidateAccumulators(a).ok());
+}
+
+TEST(Reverse, ANegativeDeltaIsRefused) {
+  Accumulators year = SomeYear();
+  Accumulators delta;
+  delta.ledger(Ledger::kInpatient).fund_paid_cents = -100;  // would add to the year
+  absl::StatusOr<Accumulators> undone = Engine::Reverse(year, delta);
+  ExpectStatus(undone.status(), kInvalid, "ACCUMULATORS_INVALID", "delta");
 }
 
 TEST(ValidateAccumulators, ZeroAndPositiveTotalsAreValid) {

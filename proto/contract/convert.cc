@@ -386,6 +386,7 @@ absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* o
     return s;
   }
   out->concentrated = in.concentrated();
+  out->reenrolled_after_gap = in.reenrolled_after_gap();
   out->newborn = in.newborn();
   std::optional<engine::EnrollmentStatus> status = StatusFromProto(in.status());
   if (!status) return EnumUnspecified(Path(root, "status"), static_cast<int>(in.status()));
