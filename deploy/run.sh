@@ -23,7 +23,11 @@ bash "$here/deploy/install-deps.sh"
 
 cmake -S "$here" -B "$build_dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="$build_type" -DMEDSETTLE_WERROR="$werror" >/dev/null
-cmake --build "$build_dir"
+if [ "$mode" = demo ]; then
+  cmake --build "$build_dir" --target medsettle-calc   # the demo needs only the calculator
+else
+  cmake --build "$build_dir"
+fi
 
 calc="$build_dir/tools/calc/medsettle-calc"
 if [ "$mode" = demo ]; then

@@ -103,8 +103,10 @@ absl::StatusOr<CoverageDecision> Engine::CheckCoverage(
     return Refused(reason::kEnrollmentSuspended, "the enrollment is suspended");
   }
   if (std::find(policy->tiers.begin(), policy->tiers.end(), e.tier) == policy->tiers.end()) {
-    return Refused(reason::kTierNotInPolicy,
-                   Cat("tier ", e.tier, " does not exist in ", policy->id));
+    std::string tiers;
+    for (int32_t t : policy->tiers) tiers += Cat(tiers.empty() ? "" : ", ", t);
+    return Refused(reason::kTierNotInPolicy, Cat("tier ", e.tier, " does not exist in ",
+                                                 policy->id, " (its tiers: ", tiers, ")"));
   }
   if (const auto& by_birth = policy->coverage.category_by_birth;
       by_birth && e.category != Category::kStudent && e.birth_date.valid()) {

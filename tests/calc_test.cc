@@ -95,6 +95,23 @@ TEST(ParseScenarioJson, UnknownFieldsAndBadJsonAreScenarioInvalid) {
   }
 }
 
+TEST(ParseScenarioJson, AShortEnumNameNamesTheFieldAndTheFullSpelling) {
+  v1::CalcScenario scenario;
+  absl::Status status = ParseScenarioJson(R"({"request":{"visit":{"type":"INPATIENT"}}})", &scenario);
+  EXPECT_EQ(ReasonOf(status), "SCENARIO_INVALID");
+  EXPECT_EQ(FieldOf(status), "request.visit.type");
+  EXPECT_NE(std::string(status.message()).find("VISIT_TYPE_INPATIENT"), std::string::npos);
+}
+
+TEST(RunNdjson, APrettyPrintedFileOnStdinGetsAHint) {
+  ScenarioRunner runner(&ShippedEngine());
+  std::istringstream in("{\n  \"name\": \"x\"\n}\n");
+  std::ostringstream out;
+  StreamStats stats;
+  ASSERT_TRUE(RunNdjson(&runner, in, out, &stats));
+  EXPECT_NE(out.str().find("use --scenario FILE"), std::string::npos) << out.str();
+}
+
 TEST(ScenarioRunner, EveryExampleSettlesUnderThePolicyItIsNamedAfter) {
   ScenarioRunner runner(&ShippedEngine());
   const std::vector<fs::path> files = ExampleFiles();

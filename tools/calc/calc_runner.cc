@@ -13,6 +13,7 @@
 #include "engine/catalog.h"
 #include "engine/policy_loader.h"
 #include "engine/status.h"
+#include "engine/text.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/contract/convert.h"
 
@@ -150,7 +151,18 @@ absl::Status ParseScenarioJson(std::string_view json, v1::CalcScenario* scenario
   // first line, the message proper.
   std::string message = parsed.message().ToString();
   message.erase(std::min(message.find('\n'), message.size()));
-  return engine::InvalidField(reason::kScenarioInvalid, "", "not a CalcScenario: " + message);
+  // The parser names the field in parentheses, e.g. "(request.visit.type)".
+  std::string field;
+  if (size_t open = message.find('('), close = message.find(')', open);
+      open != std::string::npos && close != std::string::npos) {
+    field = message.substr(open + 1, close - open - 1);
+  }
+  if (message.find("invalid value") != std::string::npos &&
+      message.find("medsettle.v1.") != std::string::npos) {
+    message += " (enum values are written in full, e.g. VISIT_TYPE_INPATIENT or "
+               "CATEGORY_ADULT: see proto/medsettle/v1/*.proto)";
+  }
+  return engine::InvalidField(reason::kScenarioInvalid, field, "not a CalcScenario: " + message);
 }
 
 std::string ResponseJson(const v1::SettleResponse& response, bool pretty) {
@@ -237,9 +249,14 @@ bool RunNdjson(ScenarioRunner* runner, std::istream& in, std::ostream& out, Stre
     ++stats->scenarios;
     absl::Status status = ParseScenarioJson(line, &scenario);
     if (!status.ok()) {
+      // A pretty-printed file fed to stdin breaks on its first line.
+      const bool pretty_printed = line.find_first_not_of(" \t\r{") == std::string::npos;
       status = engine::InvalidField(
-          reason::kScenarioInvalid, "",
-          "line " + std::to_string(line_no) + ": " + std::string(status.message()));
+          reason::kScenarioInvalid, engine::FieldOf(status),
+          engine::Cat("line ", line_no, ": ", std::string(status.message()),
+                      pretty_printed ? " (standard input takes one scenario per line, "
+                                       "NDJSON; for a multi-line JSON file use --scenario FILE)"
+                                     : ""));
     } else {
       status = runner->Run(scenario, &response);
     }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "engine/money.h"
+#include "engine/status.h"
 #include "engine/text.h"
 
 namespace medsettle::calc {
@@ -400,6 +401,24 @@ std::string Explain(const v1::CalcScenario& scenario, const v1::SettleResponse& 
   AppendTrace(response, &out);
   AppendClaimLater(response, &out);
   AppendYearToDate(response, &out);
+  return out;
+}
+
+std::string ExplainRefusal(const v1::CalcScenario& scenario, const absl::Status& refusal) {
+  const v1::Visit& visit = scenario.request().visit();
+  const std::string field = engine::FieldOf(refusal);
+  TextTable table({{""}, {""}});
+  table.AddRow({"情景 scenario", scenario.name().empty() ? "(unnamed)" : scenario.name()});
+  table.AddRow({"请求 request", scenario.request().request_id()});
+  table.AddRow({"就诊 visit",
+                Cat(VisitName(visit.type()), ", ",
+                    visit.discharge_date().empty() ? visit.service_date() : visit.discharge_date())});
+  table.AddRow({"拒绝 refused", Cat(absl::StatusCodeToString(refusal.code()), " / ",
+                                    engine::ReasonOf(refusal))});
+  if (!field.empty()) table.AddRow({"字段 field", field});
+  table.AddRow({"原因 message", std::string(refusal.message())});
+  std::string out;
+  table.Render("", &out);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "medsettle/v1/calc.pb.h"
 #include "medsettle/v1/settlement.pb.h"
 
@@ -42,6 +43,10 @@ class TextTable {
 
 // The explanation of `response`, computed from `scenario`.
 std::string Explain(const v1::CalcScenario& scenario, const v1::SettleResponse& response);
+
+// The explanation of a refusal of `scenario`: what was asked, the status
+// code, the stable reason, the field and the message.
+std::string ExplainRefusal(const v1::CalcScenario& scenario, const absl::Status& refusal);
 
 }  // namespace medsettle::calc
 

@@ -106,7 +106,14 @@ int RunOne(const medsettle::engine::Engine& engine, const Flags& flags) {
   }
   medsettle::calc::ScenarioRunner runner(&engine);
   medsettle::v1::SettleResponse response;
-  if (absl::Status s = runner.Run(scenario, &response); !s.ok()) return Fail(s);
+  if (absl::Status s = runner.Run(scenario, &response); !s.ok()) {
+    if (flags.explain) {
+      std::cout << medsettle::calc::ExplainRefusal(scenario, s);
+      std::cout.flush();
+      return 1;
+    }
+    return Fail(s);
+  }
   if (flags.explain) {
     std::cout << medsettle::calc::Explain(scenario, response);
   } else {
