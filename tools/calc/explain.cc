@@ -332,14 +332,22 @@ void AppendYearToDate(const v1::SettleResponse& r, std::string* out) {
   if (ytd.ledgers_size() == 0) ledgers.AddRow({"(none)", "", "", "", ""});
   ledgers.Render("  ", out);
 
-  out->append("\n");
+  // The layers with something accumulated (a region without 大病保险 shows none).
   TextTable layers({{"layer"}, {"base", A::kRight}, {"paid", A::kRight}});
-  layers.AddRow({"大病保险 critical illness", FormatYuan(ytd.critical_illness().burden_cents()),
-                 FormatYuan(ytd.critical_illness().paid_cents())});
+  const v1::CriticalIllnessTotals& ci = ytd.critical_illness();
+  bool any = false;
+  if (ci.burden_cents() != 0 || ci.paid_cents() != 0) {
+    layers.AddRow({"大病保险 critical illness", FormatYuan(ci.burden_cents()),
+                   FormatYuan(ci.paid_cents())});
+    any = true;
+  }
   for (const v1::SupplementaryTotals& s : ytd.supplementary()) {
     layers.AddRow({"惠民保 responsibility " + std::to_string(s.responsibility()),
                    FormatYuan(s.base_cents()), FormatYuan(s.paid_cents())});
+    any = true;
   }
+  if (!any) return;
+  out->append("\n");
   layers.Render("  ", out);
 }
 
