@@ -211,7 +211,10 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
         const BasisPoints ratio = std::min(kFullRatioBp, *base + stream.bonus_bp);
         numerator += static_cast<Int128>(piece) * ratio;
         eligible += piece;
-        if (first) pay.first_ratio_bp = ratio, first = false;
+        if (first) {
+          pay.first_ratio_bp = ratio;
+          first = false;
+        }
         Trace({.rule = TraceRule::kFundPiece, .source = scheme.ratio_source,
                .subject = scheme.name, .amount_cents = piece,
                .base_cents = std::max(stream.lo, segment_lo), .aux_cents = *base,

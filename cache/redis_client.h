@@ -1,0 +1,102 @@
+// The one interface through which medsettle talks to Redis, the value type
+// of a reply, and the stable reasons of Redis failures.
+//
+// Everything above cache/ (the gateway, the snapshot loader) holds a
+// RedisClient&, never a connection or a pool, so that a Redis Cluster client
+// can replace today's single-node ConnectionPool (cache/connection_pool.h)
+// without touching its callers. To keep that possible, callers promise what
+// a cluster needs: every key named in one Command or one Pipeline hashes to
+// the same cluster slot (one person's keys share a hash tag, "{<person_key>}"),
+// and commands that address the whole keyspace (KEYS, FLUSHALL, SCAN without
+// a node) are not sent through this interface by the request path.
+#ifndef MEDSETTLE_CACHE_REDIS_CLIENT_H_
+#define MEDSETTLE_CACHE_REDIS_CLIENT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace medsettle::cache {
+
+// Stable reason strings of the cache layer (read them with
+// engine::ReasonOf). Never rename one: the gateway maps them to gRPC
+// statuses and clients branch on them.
+namespace reason {
+// UNAVAILABLE: Redis could not be reached, the connection broke, a command
+// did not answer within its timeout, or Redis answered that it cannot serve
+// yet (LOADING its AOF, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN). Whether a
+// write sent before the failure was applied is unknown; callers must make
+// writes idempotent.
+inline constexpr std::string_view kRedisUnavailable = "REDIS_UNAVAILABLE";
+// INTERNAL: Redis answered with any other error reply (WRONGTYPE, a syntax
+// error, an error raised by a script); the message is Redis's text.
+inline constexpr std::string_view kRedisError = "REDIS_ERROR";
+// Redis answered "NOSCRIPT": EVALSHA of a script it does not hold. Callers
+// load the script (SCRIPT LOAD or EVAL) and retry. Code FAILED_PRECONDITION.
+inline constexpr std::string_view kRedisNoscript = "REDIS_NOSCRIPT";
+// RESOURCE_EXHAUSTED: no pooled connection became free within the
+// acquire timeout (the process is overloaded or Redis is slow).
+inline constexpr std::string_view kRedisPoolExhausted = "REDIS_POOL_EXHAUSTED";
+}  // namespace reason
+
+// One reply, owned and independent of hiredis. `str` holds the bytes of a
+// bulk string, the text of a status ("OK") or of an error reply; `integer`
+// the value of an integer reply; `elements` the items of an array (items may
+// themselves be errors, e.g. inside an EXEC result). A nil bulk string or
+// nil array is kNil.
+struct RedisReply {
+  enum class Type { kNil, kInteger, kString, kArray, kStatus, kError };
+
+  Type type = Type::kNil;
+  int64_t integer = 0;
+  std::string str;
+  std::vector<RedisReply> elements;
+
+  bool is_nil() const { return type == Type::kNil; }
+  bool is_error() const { return type == Type::kError; }
+};
+
+// The arguments of one command, e.g. {"SET", key, value}. The views must
+// stay valid for the duration of the call only; they may hold any bytes.
+using RedisArgv = std::vector<std::string_view>;
+
+// The result of one command: its reply, or the status an error reply maps
+// to (ErrorReplyStatus).
+using RedisResult = absl::StatusOr<RedisReply>;
+
+// The status of an error reply `text` (as Redis sent it, e.g.
+// "NOSCRIPT No matching script..."), by its first word: NOSCRIPT →
+// kRedisNoscript; LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN →
+// kRedisUnavailable; anything else → kRedisError. The message is `text`.
+absl::Status ErrorReplyStatus(std::string_view text);
+
+// Redis access for the rest of medsettle. Implementations are safe to call
+// from many threads at once and block the calling thread for at most their
+// configured timeouts (acquire + connect + command).
+class RedisClient {
+ public:
+  virtual ~RedisClient() = default;
+
+  // Sends one command and returns its reply. A top-level error reply is
+  // returned as its status (ErrorReplyStatus); I/O failures and timeouts as
+  // UNAVAILABLE kRedisUnavailable. REQUIRES: !argv.empty().
+  virtual RedisResult Command(const RedisArgv& argv) = 0;
+
+  // Sends `commands` in one write and reads their replies in order: one
+  // round trip. On success the vector has one RedisResult per command, each
+  // a reply or the status of that command's error reply (one command's
+  // error does not fail the others). Any I/O failure or timeout fails the
+  // whole pipeline with UNAVAILABLE; none of the replies is then returned,
+  // and any prefix of the commands may have been applied.
+  // REQUIRES: every element of `commands` is non-empty.
+  virtual absl::StatusOr<std::vector<RedisResult>> Pipeline(
+      const std::vector<RedisArgv>& commands) = 0;
+};
+
+}  // namespace medsettle::cache
+
+#endif  // MEDSETTLE_CACHE_REDIS_CLIENT_H_
