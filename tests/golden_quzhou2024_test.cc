@@ -259,5 +259,41 @@ TEST(Quzhou2024, ReversalInTheMiddleOfTheYearRestoresEveryAccumulator) {
   EXPECT_EQ(c.amounts.deductible_cents, 60000);
 }
 
+TEST(Quzhou2024, RemainingLimitsOfTheYear) {
+  // What CheckCoverage will report: each cap or ceiling once, with its use.
+  Accumulators ytd;
+  ytd.ledger(Ledger::kGeneralOutpatient).fund_paid_cents = 50000;   // 500 of 1800
+  ytd.ledger(Ledger::kInpatient).fund_paid_cents = 1000000;         // 10,000 of 150,000 ...
+  ytd.ledger(Ledger::kSpecialOutpatient).fund_paid_cents = 200000;  // ... shared: 12,000 used
+  ytd.ledger(Ledger::kInpatient).deductible_paid_cents = 80000;     // 800 of the 1400 ceiling
+  ytd.critical_illness_paid_cents = 100000;
+  const Policy& policy = *ShippedEngine().policies().FindById("quzhou-2024");
+  auto find = [](const std::vector<RemainingLimit>& limits, std::string_view name) {
+    for (const RemainingLimit& l : limits) {
+      if (l.name == name) return l;
+    }
+    ADD_FAILURE() << "no limit " << name;
+    return RemainingLimit{};
+  };
+  const std::vector<RemainingLimit> limits = ShippedEngine().Remaining(policy, Person(kQuzhou, 2024), ytd);
+  const RemainingLimit go = find(limits, "general_outpatient fund cap");
+  EXPECT_EQ(go.limit_cents, 180000);
+  EXPECT_EQ(go.remaining_cents, 130000);
+  const RemainingLimit inpatient = find(limits, "inpatient fund cap");
+  EXPECT_EQ(inpatient.used_cents, 1200000);
+  EXPECT_EQ(inpatient.remaining_cents, 13800000);
+  EXPECT_EQ(find(limits, "inpatient deductible ceiling").remaining_cents, 60000);
+  EXPECT_EQ(find(limits, "critical_illness cap").remaining_cents, 24900000);
+  int inpatient_caps = 0;  // the shared cap is listed once, not per scheme
+  for (const RemainingLimit& l : limits) inpatient_caps += l.limit_cents == 15000000;
+  EXPECT_EQ(inpatient_caps, 1);
+  // An assistance recipient's critical illness has no cap to list.
+  Enrollment dibao = Person(kQuzhou, 2024);
+  dibao.assistance = Assistance::kDibao;
+  for (const RemainingLimit& l : ShippedEngine().Remaining(policy, dibao, ytd)) {
+    EXPECT_NE(l.name, "critical_illness cap");
+  }
+}
+
 }  // namespace
 }  // namespace medsettle::testing
