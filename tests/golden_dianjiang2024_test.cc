@@ -788,6 +788,26 @@ TEST(Dianjiang2024, ConcentratedPaymentCoveredFromJanuaryFirst) {
                          &s).ok());
 }
 
+// A tier-`tier` person who paid mid-year on `paid`.
+Enrollment PaidOn(int tier, const char* paid) {
+  Enrollment e = Insured(tier);
+  e.concentrated = false;
+  e.paid_date = D(paid);
+  return e;
+}
+
+// A 100.00 level-1 visit is refused (WAITING_PERIOD) on `last_refused` and
+// settled (60% = 60.00, no deductible) on `first_covered`.
+void ExpectCoveredFrom(const Enrollment& e, const char* last_refused, const char* first_covered) {
+  Settlement s;
+  absl::Status refused =
+      SettleWith(e, Community(kDianjiang), {}, GeneralVisit(last_refused, 10000), &s);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused), "WAITING_PERIOD");
+  ASSERT_TRUE(SettleWith(e, Community(kDianjiang), {}, GeneralVisit(first_covered, 10000), &s).ok());
+  ExpectSplit(s, {.base_fund = 6000});
+}
+
 TEST(Dianjiang2024, PaidInJanuaryOrFebruaryCoveredFromDayOneOfTheNextMonth) {
   struct Case {
     const char* paid;
@@ -801,17 +821,7 @@ TEST(Dianjiang2024, PaidInJanuaryOrFebruaryCoveredFromDayOneOfTheNextMonth) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.paid);
-    Enrollment e = Insured(1);
-    e.concentrated = false;
-    e.paid_date = D(c.paid);
-    Settlement s;
-    absl::Status refused =
-        SettleWith(e, Community(kDianjiang), {}, GeneralVisit(c.last_refused, 10000), &s);
-    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_EQ(ReasonOf(refused), "WAITING_PERIOD");
-    ASSERT_TRUE(SettleWith(e, Community(kDianjiang), {}, GeneralVisit(c.first_covered, 10000),
-                           &s).ok());
-    ExpectSplit(s, {.base_fund = 6000});
+    ExpectCoveredFrom(PaidOn(1, c.paid), c.last_refused, c.first_covered);
   }
 }
 
@@ -828,17 +838,7 @@ TEST(Dianjiang2024, PaidMarchToSeptemberCoveredFrom90DaysAfterPayment) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.paid);
-    Enrollment e = Insured(2);
-    e.concentrated = false;
-    e.paid_date = D(c.paid);
-    Settlement s;
-    absl::Status refused =
-        SettleWith(e, Community(kDianjiang), {}, GeneralVisit(c.last_refused, 10000), &s);
-    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_EQ(ReasonOf(refused), "WAITING_PERIOD");
-    ASSERT_TRUE(SettleWith(e, Community(kDianjiang), {}, GeneralVisit(c.first_covered, 10000),
-                           &s).ok());
-    ExpectSplit(s, {.base_fund = 6000});
+    ExpectCoveredFrom(PaidOn(2, c.paid), c.last_refused, c.first_covered);
   }
   // A stay is checked on its discharge date: paid 2024-03-10, admitted
   // 06-05, discharged 06-08 → covered; discharged 06-07 → refused.
