@@ -1,0 +1,236 @@
+// medsettle-snapshot end to end, in-process (tools/snapshot/snapshot_tool.h)
+// against a real redis-server: synth writes a deterministic population with
+// every value, load keys and loads it and makes it current, the records
+// read back equal the CSV rows, deltas by ID number apply, status and drop
+// work, and no raw ID number reaches Redis.
+#include "tools/snapshot/snapshot_tool.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cache/connection_pool.h"
+#include "cache/person_key.h"
+#include "cache/snapshot_store.h"
+#include "engine/types.h"
+#include "tests/support/redis_server.h"
+
+namespace medsettle::snapshot_tool {
+namespace {
+
+using medsettle::testing::RedisServerTest;
+
+std::vector<std::string> DataLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class SnapshotToolTest : public RedisServerTest {
+ protected:
+  void SetUp() override {
+    RedisServerTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    dir_ = redis().dir() + "/tool";
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ + "/key", std::ios::binary) << std::string(32, 'k') << "-test-secret";
+    address_ = redis().host() + ":" + std::to_string(redis().port());
+  }
+
+  int Run(std::vector<std::string> args) {
+    out_.str("");
+    err_.str("");
+    int code = snapshot_tool::Run(args, out_, err_);
+    EXPECT_EQ(code, 0) << err_.str();
+    return code;
+  }
+
+  std::string dir_;
+  std::string address_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(SnapshotToolTest, SynthIsDeterministicAndCoversEveryValue) {
+  ASSERT_EQ(Run({"synth", "--persons", "400", "--seed", "5", "--out", dir_ + "/a.csv",
+                 "--institutions-out", dir_ + "/ai.csv"}), 0);
+  ASSERT_EQ(Run({"synth", "--persons", "400", "--seed", "5", "--out", dir_ + "/b.csv",
+                 "--institutions-out", dir_ + "/bi.csv"}), 0);
+  EXPECT_EQ(ReadAll(dir_ + "/a.csv"), ReadAll(dir_ + "/b.csv"));
+  std::set<std::string> seen;
+  std::set<std::string> ids;
+  for (const std::string& line : DataLines(dir_ + "/a.csv")) {
+    absl::StatusOr<PersonRow> row = ParsePersonLine(line);
+    ASSERT_TRUE(row.ok()) << row.status() << " in " << line;
+    const engine::Enrollment& e = row->enrollment;
+    ids.insert(row->id_number);
+    seen.insert("region " + std::to_string(e.region_code) + "/" + std::to_string(e.year));
+    seen.insert(std::string("category ") + std::string(engine::Name(e.category)));
+    seen.insert(std::string("assistance ") + std::string(engine::Name(e.assistance)));
+    seen.insert("tier " + std::to_string(e.region_code) + ":" + std::to_string(e.tier));
+    if (e.status == engine::EnrollmentStatus::kSuspended) seen.insert("suspended");
+    if (e.newborn) seen.insert("newborn");
+    if (e.reenrolled_after_gap) seen.insert("reenrolled");
+    if (!e.paid_date.valid()) seen.insert("no paid date");
+    if (!e.concentrated) seen.insert("paid mid-year");
+    for (const std::string& c : e.chronic_conditions) seen.insert("chronic " + c);
+    for (const std::string& c : e.special_diseases) seen.insert("special " + c);
+    if (!e.out_of_area_filings.empty()) seen.insert("filing");
+    if (!e.supplementary.product.empty()) seen.insert("supplementary");
+    if (e.supplementary.pre_existing) seen.insert("pre-existing");
+    if (e.supplementary.continuous) seen.insert("continuous");
+    if (e.voucher_revoked_at_unix.has_value()) seen.insert("voucher revoked");
+    EXPECT_EQ(PersonLine(row->id_number, e), line);  // the CSV form round-trips
+  }
+  EXPECT_EQ(ids.size(), 400u);
+  for (const char* want :
+       {"region 330800/2024", "region 330800/2025", "region 500231/2024", "region 330213/2025",
+        "category ADULT", "category INFANT", "category MINOR", "category STUDENT",
+        "assistance NONE", "assistance TEKUN", "assistance DIBAO", "assistance DIBAO_EDGE",
+        "assistance POVERTY_RELAPSE", "assistance SEVERE_DISABILITY", "assistance KEY_ENTITLED",
+        "tier 500231:1", "tier 500231:2", "tier 330800:0", "suspended", "newborn", "reenrolled",
+        "no paid date", "paid mid-year", "chronic HYPERTENSION", "chronic DIABETES", "chronic TB",
+        "chronic COPD", "special UREMIA", "special CANCER", "special HEMOPHILIA", "filing",
+        "supplementary", "pre-existing", "continuous", "voucher revoked"}) {
+    EXPECT_TRUE(seen.count(want)) << "synth never produced: " << want;
+  }
+  std::set<std::string> institution_kinds;
+  for (const std::string& line : DataLines(dir_ + "/ai.csv")) {
+    absl::StatusOr<engine::Institution> i = ParseInstitutionLine(line);
+    ASSERT_TRUE(i.ok()) << i.status();
+    EXPECT_EQ(InstitutionLine(*i), line);
+    institution_kinds.insert(std::to_string(i->region_code) + std::string(engine::Name(i->kind)) +
+                             std::to_string(i->level));
+    if (i->tcm) institution_kinds.insert("tcm");
+    if (i->children_or_maternal) institution_kinds.insert("maternal");
+    if (i->suspended) institution_kinds.insert("suspended");
+    if (i->base_level) institution_kinds.insert("base");
+    if (i->zero_markup) institution_kinds.insert("zero markup");
+  }
+  EXPECT_EQ(institution_kinds.size(), 3u * 3u * 3u + 5u);
+}
+
+TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
+  const std::string persons = dir_ + "/persons.csv", institutions = dir_ + "/inst.csv";
+  ASSERT_EQ(Run({"synth", "--persons", "2000", "--seed", "11", "--out", persons,
+                 "--institutions-out", institutions}), 0);
+  ASSERT_EQ(Run({"load", "--persons", persons, "--institutions", institutions, "--key-file",
+                 dir_ + "/key", "--redis", address_}), 0);
+  EXPECT_NE(out_.str().find("loaded 2000 persons and 36 institutions"), std::string::npos)
+      << out_.str();
+  EXPECT_NE(err_.str().find("100% 2000/2000"), std::string::npos) << err_.str();
+
+  cache::PoolOptions options;
+  options.redis = {.host = redis().host(), .port = redis().port(),
+                   .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
+  options.size = 1;
+  cache::ConnectionPool pool(options);
+  cache::SnapshotStore store(pool);
+  absl::StatusOr<std::optional<std::string>> current = store.CurrentVersion();
+  ASSERT_TRUE(current.ok() && current->has_value());
+  const std::string first = **current;
+  absl::StatusOr<cache::PersonKeyer> keyer =
+      cache::PersonKeyer::Create(std::string(32, 'k') + "-test-secret");
+  ASSERT_TRUE(keyer.ok());
+
+  std::vector<std::string> lines = DataLines(persons);
+  std::vector<std::string> sample_ids;
+  for (size_t k : {size_t{0}, size_t{1}, size_t{17}, size_t{999}, size_t{1999}}) {
+    absl::StatusOr<PersonRow> row = ParsePersonLine(lines[k]);
+    ASSERT_TRUE(row.ok());
+    std::string key = *keyer->KeyOfIdNumber(row->id_number);
+    absl::StatusOr<std::optional<engine::Enrollment>> e = store.GetEnrollment(first, key);
+    ASSERT_TRUE(e.ok() && e->has_value()) << "row " << k;
+    EXPECT_EQ(PersonLine(row->id_number, **e), lines[k]);  // every field as in the CSV
+    sample_ids.push_back(row->id_number);
+  }
+  absl::StatusOr<std::optional<engine::Institution>> inst =
+      store.GetInstitution(first, "P3302130006");
+  ASSERT_TRUE(inst.ok() && inst->has_value());
+  EXPECT_EQ((*inst)->kind, engine::InstitutionKind::kPharmacy);
+
+  // Deltas by raw ID number (keyed in the tool).
+  ASSERT_EQ(Run({"delta", "suspend", "--id-number", sample_ids[2], "--key-file", dir_ + "/key",
+                 "--redis", address_}), 0);
+  ASSERT_EQ(Run({"delta", "revoke-voucher", "--id-number", sample_ids[3], "--key-file",
+                 dir_ + "/key", "--at", "1750000000", "--redis", address_}), 0);
+  auto read = [&](const std::string& id) {
+    absl::StatusOr<std::optional<engine::Enrollment>> e =
+        store.GetEnrollment(first, *keyer->KeyOfIdNumber(id));
+    EXPECT_TRUE(e.ok() && e->has_value());
+    return e.ok() && e->has_value() ? **e : engine::Enrollment{};
+  };
+  EXPECT_EQ(read(sample_ids[2]).status, engine::EnrollmentStatus::kSuspended);
+  EXPECT_EQ(read(sample_ids[3]).voucher_revoked_at_unix, 1750000000);
+  std::ofstream(dir_ + "/new.csv") << kPersonsHeader << "\n"
+                                   << "330800199001011237,2025,330800,1990-01-01,ADULT,0,NONE,"
+                                      "2025-07-01,0,0,0,ACTIVE,,,,,0,0,\n";
+  ASSERT_EQ(Run({"delta", "upsert", "--persons", dir_ + "/new.csv", "--key-file", dir_ + "/key",
+                 "--redis", address_}), 0);
+  EXPECT_EQ(read("330800199001011237").paid_date, engine::Date::FromYmd(2025, 7, 1));
+
+  // No raw ID number anywhere in a key, the meta or the delta stream.
+  cache::RedisResult keys = pool.Command({"KEYS", "*"});
+  ASSERT_TRUE(keys.ok());
+  cache::RedisResult stream = pool.Command({"XRANGE", cache::kSnapDeltasKey, "-", "+"});
+  ASSERT_TRUE(stream.ok());
+  std::string everything;
+  for (const cache::RedisReply& k : keys->elements) everything += k.str + "\n";
+  for (const cache::RedisReply& entry : stream->elements) {
+    for (const cache::RedisReply& f : entry.elements[1].elements) everything += f.str + "\n";
+  }
+  for (const std::string& id : sample_ids) {
+    EXPECT_EQ(everything.find(id.substr(0, 17)), std::string::npos);
+  }
+
+  // A second load, status, then the first is dropped.
+  ASSERT_EQ(Run({"load", "--persons", persons, "--institutions", institutions, "--key-file",
+                 dir_ + "/key", "--redis", address_}), 0);
+  ASSERT_EQ(Run({"status", "--redis", address_}), 0);
+  EXPECT_NE(out_.str().find(first + "  committed  persons=2000"), std::string::npos)
+      << out_.str();
+  out_.str("");
+  err_.str("");
+  EXPECT_EQ(snapshot_tool::Run({"drop", "--redis", address_, "nope"}, out_, err_), 1);
+  EXPECT_NE(err_.str().find("SNAPSHOT_NOT_FOUND"), std::string::npos) << err_.str();
+  ASSERT_EQ(Run({"drop", first, "--redis", address_}), 0);
+  absl::StatusOr<cache::SnapshotStatus> status = store.Status();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->versions.size(), 1u);
+}
+
+TEST_F(SnapshotToolTest, MalformedInputIsRefusedWithFileAndLine) {
+  std::ofstream(dir_ + "/bad.csv") << kPersonsHeader << "\n"
+                                   << "330800199001011237,2025,330800,1990-13-01,ADULT,0,NONE,"
+                                      ",1,0,0,ACTIVE,,,,,0,0,\n";
+  std::ofstream(dir_ + "/i.csv") << kInstitutionsHeader << "\n";
+  std::ostringstream out, err;
+  EXPECT_EQ(snapshot_tool::Run({"load", "--persons", dir_ + "/bad.csv", "--institutions",
+                                dir_ + "/i.csv", "--key-file", dir_ + "/key", "--redis", address_},
+                               out, err),
+            1);
+  EXPECT_NE(err.str().find("SNAPSHOT_INPUT_INVALID"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("bad.csv:2: column birth_date"), std::string::npos) << err.str();
+  EXPECT_EQ(err.str().find("330800199001011237"), std::string::npos);  // never echoed
+  EXPECT_EQ(snapshot_tool::Run({"frobnicate"}, out, err), 2);
+}
+
+}  // namespace
+}  // namespace medsettle::snapshot_tool
