@@ -103,6 +103,11 @@ std::string SnapshotInstitutionsKey(std::string_view version) {
   return Cat("snap:", version, ":inst");
 }
 
+std::string SnapshotPersonBucketKey(std::string_view version, std::string_view person_key) {
+  return BucketKeyOf(version, person_key);
+}
+std::string SnapshotPersonField(std::string_view person_key) { return FieldOf(person_key); }
+
 absl::Status CheckPersonKey(std::string_view person_key) {
   bool ok = person_key.size() == 64 &&
             std::all_of(person_key.begin(), person_key.end(), [](char c) {

@@ -60,6 +60,12 @@ std::string SnapshotBucketKey(std::string_view version, std::string_view tag,
                               std::string_view bucket);  // snap:{ab}:<v>:e:<cd>
 std::string SnapshotMetaKey(std::string_view version);         // snap:<v>:meta
 std::string SnapshotInstitutionsKey(std::string_view version);  // snap:<v>:inst
+// Where one person's record lives in `version`: the bucket key
+// (snap:{ab}:<v>:e:<cd>) and the field (14 raw bytes of the key), for
+// callers that read the record inside their own pipeline (the settlement
+// store). REQUIRES: CheckPersonKey(person_key) ok.
+std::string SnapshotPersonBucketKey(std::string_view version, std::string_view person_key);
+std::string SnapshotPersonField(std::string_view person_key);
 // OK when `person_key` is 64 lowercase hex characters, else INVALID_ARGUMENT
 // kPersonKeyInvalid (the message does not repeat the key).
 absl::Status CheckPersonKey(std::string_view person_key);

@@ -1,0 +1,121 @@
+// The Lua scripts of the settlement store (cache/settlement_store.h), run
+// with EVALSHA. Each validates everything before its first write, so a
+// refused call writes nothing. Every key is declared in KEYS and all share
+// the person's hash tag: one slot. Totals are compared as Lua numbers
+// (exact below 2^53; engine::kMaxAccumulatedCents is 10^15) and changed
+// with HINCRBY / written as the caller's decimal text, never formatted by
+// Lua.
+// Internal to cache/: include only from settlement_store.cc.
+#ifndef MEDSETTLE_CACHE_SETTLEMENT_SCRIPTS_H_
+#define MEDSETTLE_CACHE_SETTLEMENT_SCRIPTS_H_
+
+#include <string_view>
+
+namespace medsettle::cache::scripts {
+
+// KEYS: acc, idem, stl, journal.
+// ARGV: 1 expected version, 2 content hash, 3 settlement id, 4 response,
+// 5 institution, 6 request id, 7 person key, 8 year, 9 settlement date,
+// 10 now (unix s), 11 n, then n accumulator field names, n totals after,
+// n delta values; then m, m amount names, m amount values.
+// Returns {'REPLAYED', id, response} | {'CONFLICT', id} |
+// {'VERSION_MOVED', version found} | {'COMMITTED', id, new version}.
+inline constexpr std::string_view kCommitSettlement = R"lua(
+local idem = redis.call('HMGET', KEYS[2], 'hash', 'settlement_id', 'response')
+if idem[1] then
+  if idem[1] == ARGV[2] then return {'REPLAYED', idem[2], idem[3] or ''} end
+  return {'CONFLICT', idem[2] or ''}
+end
+local found = redis.call('HGET', KEYS[1], 'version') or '0'
+if tonumber(found) ~= tonumber(ARGV[1]) then return {'VERSION_MOVED', found} end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('ERR settlement id already used')
+end
+local n = tonumber(ARGV[11])
+local version = tostring(tonumber(found) + 1)
+local acc = {'version', version}
+local rec = {'person_key', ARGV[7], 'year', ARGV[8], 'institution', ARGV[5],
+             'request_id', ARGV[6], 'hash', ARGV[2], 'status', 'SETTLED',
+             'response', ARGV[4], 'date', ARGV[9], 'settled_at', ARGV[10]}
+local entry = {'kind', 'SETTLE', 'settlement_id', ARGV[3], 'person_key', ARGV[7],
+               'year', ARGV[8], 'institution', ARGV[5], 'request_id', ARGV[6],
+               'date', ARGV[9], 'at', ARGV[10]}
+for i = 1, n do
+  local name = ARGV[11 + i]
+  acc[#acc + 1] = name
+  acc[#acc + 1] = ARGV[11 + n + i]
+  local d = ARGV[11 + 2 * n + i]
+  if d ~= '0' then
+    rec[#rec + 1] = 'd.' .. name
+    rec[#rec + 1] = d
+    entry[#entry + 1] = 'd.' .. name
+    entry[#entry + 1] = d
+  end
+end
+local at = 12 + 3 * n
+local m = tonumber(ARGV[at])
+for i = 1, m do
+  local x = ARGV[at + m + i]
+  if x ~= '0' then
+    rec[#rec + 1] = 'a.' .. ARGV[at + i]
+    rec[#rec + 1] = x
+    entry[#entry + 1] = 'a.' .. ARGV[at + i]
+    entry[#entry + 1] = x
+  end
+end
+redis.call('HSET', KEYS[1], unpack(acc))
+redis.call('HSET', KEYS[3], unpack(rec))
+redis.call('HSET', KEYS[2], 'hash', ARGV[2], 'settlement_id', ARGV[3], 'response', ARGV[4])
+redis.call('XADD', KEYS[4], '*', unpack(entry))
+return {'COMMITTED', ARGV[3], version}
+)lua";
+
+// KEYS: stl, acc (of the record's person and year), journal.
+// ARGV: 1 institution, 2 reversal request id, 3 response, 4 now (unix s),
+// 5 settlement id.
+// Returns {'NOT_FOUND'} | {'NOT_YOURS'} | {'NEGATIVE', field} |
+// {'REPLAYED' | 'REVERSED', reversal id, response, reversed at, acc fields…}.
+inline constexpr std::string_view kCommitReversal = R"lua(
+local r = redis.call('HGETALL', KEYS[1])
+if #r == 0 then return {'NOT_FOUND'} end
+local rec = {}
+for i = 1, #r, 2 do rec[r[i]] = r[i + 1] end
+if rec['institution'] ~= ARGV[1] then return {'NOT_YOURS'} end
+if rec['status'] == 'REVERSED' then
+  local out = {'REPLAYED', rec['reversal_id'] or '', rec['reversal_response'] or '',
+               rec['reversed_at'] or '0'}
+  for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do out[#out + 1] = v end
+  return out
+end
+for i = 1, #r, 2 do
+  if string.sub(r[i], 1, 2) == 'd.' then
+    local name = string.sub(r[i], 3)
+    local current = tonumber(redis.call('HGET', KEYS[2], name) or '0')
+    if current < tonumber(r[i + 1]) then return {'NEGATIVE', name} end
+  end
+end
+local entry = {'kind', 'REVERSE', 'settlement_id', ARGV[5], 'person_key', rec['person_key'],
+               'year', rec['year'], 'institution', ARGV[1], 'request_id', ARGV[2],
+               'date', rec['date'], 'at', ARGV[4]}
+for i = 1, #r, 2 do
+  local prefix = string.sub(r[i], 1, 2)
+  if prefix == 'd.' then
+    redis.call('HINCRBY', KEYS[2], string.sub(r[i], 3), '-' .. r[i + 1])
+  end
+  if prefix == 'd.' or prefix == 'a.' then
+    entry[#entry + 1] = r[i]
+    entry[#entry + 1] = r[i + 1]
+  end
+end
+redis.call('HINCRBY', KEYS[2], 'version', 1)
+redis.call('HSET', KEYS[1], 'status', 'REVERSED', 'reversal_id', ARGV[2],
+           'reversal_response', ARGV[3], 'reversed_at', ARGV[4])
+redis.call('XADD', KEYS[3], '*', unpack(entry))
+local out = {'REVERSED', ARGV[2], ARGV[3], ARGV[4]}
+for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do out[#out + 1] = v end
+return out
+)lua";
+
+}  // namespace medsettle::cache::scripts
+
+#endif  // MEDSETTLE_CACHE_SETTLEMENT_SCRIPTS_H_

@@ -1,0 +1,517 @@
+#include "cache/settlement_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <iterator>
+#include <optional>
+#include <cstdint>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cache/enrollment_codec.h"
+#include "cache/settlement_scripts.h"
+#include "cache/snapshot_store.h"
+#include "engine/engine.h"
+#include "engine/status.h"
+#include "engine/text.h"
+
+namespace medsettle::cache {
+namespace {
+
+using engine::Cat;
+
+constexpr int kCommitScript = 0;
+constexpr int kReversalScript = 1;
+constexpr std::string_view kScripts[2] = {scripts::kCommitSettlement, scripts::kCommitReversal};
+
+// Ledger order of engine::Ledger.
+constexpr std::string_view kLedgerNames[engine::kLedgerCount] = {"go", "co", "so",
+                                                                  "ip", "pn", "dl"};
+constexpr std::string_view kLedgerParts[4] = {"ded", "in", "fund", "visits"};
+constexpr size_t kLedgerFields = engine::kLedgerCount * 4;
+constexpr size_t kAccumulatorFields = kLedgerFields + 2 + engine::kResponsibilityCount * 2;
+
+constexpr std::string_view kAmountNames[] = {
+    "total", "out_of_scope", "over_limit", "pre_self_pay", "in_scope",
+    "deductible", "base_fund", "critical_illness", "supplementary", "patient"};
+constexpr size_t kAmountFields = std::size(kAmountNames);
+
+int64_t GetTotal(const engine::Accumulators& a, size_t i) {
+  if (i < kLedgerFields) {
+    const engine::LedgerTotals& l = a.ledgers[i / 4];
+    switch (i % 4) {
+      case 0: return l.deductible_paid_cents;
+      case 1: return l.in_scope_cents;
+      case 2: return l.fund_paid_cents;
+      default: return l.visits;
+    }
+  }
+  if (i == kLedgerFields) return a.critical_illness_burden_cents;
+  if (i == kLedgerFields + 1) return a.critical_illness_paid_cents;
+  const engine::SupplementaryTotals& s = a.supplementary[(i - kLedgerFields - 2) / 2];
+  return (i - kLedgerFields) % 2 == 0 ? s.base_cents : s.paid_cents;
+}
+
+void SetTotal(engine::Accumulators& a, size_t i, int64_t v) {
+  if (i < kLedgerFields) {
+    engine::LedgerTotals& l = a.ledgers[i / 4];
+    switch (i % 4) {
+      case 0: l.deductible_paid_cents = v; return;
+      case 1: l.in_scope_cents = v; return;
+      case 2: l.fund_paid_cents = v; return;
+      default: l.visits = static_cast<int32_t>(v); return;
+    }
+  }
+  if (i == kLedgerFields) {
+    a.critical_illness_burden_cents = v;
+  } else if (i == kLedgerFields + 1) {
+    a.critical_illness_paid_cents = v;
+  } else {
+    engine::SupplementaryTotals& s = a.supplementary[(i - kLedgerFields - 2) / 2];
+    ((i - kLedgerFields) % 2 == 0 ? s.base_cents : s.paid_cents) = v;
+  }
+}
+
+engine::Cents* AmountField(engine::Amounts& a, size_t i) {
+  engine::Cents* fields[kAmountFields] = {
+      &a.total_cents, &a.out_of_scope_cents, &a.over_limit_cents, &a.pre_self_pay_cents,
+      &a.in_scope_cents, &a.deductible_cents, &a.base_fund_cents,
+      &a.critical_illness_cents, &a.supplementary_cents, &a.patient_cents};
+  return fields[i];
+}
+
+absl::Status Corrupt(std::string_view what) {
+  return engine::Refusal(absl::StatusCode::kInternal, reason::kSettlementRecordCorrupt, "",
+                         Cat("stored settlement data is unreadable: ", what));
+}
+
+absl::Status Unexpected(std::string_view what) {
+  return engine::Refusal(absl::StatusCode::kInternal, reason::kRedisError, "",
+                         Cat("unexpected Redis reply to ", what));
+}
+
+bool ParseInt64(std::string_view s, int64_t* out) {
+  const char* end = s.data() + s.size();
+  auto [p, ec] = std::from_chars(s.data(), end, *out);
+  return ec == std::errc() && p == end && !s.empty();
+}
+
+bool IsTag(std::string_view tag) {
+  return tag.size() == 2 && std::all_of(tag.begin(), tag.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// Accumulator totals from field/value pairs of `elements` starting at
+// `from` ("version" and the names of AccumulatorFieldNames; others ignored).
+absl::StatusOr<engine::Accumulators> ParseAccumulators(const std::vector<RedisReply>& elements,
+                                                        size_t from) {
+  const std::vector<std::string>& names = AccumulatorFieldNames();
+  engine::Accumulators a;
+  for (size_t k = from; k + 1 < elements.size(); k += 2) {
+    const std::string& name = elements[k].str;
+    int64_t v = 0;
+    if (!ParseInt64(elements[k + 1].str, &v)) return Corrupt(Cat("accumulator field ", name));
+    if (name == "version") {
+      a.version = v;
+      continue;
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == name) SetTotal(a, i, v);
+    }
+  }
+  return a;
+}
+
+// Applies one "d.<total>" or "a.<amount>" field to `delta` / `amounts`;
+// false when the value is not an integer. Other names are left alone.
+bool ApplyPrefixed(std::string_view name, std::string_view value, engine::Accumulators& delta,
+                   engine::Amounts& amounts) {
+  if (name.size() < 2 || name[1] != '.' || (name[0] != 'd' && name[0] != 'a')) return true;
+  int64_t v = 0;
+  if (!ParseInt64(value, &v)) return false;
+  std::string_view rest = name.substr(2);
+  if (name[0] == 'd') {
+    const std::vector<std::string>& names = AccumulatorFieldNames();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == rest) SetTotal(delta, i, v);
+    }
+  } else {
+    for (size_t i = 0; i < kAmountFields; ++i) {
+      if (kAmountNames[i] == rest) *AmountField(amounts, i) = v;
+    }
+  }
+  return true;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+const std::vector<std::string>& AccumulatorFieldNames() {
+  static const std::vector<std::string>* names = [] {
+    auto* out = new std::vector<std::string>;
+    for (std::string_view ledger : kLedgerNames) {
+      for (std::string_view part : kLedgerParts) out->push_back(Cat(ledger, ".", part));
+    }
+    out->push_back("ci.burden");
+    out->push_back("ci.paid");
+    for (int r = 1; r <= engine::kResponsibilityCount; ++r) {
+      out->push_back(Cat("sup", r, ".base"));
+      out->push_back(Cat("sup", r, ".paid"));
+    }
+    return out;
+  }();
+  return *names;
+}
+
+std::string AccumulatorsKey(std::string_view person_key, int32_t year) {
+  return Cat("acc:{", person_key.substr(0, 2), "}:", person_key, ":", year);
+}
+std::string IdempotencyKey(std::string_view tag, std::string_view institution_id,
+                           std::string_view request_id) {
+  return Cat("idem:{", tag, "}:", institution_id, ":", request_id);
+}
+std::string SettlementKey(std::string_view settlement_id) {
+  return Cat("stl:{", settlement_id.substr(0, 2), "}:", settlement_id);
+}
+std::string JournalKey(std::string_view tag) { return Cat("journal:{", tag, "}"); }
+
+std::string NewSettlementId(std::string_view person_key, int64_t now_ms) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  thread_local std::mt19937_64 random{std::random_device{}() ^
+                                      (static_cast<uint64_t>(NowMs()) << 20)};
+  std::string id = Cat(person_key.substr(0, 2), "-");
+  for (int shift = 44; shift >= 0; shift -= 4) {
+    id.push_back(kHex[(static_cast<uint64_t>(now_ms) >> shift) & 15]);
+  }
+  id.push_back('-');
+  uint64_t r = random();
+  for (int shift = 60; shift >= 0; shift -= 4) id.push_back(kHex[(r >> shift) & 15]);
+  return id;
+}
+
+absl::StatusOr<std::string> TagOfSettlementId(std::string_view settlement_id) {
+  if (settlement_id.size() < 4 || !IsTag(settlement_id.substr(0, 2)) || settlement_id[2] != '-') {
+    return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
+                                "a settlement id begins with its 2-hex tag and '-'");
+  }
+  return std::string(settlement_id.substr(0, 2));
+}
+
+std::string_view Name(CommitOutcome outcome) {
+  switch (outcome) {
+    case CommitOutcome::kReplayed: return "REPLAYED";
+    case CommitOutcome::kVersionMoved: return "VERSION_MOVED";
+    case CommitOutcome::kCommitted: return "COMMITTED";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view Name(SettlementStatus status) {
+  return status == SettlementStatus::kReversed ? "REVERSED" : "SETTLED";
+}
+
+std::string_view Name(JournalKind kind) {
+  return kind == JournalKind::kReverse ? "REVERSE" : "SETTLE";
+}
+
+SettlementStore::SettlementStore(RedisClient& redis) : redis_(redis) {}
+
+RedisResult SettlementStore::RunScript(int index, const RedisArgv& keys_and_args,
+                                       size_t key_count) {
+  const std::string count = std::to_string(key_count);
+  for (int attempt = 0;; ++attempt) {
+    std::string sha;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sha = sha_[index];
+    }
+    if (sha.empty()) {
+      RedisResult load = redis_.Command({"SCRIPT", "LOAD", kScripts[index]});
+      if (!load.ok()) return load.status();
+      sha = load->str;
+      std::lock_guard<std::mutex> lock(mutex_);
+      sha_[index] = sha;
+    }
+    RedisArgv argv = {"EVALSHA", sha, count};
+    argv.insert(argv.end(), keys_and_args.begin(), keys_and_args.end());
+    RedisResult result = redis_.Command(argv);
+    if (result.ok() || attempt > 0 || engine::ReasonOf(result.status()) != reason::kRedisNoscript) {
+      return result;
+    }
+    // Redis lost its scripts (restart, SCRIPT FLUSH, failover): load again, retry once.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sha_[index] == sha) sha_[index].clear();
+  }
+}
+
+absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snapshot_version,
+                                                          std::string_view person_key,
+                                                          int32_t year,
+                                                          std::string_view institution_id,
+                                                          std::string_view request_id) {
+  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  const std::string bucket = SnapshotPersonBucketKey(snapshot_version, person_key);
+  const std::string field = SnapshotPersonField(person_key);
+  const std::string acc = AccumulatorsKey(person_key, year);
+  const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
+  absl::StatusOr<std::vector<RedisResult>> replies =
+      redis_.Pipeline({{"HGET", bucket, field},
+                       {"HGETALL", acc},
+                       {"HMGET", idem, "hash", "settlement_id", "response"}});
+  if (!replies.ok()) return replies.status();
+  if (replies->size() != 3) return Unexpected("the settle read");
+  for (const RedisResult& r : *replies) {
+    if (!r.ok()) return r.status();
+  }
+  SettleRead read;
+  const RedisReply& enrollment = *(*replies)[0];
+  if (!enrollment.is_nil()) {
+    absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(enrollment.str);
+    if (!e.ok()) return e.status();
+    e->person_key = std::string(person_key);
+    read.enrollment = *std::move(e);
+  }
+  absl::StatusOr<engine::Accumulators> accumulators = ParseAccumulators((*replies)[1]->elements, 0);
+  if (!accumulators.ok()) return accumulators.status();
+  read.accumulators = *accumulators;
+  const RedisReply& prior = *(*replies)[2];
+  if (prior.elements.size() != 3) return Unexpected("HMGET of the idempotency record");
+  if (!prior.elements[0].is_nil()) {
+    read.prior = PriorResult{.content_hash = prior.elements[0].str,
+                             .settlement_id = prior.elements[1].str,
+                             .response = prior.elements[2].str};
+  }
+  return read;
+}
+
+absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementCommit& c) {
+  if (absl::Status s = CheckPersonKey(c.person_key); !s.ok()) return s;
+  absl::StatusOr<std::string> tag = TagOfSettlementId(c.settlement_id);
+  if (!tag.ok()) return tag.status();
+  if (*tag != c.person_key.substr(0, 2)) {
+    return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
+                                "the settlement id's tag is not the person's");
+  }
+  if (absl::Status s = engine::ValidateAccumulators(c.delta); !s.ok()) return s;
+  if (absl::Status s = engine::ValidateAccumulators(c.after); !s.ok()) return s;
+
+  const std::string acc = AccumulatorsKey(c.person_key, c.year);
+  const std::string idem = IdempotencyKey(*tag, c.institution_id, c.request_id);
+  const std::string stl = SettlementKey(c.settlement_id);
+  const std::string journal = JournalKey(*tag);
+  const std::vector<std::string>& names = AccumulatorFieldNames();
+  // Decimal texts, kept alive for the argv views.
+  std::vector<std::string> numbers;
+  numbers.reserve(8 + 2 * names.size() + 1 + kAmountFields);
+  numbers.push_back(std::to_string(c.expected_version));        // 0
+  numbers.push_back(std::to_string(c.year));                    // 1
+  numbers.push_back(c.settlement_date.ToString());              // 2
+  numbers.push_back(std::to_string(c.now_unix));                // 3
+  numbers.push_back(std::to_string(names.size()));              // 4
+  for (size_t i = 0; i < names.size(); ++i) numbers.push_back(std::to_string(GetTotal(c.after, i)));
+  for (size_t i = 0; i < names.size(); ++i) numbers.push_back(std::to_string(GetTotal(c.delta, i)));
+  numbers.push_back(std::to_string(kAmountFields));
+  engine::Amounts amounts = c.amounts;
+  for (size_t i = 0; i < kAmountFields; ++i) numbers.push_back(std::to_string(*AmountField(amounts, i)));
+
+  RedisArgv argv = {acc, idem, stl, journal,
+                    numbers[0], c.content_hash, c.settlement_id, c.response,
+                    c.institution_id, c.request_id, c.person_key, numbers[1],
+                    numbers[2], numbers[3], numbers[4]};
+  for (const std::string& n : names) argv.push_back(n);
+  size_t at = 5;
+  for (size_t i = 0; i < 2 * names.size(); ++i) argv.push_back(numbers[at++]);
+  argv.push_back(numbers[at++]);
+  for (std::string_view n : kAmountNames) argv.push_back(n);
+  for (size_t i = 0; i < kAmountFields; ++i) argv.push_back(numbers[at++]);
+
+  RedisResult r = RunScript(kCommitScript, argv, 4);
+  if (!r.ok()) return r.status();
+  const std::vector<RedisReply>& e = r->elements;
+  if (e.empty()) return Unexpected("the commit script");
+  const std::string& outcome = e[0].str;
+  CommitResult result;
+  if (outcome == "REPLAYED" && e.size() == 3) {
+    result.outcome = CommitOutcome::kReplayed;
+    result.settlement_id = e[1].str;
+    result.response = e[2].str;
+    return result;
+  }
+  if (outcome == "CONFLICT" && e.size() == 2) {
+    return engine::Refusal(
+        absl::StatusCode::kAlreadyExists, reason::kRequestIdReused, "request_id",
+        Cat("request_id was used by this institution for other content (settlement ", e[1].str,
+            ")"));
+  }
+  if (outcome == "VERSION_MOVED" && e.size() == 2) {
+    result.outcome = CommitOutcome::kVersionMoved;
+    if (!ParseInt64(e[1].str, &result.accumulators_version)) return Corrupt("accumulator version");
+    return result;
+  }
+  if (outcome == "COMMITTED" && e.size() == 3) {
+    result.outcome = CommitOutcome::kCommitted;
+    result.settlement_id = c.settlement_id;
+    result.response = c.response;
+    if (!ParseInt64(e[2].str, &result.accumulators_version)) return Unexpected("the commit script");
+    return result;
+  }
+  return Unexpected("the commit script");
+}
+
+absl::StatusOr<SettlementRecord> SettlementStore::GetSettlement(std::string_view settlement_id) {
+  absl::StatusOr<std::string> tag = TagOfSettlementId(settlement_id);
+  if (!tag.ok()) return tag.status();
+  RedisResult r = redis_.Command({"HGETALL", SettlementKey(settlement_id)});
+  if (!r.ok()) return r.status();
+  if (r->elements.empty()) {
+    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
+                           "settlement_id", "no settlement has this id");
+  }
+  SettlementRecord rec;
+  rec.settlement_id = std::string(settlement_id);
+  bool has_status = false;
+  for (size_t k = 0; k + 1 < r->elements.size(); k += 2) {
+    const std::string& name = r->elements[k].str;
+    const std::string& value = r->elements[k + 1].str;
+    int64_t n = 0;
+    if (name == "person_key") rec.person_key = value;
+    else if (name == "institution") rec.institution_id = value;
+    else if (name == "request_id") rec.request_id = value;
+    else if (name == "hash") rec.content_hash = value;
+    else if (name == "response") rec.response = value;
+    else if (name == "reversal_id") rec.reversal_request_id = value;
+    else if (name == "reversal_response") rec.reversal_response = value;
+    else if (name == "status") {
+      has_status = true;
+      if (value == "REVERSED") rec.status = SettlementStatus::kReversed;
+      else if (value != "SETTLED") return Corrupt("status");
+    } else if (name == "date" && !value.empty()) {
+      std::optional<engine::Date> d = engine::Date::Parse(value);
+      if (!d.has_value()) return Corrupt("date");
+      rec.settlement_date = *d;
+    } else if (name == "year" || name == "settled_at" || name == "reversed_at") {
+      if (!ParseInt64(value, &n)) return Corrupt(name);
+      if (name == "year") rec.year = static_cast<int32_t>(n);
+      if (name == "settled_at") rec.settled_at_unix = n;
+      if (name == "reversed_at") rec.reversed_at_unix = n;
+    } else if (!ApplyPrefixed(name, value, rec.delta, rec.amounts)) {
+      return Corrupt(name);
+    }
+  }
+  if (!has_status || rec.person_key.empty()) return Corrupt("status or person_key missing");
+  return rec;
+}
+
+absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalRequest& request) {
+  absl::StatusOr<std::string> tag = TagOfSettlementId(request.settlement_id);
+  if (!tag.ok()) return tag.status();
+  const std::string stl = SettlementKey(request.settlement_id);
+  RedisResult who = redis_.Command({"HMGET", stl, "person_key", "year"});
+  if (!who.ok()) return who.status();
+  if (who->elements.size() != 2) return Unexpected("HMGET of the settlement");
+  if (who->elements[0].is_nil()) {
+    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
+                           "settlement_id", "no settlement has this id");
+  }
+  int64_t year = 0;
+  if (!ParseInt64(who->elements[1].str, &year) || !CheckPersonKey(who->elements[0].str).ok()) {
+    return Corrupt("person_key or year");
+  }
+  const std::string acc = AccumulatorsKey(who->elements[0].str, static_cast<int32_t>(year));
+  const std::string journal = JournalKey(*tag);
+  const std::string now = std::to_string(request.now_unix);
+  RedisResult r = RunScript(kReversalScript,
+                            {stl, acc, journal, request.institution_id,
+                             request.reversal_request_id, request.response, now,
+                             request.settlement_id},
+                            3);
+  if (!r.ok()) return r.status();
+  const std::vector<RedisReply>& e = r->elements;
+  if (e.empty()) return Unexpected("the reversal script");
+  const std::string& outcome = e[0].str;
+  if (outcome == "NOT_FOUND") {
+    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
+                           "settlement_id", "no settlement has this id");
+  }
+  if (outcome == "NOT_YOURS") {
+    return engine::Refusal(absl::StatusCode::kPermissionDenied, reason::kNotYourSettlement,
+                           "settlement_id", "the settlement belongs to another institution");
+  }
+  if (outcome == "NEGATIVE") {
+    return engine::Refused(engine::reason::kAccumulatorsInvalid,
+                           Cat("the reversal would make the year total ",
+                               e.size() > 1 ? e[1].str : std::string(),
+                               " negative; nothing written"));
+  }
+  if ((outcome != "REPLAYED" && outcome != "REVERSED") || e.size() < 4) {
+    return Unexpected("the reversal script");
+  }
+  ReversalResult result;
+  result.replayed = outcome == "REPLAYED";
+  result.reversal_request_id = e[1].str;
+  result.response = e[2].str;
+  if (!ParseInt64(e[3].str, &result.reversed_at_unix)) return Corrupt("reversed_at");
+  absl::StatusOr<engine::Accumulators> after = ParseAccumulators(e, 4);
+  if (!after.ok()) return after.status();
+  result.accumulators = *after;
+  return result;
+}
+
+absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournal(std::string_view tag,
+                                                                       int64_t from_ms,
+                                                                       int64_t to_ms) {
+  if (!IsTag(tag)) {
+    return engine::InvalidField(reason::kSettlementIdInvalid, "tag",
+                                "a tag is 2 lowercase hex characters");
+  }
+  const std::string from = std::to_string(from_ms);
+  const std::string to = std::to_string(to_ms);
+  RedisResult r = redis_.Command({"XRANGE", JournalKey(tag), from, to});
+  if (!r.ok()) return r.status();
+  std::vector<JournalEntry> out;
+  out.reserve(r->elements.size());
+  for (const RedisReply& item : r->elements) {
+    if (item.elements.size() != 2) return Unexpected("XRANGE");
+    JournalEntry entry;
+    entry.stream_id = item.elements[0].str;
+    const std::vector<RedisReply>& f = item.elements[1].elements;
+    for (size_t k = 0; k + 1 < f.size(); k += 2) {
+      const std::string& name = f[k].str;
+      const std::string& value = f[k + 1].str;
+      int64_t n = 0;
+      if (name == "kind") {
+        if (value == "REVERSE") entry.kind = JournalKind::kReverse;
+        else if (value != "SETTLE") return Corrupt("journal kind");
+      } else if (name == "settlement_id") entry.settlement_id = value;
+      else if (name == "person_key") entry.person_key = value;
+      else if (name == "institution") entry.institution_id = value;
+      else if (name == "request_id") entry.request_id = value;
+      else if (name == "date" && !value.empty()) {
+        std::optional<engine::Date> d = engine::Date::Parse(value);
+        if (!d.has_value()) return Corrupt("journal date");
+        entry.settlement_date = *d;
+      } else if (name == "year" || name == "at") {
+        if (!ParseInt64(value, &n)) return Corrupt(Cat("journal ", name));
+        if (name == "year") entry.year = static_cast<int32_t>(n);
+        else entry.at_unix = n;
+      } else if (!ApplyPrefixed(name, value, entry.delta, entry.amounts)) {
+        return Corrupt(Cat("journal ", name));
+      }
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace medsettle::cache
