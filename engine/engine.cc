@@ -170,18 +170,7 @@ absl::StatusOr<Accumulators> Engine::Reverse(const Accumulators& current,
                    "a settlement's delta is never negative");
   }
   Accumulators after = current;
-  for (size_t i = 0; i < after.ledgers.size(); ++i) {
-    after.ledgers[i].deductible_paid_cents -= delta.ledgers[i].deductible_paid_cents;
-    after.ledgers[i].in_scope_cents -= delta.ledgers[i].in_scope_cents;
-    after.ledgers[i].fund_paid_cents -= delta.ledgers[i].fund_paid_cents;
-    after.ledgers[i].visits -= delta.ledgers[i].visits;
-  }
-  after.critical_illness_burden_cents -= delta.critical_illness_burden_cents;
-  after.critical_illness_paid_cents -= delta.critical_illness_paid_cents;
-  for (size_t i = 0; i < after.supplementary.size(); ++i) {
-    after.supplementary[i].base_cents -= delta.supplementary[i].base_cents;
-    after.supplementary[i].paid_cents -= delta.supplementary[i].paid_cents;
-  }
+  after.AddTotals(delta, -1);
   after.version = current.version + 1;
   if (absl::Status s = ValidateAccumulators(after); !s.ok()) {
     return Refusal(absl::StatusCode::kFailedPrecondition, reason::kAccumulatorsInvalid, "",

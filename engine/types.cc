@@ -137,6 +137,21 @@ bool Accumulators::SameTotals(const Accumulators& other) const {
          supplementary == other.supplementary;
 }
 
+void Accumulators::AddTotals(const Accumulators& delta, int sign) {
+  for (size_t i = 0; i < ledgers.size(); ++i) {
+    ledgers[i].deductible_paid_cents += sign * delta.ledgers[i].deductible_paid_cents;
+    ledgers[i].in_scope_cents += sign * delta.ledgers[i].in_scope_cents;
+    ledgers[i].fund_paid_cents += sign * delta.ledgers[i].fund_paid_cents;
+    ledgers[i].visits += sign * delta.ledgers[i].visits;
+  }
+  critical_illness_burden_cents += sign * delta.critical_illness_burden_cents;
+  critical_illness_paid_cents += sign * delta.critical_illness_paid_cents;
+  for (size_t i = 0; i < supplementary.size(); ++i) {
+    supplementary[i].base_cents += sign * delta.supplementary[i].base_cents;
+    supplementary[i].paid_cents += sign * delta.supplementary[i].paid_cents;
+  }
+}
+
 void Settlement::Clear() {
   policy_id = {};
   settlement_date = Date();

@@ -196,6 +196,9 @@ struct Accumulators {
   Cents FundPaid(LedgerMask mask) const;
   // Equality of the money and counts; the version is not compared.
   bool SameTotals(const Accumulators& other) const;
+  // Adds `sign` × every total and count of `delta` (sign +1 or -1); the
+  // version is left alone. No bounds are checked: see ValidateAccumulators.
+  void AddTotals(const Accumulators& delta, int sign);
 };
 
 // ---- Results ----

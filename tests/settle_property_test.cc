@@ -150,20 +150,7 @@ void ExpectPayersAddUp(const Amounts& a) {
 
 Accumulators Sum(const std::vector<Accumulators>& deltas) {
   Accumulators sum;
-  for (const Accumulators& d : deltas) {
-    for (size_t i = 0; i < sum.ledgers.size(); ++i) {
-      sum.ledgers[i].deductible_paid_cents += d.ledgers[i].deductible_paid_cents;
-      sum.ledgers[i].in_scope_cents += d.ledgers[i].in_scope_cents;
-      sum.ledgers[i].fund_paid_cents += d.ledgers[i].fund_paid_cents;
-      sum.ledgers[i].visits += d.ledgers[i].visits;
-    }
-    sum.critical_illness_burden_cents += d.critical_illness_burden_cents;
-    sum.critical_illness_paid_cents += d.critical_illness_paid_cents;
-    for (size_t i = 0; i < sum.supplementary.size(); ++i) {
-      sum.supplementary[i].base_cents += d.supplementary[i].base_cents;
-      sum.supplementary[i].paid_cents += d.supplementary[i].paid_cents;
-    }
-  }
+  for (const Accumulators& d : deltas) sum.AddTotals(d, +1);
   return sum;
 }
 

@@ -68,22 +68,6 @@ std::string ResponseOf(const std::string& settlement_id, const Settlement& s) {
              "|patient=", s.amounts.patient_cents);
 }
 
-// `sum` += sign × `delta`, every total.
-void AddTo(Accumulators& sum, const Accumulators& delta, int sign) {
-  for (size_t i = 0; i < sum.ledgers.size(); ++i) {
-    sum.ledgers[i].deductible_paid_cents += sign * delta.ledgers[i].deductible_paid_cents;
-    sum.ledgers[i].in_scope_cents += sign * delta.ledgers[i].in_scope_cents;
-    sum.ledgers[i].fund_paid_cents += sign * delta.ledgers[i].fund_paid_cents;
-    sum.ledgers[i].visits += sign * delta.ledgers[i].visits;
-  }
-  sum.critical_illness_burden_cents += sign * delta.critical_illness_burden_cents;
-  sum.critical_illness_paid_cents += sign * delta.critical_illness_paid_cents;
-  for (size_t i = 0; i < sum.supplementary.size(); ++i) {
-    sum.supplementary[i].base_cents += sign * delta.supplementary[i].base_cents;
-    sum.supplementary[i].paid_cents += sign * delta.supplementary[i].paid_cents;
-  }
-}
-
 class SettlementStoreTest : public RedisServerTest {
  protected:
   void SetUp() override {
@@ -389,7 +373,7 @@ TEST_F(SettlementStoreTest, ConcurrentSettlementsOfOnePersonSumToTheJournal) {
   std::vector<JournalEntry> journal = Journal();
   ASSERT_EQ(journal.size(), static_cast<size_t>(kThreads * kPerThread));
   Accumulators sum;
-  for (const JournalEntry& e : journal) AddTo(sum, e.delta, 1);
+  for (const JournalEntry& e : journal) sum.AddTotals(e.delta, 1);
   EXPECT_TRUE(sum.SameTotals(final_read.accumulators));
   EXPECT_EQ(final_read.accumulators.ledger(engine::Ledger::kGeneralOutpatient).visits,
             kThreads * kPerThread);
@@ -457,7 +441,7 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   EXPECT_EQ(journal[2].request_id, "undo-r2");
   Accumulators sum;
   for (const JournalEntry& e : journal) {
-    AddTo(sum, e.delta, e.kind == JournalKind::kSettle ? 1 : -1);
+    sum.AddTotals(e.delta, e.kind == JournalKind::kSettle ? 1 : -1);
   }
   EXPECT_TRUE(sum.SameTotals(s1.after));
 }
