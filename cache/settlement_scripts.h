@@ -13,11 +13,13 @@
 
 namespace medsettle::cache::scripts {
 
-// KEYS: acc, idem, stl, journal.
+// KEYS: acc, idem, stl, journal, recon (the hash of the institution's
+// settlement date), recon ids (its list).
 // ARGV: 1 expected version, 2 content hash, 3 settlement id, 4 response,
 // 5 institution, 6 request id, 7 person key, 8 year, 9 settlement date,
 // 10 now (unix s), 11 n, then n accumulator field names, n totals after,
-// n delta values; then m, m amount names, m amount values.
+// n delta values; then m, m amount names, m amount values; then the visit
+// type number and the idempotency TTL in seconds (0 = none).
 // Returns {'REPLAYED', id, response} | {'CONFLICT', id} |
 // {'VERSION_MOVED', version found} | {'COMMITTED', id, new version}.
 inline constexpr std::string_view kCommitSettlement = R"lua(
@@ -54,6 +56,11 @@ for i = 1, n do
 end
 local at = 12 + 3 * n
 local m = tonumber(ARGV[at])
+local visit = ARGV[at + 2 * m + 1]
+local ttl = tonumber(ARGV[at + 2 * m + 2])
+rec[#rec + 1] = 'visit'
+rec[#rec + 1] = visit
+local recon = {}
 for i = 1, m do
   local x = ARGV[at + m + i]
   if x ~= '0' then
@@ -61,18 +68,26 @@ for i = 1, m do
     rec[#rec + 1] = x
     entry[#entry + 1] = 'a.' .. ARGV[at + i]
     entry[#entry + 1] = x
+    recon[#recon + 1] = 'settled.a.' .. ARGV[at + i]
+    recon[#recon + 1] = x
   end
 end
 redis.call('HSET', KEYS[1], unpack(acc))
 redis.call('HSET', KEYS[3], unpack(rec))
 redis.call('HSET', KEYS[2], 'hash', ARGV[2], 'settlement_id', ARGV[3], 'response', ARGV[4])
+if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 redis.call('XADD', KEYS[4], '*', unpack(entry))
+redis.call('HINCRBY', KEYS[5], 'settled.count', 1)
+for i = 1, #recon, 2 do redis.call('HINCRBY', KEYS[5], recon[i], recon[i + 1]) end
+redis.call('RPUSH', KEYS[6], ARGV[3])
 return {'COMMITTED', ARGV[3], version}
 )lua";
 
-// KEYS: stl, acc (of the record's person and year), journal.
+// KEYS: stl, acc (of the record's person and year), journal, recon (the
+// hash of the requesting institution and the record's settlement date).
 // ARGV: 1 institution, 2 reversal request id, 3 response, 4 now (unix s),
-// 5 settlement id.
+// 5 settlement id, 6 the record's settlement date as read before (the
+// recon key's; '' for a record without one: then recon is not written).
 // Returns {'NOT_FOUND'} | {'NOT_YOURS'} | {'NEGATIVE', field} |
 // {'REPLAYED' | 'REVERSED', reversal id, response, reversed at, acc fields…}.
 inline constexpr std::string_view kCommitReversal = R"lua(
@@ -81,6 +96,9 @@ if #r == 0 then return {'NOT_FOUND'} end
 local rec = {}
 for i = 1, #r, 2 do rec[r[i]] = r[i + 1] end
 if rec['institution'] ~= ARGV[1] then return {'NOT_YOURS'} end
+if (rec['date'] or '') ~= ARGV[6] then
+  return redis.error_reply('ERR settlement date differs from the one read')
+end
 if rec['status'] == 'REVERSED' then
   local out = {'REPLAYED', rec['reversal_id'] or '', rec['reversal_response'] or '',
                rec['reversed_at'] or '0'}
@@ -96,11 +114,16 @@ for i = 1, #r, 2 do
 end
 local entry = {'kind', 'REVERSE', 'settlement_id', ARGV[5], 'person_key', rec['person_key'],
                'year', rec['year'], 'institution', ARGV[1], 'request_id', ARGV[2],
-               'date', rec['date'], 'at', ARGV[4]}
+               'date', rec['date'] or '', 'at', ARGV[4]}
+local indexed = ARGV[6] ~= ''
+if indexed then redis.call('HINCRBY', KEYS[4], 'reversed.count', 1) end
 for i = 1, #r, 2 do
   local prefix = string.sub(r[i], 1, 2)
   if prefix == 'd.' then
     redis.call('HINCRBY', KEYS[2], string.sub(r[i], 3), '-' .. r[i + 1])
+  end
+  if prefix == 'a.' and indexed then
+    redis.call('HINCRBY', KEYS[4], 'reversed.' .. r[i], r[i + 1])
   end
   if prefix == 'd.' or prefix == 'a.' then
     entry[#entry + 1] = r[i]

@@ -1,12 +1,13 @@
 #include "cache/settlement_store.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
-#include <iterator>
-#include <optional>
 #include <cstdint>
+#include <iterator>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -149,6 +150,119 @@ bool ApplyPrefixed(std::string_view name, std::string_view value, engine::Accumu
   return true;
 }
 
+constexpr int kTagCount = 256;
+
+std::string TagText(int tag) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  return std::string{kHex[(tag >> 4) & 15], kHex[tag & 15]};
+}
+
+int TagNumber(std::string_view tag) {  // REQUIRES: IsTag(tag)
+  auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  return digit(tag[0]) * 16 + digit(tag[1]);
+}
+
+// The keys and commands that read a person's enrollment and year
+// accumulators: the first two commands of ReadForSettle's pipeline and all
+// of ReadForCoverage's. The argv views point into the strings.
+struct CoverageKeys {
+  std::string bucket;
+  std::string field;
+  std::string acc;
+
+  CoverageKeys(std::string_view snapshot_version, std::string_view person_key, int32_t year)
+      : bucket(SnapshotPersonBucketKey(snapshot_version, person_key)),
+        field(SnapshotPersonField(person_key)),
+        acc(AccumulatorsKey(person_key, year)) {}
+  CoverageKeys(const CoverageKeys&) = delete;
+  CoverageKeys& operator=(const CoverageKeys&) = delete;
+
+  std::vector<RedisArgv> Commands() const { return {{"HGET", bucket, field}, {"HGETALL", acc}}; }
+};
+
+// Decodes the replies of CoverageKeys::Commands (the first two of
+// `replies`, each already checked ok).
+absl::StatusOr<CoverageRead> DecodeCoverage(std::string_view person_key,
+                                            const std::vector<RedisResult>& replies) {
+  CoverageRead read;
+  const RedisReply& enrollment = *replies[0];
+  if (!enrollment.is_nil()) {
+    absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(enrollment.str);
+    if (!e.ok()) return e.status();
+    e->person_key = std::string(person_key);
+    read.enrollment = *std::move(e);
+  }
+  absl::StatusOr<engine::Accumulators> accumulators = ParseAccumulators(replies[1]->elements, 0);
+  if (!accumulators.ok()) return accumulators.status();
+  read.accumulators = *accumulators;
+  return read;
+}
+
+// Page tokens of Reconcile: "p1-<tag>-<offset>", the position of the next
+// entry (a tag and an index into its id list).
+constexpr std::string_view kPageTokenPrefix = "p1-";
+// Far above any list's length (Redis lists hold < 2^32 entries); keeps
+// offset + page size from overflowing.
+constexpr int64_t kMaxPageOffset = int64_t{1} << 40;
+
+std::string PageToken(int tag, int64_t offset) {
+  return Cat(kPageTokenPrefix, TagText(tag), "-", offset);
+}
+
+bool ParsePageToken(std::string_view token, int* tag, int64_t* offset) {
+  if (token.size() < kPageTokenPrefix.size() + 4 ||
+      token.substr(0, kPageTokenPrefix.size()) != kPageTokenPrefix) {
+    return false;
+  }
+  token.remove_prefix(kPageTokenPrefix.size());
+  if (!IsTag(token.substr(0, 2)) || token[2] != '-') return false;
+  std::string_view digits = token.substr(3);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      !ParseInt64(digits, offset) || *offset > kMaxPageOffset) {
+    return false;
+  }
+  *tag = TagNumber(token.substr(0, 2));
+  return true;
+}
+
+// Adds the "<prefix>count" and "<prefix>a.<amount>" fields of a recon
+// hash's HGETALL to `totals`; false for a value that is not an integer.
+bool AddReconFields(const std::vector<RedisReply>& elements, std::string_view prefix,
+                    ReconcileTotals& totals) {
+  for (size_t k = 0; k + 1 < elements.size(); k += 2) {
+    std::string_view name = elements[k].str;
+    if (name.substr(0, prefix.size()) != prefix) continue;
+    name.remove_prefix(prefix.size());
+    int64_t v = 0;
+    if (name == "count") {
+      if (!ParseInt64(elements[k + 1].str, &v)) return false;
+      totals.count += v;
+      continue;
+    }
+    if (name.substr(0, 2) != "a.") continue;
+    if (!ParseInt64(elements[k + 1].str, &v)) return false;
+    for (size_t i = 0; i < kAmountFields; ++i) {
+      if (kAmountNames[i] == name.substr(2)) *AmountField(totals.amounts, i) += v;
+    }
+  }
+  return true;
+}
+
+// The fields of a settlement record that a Reconcile detail entry reads
+// (HMGET), the amounts last.
+constexpr std::string_view kDetailFields[] = {"request_id", "status", "visit", "settled_at",
+                                              "reversed_at"};
+constexpr size_t kDetailFixed = std::size(kDetailFields);
+
+const std::vector<std::string>& DetailAmountFields() {
+  static const std::vector<std::string>* names = [] {
+    auto* out = new std::vector<std::string>;
+    for (std::string_view n : kAmountNames) out->push_back(Cat("a.", n));
+    return out;
+  }();
+  return *names;
+}
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -185,6 +299,14 @@ std::string SettlementKey(std::string_view settlement_id) {
   return Cat("stl:{", settlement_id.substr(0, 2), "}:", settlement_id);
 }
 std::string JournalKey(std::string_view tag) { return Cat("journal:{", tag, "}"); }
+std::string ReconcileKey(std::string_view tag, std::string_view institution_id,
+                         engine::Date date) {
+  return Cat("recon:{", tag, "}:", institution_id, ":", date.ToString());
+}
+std::string ReconcileIdsKey(std::string_view tag, std::string_view institution_id,
+                            engine::Date date) {
+  return Cat(ReconcileKey(tag, institution_id, date), ":ids");
+}
 
 std::string NewSettlementId(std::string_view person_key, int64_t now_ms) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -225,7 +347,8 @@ std::string_view Name(JournalKind kind) {
   return kind == JournalKind::kReverse ? "REVERSE" : "SETTLE";
 }
 
-SettlementStore::SettlementStore(RedisClient& redis) : redis_(redis) {}
+SettlementStore::SettlementStore(RedisClient& redis, SettlementStoreOptions options)
+    : redis_(redis), options_(options) {}
 
 RedisResult SettlementStore::RunScript(int index, const RedisArgv& keys_and_args,
                                        size_t key_count) {
@@ -261,30 +384,21 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                                                           std::string_view institution_id,
                                                           std::string_view request_id) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
-  const std::string bucket = SnapshotPersonBucketKey(snapshot_version, person_key);
-  const std::string field = SnapshotPersonField(person_key);
-  const std::string acc = AccumulatorsKey(person_key, year);
+  const CoverageKeys keys(snapshot_version, person_key, year);
   const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
-  absl::StatusOr<std::vector<RedisResult>> replies =
-      redis_.Pipeline({{"HGET", bucket, field},
-                       {"HGETALL", acc},
-                       {"HMGET", idem, "hash", "settlement_id", "response"}});
+  std::vector<RedisArgv> commands = keys.Commands();
+  commands.push_back({"HMGET", idem, "hash", "settlement_id", "response"});
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != 3) return Unexpected("the settle read");
   for (const RedisResult& r : *replies) {
     if (!r.ok()) return r.status();
   }
+  absl::StatusOr<CoverageRead> coverage = DecodeCoverage(person_key, *replies);
+  if (!coverage.ok()) return coverage.status();
   SettleRead read;
-  const RedisReply& enrollment = *(*replies)[0];
-  if (!enrollment.is_nil()) {
-    absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(enrollment.str);
-    if (!e.ok()) return e.status();
-    e->person_key = std::string(person_key);
-    read.enrollment = *std::move(e);
-  }
-  absl::StatusOr<engine::Accumulators> accumulators = ParseAccumulators((*replies)[1]->elements, 0);
-  if (!accumulators.ok()) return accumulators.status();
-  read.accumulators = *accumulators;
+  read.enrollment = std::move(coverage->enrollment);
+  read.accumulators = coverage->accumulators;
   const RedisReply& prior = *(*replies)[2];
   if (prior.elements.size() != 3) return Unexpected("HMGET of the idempotency record");
   if (!prior.elements[0].is_nil()) {
@@ -293,6 +407,20 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                              .response = prior.elements[2].str};
   }
   return read;
+}
+
+absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view snapshot_version,
+                                                              std::string_view person_key,
+                                                              int32_t year) {
+  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  const CoverageKeys keys(snapshot_version, person_key, year);
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(keys.Commands());
+  if (!replies.ok()) return replies.status();
+  if (replies->size() != 2) return Unexpected("the coverage read");
+  for (const RedisResult& r : *replies) {
+    if (!r.ok()) return r.status();
+  }
+  return DecodeCoverage(person_key, *replies);
 }
 
 absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementCommit& c) {
@@ -305,15 +433,21 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   }
   if (absl::Status s = engine::ValidateAccumulators(c.delta); !s.ok()) return s;
   if (absl::Status s = engine::ValidateAccumulators(c.after); !s.ok()) return s;
+  if (!c.settlement_date.valid()) {
+    return engine::InvalidField(engine::reason::kDateMissing, "settlement_date",
+                                "a settlement needs its settlement date (Reconcile's day)");
+  }
 
   const std::string acc = AccumulatorsKey(c.person_key, c.year);
   const std::string idem = IdempotencyKey(*tag, c.institution_id, c.request_id);
   const std::string stl = SettlementKey(c.settlement_id);
   const std::string journal = JournalKey(*tag);
+  const std::string recon = ReconcileKey(*tag, c.institution_id, c.settlement_date);
+  const std::string recon_ids = ReconcileIdsKey(*tag, c.institution_id, c.settlement_date);
   const std::vector<std::string>& names = AccumulatorFieldNames();
   // Decimal texts, kept alive for the argv views.
   std::vector<std::string> numbers;
-  numbers.reserve(8 + 2 * names.size() + 1 + kAmountFields);
+  numbers.reserve(8 + 2 * names.size() + 1 + kAmountFields + 2);
   numbers.push_back(std::to_string(c.expected_version));        // 0
   numbers.push_back(std::to_string(c.year));                    // 1
   numbers.push_back(c.settlement_date.ToString());              // 2
@@ -324,8 +458,10 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   numbers.push_back(std::to_string(kAmountFields));
   engine::Amounts amounts = c.amounts;
   for (size_t i = 0; i < kAmountFields; ++i) numbers.push_back(std::to_string(*AmountField(amounts, i)));
+  numbers.push_back(std::to_string(c.visit));
+  numbers.push_back(std::to_string(std::max<int64_t>(options_.idempotency_ttl_seconds, 0)));
 
-  RedisArgv argv = {acc, idem, stl, journal,
+  RedisArgv argv = {acc, idem, stl, journal, recon, recon_ids,
                     numbers[0], c.content_hash, c.settlement_id, c.response,
                     c.institution_id, c.request_id, c.person_key, numbers[1],
                     numbers[2], numbers[3], numbers[4]};
@@ -335,8 +471,10 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   argv.push_back(numbers[at++]);
   for (std::string_view n : kAmountNames) argv.push_back(n);
   for (size_t i = 0; i < kAmountFields; ++i) argv.push_back(numbers[at++]);
+  argv.push_back(numbers[at++]);  // visit
+  argv.push_back(numbers[at++]);  // idempotency TTL
 
-  RedisResult r = RunScript(kCommitScript, argv, 4);
+  RedisResult r = RunScript(kCommitScript, argv, 6);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the commit script");
@@ -400,9 +538,11 @@ absl::StatusOr<SettlementRecord> SettlementStore::GetSettlement(std::string_view
       std::optional<engine::Date> d = engine::Date::Parse(value);
       if (!d.has_value()) return Corrupt("date");
       rec.settlement_date = *d;
-    } else if (name == "year" || name == "settled_at" || name == "reversed_at") {
+    } else if (name == "year" || name == "settled_at" || name == "reversed_at" ||
+               name == "visit") {
       if (!ParseInt64(value, &n)) return Corrupt(name);
       if (name == "year") rec.year = static_cast<int32_t>(n);
+      if (name == "visit") rec.visit = static_cast<int32_t>(n);
       if (name == "settled_at") rec.settled_at_unix = n;
       if (name == "reversed_at") rec.reversed_at_unix = n;
     } else if (!ApplyPrefixed(name, value, rec.delta, rec.amounts)) {
@@ -417,9 +557,9 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
   absl::StatusOr<std::string> tag = TagOfSettlementId(request.settlement_id);
   if (!tag.ok()) return tag.status();
   const std::string stl = SettlementKey(request.settlement_id);
-  RedisResult who = redis_.Command({"HMGET", stl, "person_key", "year"});
+  RedisResult who = redis_.Command({"HMGET", stl, "person_key", "year", "date"});
   if (!who.ok()) return who.status();
-  if (who->elements.size() != 2) return Unexpected("HMGET of the settlement");
+  if (who->elements.size() != 3) return Unexpected("HMGET of the settlement");
   if (who->elements[0].is_nil()) {
     return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
                            "settlement_id", "no settlement has this id");
@@ -430,12 +570,23 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
   }
   const std::string acc = AccumulatorsKey(who->elements[0].str, static_cast<int32_t>(year));
   const std::string journal = JournalKey(*tag);
+  // The record's settlement date ("" for a record without one: not indexed).
+  const std::string& date_text = who->elements[2].str;
+  engine::Date date;
+  if (!date_text.empty()) {
+    std::optional<engine::Date> d = engine::Date::Parse(date_text);
+    if (!d.has_value()) return Corrupt("date");
+    date = *d;
+  }
+  // The requesting institution's key: the script refuses another's before
+  // it writes, so only the settling institution's hash is ever written.
+  const std::string recon = ReconcileKey(*tag, request.institution_id, date);
   const std::string now = std::to_string(request.now_unix);
   RedisResult r = RunScript(kReversalScript,
-                            {stl, acc, journal, request.institution_id,
+                            {stl, acc, journal, recon, request.institution_id,
                              request.reversal_request_id, request.response, now,
-                             request.settlement_id},
-                            3);
+                             request.settlement_id, date_text},
+                            4);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the reversal script");
@@ -512,6 +663,149 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournal(std::stri
     out.push_back(std::move(entry));
   }
   return out;
+}
+
+absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view institution_id,
+                                                           engine::Date date,
+                                                           bool include_detail, int page_size,
+                                                           std::string_view page_token) {
+  if (institution_id.empty()) {
+    return engine::InvalidField(engine::reason::kInstitutionInvalid, "institution_id",
+                                "reconciliation needs an institution id");
+  }
+  if (!date.valid()) {
+    return engine::InvalidField(engine::reason::kDateMissing, "date",
+                                "reconciliation needs an accounting day");
+  }
+  int start_tag = 0;
+  int64_t start_offset = 0;
+  if (include_detail) {
+    if (page_size < 1 || page_size > kMaxReconcilePageSize) {
+      return engine::InvalidField(reason::kPageSizeInvalid, "page_size",
+                                  Cat("page_size must be 1..", kMaxReconcilePageSize));
+    }
+    if (!page_token.empty() && !ParsePageToken(page_token, &start_tag, &start_offset)) {
+      return engine::InvalidField(reason::kPageTokenInvalid, "page_token",
+                                  "page_token is not one that Reconcile returned");
+    }
+  }
+  const size_t wanted = include_detail ? static_cast<size_t>(page_size) : 0;
+  const std::vector<std::string>& amount_fields = DetailAmountFields();
+
+  ReconcileResult result;
+  std::array<int64_t, kTagCount> lengths{};
+  int end_tag = -1;        // where the page ended: a tag and
+  int64_t end_offset = 0;  // the index after its last entry
+  for (int t = 0; t < kTagCount; ++t) {
+    const std::string tag = TagText(t);
+    const std::string recon = ReconcileKey(tag, institution_id, date);
+    const std::string ids = ReconcileIdsKey(tag, institution_id, date);
+    const bool page_open = include_detail && t >= start_tag && result.detail.size() < wanted;
+    const int64_t from = t == start_tag ? start_offset : 0;
+    const std::string range_from = std::to_string(from);
+    const std::string range_to =
+        std::to_string(from + static_cast<int64_t>(wanted - result.detail.size()) - 1);
+    std::vector<RedisArgv> commands = {{"HGETALL", recon}, {"LLEN", ids}};
+    if (page_open) commands.push_back({"LRANGE", ids, range_from, range_to});
+    absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+    if (!replies.ok()) return replies.status();
+    if (replies->size() != commands.size()) return Unexpected("the reconcile read");
+    for (const RedisResult& r : *replies) {
+      if (!r.ok()) return r.status();
+    }
+    if (!AddReconFields((*replies)[0]->elements, "settled.", result.settled) ||
+        !AddReconFields((*replies)[0]->elements, "reversed.", result.reversed)) {
+      return Corrupt(Cat("reconcile totals ", recon));
+    }
+    lengths[static_cast<size_t>(t)] = (*replies)[1]->integer;
+    if (!page_open) continue;
+    const std::vector<RedisReply>& listed = (*replies)[2]->elements;
+    end_tag = t;
+    end_offset = from + static_cast<int64_t>(listed.size());
+    if (listed.empty()) continue;
+
+    // The listed settlements' records, one HMGET each, in one pipeline.
+    std::vector<std::string> keys;
+    keys.reserve(listed.size());
+    for (const RedisReply& id : listed) {
+      if (id.str.size() < 4 || id.str.compare(0, 2, tag) != 0 || id.str[2] != '-') {
+        return Corrupt(Cat("settlement id listed in ", ids));
+      }
+      keys.push_back(SettlementKey(id.str));
+    }
+    std::vector<RedisArgv> reads;
+    reads.reserve(keys.size());
+    for (const std::string& key : keys) {
+      RedisArgv argv = {"HMGET", key};
+      argv.insert(argv.end(), std::begin(kDetailFields), std::end(kDetailFields));
+      argv.insert(argv.end(), amount_fields.begin(), amount_fields.end());
+      reads.push_back(std::move(argv));
+    }
+    absl::StatusOr<std::vector<RedisResult>> records = redis_.Pipeline(reads);
+    if (!records.ok()) return records.status();
+    if (records->size() != reads.size()) return Unexpected("the reconcile detail read");
+    for (size_t i = 0; i < records->size(); ++i) {
+      const RedisResult& r = (*records)[i];
+      if (!r.ok()) return r.status();
+      const std::vector<RedisReply>& f = r->elements;
+      if (f.size() != kDetailFixed + kAmountFields) return Unexpected("HMGET of a settlement");
+      ReconcileDetail d;
+      d.settlement_id = listed[i].str;
+      if (f[1].is_nil()) return Corrupt(Cat("settlement ", d.settlement_id, " has no record"));
+      d.request_id = f[0].str;
+      if (f[1].str == "REVERSED") d.status = SettlementStatus::kReversed;
+      else if (f[1].str != "SETTLED") return Corrupt("status");
+      int64_t n = 0;
+      if (!f[2].is_nil()) {
+        if (!ParseInt64(f[2].str, &n)) return Corrupt("visit");
+        d.visit_type = static_cast<int32_t>(n);
+      }
+      if (!ParseInt64(f[3].str, &d.settled_at_unix)) return Corrupt("settled_at");
+      if (!f[4].is_nil() && !ParseInt64(f[4].str, &d.reversed_at_unix)) {
+        return Corrupt("reversed_at");
+      }
+      for (size_t a = 0; a < kAmountFields; ++a) {
+        const RedisReply& v = f[kDetailFixed + a];
+        if (v.is_nil()) continue;
+        if (!ParseInt64(v.str, AmountField(d.amounts, a))) return Corrupt(amount_fields[a]);
+      }
+      result.detail.push_back(std::move(d));
+    }
+  }
+
+  for (size_t i = 0; i < kAmountFields; ++i) {
+    *AmountField(result.net.amounts, i) =
+        *AmountField(result.settled.amounts, i) - *AmountField(result.reversed.amounts, i);
+  }
+  result.net.count = result.settled.count - result.reversed.count;
+
+  // A full page continues where it ended, or at the next tag with entries.
+  if (include_detail && result.detail.size() == wanted && end_tag >= 0) {
+    if (end_offset < lengths[static_cast<size_t>(end_tag)]) {
+      result.next_page_token = PageToken(end_tag, end_offset);
+    } else {
+      for (int t = end_tag + 1; t < kTagCount; ++t) {
+        if (lengths[static_cast<size_t>(t)] > 0) {
+          result.next_page_token = PageToken(t, 0);
+          break;
+        }
+      }
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<int64_t> SettlementStore::TrimJournal(int64_t before_ms) {
+  if (before_ms <= 0) return 0;
+  const std::string min_id = std::to_string(before_ms);
+  int64_t removed = 0;
+  for (int t = 0; t < kTagCount; ++t) {
+    RedisResult r = redis_.Command({"XTRIM", JournalKey(TagText(t)), "MINID", min_id});
+    if (!r.ok()) return r.status();
+    if (r->type != RedisReply::Type::kInteger) return Unexpected("XTRIM");
+    removed += r->integer;
+  }
+  return removed;
 }
 
 }  // namespace medsettle::cache

@@ -13,6 +13,11 @@
 // VERSION_MOVED means another settlement of the same person committed in
 // between: read again, compute again, commit again.
 //
+// The commit also indexes the settlement for reconciliation by
+// (institution, settlement date) in the person's slot (Reconcile); the
+// reversal counts itself there too. Operators trim the journal after it
+// was exported (TrimJournal); the index does not depend on the journal.
+//
 // Thread safety: safe from any number of threads (the loaded script hashes
 // are guarded by a mutex); as thread-safe as its RedisClient, which must
 // outlive the store.
@@ -29,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cache/redis_client.h"
+#include "engine/date.h"
 #include "engine/types.h"
 
 namespace medsettle::cache {
@@ -46,8 +52,17 @@ inline constexpr std::string_view kSettlementIdInvalid = "SETTLEMENT_ID_INVALID"
 // INTERNAL: a stored accumulator, settlement or journal record cannot be
 // read (a field is not an integer, a required field is missing).
 inline constexpr std::string_view kSettlementRecordCorrupt = "SETTLEMENT_RECORD_CORRUPT";
+// INVALID_ARGUMENT (field "page_size"): Reconcile with detail and a page
+// size outside 1..kMaxReconcilePageSize.
+inline constexpr std::string_view kPageSizeInvalid = "PAGE_SIZE_INVALID";
+// INVALID_ARGUMENT (field "page_token"): Reconcile with detail and a page
+// token that is not one Reconcile returned.
+inline constexpr std::string_view kPageTokenInvalid = "PAGE_TOKEN_INVALID";
 // Reversal of a delta that would make a year total negative uses the
 // engine's FAILED_PRECONDITION ACCUMULATORS_INVALID (engine/status.h).
+// A commit without a settlement date, or Reconcile of an unset date, uses
+// the engine's INVALID_ARGUMENT DATE_MISSING; Reconcile of an empty
+// institution id the engine's INVALID_ARGUMENT INSTITUTION_INVALID.
 }  // namespace reason
 
 // Key names (docs/REDIS-KEYS.md). `person_key` must be valid; `tag` is the
@@ -57,6 +72,13 @@ std::string IdempotencyKey(std::string_view tag, std::string_view institution_id
                            std::string_view request_id);  // idem:{ab}:<inst>:<request_id>
 std::string SettlementKey(std::string_view settlement_id);  // stl:{ab}:<id>; REQUIRES: valid id
 std::string JournalKey(std::string_view tag);               // journal:{ab}
+// recon:{ab}:<inst>:<YYYY-MM-DD>, the hash of a day's totals in one tag.
+std::string ReconcileKey(std::string_view tag, std::string_view institution_id,
+                         engine::Date date);
+// recon:{ab}:<inst>:<YYYY-MM-DD>:ids, the list of the day's settlement ids
+// in one tag, in commit order.
+std::string ReconcileIdsKey(std::string_view tag, std::string_view institution_id,
+                            engine::Date date);
 
 // A new settlement id for a person: "<tag>-" + 12 hex of the Unix time in
 // ms + 16 random hex ("3f-0193a1b2c3d4-9e3779b97f4a7c15"). Unique in
@@ -79,6 +101,12 @@ struct PriorResult {
   std::string response;  // the bytes CommitSettlement stored
 };
 
+// What a coverage query needs from Redis, read in one round trip.
+struct CoverageRead {
+  std::optional<engine::Enrollment> enrollment;  // nullopt: not in the snapshot
+  engine::Accumulators accumulators;             // zero year, version 0, when absent
+};
+
 // Everything a settlement needs from Redis, read in one round trip.
 struct SettleRead {
   std::optional<engine::Enrollment> enrollment;  // nullopt: not in the snapshot
@@ -97,8 +125,9 @@ struct SettlementCommit {
   int64_t expected_version = 0;  // SettleRead::accumulators.version
   engine::Accumulators after;    // Settlement::after (absolute totals)
   engine::Accumulators delta;    // Settlement::delta (kept for Reverse)
-  engine::Date settlement_date;
+  engine::Date settlement_date;  // the accounting day of Reconcile; required
   engine::Amounts amounts;  // for the journal and Reconcile
+  int32_t visit = 0;        // engine::VisitType number, stored for Reconcile's detail
   int64_t now_unix = 0;
 };
 
@@ -132,6 +161,7 @@ struct SettlementRecord {
   engine::Accumulators delta;  // version 0
   engine::Amounts amounts;
   engine::Date settlement_date;
+  int32_t visit = 0;  // engine::VisitType number; 0 when the commit gave none
   int64_t settled_at_unix = 0;
   // Set when status is kReversed.
   std::string reversal_request_id;
@@ -174,10 +204,40 @@ struct JournalEntry {
   engine::Amounts amounts;
 };
 
+// Reconcile of one institution and accounting day.
+struct ReconcileTotals {
+  int64_t count = 0;
+  engine::Amounts amounts;
+};
+struct ReconcileDetail {
+  std::string settlement_id;
+  std::string request_id;  // the settle request's
+  SettlementStatus status = SettlementStatus::kSettled;
+  int32_t visit_type = 0;  // engine::VisitType number
+  engine::Amounts amounts;
+  int64_t settled_at_unix = 0;
+  int64_t reversed_at_unix = 0;  // 0 unless kReversed
+};
+struct ReconcileResult {
+  ReconcileTotals settled;   // every settlement of the day, reversed or not
+  ReconcileTotals reversed;  // those of them reversed since
+  ReconcileTotals net;       // settled − reversed
+  std::vector<ReconcileDetail> detail;  // empty unless include_detail
+  std::string next_page_token;          // "" = no further page
+};
+inline constexpr int kMaxReconcilePageSize = 1000;
+
+struct SettlementStoreOptions {
+  // > 0: the commit sets this expiry on the idempotency record, after which
+  // a re-sent request id settles again (docs/REDIS-KEYS.md); the settlement
+  // record never expires. <= 0: idempotency records are kept forever.
+  int64_t idempotency_ttl_seconds = 0;
+};
+
 class SettlementStore {
  public:
   // `redis` must outlive the store.
-  explicit SettlementStore(RedisClient& redis);
+  explicit SettlementStore(RedisClient& redis, SettlementStoreOptions options = {});
 
   // One pipeline: HGET of the enrollment in `snapshot_version`, HGETALL of
   // the year's accumulators, HGETALL of the idempotency record.
@@ -188,14 +248,21 @@ class SettlementStore {
                                            std::string_view institution_id,
                                            std::string_view request_id);
 
+  // ReadForSettle without the prior result: one pipeline, HGET of the
+  // enrollment and HGETALL of the year's accumulators; the same errors.
+  absl::StatusOr<CoverageRead> ReadForCoverage(std::string_view snapshot_version,
+                                               std::string_view person_key, int32_t year);
+
   // One EVALSHA (plus SCRIPT LOAD on first use or after NOSCRIPT). Checks,
   // before any write: idempotency record (same hash → kReplayed; other
   // hash → ALREADY_EXISTS kRequestIdReused), accumulator version (moved →
   // kVersionMoved); then writes the accumulators (version + 1), the record,
-  // the idempotency record and a SETTLE journal entry. INVALID_ARGUMENT
-  // for a bad person key, a settlement id of another tag, or a negative
-  // delta. After UNAVAILABLE the commit may or may not have happened:
-  // repeat the same commit (it replays).
+  // the idempotency record (with its expiry, SettlementStoreOptions), a
+  // SETTLE journal entry and the Reconcile index of (institution,
+  // settlement_date). INVALID_ARGUMENT for a bad person key, a settlement
+  // id of another tag, a negative delta or an unset settlement_date
+  // (DATE_MISSING). After UNAVAILABLE the commit may or may not have
+  // happened: repeat the same commit (it replays).
   absl::StatusOr<CommitResult> CommitSettlement(const SettlementCommit& commit);
 
   // One HGETALL. NOT_FOUND kSettlementNotFound; kSettlementIdInvalid.
@@ -206,7 +273,8 @@ class SettlementStore {
   // already reversed → the stored reversal (replayed); a total that would
   // go negative → FAILED_PRECONDITION ACCUMULATORS_INVALID, nothing
   // written; else subtracts the delta (version + 1), marks the record
-  // REVERSED and appends a REVERSE journal entry.
+  // REVERSED, appends a REVERSE journal entry and adds the settlement to
+  // the reversed totals of its (institution, settlement date).
   absl::StatusOr<ReversalResult> CommitReversal(const ReversalRequest& request);
 
   // The journal entries of `tag` with stream ids in [from_ms, to_ms]
@@ -215,11 +283,36 @@ class SettlementStore {
   absl::StatusOr<std::vector<JournalEntry>> ReadJournal(std::string_view tag, int64_t from_ms,
                                                         int64_t to_ms);
 
+  // The settlements of `institution_id` whose settlement_date is `date`:
+  // totals summed over the 256 tags (one pipeline per tag), net = settled −
+  // reversed. With `include_detail`, up to `page_size` (1..1000) entries,
+  // walking tags 00..ff and each tag's settlements in commit order from
+  // `page_token` ("" = the start); next_page_token is "" after the last.
+  // Not a snapshot: a settlement committed meanwhile in a tag the walk has
+  // passed is not listed (the totals, read on every page, count it).
+  // Tokens stay valid (the index only grows). Without detail, page_size
+  // and page_token are ignored. INVALID_ARGUMENT kPageSizeInvalid
+  // ("page_size"), kPageTokenInvalid ("page_token"), DATE_MISSING ("date")
+  // for an unset date, INSTITUTION_INVALID ("institution_id") for an
+  // empty id; INTERNAL kSettlementRecordCorrupt.
+  absl::StatusOr<ReconcileResult> Reconcile(std::string_view institution_id, engine::Date date,
+                                            bool include_detail, int page_size,
+                                            std::string_view page_token);
+
+  // Operator action, after the journal was exported: removes from every
+  // tag's journal the entries with stream ids below `before_ms` (XTRIM
+  // MINID, exact), one command per tag; returns how many were removed.
+  // `before_ms` <= 0 removes nothing. On an error the tags before it are
+  // trimmed already: call again (trimming is idempotent). Reconcile does
+  // not read the journal.
+  absl::StatusOr<int64_t> TrimJournal(int64_t before_ms);
+
  private:
   // EVALSHA of script `index` with NOSCRIPT recovery (load, retry once).
   RedisResult RunScript(int index, const RedisArgv& keys_and_args, size_t key_count);
 
   RedisClient& redis_;
+  const SettlementStoreOptions options_;
   std::mutex mutex_;
   std::string sha_[2];  // guarded by mutex_; empty = not loaded yet
 };

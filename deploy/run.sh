@@ -24,23 +24,9 @@ bash "$here/deploy/install-deps.sh"
 cmake -S "$here" -B "$build_dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="$build_type" -DMEDSETTLE_WERROR="$werror" >/dev/null
 if [ "$mode" = demo ]; then
-  cmake --build "$build_dir" --target medsettle-calc   # the demo needs only the calculator
-else
-  cmake --build "$build_dir"
+  # The demo needs only these three programs.
+  cmake --build "$build_dir" --target medsettle-gateway medsettle-cli medsettle-snapshot
+  exec bash "$here/deploy/demo.sh" "$build_dir"
 fi
-
-calc="$build_dir/tools/calc/medsettle-calc"
-if [ "$mode" = demo ]; then
-  # The main job (for now): the calculator on the bundled example bills.
-  for scenario in "$here"/tools/calc/examples/*.json; do
-    # An example may show a refusal (exit 1 with the error); go on to the next.
-    "$calc" --scenario "$scenario" --explain || true
-    echo
-  done
-  echo "All example bills at once, as NDJSON (one response per line):"
-  "$calc" < "$here/tools/calc/examples/all.ndjson" | cut -c1-160
-  echo
-  echo "Try your own bill: $calc --scenario FILE --explain (see docs/API.md)"
-else
-  ctest --test-dir "$build_dir" --output-on-failure --timeout 300 -j "$(nproc)"
-fi
+cmake --build "$build_dir"
+ctest --test-dir "$build_dir" --output-on-failure --timeout 300 -j "$(nproc)"

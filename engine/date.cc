@@ -140,4 +140,30 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
   return static_cast<int64_t>(date->days()) * 86400 + hh * 3600 + mm * 60 + ss - offset_seconds;
 }
 
+std::string FormatRfc3339(int64_t unix_seconds, int utc_offset_minutes) {
+  const int64_t local = unix_seconds + int64_t{utc_offset_minutes} * 60;
+  // Floor division: instants before 1970 belong to the previous day.
+  int64_t days = local / 86400;
+  int64_t second_of_day = local % 86400;
+  if (second_of_day < 0) {
+    second_of_day += 86400;
+    --days;
+  }
+  const Date date = Date::FromDays(static_cast<int32_t>(days));
+  char buffer[40];
+  const int hh = static_cast<int>(second_of_day / 3600);
+  const int mm = static_cast<int>(second_of_day / 60 % 60);
+  const int ss = static_cast<int>(second_of_day % 60);
+  int n = std::snprintf(buffer, sizeof buffer, "%sT%02d:%02d:%02d", date.ToString().c_str(), hh,
+                        mm, ss);
+  if (utc_offset_minutes == 0) {
+    std::snprintf(buffer + n, sizeof buffer - static_cast<size_t>(n), "Z");
+  } else {
+    const int offset = utc_offset_minutes < 0 ? -utc_offset_minutes : utc_offset_minutes;
+    std::snprintf(buffer + n, sizeof buffer - static_cast<size_t>(n), "%c%02d:%02d",
+                  utc_offset_minutes < 0 ? '-' : '+', offset / 60, offset % 60);
+  }
+  return buffer;
+}
+
 }  // namespace medsettle::engine

@@ -52,6 +52,11 @@ bool IsMinorOn(Date birth, Date on);
 // optional fractional seconds) into Unix seconds; nullopt when malformed.
 std::optional<int64_t> ParseRfc3339(std::string_view text);
 
+// Unix seconds as RFC 3339 at a fixed UTC offset, whole seconds:
+// FormatRfc3339(1732327200, 480) = "2024-11-23T10:00:00+08:00"; offset 0
+// gives "...Z". REQUIRES: the date falls in years 1900..2199.
+std::string FormatRfc3339(int64_t unix_seconds, int utc_offset_minutes);
+
 }  // namespace medsettle::engine
 
 #endif  // MEDSETTLE_ENGINE_DATE_H_

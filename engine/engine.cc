@@ -23,11 +23,14 @@ bool IsPrintableId(std::string_view id) {
 
 }  // namespace
 
+absl::Status ValidateRequestId(std::string_view request_id, std::string_view field) {
+  if (IsPrintableId(request_id)) return absl::OkStatus();
+  return InvalidField(reason::kRequestIdInvalid, field,
+                      Cat(field, " must be 1-64 printable ASCII characters without spaces"));
+}
+
 absl::Status ValidateClaim(const Claim& claim) {
-  if (!IsPrintableId(claim.request_id)) {
-    return InvalidField(reason::kRequestIdInvalid, "request_id",
-                        "request_id must be 1-64 printable ASCII characters without spaces");
-  }
+  if (absl::Status s = ValidateRequestId(claim.request_id, "request_id"); !s.ok()) return s;
   if (claim.credential == CredentialKind::kUnspecified) {
     return InvalidField(reason::kCredentialMissing, "credential",
                         "one of id_card_no, insurance_card_no or ec_token is required");

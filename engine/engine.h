@@ -93,6 +93,10 @@ class Engine {
   Catalog catalog_;
 };
 
+// A request id (settlements, reversals): 1-64 printable ASCII characters
+// without spaces, else INVALID_ARGUMENT REQUEST_ID_INVALID at `field`.
+absl::Status ValidateRequestId(std::string_view request_id, std::string_view field);
+
 // Checks the claim's own consistency (request id, dates for the visit type,
 // condition, line numbers, quantity × unit price = amount). INVALID_ARGUMENT
 // with the field path of the first problem found: the visit's fields, then

@@ -238,6 +238,28 @@ TEST(EnrollmentFromProto, RootPrefixesThePath) {
   EXPECT_EQ(FieldOf(EnrollmentFromProto(in, &e, "")), "birth_date");
 }
 
+TEST(EnrollmentToProto, RoundTripsEveryField) {
+  v1::Enrollment in = ValidEnrollment();
+  in.set_newborn(true);
+  in.set_reenrolled_after_gap(true);
+  engine::Enrollment e;
+  ASSERT_TRUE(EnrollmentFromProto(in, &e).ok());
+  v1::Enrollment out;
+  EnrollmentToProto(e, &out);
+  engine::Enrollment again;
+  ASSERT_TRUE(EnrollmentFromProto(out, &again).ok());
+  EXPECT_EQ(out.region_code(), "330802");
+  EXPECT_EQ(out.birth_date(), "1968-04-12");
+  EXPECT_EQ(out.voucher_revoked_at(), "2024-06-01T09:30:00+08:00");  // same instant, CST
+  EXPECT_TRUE(out.newborn() && out.reenrolled_after_gap());
+  // The record survives wire and back unchanged (presenter keys are not engine data).
+  in.clear_family_presenter_keys();
+  in.set_voucher_revoked_at(out.voucher_revoked_at());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(in, out))
+      << in.DebugString() << "\nvs\n" << out.DebugString();
+  EXPECT_EQ(again.voucher_revoked_at_unix, e.voucher_revoked_at_unix);
+}
+
 // ---- institution ----------------------------------------------------------
 
 TEST(InstitutionFromProto, RefusesEachMalformedField) {
@@ -269,6 +291,9 @@ TEST(InstitutionFromProto, ConvertsEveryField) {
   EXPECT_EQ(i.kind, engine::InstitutionKind::kHospital);
   EXPECT_EQ(i.level, 2);
   EXPECT_TRUE(i.zero_markup && i.tcm && i.children_or_maternal && i.base_level && i.suspended);
+  v1::Institution back;
+  InstitutionToProto(i, &back);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(in, back)) << back.DebugString();
 }
 
 // ---- request → claim ------------------------------------------------------

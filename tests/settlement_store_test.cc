@@ -2,22 +2,29 @@
 // redis-server of the test's own, with the shipped engine computing the
 // settlements: read → compute → commit, exactly once under replays and
 // races, version checks that write nothing, NOSCRIPT recovery, reversal,
-// the journal as the sum of what was committed, and two round trips per
-// uncontended settlement.
+// the journal as the sum of what was committed, two round trips per
+// uncontended settlement, reconciliation by institution and day (totals
+// equal to the journal's, detail pages), the coverage read, idempotency
+// record expiry and journal trimming.
 #include "cache/settlement_store.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cache/connection_pool.h"
+#include "cache/enrollment_codec.h"
 #include "cache/redis_client.h"
 #include "cache/snapshot_store.h"
 #include "engine/engine.h"
@@ -32,6 +39,7 @@ namespace {
 
 using engine::Accumulators;
 using engine::Cat;
+using engine::FieldOf;
 using engine::ReasonOf;
 using engine::Settlement;
 using engine::VisitType;
@@ -43,19 +51,31 @@ constexpr int32_t kYear = 2024;
 const std::string kPersonKey =
     "3fa1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const std::string kInstitution = "H3308020001";
+const std::string kOtherInstitution = "H3308020002";
 constexpr int64_t kNowUnix = 1'718'000'000;  // 2024-06-10
+constexpr std::string_view kDay = "2024-06-10";
+constexpr std::string_view kNextDay = "2024-06-11";
+// More persons of the snapshot, of the tags 3f (kPersonKey's), 00, a7, ff.
+const std::string kSameTagPerson =
+    "3f00000000000000000000000000000000000000000000000000000000000001";
+const std::string kTag00Person =
+    "00c1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const std::string kTagA7Person =
+    "a7b1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+const std::string kTagFfPerson =
+    "ffb1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 
-engine::Institution TheHospital() {
+engine::Institution TheHospital(const std::string& institution_id = kInstitution) {
   engine::Institution h = medsettle::testing::Hospital(kKecheng, 2);
-  h.institution_id = kInstitution;
+  h.institution_id = institution_id;
   return h;
 }
 
 // A general-outpatient bill large enough that 200 of them reach the
 // year's fund cap.
-engine::Claim Bill(const std::string& request_id) {
+engine::Claim Bill(const std::string& request_id, std::string_view date = kDay) {
   engine::Claim c = medsettle::testing::Outpatient(
-      VisitType::kGeneralOutpatient, "2024-06-10",
+      VisitType::kGeneralOutpatient, date,
       {medsettle::testing::Line(1, "FA0001", "1", 1000),
        medsettle::testing::Line(2, "XA0001", "20", 1500)});
   c.request_id = request_id;
@@ -79,12 +99,17 @@ class SettlementStoreTest : public RedisServerTest {
     SnapshotStore snapshots(*pool_);
     absl::StatusOr<std::string> v = snapshots.BeginLoad();
     ASSERT_TRUE(v.ok()) << v.status();
-    engine::Enrollment e = medsettle::testing::Person(kQuzhou, kYear);
-    e.person_key = kPersonKey;
-    std::vector<engine::Enrollment> persons = {e};
+    std::vector<engine::Enrollment> persons;
+    for (const std::string& key :
+         {kPersonKey, kSameTagPerson, kTag00Person, kTagA7Person, kTagFfPerson}) {
+      engine::Enrollment e = medsettle::testing::Person(kQuzhou, kYear);
+      e.person_key = key;
+      persons.push_back(e);
+    }
     absl::StatusOr<int64_t> added = snapshots.PutPersons(*v, persons);
     ASSERT_TRUE(added.ok()) << added.status();
-    absl::Status committed = snapshots.Commit(*v, {.persons = 1, .institutions = 0}, "test");
+    absl::Status committed = snapshots.Commit(
+        *v, {.persons = static_cast<int64_t>(persons.size()), .institutions = 0}, "test");
     ASSERT_TRUE(committed.ok()) << committed;
     version_ = *v;
   }
@@ -106,30 +131,50 @@ class SettlementStoreTest : public RedisServerTest {
     return read.ok() ? *std::move(read) : SettleRead{};
   }
 
-  // Computes the settlement of `request_id` on `read` into a commit.
+  // Computes the settlement of `request_id` on `read` into a commit (of
+  // `person_key` at `institution`, a bill of `date`).
   SettlementCommit Compute(const SettleRead& read, const std::string& request_id,
-                           Settlement* s) {
-    engine::Institution h = TheHospital();
-    engine::Claim claim = Bill(request_id);
+                           Settlement* s, const std::string& person_key = kPersonKey,
+                           const std::string& institution = kInstitution,
+                           std::string_view date = kDay) {
+    engine::Institution h = TheHospital(institution);
+    engine::Claim claim = Bill(request_id, date);
     absl::Status settled = medsettle::testing::ShippedEngine().Settle(
         {.enrollment = &*read.enrollment, .institution = &h,
          .year_to_date = &read.accumulators, .claim = &claim},
         s);
     EXPECT_TRUE(settled.ok()) << settled;
     SettlementCommit c;
-    c.person_key = kPersonKey;
+    c.person_key = person_key;
     c.year = kYear;
-    c.institution_id = kInstitution;
+    c.institution_id = institution;
     c.request_id = request_id;
     c.content_hash = Cat("hash-of-", request_id);
-    c.settlement_id = NewSettlementId(kPersonKey, kNowUnix * 1000);
+    c.settlement_id = NewSettlementId(person_key, kNowUnix * 1000);
     c.response = ResponseOf(c.settlement_id, *s);
     c.expected_version = read.accumulators.version;
     c.after = s->after;
     c.delta = s->delta;
     c.settlement_date = s->settlement_date;
     c.amounts = s->amounts;
+    c.visit = static_cast<int32_t>(claim.visit.type);
     c.now_unix = kNowUnix;
+    return c;
+  }
+
+  // Reads, computes and commits a settlement of `person_key` at
+  // `institution` on `date`; the commit as sent.
+  SettlementCommit SettleOne(const std::string& person_key, const std::string& institution,
+                             std::string_view date, const std::string& request_id) {
+    absl::StatusOr<SettleRead> read =
+        store_->ReadForSettle(version_, person_key, kYear, institution, request_id);
+    EXPECT_TRUE(read.ok()) << read.status();
+    if (!read.ok()) return {};
+    EXPECT_TRUE(read->enrollment.has_value()) << person_key;
+    if (!read->enrollment.has_value()) return {};
+    Settlement s;
+    SettlementCommit c = Compute(*read, request_id, &s, person_key, institution, date);
+    EXPECT_EQ(Commit(c).outcome, CommitOutcome::kCommitted) << request_id;
     return c;
   }
 
@@ -173,6 +218,28 @@ class SettlementStoreTest : public RedisServerTest {
     return j.ok() ? *j : std::vector<JournalEntry>{};
   }
 
+  // Every journal entry of every tag.
+  std::vector<JournalEntry> AllJournals() {
+    std::vector<JournalEntry> out;
+    for (int t = 0; t < 256; ++t) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const std::string tag = {kHex[t >> 4], kHex[t & 15]};
+      absl::StatusOr<std::vector<JournalEntry>> j = store_->ReadJournal(tag, 0, INT64_MAX);
+      EXPECT_TRUE(j.ok()) << j.status();
+      if (j.ok()) out.insert(out.end(), j->begin(), j->end());
+    }
+    return out;
+  }
+
+  ReconcileResult ReconcileOk(const std::string& institution, std::string_view day,
+                              bool detail = false, int page_size = 0,
+                              const std::string& token = "") {
+    absl::StatusOr<ReconcileResult> r = store_->Reconcile(
+        institution, medsettle::testing::D(day), detail, page_size, token);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *std::move(r) : ReconcileResult{};
+  }
+
   std::string version_;
   std::unique_ptr<ConnectionPool> pool_;
   std::unique_ptr<SettlementStore> store_;
@@ -193,6 +260,10 @@ TEST(SettlementIds, BeginWithTheTagAndAreUnique) {
   EXPECT_EQ(AccumulatorsKey(kPersonKey, 2024), Cat("acc:{3f}:", kPersonKey, ":2024"));
   EXPECT_EQ(IdempotencyKey("3f", "H1", "r1"), "idem:{3f}:H1:r1");
   EXPECT_EQ(JournalKey("3f"), "journal:{3f}");
+  EXPECT_EQ(ReconcileKey("3f", "H1", medsettle::testing::D("2024-06-10")),
+            "recon:{3f}:H1:2024-06-10");
+  EXPECT_EQ(ReconcileIdsKey("3f", "H1", medsettle::testing::D("2024-06-10")),
+            "recon:{3f}:H1:2024-06-10:ids");
 }
 
 TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
@@ -228,6 +299,7 @@ TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
   EXPECT_TRUE(rec->delta.SameTotals(s.delta));
   EXPECT_EQ(rec->amounts, s.amounts);
   EXPECT_EQ(rec->settlement_date, s.settlement_date);
+  EXPECT_EQ(rec->visit, static_cast<int32_t>(VisitType::kGeneralOutpatient));
 
   std::vector<JournalEntry> journal = Journal();
   ASSERT_EQ(journal.size(), 1u);
@@ -547,6 +619,381 @@ TEST_F(SettlementStoreTest, UncontendedSettlementIsTwoRoundTrips) {
   const int64_t observer_reads = reads_mid - reads_before;  // what the observer's INFOs cost
   EXPECT_EQ(observer_reads, 3);
   EXPECT_EQ(reads_after - reads_mid, 2 + 1) << "read pipeline + EVALSHA + the observer's INFO";
+}
+
+
+// ---- Reconcile ---------------------------------------------------------
+
+void AddAmounts(engine::Amounts& sum, const engine::Amounts& a, int sign) {
+  sum.total_cents += sign * a.total_cents;
+  sum.out_of_scope_cents += sign * a.out_of_scope_cents;
+  sum.over_limit_cents += sign * a.over_limit_cents;
+  sum.pre_self_pay_cents += sign * a.pre_self_pay_cents;
+  sum.in_scope_cents += sign * a.in_scope_cents;
+  sum.deductible_cents += sign * a.deductible_cents;
+  sum.base_fund_cents += sign * a.base_fund_cents;
+  sum.critical_illness_cents += sign * a.critical_illness_cents;
+  sum.supplementary_cents += sign * a.supplementary_cents;
+  sum.patient_cents += sign * a.patient_cents;
+}
+
+// Settlements of five persons in four tags at two institutions on two days,
+// and reversals of one of kInstitution's and one of kOtherInstitution's
+// settlements of kDay.
+class ReconcileTest : public SettlementStoreTest {
+ protected:
+  void SetUp() override {
+    SettlementStoreTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    int n = 0;
+    for (const std::string& person :
+         {kPersonKey, kPersonKey, kSameTagPerson, kTag00Person, kTagA7Person, kTagFfPerson,
+          kTagFfPerson}) {
+      day_.push_back(SettleOne(person, kInstitution, kDay, Cat("d", ++n)));
+    }
+    other_.push_back(SettleOne(kPersonKey, kOtherInstitution, kDay, "o1"));
+    other_.push_back(SettleOne(kTag00Person, kOtherInstitution, kDay, "o2"));
+    next_day_.push_back(SettleOne(kTagA7Person, kInstitution, kNextDay, "n1"));
+    next_day_.push_back(SettleOne(kTagFfPerson, kInstitution, kNextDay, "n2"));
+    ASSERT_FALSE(HasFailure());
+
+    reversed_ = day_[3].settlement_id;  // kTag00Person's
+    for (const auto& [id, institution] :
+         {std::pair{reversed_, kInstitution}, std::pair{other_[0].settlement_id,
+                                                        kOtherInstitution}}) {
+      absl::StatusOr<ReversalResult> r = store_->CommitReversal(
+          {.settlement_id = id, .institution_id = institution,
+           .reversal_request_id = Cat("undo-", id), .response = "undone",
+           .now_unix = kReversedAt});
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
+
+  // Totals from the journal: the entries of `institution` and `day`,
+  // SETTLE and REVERSE apart.
+  void JournalTotals(const std::string& institution, std::string_view day,
+                     ReconcileTotals* settled, ReconcileTotals* reversed) {
+    for (const JournalEntry& e : AllJournals()) {
+      if (e.institution_id != institution ||
+          e.settlement_date != medsettle::testing::D(day)) {
+        continue;
+      }
+      ReconcileTotals& t = e.kind == JournalKind::kSettle ? *settled : *reversed;
+      ++t.count;
+      AddAmounts(t.amounts, e.amounts, 1);
+    }
+  }
+
+  static constexpr int64_t kReversedAt = kNowUnix + 600;
+  std::vector<SettlementCommit> day_;       // kInstitution, kDay
+  std::vector<SettlementCommit> other_;     // kOtherInstitution, kDay
+  std::vector<SettlementCommit> next_day_;  // kInstitution, kNextDay
+  std::string reversed_;                    // of day_
+};
+
+TEST_F(ReconcileTest, TotalsEqualTheJournalOfTheInstitutionAndDay) {
+  struct Case {
+    std::string institution;
+    std::string_view day;
+    int64_t settled;
+    int64_t reversed;
+  };
+  for (const Case& c : {Case{kInstitution, kDay, 7, 1}, Case{kOtherInstitution, kDay, 2, 1},
+                        Case{kInstitution, kNextDay, 2, 0},
+                        Case{kOtherInstitution, kNextDay, 0, 0},
+                        Case{kInstitution, "2024-06-09", 0, 0}}) {
+    SCOPED_TRACE(Cat(c.institution, " ", c.day));
+    ReconcileTotals settled;
+    ReconcileTotals reversed;
+    JournalTotals(c.institution, c.day, &settled, &reversed);
+    EXPECT_EQ(settled.count, c.settled);
+    EXPECT_EQ(reversed.count, c.reversed);
+
+    ReconcileResult r = ReconcileOk(c.institution, c.day);
+    EXPECT_EQ(r.settled.count, settled.count);
+    EXPECT_EQ(r.settled.amounts, settled.amounts);
+    EXPECT_EQ(r.reversed.count, reversed.count);
+    EXPECT_EQ(r.reversed.amounts, reversed.amounts);
+    engine::Amounts net = settled.amounts;
+    AddAmounts(net, reversed.amounts, -1);
+    EXPECT_EQ(r.net.count, settled.count - reversed.count);
+    EXPECT_EQ(r.net.amounts, net);
+    EXPECT_TRUE(r.detail.empty());
+    EXPECT_EQ(r.next_page_token, "");
+  }
+
+  // The figures are the commits' own amounts, and not zero.
+  engine::Amounts settled;
+  for (const SettlementCommit& c : day_) AddAmounts(settled, c.amounts, 1);
+  ReconcileResult r = ReconcileOk(kInstitution, kDay);
+  EXPECT_EQ(r.settled.amounts, settled);
+  EXPECT_GT(r.settled.amounts.total_cents, 0);
+  EXPECT_EQ(r.reversed.amounts, day_[3].amounts);
+
+  // A replayed commit and a replayed reversal change nothing.
+  SettlementCommit again = day_[0];
+  again.settlement_id = NewSettlementId(kPersonKey, kNowUnix * 1000);
+  EXPECT_EQ(Commit(again).outcome, CommitOutcome::kReplayed);
+  absl::StatusOr<ReversalResult> undo = store_->CommitReversal(
+      {.settlement_id = reversed_, .institution_id = kInstitution,
+       .reversal_request_id = "undo-again", .response = "x", .now_unix = kNowUnix});
+  ASSERT_TRUE(undo.ok()) << undo.status();
+  EXPECT_TRUE(undo->replayed);
+  ReconcileResult after = ReconcileOk(kInstitution, kDay);
+  EXPECT_EQ(after.settled.count, r.settled.count);
+  EXPECT_EQ(after.settled.amounts, r.settled.amounts);
+  EXPECT_EQ(after.reversed.count, r.reversed.count);
+  EXPECT_EQ(after.reversed.amounts, r.reversed.amounts);
+}
+
+TEST_F(ReconcileTest, DetailPagesListEverySettlementOnce) {
+  std::map<std::string, const SettlementCommit*> expected;
+  for (const SettlementCommit& c : day_) expected[c.settlement_id] = &c;
+  ReconcileResult whole = ReconcileOk(kInstitution, kDay);
+
+  for (int page_size : {1, 2, 3, 7, 1000}) {
+    SCOPED_TRACE(Cat("page_size ", page_size));
+    std::vector<ReconcileDetail> seen;
+    std::string token;
+    int pages = 0;
+    do {
+      ReconcileResult page = ReconcileOk(kInstitution, kDay, true, page_size, token);
+      ASSERT_FALSE(HasFailure());
+      ++pages;
+      ASSERT_LE(pages, 10) << "the pages do not end";
+      EXPECT_LE(page.detail.size(), static_cast<size_t>(page_size));
+      EXPECT_FALSE(page.detail.empty());
+      EXPECT_EQ(page.settled.count, whole.settled.count);
+      EXPECT_EQ(page.net.amounts, whole.net.amounts);
+      if (!page.next_page_token.empty()) {
+        EXPECT_EQ(page.detail.size(), static_cast<size_t>(page_size));
+      }
+      seen.insert(seen.end(), page.detail.begin(), page.detail.end());
+      token = page.next_page_token;
+    } while (!token.empty());
+    // No empty last page: exactly ceil(7 / page_size) pages.
+    EXPECT_EQ(pages, (7 + page_size - 1) / page_size);
+
+    ASSERT_EQ(seen.size(), expected.size());
+    std::set<std::string> ids;
+    for (size_t i = 0; i < seen.size(); ++i) {
+      const ReconcileDetail& d = seen[i];
+      EXPECT_TRUE(ids.insert(d.settlement_id).second) << "twice: " << d.settlement_id;
+      auto it = expected.find(d.settlement_id);
+      ASSERT_NE(it, expected.end()) << "not kInstitution's of kDay: " << d.settlement_id;
+      const SettlementCommit& c = *it->second;
+      EXPECT_EQ(d.request_id, c.request_id);
+      EXPECT_EQ(d.amounts, c.amounts);
+      EXPECT_EQ(d.visit_type, static_cast<int32_t>(VisitType::kGeneralOutpatient));
+      EXPECT_EQ(d.settled_at_unix, kNowUnix);
+      if (d.settlement_id == reversed_) {
+        EXPECT_EQ(d.status, SettlementStatus::kReversed);
+        EXPECT_EQ(d.reversed_at_unix, kReversedAt);
+      } else {
+        EXPECT_EQ(d.status, SettlementStatus::kSettled);
+        EXPECT_EQ(d.reversed_at_unix, 0);
+      }
+      if (i > 0) {
+        EXPECT_LE(seen[i - 1].settlement_id.substr(0, 2), d.settlement_id.substr(0, 2))
+            << "tags walk 00..ff";
+      }
+    }
+  }
+  // Within a tag, commit order: kPersonKey's d1, d2, then kSameTagPerson's d3.
+  ReconcileResult all = ReconcileOk(kInstitution, kDay, true, 1000);
+  std::vector<std::string> tag3f;
+  for (const ReconcileDetail& d : all.detail) {
+    if (d.settlement_id.substr(0, 2) == "3f") tag3f.push_back(d.request_id);
+  }
+  EXPECT_EQ(tag3f, (std::vector<std::string>{"d1", "d2", "d3"}));
+
+  // A settlement committed after the token was issued, in a tag the walk
+  // has not reached yet, is on a later page.
+  ReconcileResult first = ReconcileOk(kInstitution, kDay, true, 1);
+  ASSERT_EQ(first.detail.size(), 1u);
+  EXPECT_EQ(first.detail[0].request_id, "d4");  // tag 00
+  SettlementCommit late = SettleOne(kTagA7Person, kInstitution, kDay, "late");
+  std::set<std::string> rest;
+  std::string token = first.next_page_token;
+  for (int pages = 0; !token.empty() && pages < 20; ++pages) {
+    ReconcileResult page = ReconcileOk(kInstitution, kDay, true, 2, token);
+    for (const ReconcileDetail& d : page.detail) rest.insert(d.settlement_id);
+    token = page.next_page_token;
+  }
+  EXPECT_EQ(rest.size(), 7u);
+  EXPECT_TRUE(rest.contains(late.settlement_id));
+}
+
+TEST_F(ReconcileTest, BadPageSizeAndTokenAreRefused) {
+  for (int size : {0, -1, 1001}) {
+    absl::StatusOr<ReconcileResult> r =
+        store_->Reconcile(kInstitution, medsettle::testing::D(kDay), true, size, "");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << size;
+    EXPECT_EQ(ReasonOf(r.status()), reason::kPageSizeInvalid) << size;
+    EXPECT_EQ(FieldOf(r.status()), "page_size") << size;
+  }
+  for (const char* token : {"x", "p1-", "p1-3f", "p1-3f-", "p1-zz-0", "p1-3F-0", "p2-3f-0",
+                            "p1-3f--1", "p1-3f-+1", "p1-3f-1x", "p1-3f-0-", " p1-3f-0",
+                            "p1-3f-99999999999999999999", "p1-3f-1099511627777"}) {
+    absl::StatusOr<ReconcileResult> r =
+        store_->Reconcile(kInstitution, medsettle::testing::D(kDay), true, 10, token);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << token;
+    EXPECT_EQ(ReasonOf(r.status()), reason::kPageTokenInvalid) << token;
+    EXPECT_EQ(FieldOf(r.status()), "page_token") << token;
+  }
+  // A token past the end of its tag's list is well-formed: the rest follows.
+  ReconcileResult past = ReconcileOk(kInstitution, kDay, true, 10, "p1-3f-500");
+  EXPECT_EQ(past.detail.size(), 3u);  // a7 and ff
+  EXPECT_EQ(past.next_page_token, "");
+  // Without detail, page size and token are not looked at.
+  ReconcileResult totals = ReconcileOk(kInstitution, kDay, false, 0, "garbage");
+  EXPECT_EQ(totals.settled.count, 7);
+  EXPECT_TRUE(totals.detail.empty());
+
+  EXPECT_EQ(ReasonOf(store_->Reconcile("", medsettle::testing::D(kDay), false, 0, "")
+                         .status()),
+            engine::reason::kInstitutionInvalid);
+  absl::StatusOr<ReconcileResult> no_day =
+      store_->Reconcile(kInstitution, engine::Date(), false, 0, "");
+  EXPECT_EQ(ReasonOf(no_day.status()), engine::reason::kDateMissing);
+  EXPECT_EQ(FieldOf(no_day.status()), "date");
+}
+
+TEST_F(SettlementStoreTest, CommitWithoutASettlementDateIsRefusedAndWritesNothing) {
+  Settlement s;
+  SettlementCommit c = Compute(Read("r1"), "r1", &s);
+  c.settlement_date = engine::Date();
+  const int64_t keys = DbSize();
+  absl::StatusOr<CommitResult> r = store_->CommitSettlement(c);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(r.status()), engine::reason::kDateMissing);
+  EXPECT_EQ(FieldOf(r.status()), "settlement_date");
+  EXPECT_EQ(DbSize(), keys);
+}
+
+TEST_F(SettlementStoreTest, ReadForCoverageReadsEnrollmentAndAccumulators) {
+  absl::StatusOr<CoverageRead> before = store_->ReadForCoverage(version_, kPersonKey, kYear);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_TRUE(before->enrollment.has_value());
+  EXPECT_EQ(before->enrollment->person_key, kPersonKey);
+  EXPECT_EQ(before->enrollment->year, kYear);
+  EXPECT_EQ(before->accumulators.version, 0);
+  EXPECT_TRUE(before->accumulators.SameTotals(Accumulators{}));
+
+  Settlement s;
+  ASSERT_EQ(Commit(Compute(Read("r1"), "r1", &s)).outcome, CommitOutcome::kCommitted);
+  absl::StatusOr<CoverageRead> after = store_->ReadForCoverage(version_, kPersonKey, kYear);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->accumulators.version, 1);
+  EXPECT_TRUE(after->accumulators.SameTotals(s.after));
+  SettleRead settle_read = Read("r1");
+  EXPECT_EQ(after->enrollment->year, settle_read.enrollment->year);
+  EXPECT_EQ(after->enrollment->region_code, settle_read.enrollment->region_code);
+  EXPECT_TRUE(after->accumulators.SameTotals(settle_read.accumulators));
+
+  // Another year: zero; a person not in the snapshot: no enrollment.
+  absl::StatusOr<CoverageRead> next_year =
+      store_->ReadForCoverage(version_, kPersonKey, kYear + 1);
+  ASSERT_TRUE(next_year.ok()) << next_year.status();
+  EXPECT_EQ(next_year->accumulators.version, 0);
+  absl::StatusOr<CoverageRead> stranger =
+      store_->ReadForCoverage(version_, std::string(64, 'b'), kYear);
+  ASSERT_TRUE(stranger.ok()) << stranger.status();
+  EXPECT_FALSE(stranger->enrollment.has_value());
+
+  EXPECT_EQ(ReasonOf(store_->ReadForCoverage(version_, "3F", kYear).status()),
+            reason::kPersonKeyInvalid);
+  RedisResult bad = pool_->Command({"HSET", AccumulatorsKey(kPersonKey, kYear), "ci.paid", "1.5"});
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_EQ(ReasonOf(store_->ReadForCoverage(version_, kPersonKey, kYear).status()),
+            reason::kSettlementRecordCorrupt);
+  RedisResult garbled = pool_->Command(
+      {"HSET", SnapshotPersonBucketKey(version_, kTag00Person), SnapshotPersonField(kTag00Person),
+       "\xff"});
+  ASSERT_TRUE(garbled.ok()) << garbled.status();
+  EXPECT_EQ(ReasonOf(store_->ReadForCoverage(version_, kTag00Person, kYear).status()),
+            reason::kSnapshotRecordCorrupt);
+}
+
+TEST_F(SettlementStoreTest, IdempotencyRecordExpiresOnlyWhenConfigured) {
+  auto ttl = [&](const std::string& key) -> int64_t {
+    RedisResult r = pool_->Command({"TTL", key});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->integer : -100;
+  };
+  Settlement s;
+  SettlementCommit kept = Compute(Read("r1"), "r1", &s);
+  ASSERT_EQ(Commit(kept).outcome, CommitOutcome::kCommitted);
+  EXPECT_EQ(ttl(IdempotencyKey("3f", kInstitution, "r1")), -1) << "no expiry by default";
+
+  constexpr int64_t kTtl = 35 * 24 * 3600;
+  SettlementStore expiring(*pool_, SettlementStoreOptions{.idempotency_ttl_seconds = kTtl});
+  absl::StatusOr<SettleRead> read =
+      expiring.ReadForSettle(version_, kPersonKey, kYear, kInstitution, "r2");
+  ASSERT_TRUE(read.ok()) << read.status();
+  SettlementCommit c = Compute(*read, "r2", &s);
+  absl::StatusOr<CommitResult> r = expiring.CommitSettlement(c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, CommitOutcome::kCommitted);
+  const int64_t left = ttl(IdempotencyKey("3f", kInstitution, "r2"));
+  EXPECT_GT(left, 0);
+  EXPECT_LE(left, kTtl);
+  // The settlement record, the accumulators and the index never expire.
+  EXPECT_EQ(ttl(SettlementKey(c.settlement_id)), -1);
+  EXPECT_EQ(ttl(AccumulatorsKey(kPersonKey, kYear)), -1);
+  EXPECT_EQ(ttl(ReconcileKey("3f", kInstitution, c.settlement_date)), -1);
+  EXPECT_EQ(ttl(ReconcileIdsKey("3f", kInstitution, c.settlement_date)), -1);
+  EXPECT_EQ(ttl(IdempotencyKey("3f", kInstitution, "r1")), -1) << "earlier record unchanged";
+
+  // Expired (here: deleted as expiry would): the same request settles again.
+  RedisResult gone = pool_->Command({"DEL", IdempotencyKey("3f", kInstitution, "r2")});
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  read = expiring.ReadForSettle(version_, kPersonKey, kYear, kInstitution, "r2");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_FALSE(read->prior.has_value());
+  r = expiring.CommitSettlement(Compute(*read, "r2", &s));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, CommitOutcome::kCommitted);
+  EXPECT_EQ(r->accumulators_version, 3);
+}
+
+TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
+  auto ms_of = [](const std::string& stream_id) {
+    return std::strtoll(stream_id.c_str(), nullptr, 10);
+  };
+  SettleOne(kPersonKey, kInstitution, kDay, "t1");
+  SettleOne(kTag00Person, kInstitution, kDay, "t2");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  SettlementCommit third = SettleOne(kTagFfPerson, kInstitution, kDay, "t3");
+  SettleOne(kPersonKey, kInstitution, kDay, "t4");
+  ASSERT_FALSE(HasFailure());
+  std::vector<JournalEntry> all = AllJournals();
+  ASSERT_EQ(all.size(), 4u);
+  int64_t cut = 0;
+  for (const JournalEntry& e : all) {
+    if (e.settlement_id == third.settlement_id) cut = ms_of(e.stream_id);
+  }
+  ASSERT_GT(cut, 0);
+  int64_t older = 0;
+  for (const JournalEntry& e : all) older += ms_of(e.stream_id) < cut ? 1 : 0;
+  EXPECT_GE(older, 2);  // t1 and t2, 5 ms before t3
+
+  EXPECT_EQ(*store_->TrimJournal(0), 0);
+  EXPECT_EQ(*store_->TrimJournal(-1), 0);
+  absl::StatusOr<int64_t> removed = store_->TrimJournal(cut);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, older);
+  std::vector<JournalEntry> left = AllJournals();
+  EXPECT_EQ(left.size(), all.size() - static_cast<size_t>(older));
+  for (const JournalEntry& e : left) EXPECT_GE(ms_of(e.stream_id), cut);
+  EXPECT_EQ(*store_->TrimJournal(cut), 0) << "again: nothing more";
+
+  // Everything; the reconciliation does not depend on the journal.
+  removed = store_->TrimJournal(ms_of(all.back().stream_id) + 60'000);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, static_cast<int64_t>(left.size()));
+  EXPECT_TRUE(AllJournals().empty());
+  EXPECT_EQ(ReconcileOk(kInstitution, kDay).settled.count, 4);
 }
 
 }  // namespace

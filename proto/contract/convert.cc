@@ -1,9 +1,11 @@
 #include "proto/contract/convert.h"
 
 #include <array>
+#include <cstdio>
 #include <string>
 #include <utility>
 
+#include "engine/date.h"
 #include "engine/money.h"
 #include "engine/status.h"
 #include "engine/text.h"
@@ -598,6 +600,73 @@ void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person
   out->set_version(in.version);
 }
 
+namespace {
+std::string RegionCodeText(engine::RegionCode code) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof buffer, "%06d", static_cast<int>(code));
+  return buffer;
+}
+}  // namespace
+
+// Engine enum numbers equal the contract's (records.proto), so these casts
+// are exact; the FromProto tables above are the checked direction.
+void EnrollmentToProto(const engine::Enrollment& in, v1::Enrollment* out) {
+  out->Clear();
+  out->set_person_key(in.person_key);
+  out->set_year(in.year);
+  out->set_region_code(RegionCodeText(in.region_code));
+  out->set_birth_date(in.birth_date.ToString());
+  out->set_category(static_cast<v1::Category>(in.category));
+  out->set_tier(in.tier);
+  out->set_assistance(static_cast<v1::Assistance>(in.assistance));
+  out->set_paid_date(in.paid_date.ToString());
+  out->set_concentrated(in.concentrated);
+  out->set_newborn(in.newborn);
+  out->set_reenrolled_after_gap(in.reenrolled_after_gap);
+  out->set_status(static_cast<v1::EnrollmentStatus>(in.status));
+  for (const std::string& c : in.chronic_conditions) out->add_chronic_conditions(c);
+  for (const std::string& d : in.special_diseases) out->add_special_diseases(d);
+  for (const engine::OutOfAreaFiling& f : in.out_of_area_filings) {
+    v1::OutOfAreaFiling* filing = out->add_out_of_area_filings();
+    filing->set_region_code(RegionCodeText(f.region_code));
+    filing->set_start_date(f.start_date.ToString());
+    filing->set_end_date(f.end_date.ToString());
+  }
+  out->mutable_supplementary()->set_product(in.supplementary.product);
+  out->mutable_supplementary()->set_pre_existing(in.supplementary.pre_existing);
+  out->mutable_supplementary()->set_continuous(in.supplementary.continuous);
+  if (in.voucher_revoked_at_unix) {
+    out->set_voucher_revoked_at(engine::FormatRfc3339(*in.voucher_revoked_at_unix, 8 * 60));
+  }
+}
+
+void InstitutionToProto(const engine::Institution& in, v1::Institution* out) {
+  out->Clear();
+  out->set_institution_id(in.institution_id);
+  out->set_name(in.name);
+  out->set_region_code(RegionCodeText(in.region_code));
+  out->set_kind(static_cast<v1::InstitutionKind>(in.kind));
+  out->set_level(in.level);
+  out->set_zero_markup(in.zero_markup);
+  out->set_tcm(in.tcm);
+  out->set_children_or_maternal(in.children_or_maternal);
+  out->set_base_level(in.base_level);
+  out->set_suspended(in.suspended);
+}
+
+void AmountsToProto(const engine::Amounts& in, v1::Amounts* out) {
+  out->set_total_cents(in.total_cents);
+  out->set_out_of_scope_cents(in.out_of_scope_cents);
+  out->set_over_limit_cents(in.over_limit_cents);
+  out->set_pre_self_pay_cents(in.pre_self_pay_cents);
+  out->set_in_scope_cents(in.in_scope_cents);
+  out->set_deductible_cents(in.deductible_cents);
+  out->set_base_fund_cents(in.base_fund_cents);
+  out->set_critical_illness_cents(in.critical_illness_cents);
+  out->set_supplementary_cents(in.supplementary_cents);
+  out->set_patient_cents(in.patient_cents);
+}
+
 void SettlementToProto(const engine::Settlement& s, const engine::Claim& claim,
                        std::string_view person_key, std::string_view institution_id,
                        v1::SettleResponse* out) {
@@ -611,17 +680,7 @@ void SettlementToProto(const engine::Settlement& s, const engine::Claim& claim,
   out->set_filing_to_follow(s.filing_to_follow);
   out->set_base_fund_ratio_bp(s.base_fund_ratio_bp);
 
-  v1::Amounts* amounts = out->mutable_amounts();
-  amounts->set_total_cents(s.amounts.total_cents);
-  amounts->set_out_of_scope_cents(s.amounts.out_of_scope_cents);
-  amounts->set_over_limit_cents(s.amounts.over_limit_cents);
-  amounts->set_pre_self_pay_cents(s.amounts.pre_self_pay_cents);
-  amounts->set_in_scope_cents(s.amounts.in_scope_cents);
-  amounts->set_deductible_cents(s.amounts.deductible_cents);
-  amounts->set_base_fund_cents(s.amounts.base_fund_cents);
-  amounts->set_critical_illness_cents(s.amounts.critical_illness_cents);
-  amounts->set_supplementary_cents(s.amounts.supplementary_cents);
-  amounts->set_patient_cents(s.amounts.patient_cents);
+  AmountsToProto(s.amounts, out->mutable_amounts());
 
   for (const engine::FundDetail& d : s.fund_details) {
     v1::FundDetail* detail = out->add_fund_details();

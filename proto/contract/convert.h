@@ -99,6 +99,13 @@ absl::Status AccumulatorsFromProto(const v1::Accumulators& in, engine::Accumulat
 void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person_key, int32_t year,
                          v1::Accumulators* out);
 
+// Overwrites `*out`. Dates as "YYYY-MM-DD", voucher_revoked_at as RFC 3339
+// in UTC+08:00 (China Standard Time); family_presenter_keys stay empty
+// (not part of the engine's record).
+void AmountsToProto(const engine::Amounts& in, v1::Amounts* out);  // every field set
+void EnrollmentToProto(const engine::Enrollment& in, v1::Enrollment* out);
+void InstitutionToProto(const engine::Institution& in, v1::Institution* out);
+
 // Overwrites `*out` with `settlement`, computed from `claim` (line codes are
 // looked up by LineResult::line_index). year_to_date and accumulator_delta
 // carry `person_key` and the year of the settlement date. Left for the

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The demo tour (the README's first command runs it through deploy/run.sh):
+#
+#   1. a redis-server of its own (the shipped config, a free port, data and
+#      log under the run directory),
+#   2. a synthetic population, pseudonymised and loaded as a snapshot,
+#   3. medsettle-gateway on a free loopback port (--insecure-dev),
+#   4. a tour with medsettle-cli: coverage, a trial and a real inpatient
+#      discharge, a community outpatient visit, a pharmacy purchase, a
+#      replayed request, a reversal, the day's reconciliation,
+#   5. then it leaves the gateway serving until Ctrl-C, printing how to call it.
+#
+# usage: bash deploy/demo.sh BUILD_DIR
+# Environment: MEDSETTLE_RUN_DIR (default run/demo under the checkout),
+# MEDSETTLE_DEMO_PERSONS (default 20000), MEDSETTLE_DEMO_SERVE=0 to stop
+# after the tour instead of serving (used by the CTest smoke test).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:?usage: bash deploy/demo.sh BUILD_DIR}"
+build="$(cd "$build" && pwd)"
+run_dir="${MEDSETTLE_RUN_DIR:-$here/run/demo}"
+persons="${MEDSETTLE_DEMO_PERSONS:-20000}"
+serve="${MEDSETTLE_DEMO_SERVE:-1}"
+
+gateway_bin="$build/gateway/medsettle-gateway"
+cli_bin="$build/tools/cli/medsettle-cli"
+snapshot_bin="$build/tools/snapshot/medsettle-snapshot"
+for b in "$gateway_bin" "$cli_bin" "$snapshot_bin"; do
+  [ -x "$b" ] || { echo "demo: $b is not built" >&2; exit 1; }
+done
+
+# A loopback port nobody listens on, from $1 upward.
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Fresh demo data every run: the tour's settlements start from a clean year.
+rm -rf "$run_dir"
+mkdir -p "$run_dir/redis"
+redis_pid=""
+gateway_pid=""
+cleanup() {
+  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "1. Redis (deploy/redis/medsettle-redis.conf: AOF, appendfsync always)"
+redis_port=$(free_port 16379)
+redis-server "$here/deploy/redis/medsettle-redis.conf" --port "$redis_port" --bind 127.0.0.1 \
+  --dir "$run_dir/redis" --logfile "$run_dir/redis.log" --daemonize no &
+redis_pid=$!
+for _ in $(seq 1 100); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+redis-cli -p "$redis_port" ping >/dev/null || { echo "demo: redis did not start; see $run_dir/redis.log" >&2; exit 1; }
+echo "redis-server on 127.0.0.1:$redis_port, data in $run_dir/redis"
+
+step "2. Enrollment snapshot: $persons synthetic persons and 36 institutions"
+head -c 32 /dev/urandom > "$run_dir/person-key"
+chmod 600 "$run_dir/person-key"
+"$snapshot_bin" synth --persons "$persons" --seed 7 --out "$run_dir/persons.csv" \
+  --institutions-out "$run_dir/institutions.csv"
+"$snapshot_bin" load --persons "$run_dir/persons.csv" --institutions "$run_dir/institutions.csv" \
+  --key-file "$run_dir/person-key" --redis "127.0.0.1:$redis_port"
+
+# Pick tour patients from the CSV: active adults of the region-year, paid in
+# the concentrated period (no waiting period), voucher never reported lost.
+# Columns: id_number,year,region_code,birth_date,category,tier,assistance,
+# paid_date,concentrated,newborn,reenrolled_after_gap,status,...
+pick() {  # pick YEAR REGION [NTH]
+  awk -F, -v y="$1" -v r="$2" -v n="${3:-1}" \
+    'NR > 1 && $2 == y && $3 == r && $5 == "ADULT" && $7 == "NONE" && $9 == 1 && $11 == 0 &&
+     $12 == "ACTIVE" && $19 == "" { if (++k == n) { print $1; exit } }' "$run_dir/persons.csv"
+}
+inpatient_id=$(pick 2025 330800 1)
+pharmacy_id=$(pick 2025 330800 2)
+community_id=$(pick 2025 330213 1)
+for v in inpatient_id pharmacy_id community_id; do
+  [ -n "${!v}" ] || { echo "demo: no suitable $v in the synthetic population" >&2; exit 1; }
+done
+mask() { echo "${1:0:4}**********${1: -4}"; }
+
+step "3. medsettle-gateway"
+gateway_port=$(free_port 50051)
+"$gateway_bin" --insecure-dev --listen "127.0.0.1:$gateway_port" --redis "127.0.0.1:$redis_port" \
+  --key-file "$run_dir/person-key" >"$run_dir/gateway.log" 2>&1 &
+gateway_pid=$!
+export MEDSETTLE_TARGET="127.0.0.1:$gateway_port"
+for _ in $(seq 1 100); do
+  "$cli_bin" health >/dev/null 2>&1 && break
+  kill -0 "$gateway_pid" 2>/dev/null || { cat "$run_dir/gateway.log" >&2; exit 1; }
+  sleep 0.1
+done
+"$cli_bin" health
+head -n 2 "$run_dir/gateway.log"
+
+cli() {  # cli INSTITUTION ARGS...: print the command, then run it
+  local inst=$1
+  shift
+  echo "\$ medsettle-cli --institution $inst $*" | sed -E 's/([0-9]{4})[0-9]{10}([0-9]{3}[0-9X])/\1**********\2/g'
+  "$cli_bin" --institution "$inst" "$@"
+}
+examples="$here/tools/cli/examples"
+hospital=H3308000002   # Quzhou, level-3 hospital
+community=C3302130003  # Fenghua, community health centre
+pharmacy=P3308000007   # Quzhou, designated pharmacy
+
+step "4a. Coverage check at the hospital (patient $(mask "$inpatient_id"))"
+cli "$hospital" coverage --id-card "$inpatient_id" --date 2025-03-10 --visit-type inpatient
+
+step "4b. Trial settlement of the inpatient discharge bill (预结算: nothing recorded)"
+cli "$hospital" presettle --request "$examples/quzhou-2025-inpatient-discharge.json" \
+  --id-card "$inpatient_id" --request-id demo-discharge-1
+
+step "4c. The real discharge settlement (结算: recorded once)"
+settle_out=$(cli "$hospital" settle --request "$examples/quzhou-2025-inpatient-discharge.json" \
+  --id-card "$inpatient_id" --request-id demo-discharge-1)
+echo "$settle_out"
+settlement_id=$(echo "$settle_out" | sed -nE 's/^结算 settlement ([^ ]+) .*/\1/p')
+[ -n "$settlement_id" ] || { echo "demo: the settlement failed" >&2; exit 1; }
+
+step "4d. An outpatient visit at a community health centre (Fenghua)"
+cli "$community" settle --request "$examples/fenghua-2025-community-outpatient.json" \
+  --id-card "$community_id" --request-id demo-community-1
+
+step "4e. A pharmacy purchase (Quzhou designated pharmacy)"
+cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
+  --id-card "$pharmacy_id" --request-id demo-pharmacy-1
+
+step "4f. The HIS retries the discharge (same request id, same bill): the stored result, replayed"
+cli "$hospital" settle --request "$examples/quzhou-2025-inpatient-discharge.json" \
+  --id-card "$inpatient_id" --request-id demo-discharge-1
+
+step "4g. The bill was wrong: reverse it (冲正), and the year's totals are restored"
+cli "$hospital" reverse --settlement-id "$settlement_id" --request-id demo-discharge-1-undo \
+  --reason "wrong bill"
+cli "$hospital" coverage --id-card "$inpatient_id" --date 2025-03-18 --visit-type inpatient
+
+step "4h. The hospital's reconciliation for the discharge day (对账)"
+cli "$hospital" reconcile --date 2025-03-17 --detail
+
+if [ "$serve" = 0 ]; then
+  step "Tour complete (MEDSETTLE_DEMO_SERVE=0): stopping"
+  exit 0
+fi
+
+step "The gateway keeps serving on 127.0.0.1:$gateway_port. Try it:"
+cat <<EOF
+  export MEDSETTLE_TARGET=127.0.0.1:$gateway_port MEDSETTLE_INSTITUTION=$hospital
+  ID=\$(sed -n 2p $run_dir/persons.csv | cut -d, -f1)   # any id_number of the demo population
+  $cli_bin coverage --id-card \$ID
+  $cli_bin presettle --request $examples/quzhou-2025-inpatient-discharge.json --id-card \$ID
+  $cli_bin settle --visit-type general --id-card \$ID --date 2025-05-06 --item FA0001:1:10.00
+  $cli_bin reconcile --date 2025-03-17 --detail
+Institutions: $run_dir/institutions.csv; gateway log: $run_dir/gateway.log
+grpcurl works too (reflection is on): grpcurl -plaintext -H 'x-medsettle-institution: $hospital' 127.0.0.1:$gateway_port list
+Press Ctrl-C to stop the gateway and Redis.
+EOF
+wait "$gateway_pid"

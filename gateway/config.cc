@@ -1,0 +1,293 @@
+#include "gateway/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include "engine/status.h"
+#include "engine/text.h"
+
+namespace medsettle::gateway {
+
+using engine::Cat;
+namespace {
+
+absl::Status Invalid(std::string_view where, std::string_view message) {
+  return engine::Refusal(absl::StatusCode::kInvalidArgument, reason::kConfigInvalid, where,
+                         Cat(where, ": ", message));
+}
+
+bool ParseInt(std::string_view text, int* out) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, *out);
+  return ec == std::errc() && ptr == end && !text.empty();
+}
+
+bool ParseBool(std::string_view text, bool* out) {
+  if (text == "true" || text == "1" || text == "yes") {
+    *out = true;
+    return true;
+  }
+  if (text == "false" || text == "0" || text == "no") {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+// "host:port" (IPv6 hosts in brackets) into its parts.
+bool SplitHostPort(std::string_view address, std::string* host, int* port) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view h = address.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (!ParseInt(address.substr(colon + 1), port) || *port <= 0 || *port > 65535) return false;
+  *host = std::string(h);
+  return !host->empty();
+}
+
+// One setting, reachable by its YAML key path and (optionally) a flag.
+struct Setting {
+  std::string key;   // "redis.pool_size"
+  std::string flag;  // "redis-pool" ("" = file only)
+  std::string help;
+  std::function<bool(std::string_view, GatewayConfig*)> set;  // false: bad value
+  bool is_path = false;  // relative paths in the file are relative to the file
+};
+
+std::function<bool(std::string_view, GatewayConfig*)> IntField(int GatewayConfig::*field) {
+  return [field](std::string_view v, GatewayConfig* c) { return ParseInt(v, &(c->*field)); };
+}
+std::function<bool(std::string_view, GatewayConfig*)> StringField(
+    std::string GatewayConfig::*field) {
+  return [field](std::string_view v, GatewayConfig* c) {
+    c->*field = std::string(v);
+    return true;
+  };
+}
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> settings = {
+      {"listen", "listen", "host:port to serve gRPC on (port 0: any free port)",
+       StringField(&GatewayConfig::listen)},
+      {"insecure_dev", "insecure-dev",
+       "accept the institution from the x-medsettle-institution header (loopback only)",
+       [](std::string_view v, GatewayConfig* c) { return ParseBool(v, &c->insecure_dev); }},
+      {"redis.address", "redis", "Redis host:port",
+       [](std::string_view v, GatewayConfig* c) {
+         return SplitHostPort(v, &c->redis_host, &c->redis_port);
+       }},
+      {"redis.pool_size", "redis-pool", "Redis connections",
+       IntField(&GatewayConfig::redis_pool_size)},
+      {"redis.connect_timeout_ms", "redis-connect-timeout-ms", "Redis connect timeout",
+       IntField(&GatewayConfig::redis_connect_timeout_ms)},
+      {"redis.command_timeout_ms", "redis-timeout-ms", "Redis command timeout",
+       IntField(&GatewayConfig::redis_command_timeout_ms)},
+      {"redis.acquire_timeout_ms", "redis-acquire-timeout-ms",
+       "wait for a free Redis connection", IntField(&GatewayConfig::redis_acquire_timeout_ms)},
+      {"workers.threads", "workers", "request worker threads",
+       IntField(&GatewayConfig::worker_threads)},
+      {"workers.queue_limit", "queue-limit", "requests waiting before RESOURCE_EXHAUSTED",
+       IntField(&GatewayConfig::queue_limit)},
+      {"request_timeout_ms", "request-timeout-ms", "a call's budget without a shorter deadline",
+       IntField(&GatewayConfig::request_timeout_ms)},
+      {"commit_retries", "commit-retries", "recomputations on a concurrent settlement",
+       IntField(&GatewayConfig::commit_retries)},
+      {"snapshot_refresh_ms", "snapshot-refresh-ms", "poll interval of snap:current",
+       IntField(&GatewayConfig::snapshot_refresh_ms)},
+      {"max_message_bytes", "max-message-bytes", "largest request or response",
+       IntField(&GatewayConfig::max_message_bytes)},
+      {"drain_timeout_ms", "drain-timeout-ms", "SIGTERM: time for calls in flight",
+       IntField(&GatewayConfig::drain_timeout_ms)},
+      {"idempotency_ttl_days", "idempotency-ttl-days", "idempotency record lifetime (0 = never)",
+       IntField(&GatewayConfig::idempotency_ttl_days)},
+      {"utc_offset_minutes", "", "minutes east of UTC of the bureau's clock",
+       IntField(&GatewayConfig::utc_offset_minutes)},
+      {"files.key_file", "key-file", "pseudonymisation secret file (required)",
+       StringField(&GatewayConfig::key_file), true},
+      {"files.catalog", "catalog", "catalog CSV", StringField(&GatewayConfig::catalog_file),
+       true},
+      {"files.policy_dir", "policy-dir", "policy YAML folder",
+       StringField(&GatewayConfig::policy_dir), true},
+  };
+  return settings;
+}
+
+absl::Status LoadNode(const YAML::Node& node, const std::string& prefix,
+                      const std::filesystem::path& base, const std::string& file,
+                      GatewayConfig* config) {
+  for (const auto& item : node) {
+    const std::string key = prefix + item.first.as<std::string>();
+    const std::string where = Cat(file, ":", item.first.Mark().line + 1, ": ", key);
+    if (item.second.IsMap()) {
+      if (absl::Status s = LoadNode(item.second, key + ".", base, file, config); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    const Setting* setting = nullptr;
+    for (const Setting& s : Settings()) {
+      if (s.key == key) setting = &s;
+    }
+    if (setting == nullptr) return Invalid(where, "unknown key");
+    if (!item.second.IsScalar()) return Invalid(where, "must be a single value");
+    std::string value = item.second.as<std::string>();
+    if (setting->is_path && !value.empty() && std::filesystem::path(value).is_relative()) {
+      value = (base / value).lexically_normal().string();
+    }
+    if (!setting->set(value, config)) return Invalid(where, Cat("bad value \"", value, "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadConfigFile(const std::string& path, GatewayConfig* config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return Invalid(path, e.what());
+  }
+  if (root.IsNull()) return absl::OkStatus();  // an empty file: all defaults
+  if (!root.IsMap()) return Invalid(path, "must be a mapping of keys to values");
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  try {
+    return LoadNode(root, "", base, path, config);
+  } catch (const YAML::Exception& e) {
+    return Invalid(path, e.what());
+  }
+}
+
+std::string FlagsUsage() {
+  std::string out =
+      "usage: medsettle-gateway [--config FILE] [flags]\n"
+      "  --config FILE  YAML configuration (deploy/gateway/medsettle-gateway.yaml)\n";
+  for (const Setting& s : Settings()) {
+    if (s.flag.empty()) continue;
+    std::string flag = "  --" + s.flag;
+    if (s.flag != "insecure-dev") flag += " V";
+    flag.resize(std::max<size_t>(flag.size() + 1, 30), ' ');
+    out += Cat(flag, s.help, " [", s.key, "]\n");
+  }
+  return out;
+}
+
+absl::Status ApplyFlags(const std::vector<std::string>& args, GatewayConfig* config, bool* help) {
+  *help = false;
+  // Split into (flag, value) pairs first, so --config is applied before the rest.
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      *help = true;
+      return absl::OkStatus();
+    }
+    if (arg.rfind("--", 0) != 0) return Invalid(arg, "unexpected argument");
+    arg = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    if (arg == "insecure-dev" && !has_value) {
+      value = "true";
+      has_value = true;
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size()) return Invalid("--" + arg, "needs a value");
+      value = args[++i];
+    }
+    flags.emplace_back(arg, value);
+  }
+  for (const auto& [flag, value] : flags) {
+    if (flag == "config") {
+      if (absl::Status s = LoadConfigFile(value, config); !s.ok()) return s;
+    }
+  }
+  for (const auto& [flag, value] : flags) {
+    if (flag == "config") continue;
+    const Setting* setting = nullptr;
+    for (const Setting& s : Settings()) {
+      if (!s.flag.empty() && s.flag == flag) setting = &s;
+    }
+    if (setting == nullptr) return Invalid("--" + flag, "unknown flag (see --help)");
+    if (!setting->set(value, config)) {
+      return Invalid("--" + flag, Cat("bad value \"", value, "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsLoopbackListen(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  std::string_view host = colon == std::string_view::npos ? listen : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost" || host == "::1") return true;
+  // 127.0.0.0/8: four decimal octets, the first 127.
+  int octets[4];
+  size_t pos = 0;
+  for (int i = 0; i < 4; ++i) {
+    size_t end = host.find('.', pos);
+    if ((i < 3) != (end != std::string_view::npos)) return false;
+    std::string_view part = host.substr(pos, end == std::string_view::npos ? end : end - pos);
+    if (part.empty() || part.size() > 3 || !ParseInt(part, &octets[i]) || octets[i] > 255) {
+      return false;
+    }
+    pos = end + 1;
+  }
+  return octets[0] == 127;
+}
+
+absl::Status ValidateConfig(const GatewayConfig& c) {
+  struct Range {
+    std::string_view key;
+    int value;
+    int min;
+    int max;
+  };
+  const Range ranges[] = {
+      {"redis.pool_size", c.redis_pool_size, 1, 1024},
+      {"redis.connect_timeout_ms", c.redis_connect_timeout_ms, 1, 60000},
+      {"redis.command_timeout_ms", c.redis_command_timeout_ms, 1, 60000},
+      {"redis.acquire_timeout_ms", c.redis_acquire_timeout_ms, 0, 60000},
+      {"workers.threads", c.worker_threads, 1, 1024},
+      {"workers.queue_limit", c.queue_limit, 1, 1 << 20},
+      {"request_timeout_ms", c.request_timeout_ms, 1, 600000},
+      {"commit_retries", c.commit_retries, 0, 100},
+      {"snapshot_refresh_ms", c.snapshot_refresh_ms, 10, 500},
+      {"max_message_bytes", c.max_message_bytes, 4 << 20, 1 << 30},
+      {"drain_timeout_ms", c.drain_timeout_ms, 0, 600000},
+      {"idempotency_ttl_days", c.idempotency_ttl_days, 0, 3650},
+      {"utc_offset_minutes", c.utc_offset_minutes, -14 * 60, 14 * 60},
+  };
+  for (const Range& r : ranges) {
+    if (r.value < r.min || r.value > r.max) {
+      return Invalid(r.key, Cat(r.value, " is outside ", r.min, "..", r.max));
+    }
+  }
+  if (c.key_file.empty()) {
+    return Invalid("files.key_file", "required (--key-file): the pseudonymisation secret");
+  }
+  if (!c.insecure_dev) {
+    return engine::Refusal(
+        absl::StatusCode::kFailedPrecondition, reason::kInsecureListen, "insecure_dev",
+        "mutual TLS is not available yet; run with --insecure-dev on a loopback address");
+  }
+  if (!IsLoopbackListen(c.listen)) {
+    return engine::Refusal(absl::StatusCode::kFailedPrecondition, reason::kInsecureListen,
+                           "listen",
+                           Cat("--insecure-dev refuses to listen on ", c.listen,
+                               ": only loopback addresses (127.0.0.0/8, ::1, localhost)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace medsettle::gateway

@@ -1,0 +1,97 @@
+// The gateway's configuration: one YAML file (every key optional, defaults
+// below and in deploy/gateway/medsettle-gateway.yaml) plus command-line
+// flags for the common overrides. Flags win over the file; the file wins
+// over the defaults. docs/OPERATIONS.md lists every key.
+#ifndef MEDSETTLE_GATEWAY_CONFIG_H_
+#define MEDSETTLE_GATEWAY_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace medsettle::gateway {
+
+namespace reason {
+// INVALID_ARGUMENT: the configuration file or a flag is malformed or out of
+// range; the message names the key or flag.
+inline constexpr std::string_view kConfigInvalid = "CONFIG_INVALID";
+// FAILED_PRECONDITION: the gateway would accept an institution identity it
+// cannot verify on a non-loopback address (see GatewayConfig::insecure_dev).
+inline constexpr std::string_view kInsecureListen = "INSECURE_LISTEN";
+}  // namespace reason
+
+struct GatewayConfig {
+  // host:port to serve gRPC on; port 0 picks a free port (tests).
+  std::string listen = "127.0.0.1:50051";
+  // Until mutual TLS arrives (docs/SECURITY.md, next issue) the only
+  // authenticator reads the institution from a metadata header. It runs
+  // only with insecure_dev set, and then only on a loopback address.
+  bool insecure_dev = false;
+
+  // Redis (cache/connection_pool.h).
+  std::string redis_host = "127.0.0.1";
+  int redis_port = 6379;
+  int redis_pool_size = 16;
+  int redis_connect_timeout_ms = 200;
+  int redis_command_timeout_ms = 500;
+  int redis_acquire_timeout_ms = 100;
+
+  // Workers: the threads that run requests (Redis I/O and the engine), so
+  // that no gRPC thread ever blocks. A request that finds queue_limit
+  // requests waiting is refused with RESOURCE_EXHAUSTED at once.
+  int worker_threads = 16;
+  int queue_limit = 2048;
+
+  // A call's budget when the caller sets no (or a longer) deadline.
+  int request_timeout_ms = 5000;
+  // Recomputations after another settlement of the same person moved the
+  // accumulators between read and commit; then ABORTED.
+  int commit_retries = 8;
+  // How often snap:current is polled (a flip is seen within this).
+  int snapshot_refresh_ms = 250;
+  // Largest request or response message (a 10,000-line bill's response is
+  // about 2 MiB).
+  int max_message_bytes = 64 << 20;
+  // SIGTERM: calls in flight get this long to finish.
+  int drain_timeout_ms = 10000;
+  // Idempotency records expire after this many days (0 = never); see
+  // docs/REDIS-KEYS.md for the trade-off.
+  int idempotency_ttl_days = 35;
+  // Minutes east of UTC of the bureau's clock (settled_at, default dates).
+  int utc_offset_minutes = 480;
+
+  // Files.
+  std::string key_file;     // pseudonymisation secret (≥ 32 bytes); required
+  std::string catalog_file;  // catalog CSV; default: the bundled demo catalog
+  std::string policy_dir;    // policy YAML folder; default: engine/policies
+};
+
+// Reads `path` (YAML mapping; unknown keys are errors) into `*config`,
+// keeping defaults for absent keys. INVALID_ARGUMENT kConfigInvalid naming
+// the file, key and line.
+absl::Status LoadConfigFile(const std::string& path, GatewayConfig* config);
+
+// The usage text for --help.
+std::string FlagsUsage();
+
+// Applies command-line flags (argv[1..]) in order: `--config FILE` is read
+// first wherever it appears, then every other flag overrides it. Accepts
+// "--flag value" and "--flag=value". Sets `*help` for --help / -h.
+// INVALID_ARGUMENT kConfigInvalid for an unknown flag or a bad value.
+absl::Status ApplyFlags(const std::vector<std::string>& args, GatewayConfig* config, bool* help);
+
+// Range checks and the loopback rule. INVALID_ARGUMENT kConfigInvalid;
+// FAILED_PRECONDITION kInsecureListen when insecure_dev is off (no
+// authenticator can run yet) or the listen host is not loopback.
+absl::Status ValidateConfig(const GatewayConfig& config);
+
+// True for 127.0.0.0/8, ::1 and "localhost" (the host part of host:port,
+// brackets allowed for IPv6).
+bool IsLoopbackListen(std::string_view listen);
+
+}  // namespace medsettle::gateway
+
+#endif  // MEDSETTLE_GATEWAY_CONFIG_H_

@@ -1,0 +1,100 @@
+// The whole gateway, assembled: Redis pool, stores, snapshot watcher,
+// engine, workers, the gRPC service with health checking and reflection.
+// medsettle-gateway (main.cc) runs one; end-to-end tests run one in-process.
+//
+//   Start  → reads the key file, loads policies and catalog, connects
+//            lazily to Redis, polls snap:current once, listens.
+//   Shutdown → health NOT_SERVING, stop accepting calls, let calls in
+//            flight finish (up to drain_timeout_ms), stop workers and the
+//            watcher.
+//
+// The gateway starts even when Redis is down or no snapshot is loaded yet:
+// it reports NOT_SERVING and answers UNAVAILABLE until both are there, and
+// recovers by itself.
+#ifndef MEDSETTLE_GATEWAY_GATEWAY_SERVER_H_
+#define MEDSETTLE_GATEWAY_GATEWAY_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cache/connection_pool.h"
+#include "cache/person_key.h"
+#include "cache/settlement_store.h"
+#include "cache/snapshot_store.h"
+#include "gateway/authenticator.h"
+#include "gateway/config.h"
+#include "gateway/counters.h"
+#include "gateway/engine_holder.h"
+#include "gateway/grpc_service.h"
+#include "gateway/settlement_handler.h"
+#include "gateway/snapshot_watcher.h"
+#include "gateway/worker_pool.h"
+
+namespace medsettle::gateway {
+
+namespace reason {
+// UNAVAILABLE: the listen address could not be bound.
+inline constexpr std::string_view kListenFailed = "LISTEN_FAILED";
+// INVALID_ARGUMENT / NOT_FOUND: the key file is missing or unreadable.
+inline constexpr std::string_view kKeyFileUnreadable = "KEY_FILE_UNREADABLE";
+}  // namespace reason
+
+// The service name health checks report besides "" (the whole server).
+inline constexpr std::string_view kServiceName = "medsettle.v1.SettlementService";
+
+class GatewayServer {
+ public:
+  // REQUIRES: ValidateConfig(config) ok, catalog_file and policy_dir set.
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(const GatewayConfig& config);
+  ~GatewayServer();  // Shutdown() if not done
+
+  GatewayServer(const GatewayServer&) = delete;
+  GatewayServer& operator=(const GatewayServer&) = delete;
+
+  int port() const { return port_; }  // the bound port (useful with port 0)
+  // The snapshot version in use, if any (for the start banner and tests).
+  std::optional<std::string> snapshot_version() const;
+
+  // Reloads policies and catalog (SIGHUP). On error the old engine stays.
+  absl::Status ReloadEngine();
+  // Drains and stops. Idempotent; blocks up to drain_timeout_ms plus the
+  // longest Redis command.
+  void Shutdown();
+
+  const GatewayCounters& counters() const { return counters_; }
+
+ private:
+  explicit GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer);
+  void SetServing(bool serving);
+
+  const GatewayConfig config_;
+  cache::PersonKeyer keyer_;
+  EngineHolder engines_;
+  cache::ConnectionPool redis_;
+  cache::SnapshotStore snapshot_store_;
+  cache::SettlementStore settlement_store_;
+  GatewayCounters counters_;
+  std::unique_ptr<SnapshotWatcher> watcher_;
+  WorkerPool workers_;
+  std::unique_ptr<SettlementHandler> handler_;
+  DevHeaderAuthenticator authenticator_;
+  std::unique_ptr<SettlementGrpcService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  std::mutex health_mutex_;
+  bool serving_ = false;   // guarded by health_mutex_
+  bool stopped_ = false;   // guarded by health_mutex_
+};
+
+}  // namespace medsettle::gateway
+
+#endif  // MEDSETTLE_GATEWAY_GATEWAY_SERVER_H_

@@ -1,0 +1,68 @@
+// medsettle.v1.SettlementService on the gRPC callback API. Each method
+// authenticates the caller (on the gRPC thread: no I/O), fixes the call's
+// deadline, and hands the work to the WorkerPool; the worker runs the
+// SettlementHandler (Redis and the engine) and finishes the reactor. No
+// gRPC thread ever waits on Redis. A full worker queue is refused at once
+// with RESOURCE_EXHAUSTED GATEWAY_OVERLOADED.
+#ifndef MEDSETTLE_GATEWAY_GRPC_SERVICE_H_
+#define MEDSETTLE_GATEWAY_GRPC_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <string_view>
+
+#include "gateway/authenticator.h"
+#include "gateway/counters.h"
+#include "gateway/settlement_handler.h"
+#include "gateway/worker_pool.h"
+#include "medsettle/v1/service.grpc.pb.h"
+
+namespace medsettle::gateway {
+
+namespace reason {
+// RESOURCE_EXHAUSTED: every worker is busy and the queue is full; retry
+// with backoff.
+inline constexpr std::string_view kGatewayOverloaded = "GATEWAY_OVERLOADED";
+}  // namespace reason
+
+class SettlementGrpcService final : public v1::SettlementService::CallbackService {
+ public:
+  // Every reference must outlive the service.
+  SettlementGrpcService(const Authenticator& authenticator, SettlementHandler& handler,
+                        WorkerPool& workers, GatewayCounters& counters, int request_timeout_ms);
+
+  grpc::ServerUnaryReactor* CheckCoverage(grpc::CallbackServerContext* context,
+                                          const v1::CheckCoverageRequest* request,
+                                          v1::CheckCoverageResponse* response) override;
+  grpc::ServerUnaryReactor* PreSettle(grpc::CallbackServerContext* context,
+                                      const v1::SettleRequest* request,
+                                      v1::SettleResponse* response) override;
+  grpc::ServerUnaryReactor* Settle(grpc::CallbackServerContext* context,
+                                   const v1::SettleRequest* request,
+                                   v1::SettleResponse* response) override;
+  grpc::ServerUnaryReactor* Reverse(grpc::CallbackServerContext* context,
+                                    const v1::ReverseRequest* request,
+                                    v1::ReverseResponse* response) override;
+  grpc::ServerUnaryReactor* GetSettlement(grpc::CallbackServerContext* context,
+                                          const v1::GetSettlementRequest* request,
+                                          v1::SettleResponse* response) override;
+  grpc::ServerUnaryReactor* Reconcile(grpc::CallbackServerContext* context,
+                                      const v1::ReconcileRequest* request,
+                                      v1::ReconcileResponse* response) override;
+
+ private:
+  // Authenticates, then runs `work(call)` on a worker and finishes.
+  template <typename Work>
+  grpc::ServerUnaryReactor* Dispatch(Method method, grpc::CallbackServerContext* context,
+                                     Work work);
+
+  const Authenticator& authenticator_;
+  SettlementHandler& handler_;
+  WorkerPool& workers_;
+  GatewayCounters& counters_;
+  const int request_timeout_ms_;
+};
+
+}  // namespace medsettle::gateway
+
+#endif  // MEDSETTLE_GATEWAY_GRPC_SERVICE_H_

@@ -1,0 +1,453 @@
+#include "gateway/settlement_handler.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "engine/date.h"
+#include "engine/status.h"
+#include "engine/text.h"
+#include "proto/contract/convert.h"
+
+namespace medsettle::gateway {
+
+using engine::Cat;
+namespace {
+
+using engine::Refusal;
+
+absl::Status CheckDeadline(const CallContext& call) {
+  if (std::chrono::system_clock::now() < call.deadline) return absl::OkStatus();
+  return Refusal(absl::StatusCode::kDeadlineExceeded, reason::kDeadlineExceeded, "",
+                 "the call's deadline passed before it could finish; nothing was committed");
+}
+
+absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* out) {
+  if (out->ParseFromString(bytes)) return absl::OkStatus();
+  return Refusal(absl::StatusCode::kInternal, reason::kStoredResponseCorrupt, "",
+                 "a stored response could not be decoded");
+}
+
+absl::Status MissingSettlementId() {
+  return engine::InvalidField(reason::kSettlementIdMissing, "settlement_id",
+                              "settlement_id is required");
+}
+
+absl::Status NotYours() {
+  return Refusal(absl::StatusCode::kPermissionDenied, cache::reason::kNotYourSettlement,
+                 "settlement_id", "the settlement belongs to another institution");
+}
+
+}  // namespace
+
+std::string ContentHash(const v1::SettleRequest& request) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&coded);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+
+SettlementHandler::SettlementHandler(const EngineHolder& engines,
+                                     const SnapshotWatcher& snapshots,
+                                     cache::SettlementStore& store,
+                                     const cache::PersonKeyer& keyer, GatewayCounters& counters,
+                                     HandlerOptions options)
+    : engines_(engines),
+      snapshots_(snapshots),
+      store_(store),
+      keyer_(keyer),
+      counters_(counters),
+      options_(std::move(options)),
+      person_locks_(std::make_unique<std::timed_mutex[]>(kPersonLockStripes)) {}
+
+int64_t SettlementHandler::NowMs() const {
+  if (options_.now_ms) return options_.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string SettlementHandler::Timestamp(int64_t unix_seconds) const {
+  return engine::FormatRfc3339(unix_seconds, options_.utc_offset_minutes);
+}
+
+absl::StatusOr<SettlementHandler::Person> SettlementHandler::ResolveCredential(
+    const v1::Credential& credential, std::string_view field) const {
+  Person person;
+  switch (credential.kind_case()) {
+    case v1::Credential::kIdCardNo: {
+      absl::StatusOr<std::string> key = keyer_.KeyOfIdNumber(credential.id_card_no());
+      if (!key.ok()) return key.status();
+      person.person_key = *std::move(key);
+      person.kind = engine::CredentialKind::kIdCard;
+      return person;
+    }
+    case v1::Credential::kInsuranceCardNo: {
+      // A resident's social-security card number is their ID number
+      // (社会保障号码 = 公民身份号码), so it keys the same way.
+      absl::StatusOr<std::string> key = keyer_.KeyOfIdNumber(credential.insurance_card_no());
+      if (!key.ok()) {
+        return engine::InvalidField(
+            reason::kInsuranceCardInvalid, Cat(field, ".insurance_card_no"),
+            "insurance_card_no must be the 18-character social security number");
+      }
+      person.person_key = *std::move(key);
+      person.kind = engine::CredentialKind::kInsuranceCard;
+      return person;
+    }
+    case v1::Credential::kEcToken:
+      return Refusal(absl::StatusCode::kUnimplemented, reason::kEcTokenUnsupported,
+                     Cat(field, ".ec_token"),
+                     "e-insurance code tokens are not verified yet; send id_card_no");
+    case v1::Credential::KIND_NOT_SET: break;
+  }
+  return engine::InvalidField(engine::reason::kCredentialMissing, field,
+                              Cat(field, ": one of id_card_no, insurance_card_no, ec_token"));
+}
+
+absl::Status SettlementHandler::PreSettle(const CallContext& call,
+                                          const v1::SettleRequest& request,
+                                          v1::SettleResponse* response) {
+  return SettleOrTrial(call, request, /*commit=*/false, response);
+}
+
+absl::Status SettlementHandler::Settle(const CallContext& call, const v1::SettleRequest& request,
+                                       v1::SettleResponse* response) {
+  return SettleOrTrial(call, request, /*commit=*/true, response);
+}
+
+absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
+                                              const v1::SettleRequest& request, bool commit,
+                                              v1::SettleResponse* response) {
+  // Everything that needs no Redis first: bad input costs no round trip.
+  std::shared_ptr<const engine::Engine> engine = engines_.Get();
+  if (engine == nullptr) {
+    return Refusal(absl::StatusCode::kUnavailable, reason::kEngineNotLoaded, "",
+                   "the settlement engine is not loaded");
+  }
+  engine::Claim claim;
+  if (absl::Status s = contract::ClaimFromProto(request, &claim, ""); !s.ok()) return s;
+  if (absl::Status s = engine::ValidateClaim(claim); !s.ok()) return s;
+  absl::StatusOr<Person> person = ResolveCredential(request.credential(), "credential");
+  if (!person.ok()) return person.status();
+
+  absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
+  if (!view.ok()) return view.status();
+  absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
+  if (!institution.ok()) return institution.status();
+
+  const int32_t year = engine::Engine::SettlementDate(claim.visit).year();
+  const std::string hash = commit ? ContentHash(request) : std::string();
+  std::unique_lock<std::timed_mutex> person_turn;
+  if (commit) {
+    // The person key is HMAC output: its first 4 hex digits spread evenly.
+    const size_t stripe = std::stoul(person->person_key.substr(0, 4), nullptr, 16) %
+                          kPersonLockStripes;
+    person_turn = std::unique_lock<std::timed_mutex>(person_locks_[stripe], std::defer_lock);
+    const bool turn = call.deadline == std::chrono::system_clock::time_point::max()
+                          ? (person_turn.lock(), true)
+                          : person_turn.try_lock_until(call.deadline);
+    if (!turn) {
+      return Refusal(absl::StatusCode::kDeadlineExceeded, reason::kDeadlineExceeded, "",
+                     "the deadline passed while other settlements of this person ran");
+    }
+  }
+  engine::Settlement settlement;
+  for (int attempt = 0;; ++attempt) {
+    if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+    cache::SettleRead read;
+    if (commit) {
+      absl::StatusOr<cache::SettleRead> r = store_.ReadForSettle(
+          (*view)->version(), person->person_key, year, call.institution_id, request.request_id());
+      if (!r.ok()) return r.status();
+      read = *std::move(r);
+    } else {
+      absl::StatusOr<cache::CoverageRead> r =
+          store_.ReadForCoverage((*view)->version(), person->person_key, year);
+      if (!r.ok()) return r.status();
+      read.enrollment = std::move(r->enrollment);
+      read.accumulators = r->accumulators;
+    }
+    if (read.prior) {
+      if (read.prior->content_hash != hash) {
+        return Refusal(absl::StatusCode::kAlreadyExists, cache::reason::kRequestIdReused,
+                       "request_id",
+                       Cat("request_id ", request.request_id(),
+                           " was already used by this institution for a different request "
+                           "(settlement ",
+                           read.prior->settlement_id, ")"));
+      }
+      if (absl::Status s = ParseStored(read.prior->response, response); !s.ok()) return s;
+      response->set_replayed(true);
+      counters_.replays.fetch_add(1, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+    if (!read.enrollment) {
+      return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
+                     "credential",
+                     Cat("the person is not in enrollment snapshot ", (*view)->version()));
+    }
+    engine::SettleInput input{.enrollment = &*read.enrollment,
+                              .institution = &*institution,
+                              .year_to_date = &read.accumulators,
+                              .claim = &claim,
+                              .voucher_issued_at_unix = person->voucher_issued_at_unix};
+    if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) return s;
+    contract::SettlementToProto(settlement, claim, person->person_key, call.institution_id,
+                                response);
+    if (!commit) {
+      response->set_status(v1::SETTLEMENT_STATUS_TRIAL);
+      return absl::OkStatus();
+    }
+
+    const int64_t now_ms = NowMs();
+    cache::SettlementCommit c;
+    c.person_key = person->person_key;
+    c.year = year;
+    c.institution_id = call.institution_id;
+    c.request_id = request.request_id();
+    c.content_hash = hash;
+    c.settlement_id = cache::NewSettlementId(person->person_key, now_ms);
+    c.expected_version = read.accumulators.version;
+    c.after = settlement.after;
+    c.delta = settlement.delta;
+    c.settlement_date = settlement.settlement_date;
+    c.amounts = settlement.amounts;
+    c.visit = static_cast<int32_t>(claim.visit.type);
+    c.now_unix = now_ms / 1000;
+    response->set_settlement_id(c.settlement_id);
+    response->set_status(v1::SETTLEMENT_STATUS_SETTLED);
+    response->set_settled_at(Timestamp(c.now_unix));
+    c.response = response->SerializeAsString();
+
+    if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+    absl::StatusOr<cache::CommitResult> result = store_.CommitSettlement(c);
+    if (!result.ok()) return result.status();
+    switch (result->outcome) {
+      case cache::CommitOutcome::kCommitted:
+        return absl::OkStatus();
+      case cache::CommitOutcome::kReplayed:
+        // A concurrent identical request committed first.
+        if (absl::Status s = ParseStored(result->response, response); !s.ok()) return s;
+        response->set_replayed(true);
+        counters_.replays.fetch_add(1, std::memory_order_relaxed);
+        return absl::OkStatus();
+      case cache::CommitOutcome::kVersionMoved:
+        break;
+    }
+    if (attempt >= options_.commit_retries) {
+      return Refusal(absl::StatusCode::kAborted, reason::kAccumulatorsContended, "",
+                     Cat("other settlements of this person kept committing first (",
+                         attempt + 1, " attempts); nothing was written, retry the request"));
+    }
+    counters_.commit_retries.fetch_add(1, std::memory_order_relaxed);
+    // A short random pause (≤ 0.4 ms) so that two gateways retrying the
+    // same person do not collide again in lockstep. Kept short on purpose:
+    // a long pause would only hand the race to the other gateway's next
+    // request.
+    thread_local std::minstd_rand jitter(std::random_device{}());
+    const int ceiling_us = 50 << std::min(attempt, 3);
+    std::this_thread::sleep_for(std::chrono::microseconds(
+        std::uniform_int_distribution<int>(0, ceiling_us)(jitter)));
+  }
+}
+
+absl::Status SettlementHandler::CheckCoverage(const CallContext& call,
+                                              const v1::CheckCoverageRequest& request,
+                                              v1::CheckCoverageResponse* response) {
+  std::shared_ptr<const engine::Engine> engine = engines_.Get();
+  if (engine == nullptr) {
+    return Refusal(absl::StatusCode::kUnavailable, reason::kEngineNotLoaded, "",
+                   "the settlement engine is not loaded");
+  }
+  absl::StatusOr<Person> person = ResolveCredential(request.credential(), "credential");
+  if (!person.ok()) return person.status();
+  engine::Date date;
+  if (absl::Status s = contract::ParseDateField(request.service_date(), false, "service_date",
+                                                &date);
+      !s.ok()) {
+    return s;
+  }
+  if (!date.valid()) {  // today on the bureau's clock
+    const int64_t local = NowMs() / 1000 + int64_t{options_.utc_offset_minutes} * 60;
+    date = engine::Date::FromDays(static_cast<int32_t>(local / 86400));
+  }
+  engine::VisitType type = engine::VisitType::kGeneralOutpatient;
+  if (request.has_visit_type()) {
+    std::optional<engine::VisitType> t = contract::VisitTypeFromProto(request.visit_type());
+    if (!t) {
+      return engine::InvalidField(engine::reason::kVisitTypeUnspecified, "visit_type",
+                                  "visit_type: leave unset for coverage in general, or name one");
+    }
+    type = *t;
+  }
+
+  absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
+  if (!view.ok()) return view.status();
+  absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
+  if (!institution.ok()) return institution.status();
+  if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+  absl::StatusOr<cache::CoverageRead> read =
+      store_.ReadForCoverage((*view)->version(), person->person_key, date.year());
+  if (!read.ok()) return read.status();
+
+  response->Clear();
+  if (!read->enrollment) {
+    response->set_covered(false);
+    response->set_reason(std::string(reason::kPersonNotEnrolled));
+    response->set_message(Cat("the person is not in enrollment snapshot ", (*view)->version()));
+    return absl::OkStatus();
+  }
+  contract::EnrollmentToProto(*read->enrollment, response->mutable_enrollment());
+  contract::AccumulatorsToProto(read->accumulators, person->person_key, date.year(),
+                                response->mutable_year_to_date());
+
+  engine::Visit visit;
+  visit.type = type;
+  visit.service_date = date;
+  visit.admission_date = date;
+  visit.discharge_date = date;
+  absl::StatusOr<engine::CoverageDecision> decision = engine->CheckCoverage(
+      *read->enrollment, *institution, visit, person->kind, person->voucher_issued_at_unix);
+  if (!decision.ok()) {
+    const absl::StatusCode code = decision.status().code();
+    if (code != absl::StatusCode::kFailedPrecondition &&
+        code != absl::StatusCode::kPermissionDenied) {
+      return decision.status();
+    }
+    // Not covered is an answer, not an error.
+    response->set_covered(false);
+    response->set_reason(engine::ReasonOf(decision.status()));
+    response->set_message(std::string(decision.status().message()));
+    return absl::OkStatus();
+  }
+  response->set_covered(true);
+  response->set_policy_id(decision->policy->id);
+  response->set_covered_from(decision->covered_from.ToString());
+  response->set_covered_to(decision->covered_to.ToString());
+  for (const engine::RemainingLimit& limit :
+       engine->Remaining(*decision->policy, *read->enrollment, read->accumulators)) {
+    v1::Remaining* r = response->add_remaining();
+    r->set_name(limit.name);
+    r->set_limit_cents(limit.limit_cents);
+    r->set_used_cents(limit.used_cents);
+    r->set_remaining_cents(limit.remaining_cents);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SettlementHandler::Reverse(const CallContext& call,
+                                        const v1::ReverseRequest& request,
+                                        v1::ReverseResponse* response) {
+  if (absl::Status s = engine::ValidateRequestId(request.request_id(), "request_id"); !s.ok()) {
+    return s;
+  }
+  if (request.settlement_id().empty()) return MissingSettlementId();
+  if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+  absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
+  if (!record.ok()) return record.status();
+  if (record->institution_id != call.institution_id) return NotYours();
+
+  const int64_t now = NowMs() / 1000;
+  response->Clear();
+  response->set_reversal_id(Cat(request.settlement_id(), "-r"));
+  response->set_settlement_id(request.settlement_id());
+  response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
+  contract::AmountsToProto(record->amounts, response->mutable_amounts());
+  response->set_reversed_at(Timestamp(now));
+  response->set_reason(request.reason());
+
+  cache::ReversalRequest reversal{.settlement_id = request.settlement_id(),
+                                  .institution_id = call.institution_id,
+                                  .reversal_request_id = request.request_id(),
+                                  .response = response->SerializeAsString(),
+                                  .now_unix = now};
+  if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+  absl::StatusOr<cache::ReversalResult> result = store_.CommitReversal(reversal);
+  if (!result.ok()) return result.status();
+  if (result->replayed) {
+    if (absl::Status s = ParseStored(result->response, response); !s.ok()) return s;
+    response->set_replayed(true);
+  }
+  // The person's year as it is now (after this or the earlier reversal).
+  contract::AccumulatorsToProto(result->accumulators, record->person_key, record->year,
+                                response->mutable_year_to_date());
+  return absl::OkStatus();
+}
+
+absl::Status SettlementHandler::GetSettlement(const CallContext& call,
+                                              const v1::GetSettlementRequest& request,
+                                              v1::SettleResponse* response) {
+  if (request.settlement_id().empty()) return MissingSettlementId();
+  if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+  absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
+  if (!record.ok()) return record.status();
+  if (record->institution_id != call.institution_id) return NotYours();
+  if (absl::Status s = ParseStored(record->response, response); !s.ok()) return s;
+  response->set_replayed(false);
+  if (record->status == cache::SettlementStatus::kReversed) {
+    response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SettlementHandler::Reconcile(const CallContext& call,
+                                          const v1::ReconcileRequest& request,
+                                          v1::ReconcileResponse* response) {
+  engine::Date date;
+  if (absl::Status s = contract::ParseDateField(request.date(), true, "date", &date); !s.ok()) {
+    return s;
+  }
+  // page_size 0 means the default; the store checks the range.
+  const int page_size = request.page_size() == 0 ? 100 : request.page_size();
+  if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+  absl::StatusOr<cache::ReconcileResult> result = store_.Reconcile(
+      call.institution_id, date, request.include_detail(), page_size, request.page_token());
+  if (!result.ok()) return result.status();
+
+  response->Clear();
+  response->set_institution_id(call.institution_id);
+  response->set_date(date.ToString());
+  auto totals = [](const cache::ReconcileTotals& in, v1::ReconcileTotals* out) {
+    out->set_count(in.count);
+    contract::AmountsToProto(in.amounts, out->mutable_amounts());
+  };
+  totals(result->settled, response->mutable_settled());
+  totals(result->reversed, response->mutable_reversed());
+  totals(result->net, response->mutable_net());
+  for (const cache::ReconcileDetail& d : result->detail) {
+    v1::ReconcileEntry* e = response->add_detail();
+    e->set_settlement_id(d.settlement_id);
+    e->set_request_id(d.request_id);
+    e->set_status(d.status == cache::SettlementStatus::kReversed
+                      ? v1::SETTLEMENT_STATUS_REVERSED
+                      : v1::SETTLEMENT_STATUS_SETTLED);
+    e->set_visit_type(contract::VisitTypeToProto(static_cast<engine::VisitType>(d.visit_type)));
+    contract::AmountsToProto(d.amounts, e->mutable_amounts());
+    e->set_settled_at(Timestamp(d.settled_at_unix));
+    if (d.reversed_at_unix != 0) e->set_reversed_at(Timestamp(d.reversed_at_unix));
+  }
+  response->set_next_page_token(result->next_page_token);
+  return absl::OkStatus();
+}
+
+}  // namespace medsettle::gateway

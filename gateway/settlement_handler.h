@@ -1,0 +1,136 @@
+// What each RPC of medsettle.v1.SettlementService does, independent of the
+// transport: the gRPC service (gateway/grpc_service.h) authenticates the
+// caller, hands the call to a worker thread and calls one method here,
+// then maps the returned status (gateway/error_mapping.h).
+//
+// The flow of Settle, the one that moves money:
+//
+//   credential → person key (HMAC; the raw number goes no further)
+//   ReadForSettle: enrollment + accumulators + prior result, one round trip
+//     prior with the same content  → the stored response, replayed=true
+//     prior with other content     → ALREADY_EXISTS REQUEST_ID_REUSED
+//   engine: coverage and the split (pure)
+//   CommitSettlement: one Lua script, validated before its first write
+//     VERSION_MOVED → read and compute again (≤ commit_retries), then
+//     ABORTED ACCUMULATORS_CONTENDED
+//
+// Within one gateway, settlements of the same person take turns (a striped
+// lock held from read to commit); VERSION_MOVED then only happens when
+// another gateway settles the same person at the same moment.
+//
+// Thread safety: every method may run on many threads at once.
+#ifndef MEDSETTLE_GATEWAY_SETTLEMENT_HANDLER_H_
+#define MEDSETTLE_GATEWAY_SETTLEMENT_HANDLER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "cache/person_key.h"
+#include "cache/settlement_store.h"
+#include "gateway/counters.h"
+#include "gateway/engine_holder.h"
+#include "gateway/snapshot_watcher.h"
+#include "medsettle/v1/service.pb.h"
+#include "medsettle/v1/settlement.pb.h"
+
+namespace medsettle::gateway {
+
+namespace reason {
+// ABORTED: other settlements of the same person kept committing between
+// this one's read and commit, commit_retries times in a row. Nothing was
+// written; retrying the same request is safe.
+inline constexpr std::string_view kAccumulatorsContended = "ACCUMULATORS_CONTENDED";
+// FAILED_PRECONDITION: the current snapshot holds no enrollment for the
+// person the credential names.
+inline constexpr std::string_view kPersonNotEnrolled = "PERSON_NOT_ENROLLED";
+// UNIMPLEMENTED: e-insurance code tokens are verified from the next issue
+// on (signed tokens, docs/SECURITY.md); use id_card_no until then.
+inline constexpr std::string_view kEcTokenUnsupported = "EC_TOKEN_UNSUPPORTED";
+// INVALID_ARGUMENT: an insurance card number that is not a resident ID
+// number (resident social-security cards carry the ID number).
+inline constexpr std::string_view kInsuranceCardInvalid = "INSURANCE_CARD_NO_INVALID";
+// INVALID_ARGUMENT: settlement_id missing.
+inline constexpr std::string_view kSettlementIdMissing = "SETTLEMENT_ID_MISSING";
+// DEADLINE_EXCEEDED: the caller's deadline (or request_timeout_ms) passed
+// before the call could finish; nothing was committed by this call.
+inline constexpr std::string_view kDeadlineExceeded = "DEADLINE_EXCEEDED";
+// INTERNAL: a stored response could not be decoded.
+inline constexpr std::string_view kStoredResponseCorrupt = "STORED_RESPONSE_CORRUPT";
+// UNAVAILABLE: no engine is loaded (never after a successful start).
+inline constexpr std::string_view kEngineNotLoaded = "ENGINE_NOT_LOADED";
+}  // namespace reason
+
+// What the transport knows about a call.
+struct CallContext {
+  std::string institution_id;  // from the Authenticator
+  std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
+};
+
+struct HandlerOptions {
+  int commit_retries = 8;
+  int utc_offset_minutes = 480;  // settled_at and default dates
+  // Clock, injectable by tests.
+  std::function<int64_t()> now_ms;
+};
+
+class SettlementHandler {
+ public:
+  // Every reference must outlive the handler.
+  SettlementHandler(const EngineHolder& engines, const SnapshotWatcher& snapshots,
+                    cache::SettlementStore& store, const cache::PersonKeyer& keyer,
+                    GatewayCounters& counters, HandlerOptions options);
+
+  absl::Status CheckCoverage(const CallContext& call, const v1::CheckCoverageRequest& request,
+                             v1::CheckCoverageResponse* response);
+  absl::Status PreSettle(const CallContext& call, const v1::SettleRequest& request,
+                         v1::SettleResponse* response);
+  absl::Status Settle(const CallContext& call, const v1::SettleRequest& request,
+                      v1::SettleResponse* response);
+  absl::Status Reverse(const CallContext& call, const v1::ReverseRequest& request,
+                       v1::ReverseResponse* response);
+  absl::Status GetSettlement(const CallContext& call, const v1::GetSettlementRequest& request,
+                             v1::SettleResponse* response);
+  absl::Status Reconcile(const CallContext& call, const v1::ReconcileRequest& request,
+                         v1::ReconcileResponse* response);
+
+ private:
+  struct Person {
+    std::string person_key;
+    engine::CredentialKind kind = engine::CredentialKind::kUnspecified;
+    std::optional<int64_t> voucher_issued_at_unix;
+  };
+  absl::StatusOr<Person> ResolveCredential(const v1::Credential& credential,
+                                           std::string_view field) const;
+  // Shared by PreSettle and Settle; `commit` false computes only.
+  absl::Status SettleOrTrial(const CallContext& call, const v1::SettleRequest& request,
+                             bool commit, v1::SettleResponse* response);
+  int64_t NowMs() const;
+  std::string Timestamp(int64_t unix_seconds) const;
+
+  const EngineHolder& engines_;
+  const SnapshotWatcher& snapshots_;
+  cache::SettlementStore& store_;
+  const cache::PersonKeyer& keyer_;
+  GatewayCounters& counters_;
+  const HandlerOptions options_;
+  // Settlements of one person are serialised within this gateway (a stripe
+  // of locks by person key), so they queue instead of invalidating each
+  // other's reads; across gateways the accumulator version and the retry
+  // loop keep them correct.
+  static constexpr size_t kPersonLockStripes = 1024;
+  std::unique_ptr<std::timed_mutex[]> person_locks_;
+};
+
+// SHA-256 (hex) of the request's deterministic serialization: what "the
+// same content" means for idempotency.
+std::string ContentHash(const v1::SettleRequest& request);
+
+}  // namespace medsettle::gateway
+
+#endif  // MEDSETTLE_GATEWAY_SETTLEMENT_HANDLER_H_

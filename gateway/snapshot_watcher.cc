@@ -1,0 +1,103 @@
+#include "gateway/snapshot_watcher.h"
+
+#include <chrono>
+#include <utility>
+
+#include "engine/status.h"
+#include "engine/text.h"
+
+namespace medsettle::gateway {
+
+using engine::Cat;
+
+absl::StatusOr<engine::Institution> SnapshotView::Institution(std::string_view institution_id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = institutions_.find(institution_id); it != institutions_.end()) {
+      return it->second;
+    }
+  }
+  absl::StatusOr<std::optional<engine::Institution>> found =
+      store_.GetInstitution(version_, institution_id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    // Not cached: an unknown id costs one HGET per call, and a flood of
+    // made-up ids cannot grow this map.
+    return engine::Refusal(absl::StatusCode::kPermissionDenied, reason::kInstitutionUnknown, "",
+                           Cat("institution ", institution_id,
+                               " is not in the institution registry of snapshot ", version_));
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  institutions_.emplace(std::string(institution_id), **found);
+  return **found;
+}
+
+SnapshotWatcher::SnapshotWatcher(cache::SnapshotStore& store, int refresh_ms,
+                                 std::function<void(bool)> on_health)
+    : store_(store), refresh_ms_(refresh_ms), on_health_(std::move(on_health)) {}
+
+SnapshotWatcher::~SnapshotWatcher() { Stop(); }
+
+absl::Status SnapshotWatcher::RefreshNow() {
+  absl::StatusOr<std::optional<std::string>> version = store_.CurrentVersion();
+  if (!version.ok()) {
+    SetHealth(false);  // Redis is not answering: keep the last view, report it
+    return version.status();
+  }
+  if (!version->has_value()) {
+    SetHealth(false);
+    return engine::Refusal(absl::StatusCode::kUnavailable, reason::kSnapshotNotLoaded, "",
+                           "no enrollment snapshot is current (load one: medsettle-snapshot)");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (current_ == nullptr || current_->version() != **version) {
+      current_ = std::make_shared<SnapshotView>(store_, **version);
+    }
+  }
+  SetHealth(true);
+  return absl::OkStatus();
+}
+
+void SnapshotWatcher::Start() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void SnapshotWatcher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::StatusOr<std::shared_ptr<SnapshotView>> SnapshotWatcher::Current() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (current_ == nullptr) {
+    return engine::Refusal(absl::StatusCode::kUnavailable, reason::kSnapshotNotLoaded, "",
+                           "no enrollment snapshot is current yet");
+  }
+  return current_;
+}
+
+void SnapshotWatcher::Loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(refresh_ms_), [this] { return stopping_; });
+      if (stopping_) return;
+    }
+    (void)RefreshNow();  // failures show as health; the last view stays in use
+  }
+}
+
+void SnapshotWatcher::SetHealth(bool serving) {
+  const int now = serving ? 1 : 0;
+  if (health_.exchange(now) != now && on_health_) on_health_(serving);
+}
+
+}  // namespace medsettle::gateway

@@ -1,0 +1,104 @@
+// Which enrollment snapshot version the gateway reads, and the institution
+// registry of that version.
+//
+// A background thread polls snap:current every refresh interval (≤ 500 ms)
+// and swaps in a new SnapshotView when the version flips. Every request
+// takes one view at its start and reads only that version, so no request
+// sees half of one snapshot and half of another. Person records are never
+// cached here (each request reads its person's record in its own Redis
+// round trip), so a delta — a suspension, a lost e-voucher, a new enrollee
+// — is visible to the very next request. Institutions are cached per view:
+// the registry changes only with a new snapshot version.
+//
+// The watcher also decides health: SERVING while a version is current and
+// Redis answers, NOT_SERVING otherwise (reported through on_health).
+#ifndef MEDSETTLE_GATEWAY_SNAPSHOT_WATCHER_H_
+#define MEDSETTLE_GATEWAY_SNAPSHOT_WATCHER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cache/snapshot_store.h"
+#include "engine/types.h"
+
+namespace medsettle::gateway {
+
+namespace reason {
+// UNAVAILABLE: no snapshot version is current yet (none loaded, or Redis
+// has not answered since the gateway started).
+inline constexpr std::string_view kSnapshotNotLoaded = "SNAPSHOT_NOT_LOADED";
+// PERMISSION_DENIED: the calling institution is not in the registry of
+// the current snapshot.
+inline constexpr std::string_view kInstitutionUnknown = "INSTITUTION_UNKNOWN";
+}  // namespace reason
+
+// One snapshot version as requests see it. Shared by the requests that
+// started under it; thread-safe.
+class SnapshotView {
+ public:
+  SnapshotView(cache::SnapshotStore& store, std::string version)
+      : store_(store), version_(std::move(version)) {}
+
+  const std::string& version() const { return version_; }
+
+  // The institution's registry record (one HGET the first time, cached for
+  // the view's life). PERMISSION_DENIED kInstitutionUnknown when absent;
+  // Redis errors as such.
+  absl::StatusOr<engine::Institution> Institution(std::string_view institution_id);
+
+ private:
+  cache::SnapshotStore& store_;
+  const std::string version_;
+  std::mutex mutex_;
+  std::map<std::string, engine::Institution, std::less<>> institutions_;  // guarded by mutex_
+};
+
+class SnapshotWatcher {
+ public:
+  // `store` must outlive the watcher. `on_health(serving)` is called from
+  // the polling thread (and from RefreshNow) whenever health changes.
+  SnapshotWatcher(cache::SnapshotStore& store, int refresh_ms,
+                  std::function<void(bool serving)> on_health = nullptr);
+  ~SnapshotWatcher();
+
+  SnapshotWatcher(const SnapshotWatcher&) = delete;
+  SnapshotWatcher& operator=(const SnapshotWatcher&) = delete;
+
+  // One poll now (the gateway calls it once before serving).
+  absl::Status RefreshNow();
+  // Starts / stops the polling thread. Stop is idempotent.
+  void Start();
+  void Stop();
+
+  // The view of the current version; UNAVAILABLE kSnapshotNotLoaded when
+  // none is known.
+  absl::StatusOr<std::shared_ptr<SnapshotView>> Current() const;
+
+ private:
+  void Loop();
+  void SetHealth(bool serving);
+
+  cache::SnapshotStore& store_;
+  const int refresh_ms_;
+  std::function<void(bool)> on_health_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<SnapshotView> current_;  // guarded by mutex_
+  bool stopping_ = false;                  // guarded by mutex_
+  std::condition_variable wake_;
+  std::thread thread_;
+  std::atomic<int> health_{-1};  // -1 unknown, 0 not serving, 1 serving
+};
+
+}  // namespace medsettle::gateway
+
+#endif  // MEDSETTLE_GATEWAY_SNAPSHOT_WATCHER_H_

@@ -1,0 +1,130 @@
+// Test support: a real gateway (gateway::GatewayServer, in-process, on a
+// free loopback port) over a real redis-server of the test's own
+// (tests/support/redis_server.h), with an enrollment snapshot loaded from
+// the persons and institutions the test names. Clients are real gRPC stubs
+// that send the institution in the development header.
+#ifndef MEDSETTLE_TESTS_SUPPORT_GATEWAY_HARNESS_H_
+#define MEDSETTLE_TESTS_SUPPORT_GATEWAY_HARNESS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cache/connection_pool.h"
+#include "cache/person_key.h"
+#include "cache/snapshot_store.h"
+#include "engine/types.h"
+#include "gateway/config.h"
+#include "gateway/gateway_server.h"
+#include "medsettle/v1/service.grpc.pb.h"
+#include "tests/support/redis_server.h"
+
+namespace medsettle::testing {
+
+// An 18-character resident ID number with a valid GB 11643 check digit:
+// region (6 digits) + birth date + sequence (3 digits).
+std::string MakeIdNumber(std::string_view region6, engine::Date birth, int sequence);
+
+// One person of the snapshot: the raw ID number a client sends, and the
+// enrollment (person_key is filled in by the harness).
+struct SnapshotPerson {
+  std::string id_number;
+  engine::Enrollment enrollment;
+};
+
+// What a call returned: the status, and the reason and field trailers.
+struct CallResult {
+  grpc::Status status;
+  std::string reason;
+  std::string field;
+  bool ok() const { return status.ok(); }
+  grpc::StatusCode code() const { return status.error_code(); }
+};
+
+class GatewayHarness {
+ public:
+  // Starts Redis, loads a snapshot of `persons` and `institutions`, starts
+  // the gateway. `adjust` may change the configuration first (timeouts,
+  // workers). Errors name what failed; NOT_FOUND when redis-server is not
+  // installed (callers skip).
+  static absl::StatusOr<std::unique_ptr<GatewayHarness>> Start(
+      const std::vector<SnapshotPerson>& persons,
+      const std::vector<engine::Institution>& institutions,
+      std::function<void(gateway::GatewayConfig&)> adjust = nullptr);
+  ~GatewayHarness();
+
+  RedisServer& redis() { return *redis_; }
+  gateway::GatewayServer& gateway() { return *gateway_; }
+  cache::ConnectionPool& redis_client() { return *pool_; }
+  cache::SnapshotStore& snapshot_store() { return *snapshots_; }
+  const cache::PersonKeyer& keyer() const { return *keyer_; }
+  const gateway::GatewayConfig& config() const { return config_; }
+  std::string PersonKey(std::string_view id_number) const;
+
+  // Loads a new snapshot version of these persons and institutions and
+  // makes it current; returns the version.
+  absl::StatusOr<std::string> LoadSnapshot(const std::vector<SnapshotPerson>& persons,
+                                           const std::vector<engine::Institution>& institutions);
+
+  // Stops the gateway (drain) and starts a new one on the same Redis with
+  // the same configuration (a new port).
+  absl::Status RestartGateway();
+
+  // Another gateway on the same Redis and configuration (a new port), for
+  // tests of several gateways at once.
+  absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> StartAnotherGateway() const;
+  static std::shared_ptr<grpc::Channel> ChannelTo(int port);
+
+  // A new channel to the gateway (one per thread for concurrency tests).
+  std::shared_ptr<grpc::Channel> NewChannel() const;
+  v1::SettlementService::Stub& stub() { return *stub_; }
+
+  template <typename Request, typename Response>
+  using Rpc = grpc::Status (v1::SettlementService::Stub::*)(grpc::ClientContext*, const Request&,
+                                                            Response*);
+
+  // One call as `institution` (empty: no header) with a deadline.
+  template <typename Request, typename Response>
+  static CallResult Call(v1::SettlementService::Stub& stub, Rpc<Request, Response> rpc,
+                         std::string_view institution, const Request& request,
+                         Response* response, int timeout_ms = 20000) {
+    grpc::ClientContext context;
+    if (!institution.empty()) {
+      context.AddMetadata("x-medsettle-institution", std::string(institution));
+    }
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(timeout_ms));
+    CallResult result;
+    result.status = (stub.*rpc)(&context, request, response);
+    FillTrailers(context, &result);
+    return result;
+  }
+  template <typename Request, typename Response>
+  CallResult Call(Rpc<Request, Response> rpc, std::string_view institution,
+                  const Request& request, Response* response, int timeout_ms = 20000) {
+    return Call(*stub_, rpc, institution, request, response, timeout_ms);
+  }
+
+ private:
+  GatewayHarness() = default;
+  static void FillTrailers(const grpc::ClientContext& context, CallResult* result);
+
+  std::unique_ptr<RedisServer> redis_;
+  std::string key_file_;
+  gateway::GatewayConfig config_;
+  std::unique_ptr<cache::PersonKeyer> keyer_;
+  std::unique_ptr<cache::ConnectionPool> pool_;
+  std::unique_ptr<cache::SnapshotStore> snapshots_;
+  std::unique_ptr<gateway::GatewayServer> gateway_;
+  std::unique_ptr<v1::SettlementService::Stub> stub_;
+};
+
+}  // namespace medsettle::testing
+
+#endif  // MEDSETTLE_TESTS_SUPPORT_GATEWAY_HARNESS_H_

@@ -1,0 +1,27 @@
+#include "tools/cli/transport.h"
+
+#include <chrono>
+
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace medsettle::cli {
+
+std::shared_ptr<grpc::Channel> OpenChannel(const TransportOptions& options) {
+  // Mutual TLS replaces these credentials (grpc::SslCredentials with the
+  // institution's certificate and key, the gateway's CA).
+  return grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
+}
+
+void IdentifyCaller(const TransportOptions& options, grpc::ClientContext* context) {
+  if (options.institution_id.empty()) return;
+  context->AddMetadata(std::string(kInstitutionHeader), options.institution_id);
+}
+
+void PrepareCall(const TransportOptions& options, grpc::ClientContext* context) {
+  IdentifyCaller(options, context);
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(options.timeout_ms));
+}
+
+}  // namespace medsettle::cli
