@@ -2,20 +2,12 @@
 
 #include <cstdio>
 
+#include "absl/status/status.h"
 #include "engine/text.h"
 
 namespace medsettle::gateway {
 
 using engine::Cat;
-namespace {
-
-constexpr std::string_view kCodeNames[kStatusCodeCount] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED"};
-
-}  // namespace
 
 std::string_view Name(Method method) {
   switch (method) {
@@ -45,7 +37,8 @@ std::string GatewayCounters::Summary() const {
       const uint64_t n = calls[m][c].load(std::memory_order_relaxed);
       if (n == 0) continue;
       total += n;
-      by_code += Cat(by_code.empty() ? "" : ", ", kCodeNames[c], " ", n);
+      by_code += Cat(by_code.empty() ? "" : ", ",
+                     absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), " ", n);
     }
     if (total == 0) continue;
     char mean[32];

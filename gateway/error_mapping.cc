@@ -7,29 +7,6 @@
 namespace medsettle::gateway {
 namespace {
 
-std::string_view CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    default: return "UNKNOWN";
-  }
-}
-
 // absl and gRPC share the canonical code numbers (0..16); anything else is
 // UNKNOWN.
 grpc::StatusCode CodeOf(absl::StatusCode code) {
@@ -50,7 +27,10 @@ GrpcError ToGrpcError(const absl::Status& status) {
   error.field = std::string(engine::FieldOf(status));
   error.message = std::string(status.message());
   if (error.reason == cache::reason::kRedisNoscript) error.code = grpc::StatusCode::INTERNAL;
-  if (error.reason.empty()) error.reason = std::string(CodeName(error.code));
+  // gRPC and absl codes share their numbers and names ("INTERNAL").
+  if (error.reason.empty()) {
+    error.reason = absl::StatusCodeToString(static_cast<absl::StatusCode>(error.code));
+  }
   return error;
 }
 
