@@ -28,7 +28,21 @@ absl::Status NotFound(std::string_view why, const fs::path& path, std::string_vi
                          std::string(what) + " " + path.string());
 }
 
-// Appends `text` as the body of a JSON string (quotes not included).
+// The engine names claim fields relative to the SettleRequest
+// ("items[2].amount_cents", "visit.type"), as the gateway's callers see them;
+// in a CalcScenario the request sits under "request".
+absl::Status UnderRequest(const absl::Status& status) {
+  const std::string field = engine::FieldOf(status);
+  const std::string_view head = std::string_view(field).substr(0, field.find_first_of(".["));
+  if (head != "request_id" && head != "credential" && head != "visit" && head != "items") {
+    return status;
+  }
+  return engine::Refusal(status.code(), engine::ReasonOf(status), "request." + field,
+                         std::string(status.message()));
+}
+
+}  // namespace
+
 void AppendJsonEscaped(std::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (char c : text) {
@@ -59,44 +73,12 @@ void AppendJsonMember(std::string_view name, std::string_view value, std::string
   out->push_back('"');
 }
 
-std::string_view CodeName(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kOk: return "OK";
-    case absl::StatusCode::kCancelled: return "CANCELLED";
-    case absl::StatusCode::kUnknown: return "UNKNOWN";
-    case absl::StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case absl::StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
-    case absl::StatusCode::kNotFound: return "NOT_FOUND";
-    case absl::StatusCode::kAlreadyExists: return "ALREADY_EXISTS";
-    case absl::StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
-    case absl::StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case absl::StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case absl::StatusCode::kAborted: return "ABORTED";
-    case absl::StatusCode::kOutOfRange: return "OUT_OF_RANGE";
-    case absl::StatusCode::kUnimplemented: return "UNIMPLEMENTED";
-    case absl::StatusCode::kInternal: return "INTERNAL";
-    case absl::StatusCode::kUnavailable: return "UNAVAILABLE";
-    case absl::StatusCode::kDataLoss: return "DATA_LOSS";
-    case absl::StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
-    default: break;
-  }
-  return "UNKNOWN";
+std::string StatusCodeName(absl::StatusCode code) {
+  std::string name = absl::StatusCodeToString(code);
+  // Abseil names no code outside the canonical set.
+  if (name.empty()) name = "UNKNOWN";
+  return name;
 }
-
-// The engine names claim fields relative to the SettleRequest
-// ("items[2].amount_cents", "visit.type"), as the gateway's callers see them;
-// in a CalcScenario the request sits under "request".
-absl::Status UnderRequest(const absl::Status& status) {
-  const std::string field = engine::FieldOf(status);
-  const std::string_view head = std::string_view(field).substr(0, field.find_first_of(".["));
-  if (head != "request_id" && head != "credential" && head != "visit" && head != "items") {
-    return status;
-  }
-  return engine::Refusal(status.code(), engine::ReasonOf(status), "request." + field,
-                         std::string(status.message()));
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> ReadFile(const fs::path& path, std::string_view why) {
   std::ifstream file(path, std::ios::binary);
@@ -178,7 +160,7 @@ std::string ResponseJson(const v1::SettleResponse& response, bool pretty) {
 
 std::string ErrorJson(const absl::Status& status) {
   std::string json = "{\"error\":{";
-  AppendJsonMember("code", CodeName(status.code()), &json);
+  AppendJsonMember("code", StatusCodeName(status.code()), &json);
   json.push_back(',');
   AppendJsonMember("reason", engine::ReasonOf(status), &json);
   if (std::string field = engine::FieldOf(status); !field.empty()) {

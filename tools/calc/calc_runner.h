@@ -38,6 +38,18 @@ absl::Status ParseScenarioJson(std::string_view json, v1::CalcScenario* scenario
 // `pretty`: indented over several lines; else a single line.
 std::string ResponseJson(const v1::SettleResponse& response, bool pretty);
 
+// Appends `text` as the body of a JSON string (quotes not included): '"',
+// '\\' and control characters escaped, UTF-8 passed through as it is.
+void AppendJsonEscaped(std::string_view text, std::string* out);
+// Appends the member "name":"value": `name` as it is (a JSON-safe literal),
+// `value` escaped by AppendJsonEscaped.
+void AppendJsonMember(std::string_view name, std::string_view value, std::string* out);
+
+// The canonical name of a status code, "FAILED_PRECONDITION", "UNAVAILABLE",
+// ... (absl::StatusCodeToString); "UNKNOWN" for a code outside that set.
+// gRPC status codes have the same numbers: cast them to absl::StatusCode.
+std::string StatusCodeName(absl::StatusCode code);
+
 // {"error":{"code":"FAILED_PRECONDITION","reason":"WAITING_PERIOD",
 // "field":"...","message":"..."}} on one line; "field" only when known.
 std::string ErrorJson(const absl::Status& status);

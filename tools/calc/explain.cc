@@ -15,6 +15,8 @@ namespace {
 using engine::Cat;
 using engine::FormatYuan;
 
+constexpr AmountsWording kCalcWording{"总费用", "total", "起付标准"};
+
 // Decodes one UTF-8 character at text[*pos] and advances *pos past it. A
 // byte that does not start a well-formed sequence decodes as U+FFFD.
 uint32_t NextCodePoint(std::string_view text, size_t* pos) {
@@ -89,19 +91,6 @@ void AppendPadded(std::string_view text, int width, TextTable::Align align, std:
 
 // ---- names ------------------------------------------------------------------
 
-std::string_view VisitName(v1::VisitType v) {
-  switch (v) {
-    case v1::VISIT_TYPE_GENERAL_OUTPATIENT: return "普通门诊 general outpatient";
-    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT: return "慢性病门诊 chronic outpatient";
-    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT: return "特殊病种门诊 special-disease outpatient";
-    case v1::VISIT_TYPE_INPATIENT: return "住院 inpatient";
-    case v1::VISIT_TYPE_PRENATAL_CHECK: return "产前检查 prenatal check";
-    case v1::VISIT_TYPE_DELIVERY_NATURAL: return "顺产 natural delivery";
-    case v1::VISIT_TYPE_DELIVERY_CAESAREAN: return "剖宫产 caesarean delivery";
-    default: return "? unspecified";
-  }
-}
-
 std::string_view KindName(v1::InstitutionKind v) {
   switch (v) {
     case v1::INSTITUTION_KIND_HOSPITAL: return "医院 hospital";
@@ -140,17 +129,6 @@ std::string_view LedgerName(v1::Ledger v) {
     case v1::LEDGER_DELIVERY: return "生育 delivery";
     default: return "? unspecified";
   }
-}
-
-// "CATEGORY_ADULT" → "ADULT".
-std::string WithoutPrefix(const std::string& name, std::string_view prefix) {
-  return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
-}
-
-void Section(std::string_view title, std::string* out) {
-  out->append("\n");
-  out->append(title);
-  out->append("\n");
 }
 
 void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r, std::string* out) {
@@ -207,7 +185,7 @@ void AppendHeader(const v1::CalcScenario& scenario, const v1::SettleResponse& r,
 }
 
 void AppendBill(const v1::CalcScenario& scenario, const v1::SettleResponse& r, std::string* out) {
-  Section("明细 Bill lines", out);
+  AppendSectionTitle("明细 Bill lines", out);
   using A = TextTable::Align;
   TextTable table({{"line", A::kRight},
                    {"code"},
@@ -240,84 +218,11 @@ void AppendBill(const v1::CalcScenario& scenario, const v1::SettleResponse& r, s
   table.Render("  ", out);
 }
 
-void AppendAmounts(const v1::SettleResponse& r, std::string* out) {
-  Section("金额 Amounts (yuan)", out);
-  const v1::Amounts& a = r.amounts();
-  TextTable table({{""}, {""}, {"", TextTable::Align::kRight}});
-  const std::pair<std::string_view, std::pair<std::string_view, int64_t>> rows[] = {
-      {"总费用", {"total", a.total_cents()}},
-      {"自费", {"out of scope", a.out_of_scope_cents()}},
-      {"超限价", {"over limit", a.over_limit_cents()}},
-      {"先行自付", {"pre-self-pay", a.pre_self_pay_cents()}},
-      {"政策范围内", {"in scope", a.in_scope_cents()}},
-      {"起付标准", {"deductible", a.deductible_cents()}},
-      {"统筹基金", {"base fund", a.base_fund_cents()}},
-      {"大病保险", {"critical illness", a.critical_illness_cents()}},
-      {"惠民保", {"supplementary", a.supplementary_cents()}},
-      {"个人负担", {"patient", a.patient_cents()}},
-  };
-  for (const auto& [zh, rest] : rows) {
-    table.AddRow({std::string(zh), std::string(rest.first), FormatYuan(rest.second)});
-  }
-  table.Render("  ", out);
-  out->append("  base fund ratio on the first paid piece: " +
-              engine::FormatPercent(r.base_fund_ratio_bp()) + "\n");
-}
-
-void AppendFunds(const v1::SettleResponse& r, std::string* out) {
-  if (r.fund_details_size() == 0) return;
-  Section("基金 Fund details", out);
-  using A = TextTable::Align;
-  TextTable table({{"fund"},
-                   {"scheme"},
-                   {"eligible", A::kRight},
-                   {"paid", A::kRight},
-                   {"cap left", A::kRight}});
-  for (const v1::FundDetail& d : r.fund_details()) {
-    table.AddRow({std::string(FundName(d.fund())), d.scheme(), FormatYuan(d.eligible_cents()),
-                  FormatYuan(d.paid_cents()),
-                  d.uncapped() ? "no cap" : FormatYuan(d.cap_remaining_cents())});
-  }
-  table.Render("  ", out);
-}
-
-void AppendTrace(const v1::SettleResponse& r, std::string* out) {
-  Section("计算过程 Trace", out);
-  using A = TextTable::Align;
-  TextTable table({{"#", A::kRight}, {"rule"}, {"amount", A::kRight}, {"note / source"}});
-  int n = 0;
-  for (const v1::TraceStep& step : r.trace()) {
-    table.AddRow({std::to_string(++n), step.rule(), FormatYuan(step.amount_cents()), step.note()});
-    if (!step.source().empty()) table.AddRow({"", "", "", "↳ " + step.source()});
-  }
-  table.Render("  ", out);
-}
-
-void AppendClaimLater(const v1::SettleResponse& r, std::string* out) {
-  if (r.claim_later_size() == 0) return;
-  Section("事后理赔 To claim later with the insurer", out);
-  using A = TextTable::Align;
-  TextTable table({{"product"},
-                   {"responsibility", A::kRight},
-                   {"name"},
-                   {"base", A::kRight},
-                   {"estimate", A::kRight},
-                   {"reason"}});
-  for (const v1::ClaimLater& c : r.claim_later()) {
-    // Unset amounts are not known from this bill.
-    table.AddRow({c.product(), std::to_string(c.responsibility()), c.name(),
-                  c.has_base_cents() ? FormatYuan(c.base_cents()) : std::string("-"),
-                  c.has_estimated_cents() ? FormatYuan(c.estimated_cents()) : std::string("-"),
-                  c.reason()});
-  }
-  table.Render("  ", out);
-}
-
 void AppendYearToDate(const v1::SettleResponse& r, std::string* out) {
   const v1::Accumulators& ytd = r.year_to_date();
-  Section(Cat("年度累计 Year to date after this settlement (", ytd.year(), ", version ",
-              ytd.version(), ")"),
-          out);
+  AppendSectionTitle(Cat("年度累计 Year to date after this settlement (", ytd.year(),
+                         ", version ", ytd.version(), ")"),
+                     out);
   using A = TextTable::Align;
   TextTable ledgers({{"ledger"},
                      {"deductible paid", A::kRight},
@@ -400,14 +305,124 @@ void TextTable::Render(std::string_view indent, std::string* out) const {
   }
 }
 
+// ---- sections of a SettleResponse -------------------------------------------
+
+void AppendSectionTitle(std::string_view title, std::string* out) {
+  out->append("\n");
+  out->append(title);
+  out->append("\n");
+}
+
+std::string WithoutPrefix(const std::string& name, std::string_view prefix) {
+  return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
+}
+
+std::string_view VisitName(v1::VisitType type) {
+  switch (type) {
+    case v1::VISIT_TYPE_GENERAL_OUTPATIENT: return "普通门诊 general outpatient";
+    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT: return "慢性病门诊 chronic outpatient";
+    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT: return "特殊病种门诊 special-disease outpatient";
+    case v1::VISIT_TYPE_INPATIENT: return "住院 inpatient";
+    case v1::VISIT_TYPE_PRENATAL_CHECK: return "产前检查 prenatal check";
+    case v1::VISIT_TYPE_DELIVERY_NATURAL: return "顺产 natural delivery";
+    case v1::VISIT_TYPE_DELIVERY_CAESAREAN: return "剖宫产 caesarean delivery";
+    default: return "? unspecified";
+  }
+}
+
+void AppendAmountsSection(std::string_view title, const v1::Amounts& a,
+                          const AmountsWording& wording, std::string* out) {
+  AppendSectionTitle(title, out);
+  TextTable table({{""}, {""}, {"", TextTable::Align::kRight}});
+  const std::pair<std::string_view, std::pair<std::string_view, int64_t>> rows[] = {
+      {wording.total_zh, {wording.total_en, a.total_cents()}},
+      {"自费", {"out of scope", a.out_of_scope_cents()}},
+      {"超限价", {"over limit", a.over_limit_cents()}},
+      {"先行自付", {"pre-self-pay", a.pre_self_pay_cents()}},
+      {"政策范围内", {"in scope", a.in_scope_cents()}},
+      {wording.deductible_zh, {"deductible", a.deductible_cents()}},
+      {"统筹基金", {"base fund", a.base_fund_cents()}},
+      {"大病保险", {"critical illness", a.critical_illness_cents()}},
+      {"惠民保", {"supplementary", a.supplementary_cents()}},
+      {"个人负担", {"patient", a.patient_cents()}},
+  };
+  for (const auto& [zh, rest] : rows) {
+    table.AddRow({std::string(zh), std::string(rest.first), FormatYuan(rest.second)});
+  }
+  table.Render("  ", out);
+}
+
+void AppendSettlementAmounts(const v1::SettleResponse& r, const AmountsWording& wording,
+                             std::string* out) {
+  AppendAmountsSection("金额 Amounts (yuan)", r.amounts(), wording, out);
+  out->append(Cat("  base fund ratio on the first paid piece: ",
+                  engine::FormatPercent(r.base_fund_ratio_bp()), "\n"));
+}
+
+void AppendFundsSection(const v1::SettleResponse& r, std::string_view title_suffix,
+                        std::string* out) {
+  if (r.fund_details_size() == 0) return;
+  AppendSectionTitle(Cat("基金 Fund details", title_suffix), out);
+  using A = TextTable::Align;
+  TextTable table({{"fund"},
+                   {"scheme"},
+                   {"eligible", A::kRight},
+                   {"paid", A::kRight},
+                   {"cap left", A::kRight}});
+  for (const v1::FundDetail& d : r.fund_details()) {
+    table.AddRow({std::string(FundName(d.fund())), d.scheme(), FormatYuan(d.eligible_cents()),
+                  FormatYuan(d.paid_cents()),
+                  d.uncapped() ? "no cap" : FormatYuan(d.cap_remaining_cents())});
+  }
+  table.Render("  ", out);
+}
+
+void AppendClaimLaterSection(const v1::SettleResponse& r, std::string_view title_suffix,
+                             std::string* out) {
+  if (r.claim_later_size() == 0) return;
+  AppendSectionTitle(Cat("事后理赔 To claim later with the insurer", title_suffix), out);
+  using A = TextTable::Align;
+  TextTable table({{"product"},
+                   {"responsibility", A::kRight},
+                   {"name"},
+                   {"base", A::kRight},
+                   {"estimate", A::kRight},
+                   {"reason"}});
+  for (const v1::ClaimLater& c : r.claim_later()) {
+    // Unset amounts are not known from this bill.
+    table.AddRow({c.product(), std::to_string(c.responsibility()), c.name(),
+                  c.has_base_cents() ? FormatYuan(c.base_cents()) : std::string("-"),
+                  c.has_estimated_cents() ? FormatYuan(c.estimated_cents()) : std::string("-"),
+                  c.reason()});
+  }
+  table.Render("  ", out);
+}
+
+void AppendTraceSection(const v1::SettleResponse& r, std::string_view when_empty,
+                        std::string* out) {
+  AppendSectionTitle("计算过程 Trace", out);
+  if (r.trace_size() == 0 && !when_empty.empty()) {
+    out->append(Cat("  ", when_empty, "\n"));
+    return;
+  }
+  using A = TextTable::Align;
+  TextTable table({{"#", A::kRight}, {"rule"}, {"amount", A::kRight}, {"note / source"}});
+  int n = 0;
+  for (const v1::TraceStep& step : r.trace()) {
+    table.AddRow({std::to_string(++n), step.rule(), FormatYuan(step.amount_cents()), step.note()});
+    if (!step.source().empty()) table.AddRow({"", "", "", "↳ " + step.source()});
+  }
+  table.Render("  ", out);
+}
+
 std::string Explain(const v1::CalcScenario& scenario, const v1::SettleResponse& response) {
   std::string out;
   AppendHeader(scenario, response, &out);
   AppendBill(scenario, response, &out);
-  AppendAmounts(response, &out);
-  AppendFunds(response, &out);
-  AppendTrace(response, &out);
-  AppendClaimLater(response, &out);
+  AppendSettlementAmounts(response, kCalcWording, &out);
+  AppendFundsSection(response, "", &out);
+  AppendTraceSection(response, "", &out);
+  AppendClaimLaterSection(response, "", &out);
   AppendYearToDate(response, &out);
   return out;
 }

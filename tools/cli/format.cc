@@ -7,60 +7,28 @@
 #include "engine/money.h"
 #include "engine/text.h"
 #include "google/protobuf/util/json_util.h"
+#include "absl/status/status.h"
+#include "tools/calc/calc_runner.h"
 #include "tools/calc/explain.h"
 #include "tools/cli/transport.h"
 
 namespace medsettle::cli {
 namespace {
 
+using calc::AppendJsonMember;
+using calc::AppendSectionTitle;
+using calc::WithoutPrefix;
 using engine::Cat;
 using engine::FormatYuan;
 using Table = calc::TextTable;
 using Align = calc::TextTable::Align;
 
+// The cli's names of the 总额 and 起付线 rows (medsettle-calc says 总费用, 起付标准).
+constexpr calc::AmountsWording kWording{"总额", "bill total", "起付线"};
+// The cli puts the unit in the titles of the fund and claim-later sections.
+constexpr std::string_view kYuan = " (yuan)";
+
 std::string_view YesNo(bool value) { return value ? "yes" : "no"; }
-
-// "CATEGORY_ADULT" → "ADULT".
-std::string WithoutPrefix(const std::string& name, std::string_view prefix) {
-  return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
-}
-
-void Section(std::string_view title, std::string* out) {
-  out->append("\n");
-  out->append(title);
-  out->append("\n");
-}
-
-// Appends `text` as the body of a JSON string (quotes not included).
-void AppendJsonEscaped(std::string_view text, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (u < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[u >> 4]);
-          out->push_back(kHex[u & 0xF]);
-        } else {
-          out->push_back(c);  // UTF-8 passes through
-        }
-    }
-  }
-}
-
-void AppendJsonMember(std::string_view name, std::string_view value, std::string* out) {
-  out->push_back('"');
-  out->append(name);
-  out->append("\":\"");
-  AppendJsonEscaped(value, out);
-  out->push_back('"');
-}
 
 std::string_view StatusName(v1::SettlementStatus status) {
   switch (status) {
@@ -69,100 +37,6 @@ std::string_view StatusName(v1::SettlementStatus status) {
     case v1::SETTLEMENT_STATUS_REVERSED: return "REVERSED 已冲正";
     default: return "UNSPECIFIED";
   }
-}
-
-std::string_view VisitName(v1::VisitType type) {
-  switch (type) {
-    case v1::VISIT_TYPE_GENERAL_OUTPATIENT: return "普通门诊 general outpatient";
-    case v1::VISIT_TYPE_CHRONIC_OUTPATIENT: return "慢性病门诊 chronic outpatient";
-    case v1::VISIT_TYPE_SPECIAL_OUTPATIENT: return "特殊病种门诊 special-disease outpatient";
-    case v1::VISIT_TYPE_INPATIENT: return "住院 inpatient";
-    case v1::VISIT_TYPE_PRENATAL_CHECK: return "产前检查 prenatal check";
-    case v1::VISIT_TYPE_DELIVERY_NATURAL: return "顺产 natural delivery";
-    case v1::VISIT_TYPE_DELIVERY_CAESAREAN: return "剖宫产 caesarean delivery";
-    default: return "? unspecified";
-  }
-}
-
-std::string_view FundName(v1::Fund fund) {
-  switch (fund) {
-    case v1::FUND_BASE: return "统筹基金 base fund";
-    case v1::FUND_CRITICAL_ILLNESS: return "大病保险 critical illness";
-    case v1::FUND_SUPPLEMENTARY: return "惠民保 supplementary";
-    default: return "? unspecified";
-  }
-}
-
-// The split of a bill, one payer or share per row (the order of a 结算单).
-void AppendAmounts(std::string_view title, const v1::Amounts& a, std::string* out) {
-  Section(title, out);
-  Table table({{""}, {""}, {"", Align::kRight}});
-  const std::pair<std::string_view, std::pair<std::string_view, int64_t>> rows[] = {
-      {"总额", {"bill total", a.total_cents()}},
-      {"自费", {"out of scope", a.out_of_scope_cents()}},
-      {"超限价", {"over limit", a.over_limit_cents()}},
-      {"先行自付", {"pre-self-pay", a.pre_self_pay_cents()}},
-      {"政策范围内", {"in scope", a.in_scope_cents()}},
-      {"起付线", {"deductible", a.deductible_cents()}},
-      {"统筹基金", {"base fund", a.base_fund_cents()}},
-      {"大病保险", {"critical illness", a.critical_illness_cents()}},
-      {"惠民保", {"supplementary", a.supplementary_cents()}},
-      {"个人负担", {"patient", a.patient_cents()}},
-  };
-  for (const auto& [zh, rest] : rows) {
-    table.AddRow({std::string(zh), std::string(rest.first), FormatYuan(rest.second)});
-  }
-  table.Render("  ", out);
-}
-
-void AppendFunds(const v1::SettleResponse& r, std::string* out) {
-  if (r.fund_details_size() == 0) return;
-  Section("基金 Fund details (yuan)", out);
-  Table table({{"fund"},
-               {"scheme"},
-               {"eligible", Align::kRight},
-               {"paid", Align::kRight},
-               {"cap left", Align::kRight}});
-  for (const v1::FundDetail& d : r.fund_details()) {
-    table.AddRow({std::string(FundName(d.fund())), d.scheme(), FormatYuan(d.eligible_cents()),
-                  FormatYuan(d.paid_cents()),
-                  d.uncapped() ? "no cap" : FormatYuan(d.cap_remaining_cents())});
-  }
-  table.Render("  ", out);
-}
-
-void AppendClaimLater(const v1::SettleResponse& r, std::string* out) {
-  if (r.claim_later_size() == 0) return;
-  Section("事后理赔 To claim later with the insurer (yuan)", out);
-  Table table({{"product"},
-               {"responsibility", Align::kRight},
-               {"name"},
-               {"base", Align::kRight},
-               {"estimate", Align::kRight},
-               {"reason"}});
-  for (const v1::ClaimLater& c : r.claim_later()) {
-    // Unset amounts are not known from this bill.
-    table.AddRow({c.product(), std::to_string(c.responsibility()), c.name(),
-                  c.has_base_cents() ? FormatYuan(c.base_cents()) : std::string("-"),
-                  c.has_estimated_cents() ? FormatYuan(c.estimated_cents()) : std::string("-"),
-                  c.reason()});
-  }
-  table.Render("  ", out);
-}
-
-void AppendTrace(const v1::SettleResponse& r, std::string* out) {
-  Section("计算过程 Trace", out);
-  if (r.trace_size() == 0) {
-    out->append("  (the response holds no trace)\n");
-    return;
-  }
-  Table table({{"#", Align::kRight}, {"rule"}, {"amount", Align::kRight}, {"note / source"}});
-  int n = 0;
-  for (const v1::TraceStep& step : r.trace()) {
-    table.AddRow({std::to_string(++n), step.rule(), FormatYuan(step.amount_cents()), step.note()});
-    if (!step.source().empty()) table.AddRow({"", "", "", "↳ " + step.source()});
-  }
-  table.Render("  ", out);
 }
 
 // "name value" pairs joined by two spaces, skipping empty values.
@@ -214,28 +88,9 @@ RpcError RpcErrorFrom(const grpc::Status& status, const grpc::ClientContext& con
   return error;
 }
 
-std::string_view StatusCodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: break;
-  }
-  return "UNKNOWN";
+std::string StatusCodeName(grpc::StatusCode code) {
+  // gRPC and Abseil status codes share their numbers.
+  return calc::StatusCodeName(static_cast<absl::StatusCode>(code));
 }
 
 std::string FormatRpcError(const RpcError& error) {
@@ -287,7 +142,7 @@ std::string FormatSettlement(const v1::SettleResponse& r, bool trace) {
       Pairs({{"request", r.request_id()},
              {"visit", r.visit_type() == v1::VISIT_TYPE_UNSPECIFIED
                            ? std::string()
-                           : std::string(VisitName(r.visit_type()))},
+                           : std::string(calc::VisitName(r.visit_type()))},
              {"person", r.person_key()},
              {"settled at", r.settled_at()},
              {"presented by", r.presenter_key()}});
@@ -295,12 +150,10 @@ std::string FormatSettlement(const v1::SettleResponse& r, bool trace) {
   if (r.filing_to_follow()) {
     out += "备案 filing: out-of-area emergency, a filing (异地就医备案) must follow\n";
   }
-  AppendAmounts("金额 Amounts (yuan)", r.amounts(), &out);
-  out += Cat("  base fund ratio on the first paid piece: ",
-             engine::FormatPercent(r.base_fund_ratio_bp()), "\n");
-  AppendFunds(r, &out);
-  AppendClaimLater(r, &out);
-  if (trace) AppendTrace(r, &out);
+  calc::AppendSettlementAmounts(r, kWording, &out);
+  calc::AppendFundsSection(r, kYuan, &out);
+  calc::AppendClaimLaterSection(r, kYuan, &out);
+  if (trace) calc::AppendTraceSection(r, "(the response holds no trace)", &out);
   return out;
 }
 
@@ -317,7 +170,7 @@ std::string FormatCoverage(const v1::CheckCoverageResponse& r) {
   if (r.has_enrollment()) header.AddRow({"参保人 insured", EnrollmentText(r.enrollment())});
   header.Render("", &out);
   if (r.remaining_size() > 0) {
-    Section("剩余额度 Remaining this year (yuan)", &out);
+    AppendSectionTitle("剩余额度 Remaining this year (yuan)", &out);
     Table table({{"cap or ceiling"},
                  {"limit", Align::kRight},
                  {"used", Align::kRight},
@@ -337,14 +190,15 @@ std::string FormatReversal(const v1::ReverseResponse& r) {
                                {"settlement", r.settlement_id()},
                                {"reversed at", r.reversed_at()}}),
                         "\n");
-  AppendAmounts("退回 Given back (yuan): each fund gets back what it paid", r.amounts(), &out);
+  calc::AppendAmountsSection("退回 Given back (yuan): each fund gets back what it paid",
+                             r.amounts(), kWording, &out);
   return out;
 }
 
 std::string FormatReconcile(const v1::ReconcileResponse& r) {
   std::string out = Cat("对账 reconcile ", r.date(), "  ",
                         Pairs({{"institution", r.institution_id()}}), "\n");
-  Section("合计 Totals (yuan)", &out);
+  AppendSectionTitle("合计 Totals (yuan)", &out);
   Table totals({{""},
                 {"count", Align::kRight},
                 {"总额 total", Align::kRight},
@@ -365,7 +219,7 @@ std::string FormatReconcile(const v1::ReconcileResponse& r) {
   }
   totals.Render("  ", &out);
   if (r.detail_size() > 0) {
-    Section("明细 Detail (yuan)", &out);
+    AppendSectionTitle("明细 Detail (yuan)", &out);
     Table detail({{"settlement"},
                   {"request"},
                   {"status"},

@@ -27,8 +27,9 @@ struct RpcError {
 // context's trailing metadata (initial metadata as a fallback).
 RpcError RpcErrorFrom(const grpc::Status& status, const grpc::ClientContext& context);
 
-// "FAILED_PRECONDITION", "UNAVAILABLE", ...
-std::string_view StatusCodeName(grpc::StatusCode code);
+// "FAILED_PRECONDITION", "UNAVAILABLE", ... ("UNKNOWN" for a code outside
+// the canonical set).
+std::string StatusCodeName(grpc::StatusCode code);
 
 // "error: FAILED_PRECONDITION WAITING_PERIOD: <message>\n" plus
 // "field: <path>\n" when known (the reason is left out when absent).

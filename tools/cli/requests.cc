@@ -97,6 +97,21 @@ std::string Upper(std::string_view text) {
   return out;
 }
 
+// `text` as one of `short_names`, else as the enum's full name in any case
+// ("VISIT_TYPE_INPATIENT", "visit_type_inpatient") through the generated
+// `parse`; nullopt when unknown and for the UNSPECIFIED (0) value.
+template <typename Enum, size_t N, typename Parse>
+std::optional<Enum> EnumByName(std::string_view text,
+                               const std::pair<std::string_view, Enum> (&short_names)[N],
+                               Parse parse) {
+  for (const auto& [name, value] : short_names) {
+    if (text == name) return value;
+  }
+  Enum value{};
+  if (parse(Upper(text), &value) && value != Enum{}) return value;
+  return std::nullopt;
+}
+
 // Sets *out from --<flag> when given, after checking it is a date.
 absl::Status DateFlag(const Args& args, std::string_view flag, std::string* out) {
   const std::string* value = args.Value(flag);
@@ -218,12 +233,8 @@ absl::StatusOr<v1::VisitType> ParseVisitType(std::string_view text) {
       {"natural", v1::VISIT_TYPE_DELIVERY_NATURAL},
       {"caesarean", v1::VISIT_TYPE_DELIVERY_CAESAREAN},
   };
-  for (const auto& [name, value] : kShort) {
-    if (text == name) return value;
-  }
-  v1::VisitType value = v1::VISIT_TYPE_UNSPECIFIED;
-  if (v1::VisitType_Parse(Upper(text), &value) && value != v1::VISIT_TYPE_UNSPECIFIED) {
-    return value;
+  if (std::optional<v1::VisitType> value = EnumByName(text, kShort, &v1::VisitType_Parse)) {
+    return *value;
   }
   return Usage(Cat("--visit-type ", text,
                    ": expected inpatient, general, chronic, special, prenatal, natural or "
@@ -236,12 +247,8 @@ absl::StatusOr<v1::Specialty> ParseSpecialty(std::string_view text) {
       {"pediatrics", v1::SPECIALTY_PEDIATRICS},
       {"tcm", v1::SPECIALTY_TCM},
   };
-  for (const auto& [name, value] : kShort) {
-    if (text == name) return value;
-  }
-  v1::Specialty value = v1::SPECIALTY_UNSPECIFIED;
-  if (v1::Specialty_Parse(Upper(text), &value) && value != v1::SPECIALTY_UNSPECIFIED) {
-    return value;
+  if (std::optional<v1::Specialty> value = EnumByName(text, kShort, &v1::Specialty_Parse)) {
+    return *value;
   }
   return Usage(Cat("--specialty ", text, ": expected psychiatry, pediatrics or tcm"));
 }
