@@ -9,6 +9,14 @@
 
 #include "engine/status.h"
 #include "engine/text.h"
+#include "medsettle/v1/service.pb.h"
+
+// service.proto defines no message, so nothing references its generated
+// descriptor and the linker would drop it from the static library; server
+// reflection could then list the service but not describe it. This anchor
+// keeps it linked.
+extern const void* const kServiceDescriptorAnchor;
+const void* const kServiceDescriptorAnchor = &::descriptor_table_medsettle_2fv1_2fservice_2eproto;
 
 namespace medsettle::gateway {
 
@@ -90,6 +98,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
     std::lock_guard<std::mutex> lock(g->health_mutex_);
     const bool serving = g->serving_;
     g->server_->GetHealthCheckService()->SetServingStatus(serving);
+    g->server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
   }
   g->watcher_->Start();
   return g;
@@ -110,6 +119,7 @@ void GatewayServer::SetServing(bool serving) {
   serving_ = serving;
   if (server_ != nullptr && !stopped_) {
     server_->GetHealthCheckService()->SetServingStatus(serving);
+    server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
   }
 }
 

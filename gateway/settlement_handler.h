@@ -57,8 +57,11 @@ inline constexpr std::string_view kEcTokenUnsupported = "EC_TOKEN_UNSUPPORTED";
 inline constexpr std::string_view kInsuranceCardInvalid = "INSURANCE_CARD_NO_INVALID";
 // INVALID_ARGUMENT: settlement_id missing.
 inline constexpr std::string_view kSettlementIdMissing = "SETTLEMENT_ID_MISSING";
-// DEADLINE_EXCEEDED: the caller's deadline (or request_timeout_ms) passed
-// before the call could finish; nothing was committed by this call.
+// DEADLINE_EXCEEDED with this reason: the gateway saw the deadline (the
+// caller's, or request_timeout_ms) pass before committing; this call wrote
+// nothing. A DEADLINE_EXCEEDED without the reason trailer is the client's
+// own timer: the outcome is unknown, so re-send the same request (it
+// replays if it was committed).
 inline constexpr std::string_view kDeadlineExceeded = "DEADLINE_EXCEEDED";
 // INTERNAL: a stored response could not be decoded.
 inline constexpr std::string_view kStoredResponseCorrupt = "STORED_RESPONSE_CORRUPT";

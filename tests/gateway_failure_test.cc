@@ -1,0 +1,969 @@
+// The gateway when things go wrong, end to end (real gRPC on loopback, a
+// real redis-server of the test's own):
+//
+//   Redis stopped mid-run    refusals are UNAVAILABLE REDIS_UNAVAILABLE and
+//                            fast; the same gateway recovers by itself and
+//                            the year holds exactly the acknowledged
+//                            settlements (responses, coverage, journal agree)
+//   Redis kill -9            an acknowledged settlement survives a restart
+//                            from the AOF and replays as itself
+//   snapshot flip            under traffic every answer is one version's,
+//                            and the new version wins within a second
+//   deltas                   suspension, lost voucher, new enrollee: seen
+//                            within a second
+//   health and reflection    grpc.health.v1 follows Redis; the reflection
+//                            service lists and describes the service
+//   overload                 RESOURCE_EXHAUSTED GATEWAY_OVERLOADED, nothing
+//                            else
+//   deadlines                one that passes while the gateway waits for
+//                            Redis is DEADLINE_EXCEEDED and writes nothing
+//
+// Redis is slowed deterministically where a test needs calls to wait
+// (CLIENT PAUSE, shorter than the gateway's Redis command timeout).
+//
+// Every wait is a bounded poll; every timing bound is generous (a loaded
+// 2-core machine) but far below the call deadlines it is about.
+#include <gtest/gtest.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <google/protobuf/descriptor.pb.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cache/redis_client.h"
+#include "cache/settlement_store.h"
+#include "cache/snapshot_store.h"
+#include "engine/date.h"
+#include "engine/engine.h"
+#include "engine/status.h"
+#include "engine/text.h"
+#include "proto/contract/convert.h"
+#include "tests/support/engine_fixture.h"
+#include "tests/support/gateway_harness.h"
+
+namespace medsettle::testing {
+namespace {
+
+using engine::Cat;
+using Stub = v1::SettlementService::Stub;
+using Clock = std::chrono::steady_clock;
+
+constexpr engine::RegionCode kQuzhou = 330800;
+constexpr engine::RegionCode kDianjiang = 500231;
+
+int64_t MsSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// Quzhou 2024 residents (tier 0) and Dianjiang 2024 residents (tiers 1, 2).
+std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
+std::string DianjiangId(int sequence) {
+  return MakeIdNumber("500231", D("1975-03-02"), sequence);
+}
+
+std::vector<engine::Institution> Institutions() {
+  std::vector<engine::Institution> all;
+  for (engine::RegionCode r : {kQuzhou, kDianjiang}) {
+    for (int level = 1; level <= 3; ++level) all.push_back(Hospital(r, level));
+    all.push_back(Community(r));
+  }
+  return all;
+}
+
+std::vector<SnapshotPerson> Persons() {
+  std::vector<SnapshotPerson> all;
+  for (int i = 1; i <= 8; ++i) all.push_back({QuzhouId(i), Person(kQuzhou, 2024)});
+  for (int i = 1; i <= 4; ++i) all.push_back({DianjiangId(i), Person(kDianjiang, 2024, 1)});
+  return all;
+}
+
+v1::BillItem* AddItem(v1::SettleRequest* r, std::string code, int64_t unit_price_cents) {
+  v1::BillItem* item = r->add_items();
+  item->set_line_no(r->items_size());
+  item->set_code(std::move(code));
+  item->set_name(item->code());
+  item->set_quantity("1");
+  item->set_unit_price_cents(unit_price_cents);
+  item->set_amount_cents(unit_price_cents);
+  return item;
+}
+
+// An inpatient bill of June 2024 with `lines` lines (3 is an ordinary bill).
+v1::SettleRequest Bill(std::string request_id, std::string id_number, int lines = 3) {
+  v1::SettleRequest r;
+  r.set_request_id(std::move(request_id));
+  r.mutable_credential()->set_id_card_no(std::move(id_number));
+  v1::Visit* v = r.mutable_visit();
+  v->set_type(v1::VISIT_TYPE_INPATIENT);
+  v->set_admission_date("2024-06-03");
+  v->set_discharge_date("2024-06-12");
+  const char* codes[] = {"FB0003", "FA0003", "FA0002"};
+  const int64_t prices[] = {120000, 4800, 2350};
+  for (int i = 0; i < lines; ++i) AddItem(&r, codes[i % 3], prices[i % 3]);
+  return r;
+}
+
+v1::CheckCoverageRequest CoverageRequest(const std::string& id_number,
+                                         const std::string& date = "2024-06-20") {
+  v1::CheckCoverageRequest r;
+  r.mutable_credential()->set_id_card_no(id_number);
+  r.set_service_date(date);
+  return r;
+}
+
+engine::Accumulators FromProto(const v1::Accumulators& in) {
+  engine::Accumulators out;
+  absl::Status s = contract::AccumulatorsFromProto(in, &out);
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+std::string Describe(const CallResult& c) {
+  return Cat(static_cast<int>(c.code()), " ", c.reason, " ", c.status.error_message());
+}
+
+// ---- hand-encoded protobuf for the health and reflection services ---------
+// (Debian's gRPC ships neither generated stub.)
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A length-delimited field.
+std::string BytesField(int number, std::string_view value) {
+  std::string out;
+  PutVarint(static_cast<uint64_t>(number) << 3 | 2, &out);
+  PutVarint(value.size(), &out);
+  out.append(value);
+  return out;
+}
+
+// The top-level fields of a message: varints as their value, length-
+// delimited fields as their bytes. Other wire types end the parse (false).
+struct WireFields {
+  std::multimap<int, uint64_t> varints;
+  std::multimap<int, std::string> bytes;
+};
+
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const auto b = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    *v |= uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+bool ParseWire(std::string_view in, WireFields* out) {
+  while (!in.empty()) {
+    uint64_t key = 0;
+    if (!GetVarint(&in, &key)) return false;
+    const int number = static_cast<int>(key >> 3);
+    uint64_t v = 0;
+    switch (key & 7) {
+      case 0:
+        if (!GetVarint(&in, &v)) return false;
+        out->varints.emplace(number, v);
+        break;
+      case 2:
+        if (!GetVarint(&in, &v) || v > in.size()) return false;
+        out->bytes.emplace(number, std::string(in.substr(0, v)));
+        in.remove_prefix(v);
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+grpc::ByteBuffer ToBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string FromBuffer(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+// grpc.health.v1.HealthCheckResponse.ServingStatus
+constexpr int kServing = 1;
+constexpr int kNotServing = 2;
+
+// /grpc.health.v1.Health/Check for `service`: the serving status, or the
+// call's error code as a negative number (-5 = NOT_FOUND).
+int HealthCheck(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  const grpc::ByteBuffer request = ToBuffer(service.empty() ? "" : BytesField(1, service));
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                 &response, [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  const grpc::Status status = done.get_future().get();
+  if (!status.ok()) return -static_cast<int>(status.error_code());
+  WireFields fields;
+  if (!ParseWire(FromBuffer(response), &fields)) return -100;
+  auto it = fields.varints.find(1);
+  return it == fields.varints.end() ? 0 : static_cast<int>(it->second);  // 0 = UNKNOWN
+}
+
+// One ServerReflectionInfo stream: sends each request, reads one response
+// per request. Empty on any failure (the failure is reported).
+std::vector<std::string> Reflect(const std::shared_ptr<grpc::Channel>& channel,
+                                 const std::vector<std::string>& requests) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  std::vector<std::string> responses;
+  if (call == nullptr) {
+    ADD_FAILURE() << "cannot prepare the reflection call";
+    return responses;
+  }
+  intptr_t next_tag = 1;
+  // Waits for the operation tagged `tag` (operations are issued one at a time).
+  auto await = [&](intptr_t tag) {
+    void* got = nullptr;
+    bool ok = false;
+    const grpc::CompletionQueue::NextStatus s =
+        cq.AsyncNext(&got, &ok, std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return s == grpc::CompletionQueue::GOT_EVENT && got == reinterpret_cast<void*>(tag) && ok;
+  };
+  bool ok = true;
+  intptr_t tag = next_tag++;
+  call->StartCall(reinterpret_cast<void*>(tag));
+  ok = await(tag);
+  for (size_t i = 0; ok && i < requests.size(); ++i) {
+    tag = next_tag++;
+    call->Write(ToBuffer(requests[i]), reinterpret_cast<void*>(tag));
+    ok = await(tag);
+    if (!ok) break;
+    grpc::ByteBuffer response;
+    tag = next_tag++;
+    call->Read(&response, reinterpret_cast<void*>(tag));
+    ok = await(tag);
+    if (ok) responses.push_back(FromBuffer(response));
+  }
+  if (ok) {
+    tag = next_tag++;
+    call->WritesDone(reinterpret_cast<void*>(tag));
+    ok = await(tag);
+  }
+  grpc::Status status;
+  tag = next_tag++;
+  call->Finish(&status, reinterpret_cast<void*>(tag));
+  void* got = nullptr;
+  bool finished = false;
+  // Finish always completes (the deadline ends the call at the latest).
+  while (cq.Next(&got, &finished)) {
+    if (got == reinterpret_cast<void*>(tag)) break;
+  }
+  cq.Shutdown();
+  while (cq.Next(&got, &finished)) {
+  }
+  if (!ok || !status.ok()) {
+    ADD_FAILURE() << "reflection stream failed: " << status.error_code() << " "
+                  << status.error_message();
+    responses.clear();
+  }
+  return responses;
+}
+
+// ---- the fixture ----------------------------------------------------------
+
+class GatewayFailureTest : public ::testing::Test {
+ protected:
+  // Starts Redis, the snapshot of Persons() and Institutions(), and the
+  // gateway; skips the test when redis-server is not installed.
+  void StartGateway(std::function<void(gateway::GatewayConfig&)> adjust = nullptr) {
+    absl::StatusOr<std::unique_ptr<GatewayHarness>> h =
+        GatewayHarness::Start(Persons(), Institutions(), std::move(adjust));
+    if (!h.ok() && h.status().code() == absl::StatusCode::kNotFound) {
+      GTEST_SKIP() << h.status().message();
+    }
+    ASSERT_TRUE(h.ok()) << h.status();
+    h_ = *std::move(h);
+  }
+
+  GatewayHarness& h() { return *h_; }
+
+  // Polls `call` (≤ timeout_ms, every 20 ms) until it returns true; the
+  // milliseconds it took, or -1.
+  static int64_t PollUntil(int timeout_ms, const std::function<bool()>& call) {
+    const auto start = Clock::now();
+    while (MsSince(start) <= timeout_ms) {
+      if (call()) return MsSince(start);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+  // The person's journal entries (settle +1, reverse −1 summed into *sum).
+  int JournalOf(const std::string& person_key, engine::Accumulators* sum,
+                std::set<std::string>* request_ids = nullptr) {
+    cache::SettlementStore store(h().redis_client());
+    absl::StatusOr<std::vector<cache::JournalEntry>> journal =
+        store.ReadJournal(person_key.substr(0, 2), 0, INT64_MAX);
+    EXPECT_TRUE(journal.ok()) << journal.status();
+    if (!journal.ok()) return -1;
+    int entries = 0;
+    for (const cache::JournalEntry& e : *journal) {
+      if (e.person_key != person_key) continue;
+      sum->AddTotals(e.delta, e.kind == cache::JournalKind::kSettle ? 1 : -1);
+      if (request_ids != nullptr) request_ids->insert(e.request_id);
+      ++entries;
+    }
+    return entries;
+  }
+
+  std::unique_ptr<GatewayHarness> h_;
+};
+
+#define START_GATEWAY(...)                                \
+  do {                                                    \
+    StartGateway(__VA_ARGS__);                            \
+    if (IsSkipped() || HasFatalFailure()) return;         \
+  } while (false)
+
+// ---- 1. Redis stopped under a running gateway -----------------------------
+
+TEST_F(GatewayFailureTest, RedisStoppedMidRunRefusesFastAndRecoversWithNothingPartial) {
+  START_GATEWAY();
+  const std::string id = QuzhouId(1);
+  const std::string pk = h().PersonKey(id);
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+
+  // Every Settle request of the person, and its final OK response.
+  std::mutex mutex;
+  std::map<std::string, v1::SettleRequest> sent;     // guarded by mutex
+  std::map<std::string, v1::SettleResponse> acked;   // guarded by mutex
+  std::vector<CallResult> failures;                  // guarded by mutex
+  auto settle = [&](Stub& stub, const v1::SettleRequest& r) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      sent[r.request_id()] = r;
+    }
+    v1::SettleResponse out;
+    CallResult c = GatewayHarness::Call(stub, &Stub::Settle, inst, r, &out, 10000);
+    std::lock_guard<std::mutex> lock(mutex);
+    if (c.ok()) {
+      acked[r.request_id()] = out;
+    } else {
+      failures.push_back(c);
+    }
+    return c;
+  };
+
+  for (int i = 0; i < 3; ++i) {
+    CallResult c = settle(h().stub(), Bill(Cat("before-", i), id));
+    ASSERT_TRUE(c.ok()) << Describe(c);
+  }
+  const std::string first_id = acked["before-0"].settlement_id();
+
+  // Traffic that keeps settling while Redis goes away and comes back.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok_after_restart{0};
+  std::atomic<bool> restarted{false};
+  std::thread traffic([&] {
+    auto stub = v1::SettlementService::NewStub(h().NewChannel());
+    for (int n = 0; !stop.load() && n < 2000; ++n) {
+      CallResult c = settle(*stub, Bill(Cat("during-", n), id, 1 + n % 3));
+      if (c.ok() && restarted.load()) ++ok_after_restart;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+
+  h().redis().Stop();
+  // Refusals while Redis is down: UNAVAILABLE REDIS_UNAVAILABLE, fast (the
+  // command timeout is 500 ms; a refused connect is immediate).
+  {
+    auto start = Clock::now();
+    CallResult s = settle(h().stub(), Bill("while-down", id));
+    const int64_t settle_ms = MsSince(start);
+    EXPECT_EQ(s.code(), grpc::StatusCode::UNAVAILABLE) << Describe(s);
+    EXPECT_EQ(s.reason, "REDIS_UNAVAILABLE") << Describe(s);
+    EXPECT_LT(settle_ms, 3000);
+
+    v1::CheckCoverageResponse coverage;
+    start = Clock::now();
+    CallResult c = h().Call(&Stub::CheckCoverage, inst, CoverageRequest(id), &coverage, 10000);
+    const int64_t coverage_ms = MsSince(start);
+    EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+    EXPECT_EQ(c.reason, "REDIS_UNAVAILABLE") << Describe(c);
+    EXPECT_LT(coverage_ms, 3000);
+
+    v1::ReverseRequest reverse;
+    reverse.set_request_id("undo-while-down");
+    reverse.set_settlement_id(first_id);
+    v1::ReverseResponse reversed;
+    start = Clock::now();
+    CallResult r = h().Call(&Stub::Reverse, inst, reverse, &reversed, 10000);
+    const int64_t reverse_ms = MsSince(start);
+    EXPECT_EQ(r.code(), grpc::StatusCode::UNAVAILABLE) << Describe(r);
+    EXPECT_EQ(r.reason, "REDIS_UNAVAILABLE") << Describe(r);
+    EXPECT_LT(reverse_ms, 3000);
+    std::printf("refusals with Redis down: Settle %lld ms, CheckCoverage %lld ms, Reverse %lld ms\n",
+                static_cast<long long>(settle_ms), static_cast<long long>(coverage_ms),
+                static_cast<long long>(reverse_ms));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // more refused traffic
+
+  ASSERT_TRUE(h().redis().Restart().ok());
+  restarted = true;
+  // The same gateway serves again by itself.
+  const int64_t recovered_ms = PollUntil(5000, [&] {
+    v1::CheckCoverageResponse out;
+    return h().Call(&Stub::CheckCoverage, inst, CoverageRequest(id), &out, 2000).ok();
+  });
+  ASSERT_GE(recovered_ms, 0) << "the gateway did not serve again within 5 s of the restart";
+  std::printf("served again %lld ms after Redis was back\n",
+              static_cast<long long>(recovered_ms));
+  EXPECT_GE(PollUntil(5000, [&] { return ok_after_restart.load() >= 3; }), 0);
+  stop = true;
+  traffic.join();
+
+  // Every failure was the outage's, and nothing else.
+  std::map<std::string, v1::SettleRequest> retry;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_GE(failures.size(), 1u);
+    for (const CallResult& c : failures) {
+      EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+      EXPECT_EQ(c.reason, "REDIS_UNAVAILABLE") << Describe(c);
+    }
+    for (const auto& [request_id, request] : sent) {
+      if (acked.count(request_id) == 0) retry[request_id] = request;
+    }
+  }
+  // A refused Settle may or may not have committed (the reply can be lost);
+  // the client contract is to send the same request again: it either
+  // replays the commit or settles now, never twice.
+  for (const auto& [request_id, request] : retry) {
+    CallResult c = settle(h().stub(), request);
+    ASSERT_TRUE(c.ok()) << request_id << ": " << Describe(c);
+  }
+
+  // The year is exactly the sum of the acknowledged settlements.
+  engine::Accumulators sum;
+  std::set<std::string> ids;
+  for (const auto& [request_id, response] : acked) {
+    sum.AddTotals(FromProto(response.accumulator_delta()), 1);
+    ids.insert(response.settlement_id());
+  }
+  EXPECT_EQ(ids.size(), acked.size()) << "two requests share a settlement";
+  v1::CheckCoverageResponse now;
+  ASSERT_TRUE(h().Call(&Stub::CheckCoverage, inst, CoverageRequest(id), &now).ok());
+  const engine::Accumulators stored = FromProto(now.year_to_date());
+  EXPECT_TRUE(stored.SameTotals(sum));
+  EXPECT_EQ(stored.version, static_cast<int64_t>(acked.size()));
+
+  engine::Accumulators journal_sum;
+  std::set<std::string> journal_requests;
+  EXPECT_EQ(JournalOf(pk, &journal_sum, &journal_requests), static_cast<int>(acked.size()));
+  EXPECT_TRUE(journal_sum.SameTotals(sum));
+  for (const auto& [request_id, response] : acked) {
+    EXPECT_EQ(journal_requests.count(request_id), 1u) << request_id;
+  }
+
+  // The Reverse refused during the outage did nothing.
+  v1::GetSettlementRequest get;
+  get.set_settlement_id(first_id);
+  v1::SettleResponse fetched;
+  ASSERT_TRUE(h().Call(&Stub::GetSettlement, inst, get, &fetched).ok());
+  EXPECT_EQ(fetched.status(), v1::SETTLEMENT_STATUS_SETTLED);
+  std::printf("%zu settlements acknowledged, %zu refused during the outage and re-sent\n",
+              acked.size(), retry.size());
+}
+
+// ---- 2. kill -9 and a restart from the AOF --------------------------------
+
+TEST_F(GatewayFailureTest, AcknowledgedSettlementSurvivesKill9AndAofRestart) {
+  START_GATEWAY();
+  const std::string id = QuzhouId(2);
+  const std::string inst = Hospital(kQuzhou, 3).institution_id;
+  const v1::SettleRequest request = Bill("k9-1", id);
+  v1::SettleResponse settled;
+  CallResult s = h().Call(&Stub::Settle, inst, request, &settled);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  ASSERT_FALSE(settled.replayed());
+
+  h().redis().Kill9();
+  ASSERT_TRUE(h().redis().Restart().ok());
+
+  v1::GetSettlementRequest get;
+  get.set_settlement_id(settled.settlement_id());
+  v1::SettleResponse fetched;
+  const int64_t ms = PollUntil(5000, [&] {
+    fetched.Clear();
+    return h().Call(&Stub::GetSettlement, inst, get, &fetched, 2000).ok();
+  });
+  ASSERT_GE(ms, 0) << "GetSettlement did not succeed within 5 s of the restart";
+  EXPECT_EQ(fetched.settlement_id(), settled.settlement_id());
+  EXPECT_EQ(fetched.status(), v1::SETTLEMENT_STATUS_SETTLED);
+  EXPECT_EQ(fetched.amounts().SerializeAsString(), settled.amounts().SerializeAsString());
+
+  // The same request replays the stored result; nothing is charged twice.
+  v1::SettleResponse again;
+  CallResult r = h().Call(&Stub::Settle, inst, request, &again);
+  ASSERT_TRUE(r.ok()) << Describe(r);
+  EXPECT_TRUE(again.replayed());
+  EXPECT_EQ(again.settlement_id(), settled.settlement_id());
+  v1::SettleResponse a = again;
+  a.set_replayed(false);
+  EXPECT_EQ(a.SerializeAsString(), settled.SerializeAsString());
+
+  v1::CheckCoverageResponse coverage;
+  ASSERT_TRUE(h().Call(&Stub::CheckCoverage, inst, CoverageRequest(id), &coverage).ok());
+  EXPECT_EQ(coverage.year_to_date().SerializeAsString(),
+            settled.year_to_date().SerializeAsString());
+  EXPECT_EQ(coverage.year_to_date().version(), 1);
+  engine::Accumulators journal;
+  EXPECT_EQ(JournalOf(h().PersonKey(id), &journal), 1);
+  EXPECT_TRUE(journal.SameTotals(FromProto(settled.accumulator_delta())));
+
+  // And the person settles on from there.
+  v1::SettleResponse next;
+  ASSERT_TRUE(h().Call(&Stub::Settle, inst, Bill("k9-2", id), &next).ok());
+  EXPECT_EQ(next.year_to_date().version(), 2);
+}
+
+// ---- 3. a snapshot flip under traffic -------------------------------------
+
+TEST_F(GatewayFailureTest, SnapshotFlipUnderTrafficIsOneVersionPerCall) {
+  START_GATEWAY();
+  // Version A: Persons() and Institutions(). Version B: person P moves to
+  // tier 2, person Q is suspended, hospital H3 is suspended.
+  const std::string p = DianjiangId(1);
+  const std::string q = DianjiangId(2);
+  const engine::Institution h2 = Hospital(kDianjiang, 2);
+  const engine::Institution h3 = Hospital(kDianjiang, 3);
+  std::vector<SnapshotPerson> persons_b = Persons();
+  std::vector<engine::Institution> institutions_b = Institutions();
+  for (SnapshotPerson& person : persons_b) {
+    if (person.id_number == p) person.enrollment.tier = 2;
+    if (person.id_number == q) person.enrollment.status = engine::EnrollmentStatus::kSuspended;
+  }
+  for (engine::Institution& i : institutions_b) {
+    if (i.institution_id == h3.institution_id) i.suspended = true;
+  }
+
+  // What PreSettle of P's bill at H2 is under each version.
+  const v1::SettleRequest bill_p = Bill("flip-p", p);
+  const v1::SettleRequest bill_q = Bill("flip-q", q);
+  std::string amounts[2];
+  for (int version = 0; version < 2; ++version) {
+    engine::Enrollment e = Person(kDianjiang, 2024, version == 0 ? 1 : 2);
+    e.person_key = h().PersonKey(p);
+    engine::Claim claim;
+    ASSERT_TRUE(contract::ClaimFromProto(bill_p, &claim, "").ok());
+    engine::Settlement settlement;
+    ASSERT_TRUE(SettleWith(e, h2, {}, claim, &settlement).ok());
+    v1::SettleResponse out;
+    contract::SettlementToProto(settlement, claim, e.person_key, h2.institution_id, &out);
+    amounts[version] = out.amounts().SerializeAsString();
+  }
+  ASSERT_NE(amounts[0], amounts[1]) << "tiers 1 and 2 must split this bill differently";
+
+  // Each call's answer: 0 = version A, 1 = version B, -1 = neither (a mix
+  // or an unexpected failure).
+  struct Observation {
+    Clock::time_point started;
+    int version;
+    std::string what;
+  };
+  constexpr int kThreads = 4;
+  std::vector<std::vector<Observation>> seen(kThreads);
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls_before_flip{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto stub = v1::SettlementService::NewStub(h().NewChannel());
+      for (int n = 0; !stop.load(); ++n) {
+        Observation o{Clock::now(), -1, ""};
+        if (t % 2 == 0) {
+          // CheckCoverage of P at H3: A covered at tier 1; B refused for
+          // the institution, enrollment at tier 2.
+          v1::CheckCoverageResponse out;
+          CallResult c = GatewayHarness::Call(*stub, &Stub::CheckCoverage, h3.institution_id,
+                                              CoverageRequest(p), &out, 5000);
+          if (!c.ok()) {
+            o.what = Describe(c);
+          } else if (out.covered() && out.enrollment().tier() == 1) {
+            o.version = 0;
+          } else if (!out.covered() && out.reason() == "INSTITUTION_SUSPENDED" &&
+                     out.enrollment().tier() == 2) {
+            o.version = 1;
+          } else {
+            o.what = Cat("covered ", out.covered(), " reason ", out.reason(), " tier ",
+                         out.enrollment().tier());
+          }
+        } else if (n % 2 == 0) {
+          // PreSettle of P at H2: the tier-1 or the tier-2 split.
+          v1::SettleResponse out;
+          CallResult c = GatewayHarness::Call(*stub, &Stub::PreSettle, h2.institution_id, bill_p,
+                                              &out, 5000);
+          const std::string got = out.amounts().SerializeAsString();
+          if (!c.ok()) {
+            o.what = Describe(c);
+          } else if (got == amounts[0]) {
+            o.version = 0;
+          } else if (got == amounts[1]) {
+            o.version = 1;
+          } else {
+            o.what = Cat("amounts of neither version: ", out.amounts().ShortDebugString());
+          }
+        } else {
+          // PreSettle of Q at H2: settles, or is refused as suspended.
+          v1::SettleResponse out;
+          CallResult c = GatewayHarness::Call(*stub, &Stub::PreSettle, h2.institution_id, bill_q,
+                                              &out, 5000);
+          if (c.ok()) {
+            o.version = 0;
+          } else if (c.code() == grpc::StatusCode::FAILED_PRECONDITION &&
+                     c.reason == "ENROLLMENT_SUSPENDED") {
+            o.version = 1;
+          } else {
+            o.what = Describe(c);
+          }
+        }
+        seen[t].push_back(o);
+        ++calls_before_flip;
+      }
+    });
+  }
+  // Every thread is under way on version A before the flip.
+  ASSERT_GE(PollUntil(5000, [&] { return calls_before_flip.load() >= 40; }), 0);
+  absl::StatusOr<std::string> version_b = h().LoadSnapshot(persons_b, institutions_b);
+  const auto flipped = Clock::now();
+  ASSERT_TRUE(version_b.ok()) << version_b.status();
+  // Traffic on for 1.5 s after the flip.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(h().gateway().snapshot_version(), *version_b);
+
+  int total = 0;
+  int64_t last_a_ms = -1000000;  // latest start, relative to the flip, of a version-A answer
+  for (int t = 0; t < kThreads; ++t) {
+    int version = 0;
+    int b = 0;
+    for (const Observation& o : seen[t]) {
+      ++total;
+      ASSERT_NE(o.version, -1) << "thread " << t << ": " << o.what;
+      // Per thread, calls are sequential: once B, never A again.
+      EXPECT_GE(o.version, version) << "thread " << t << " saw version A after version B";
+      version = o.version;
+      const int64_t at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             o.started - flipped).count();
+      if (o.version == 0) last_a_ms = std::max(last_a_ms, at);
+      if (o.version == 1) ++b;
+    }
+    EXPECT_GE(b, 1) << "thread " << t << " never saw the new version";
+  }
+  // Calls that started a second after the flip all saw the new version.
+  EXPECT_LT(last_a_ms, 1000) << "a call started " << last_a_ms
+                             << " ms after the flip still saw the old version";
+  std::printf("%d calls; the last old-version answer started %lld ms after the flip\n", total,
+              static_cast<long long>(last_a_ms));
+}
+
+// ---- 4. deltas --------------------------------------------------------------
+
+TEST_F(GatewayFailureTest, DeltasAreVisibleWithinOneSecond) {
+  START_GATEWAY();
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+
+  // Suspension: the next Settle is refused, CheckCoverage says why.
+  const std::string suspended = QuzhouId(3);
+  v1::SettleResponse out;
+  ASSERT_TRUE(h().Call(&Stub::Settle, inst, Bill("delta-0", suspended), &out).ok());
+  cache::Delta suspend;
+  suspend.kind = cache::DeltaKind::kSuspend;
+  suspend.enrollment.person_key = h().PersonKey(suspended);
+  ASSERT_TRUE(h().snapshot_store().ApplyDelta(suspend).ok());
+  auto start = Clock::now();
+  int settles = 0;
+  const int64_t refused_ms = PollUntil(1000, [&] {
+    v1::SettleResponse o;
+    CallResult c = h().Call(&Stub::Settle, inst, Bill(Cat("delta-", ++settles), suspended), &o);
+    return c.code() == grpc::StatusCode::FAILED_PRECONDITION && c.reason == "ENROLLMENT_SUSPENDED";
+  });
+  EXPECT_GE(refused_ms, 0) << "Settle was not refused within 1 s of the suspension";
+  EXPECT_EQ(settles, 1) << "the very next Settle should see the suspension";
+  v1::CheckCoverageResponse coverage;
+  ASSERT_TRUE(h().Call(&Stub::CheckCoverage, inst, CoverageRequest(suspended), &coverage).ok());
+  EXPECT_FALSE(coverage.covered());
+  EXPECT_EQ(coverage.reason(), "ENROLLMENT_SUSPENDED");
+  EXPECT_EQ(coverage.enrollment().status(), v1::ENROLLMENT_STATUS_SUSPENDED);
+  EXPECT_LT(MsSince(start), 1000);
+  // The refusals wrote nothing: the year holds the one settlement before.
+  EXPECT_EQ(coverage.year_to_date().version(), 1);
+
+  // Lost voucher: an e-insurance code issued before the revocation would be
+  // refused (engine/coverage.cc); an ID card is not affected, so the
+  // revocation shows in the enrollment CheckCoverage returns.
+  const std::string revoked = QuzhouId(4);
+  const int64_t revoked_at =
+      std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::system_clock::now().time_since_epoch()).count();
+  cache::Delta revoke;
+  revoke.kind = cache::DeltaKind::kRevokeVoucher;
+  revoke.enrollment.person_key = h().PersonKey(revoked);
+  revoke.revoked_at_unix = revoked_at;
+  ASSERT_TRUE(h().snapshot_store().ApplyDelta(revoke).ok());
+  start = Clock::now();
+  const std::string expected_at = engine::FormatRfc3339(revoked_at, 480);
+  v1::CheckCoverageResponse after_revoke;
+  const int64_t revoke_ms = PollUntil(1000, [&] {
+    after_revoke.Clear();
+    return h().Call(&Stub::CheckCoverage, inst, CoverageRequest(revoked), &after_revoke).ok() &&
+           !after_revoke.enrollment().voucher_revoked_at().empty();
+  });
+  EXPECT_GE(revoke_ms, 0) << "the revocation was not visible within 1 s";
+  EXPECT_EQ(after_revoke.enrollment().voucher_revoked_at(), expected_at);
+  EXPECT_TRUE(after_revoke.covered()) << after_revoke.reason();
+  ASSERT_TRUE(h().Call(&Stub::Settle, inst, Bill("revoked-idcard", revoked), &out).ok());
+  // An e-insurance code is not accepted at all yet.
+  v1::CheckCoverageRequest by_token = CoverageRequest(revoked);
+  by_token.mutable_credential()->set_ec_token("token");
+  CallResult token = h().Call(&Stub::CheckCoverage, inst, by_token, &after_revoke);
+  EXPECT_EQ(token.code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(token.reason, "EC_TOKEN_UNSUPPORTED");
+
+  // A new mid-year enrollee: unknown, then settleable.
+  const std::string newcomer = QuzhouId(77);
+  CallResult before = h().Call(&Stub::Settle, inst, Bill("new-0", newcomer), &out);
+  EXPECT_EQ(before.code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(before.reason, "PERSON_NOT_ENROLLED");
+  cache::Delta upsert;
+  upsert.kind = cache::DeltaKind::kUpsertPerson;
+  upsert.enrollment = Person(kQuzhou, 2024);
+  upsert.enrollment.person_key = h().PersonKey(newcomer);
+  upsert.enrollment.paid_date = D("2024-03-10");  // mid-year: benefits from 2024-05-01
+  upsert.enrollment.concentrated = false;
+  ASSERT_TRUE(h().snapshot_store().ApplyDelta(upsert).ok());
+  start = Clock::now();
+  CallResult settled;
+  const int64_t upsert_ms = PollUntil(1000, [&] {
+    settled = h().Call(&Stub::Settle, inst, Bill("new-1", newcomer), &out);
+    return settled.ok();
+  });
+  EXPECT_GE(upsert_ms, 0) << "the new enrollee could not settle within 1 s: "
+                          << Describe(settled);
+  EXPECT_EQ(out.status(), v1::SETTLEMENT_STATUS_SETTLED);
+  v1::CheckCoverageResponse waiting;
+  ASSERT_TRUE(h().Call(&Stub::CheckCoverage, inst, CoverageRequest(newcomer, "2024-04-15"),
+                       &waiting).ok());
+  EXPECT_FALSE(waiting.covered());
+  EXPECT_EQ(waiting.reason(), "WAITING_PERIOD");
+  v1::CheckCoverageResponse covered;
+  ASSERT_TRUE(h().Call(&Stub::CheckCoverage, inst, CoverageRequest(newcomer), &covered).ok());
+  EXPECT_TRUE(covered.covered()) << covered.reason();
+  EXPECT_EQ(covered.covered_from(), "2024-05-01");
+  std::printf("deltas seen after: suspend %lld ms, revoke %lld ms, upsert %lld ms\n",
+              static_cast<long long>(refused_ms), static_cast<long long>(revoke_ms),
+              static_cast<long long>(upsert_ms));
+}
+
+// ---- 5. health checking and reflection ------------------------------------
+
+TEST_F(GatewayFailureTest, HealthFollowsRedis) {
+  START_GATEWAY();
+  std::shared_ptr<grpc::Channel> channel = h().NewChannel();
+  const std::string service(gateway::kServiceName);
+  // The whole server ("") first, then the service by name, which must
+  // follow at once (both are set together).
+  auto expect_health = [&](int want, int timeout_ms, const char* when) -> int64_t {
+    const int64_t ms = PollUntil(timeout_ms, [&] { return HealthCheck(channel, "") == want; });
+    EXPECT_GE(ms, 0) << when << ": health of \"\" is " << HealthCheck(channel, "")
+                     << ", not " << want << " (1 SERVING, 2 NOT_SERVING)";
+    EXPECT_GE(PollUntil(500, [&] { return HealthCheck(channel, service) == want; }), 0)
+        << when << ": health of " << service << " is " << HealthCheck(channel, service)
+        << ", not " << want << " (1 SERVING, 2 NOT_SERVING, -5 NOT_FOUND: never registered)";
+    return ms;
+  };
+  expect_health(kServing, 2000, "at start");
+
+  h().redis().Stop();
+  const int64_t down_ms = expect_health(kNotServing, 3000, "Redis stopped");
+  EXPECT_LT(down_ms, 1500) << "NOT_SERVING should show within about a second";
+
+  ASSERT_TRUE(h().redis().Restart().ok());
+  const int64_t up_ms = expect_health(kServing, 5000, "Redis back");
+  std::printf("NOT_SERVING %lld ms after Redis stopped, SERVING %lld ms after it was back\n",
+              static_cast<long long>(down_ms), static_cast<long long>(up_ms));
+
+}
+
+TEST_F(GatewayFailureTest, ReflectionListsAndDescribesTheService) {
+  START_GATEWAY();
+  std::shared_ptr<grpc::Channel> channel = h().NewChannel();
+  const std::string service(gateway::kServiceName);
+  // grpc.reflection.v1alpha: list_services (field 7), then
+  // file_containing_symbol (field 4) of the service, on one stream.
+  const std::vector<std::string> responses =
+      Reflect(channel, {BytesField(7, ""), BytesField(4, service)});
+  ASSERT_EQ(responses.size(), 2u);
+  WireFields listed;
+  ASSERT_TRUE(ParseWire(responses[0], &listed));
+  std::set<std::string> names;
+  for (auto [it, end] = listed.bytes.equal_range(6); it != end; ++it) {  // list_services_response
+    WireFields list;
+    ASSERT_TRUE(ParseWire(it->second, &list));
+    for (auto [s, send] = list.bytes.equal_range(1); s != send; ++s) {  // ServiceResponse
+      WireFields one;
+      ASSERT_TRUE(ParseWire(s->second, &one));
+      if (auto n = one.bytes.find(1); n != one.bytes.end()) names.insert(n->second);
+    }
+  }
+  EXPECT_EQ(names.count(service), 1u) << "reflection lists " << names.size() << " services";
+
+  WireFields described;
+  ASSERT_TRUE(ParseWire(responses[1], &described));
+  auto files = described.bytes.find(4);  // file_descriptor_response
+  if (files == described.bytes.end()) {
+    WireFields error;  // error_response {int32 error_code = 1; string error_message = 2}
+    if (auto e = described.bytes.find(7); e != described.bytes.end()) ParseWire(e->second, &error);
+    FAIL() << "reflection cannot describe " << service << ": "
+           << (error.bytes.count(2) != 0 ? error.bytes.find(2)->second : "no answer")
+           << " (the generated pool lacks medsettle/v1/service.proto)";
+  }
+  WireFields protos;
+  ASSERT_TRUE(ParseWire(files->second, &protos));
+  std::set<std::string> methods;
+  for (auto [f, end] = protos.bytes.equal_range(1); f != end; ++f) {
+    google::protobuf::FileDescriptorProto file;
+    ASSERT_TRUE(file.ParseFromString(f->second));
+    for (const google::protobuf::ServiceDescriptorProto& s : file.service()) {
+      if (Cat(file.package(), ".", s.name()) != service) continue;
+      for (const google::protobuf::MethodDescriptorProto& m : s.method()) methods.insert(m.name());
+    }
+  }
+  for (const char* m : {"CheckCoverage", "PreSettle", "Settle", "Reverse", "GetSettlement",
+                        "Reconcile"}) {
+    EXPECT_EQ(methods.count(m), 1u) << m;
+  }
+}
+
+// ---- 7. overload and deadlines --------------------------------------------
+
+TEST_F(GatewayFailureTest, OverloadIsResourceExhaustedGatewayOverloadedAndNothingElse) {
+  START_GATEWAY([](gateway::GatewayConfig& c) {
+    c.worker_threads = 1;
+    c.queue_limit = 1;
+  });
+  const std::string inst = Hospital(kQuzhou, 1).institution_id;
+  const v1::SettleRequest bill = Bill("overload", QuzhouId(5));
+  // Redis paused for 300 ms: the one worker waits in its first read, so of
+  // the calls that arrive meanwhile one is queued and the rest refused.
+  constexpr int kThreads = 16;
+  std::vector<std::unique_ptr<Stub>> stubs;
+  for (int t = 0; t < kThreads; ++t) {
+    stubs.push_back(v1::SettlementService::NewStub(h().NewChannel()));
+    v1::CheckCoverageResponse warm;  // connected before the burst
+    ASSERT_TRUE(GatewayHarness::Call(*stubs.back(), &Stub::CheckCoverage, inst,
+                                     CoverageRequest(QuzhouId(5)), &warm, 10000)
+                    .ok());
+  }
+  std::vector<CallResult> results(kThreads);
+  std::vector<std::thread> threads;
+  ASSERT_TRUE(h().redis_client().Command({"CLIENT", "PAUSE", "300", "ALL"}).ok());
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      v1::SettleResponse out;
+      results[t] = GatewayHarness::Call(*stubs[t], &Stub::PreSettle, inst, bill, &out, 20000);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int overloaded = 0;
+  int ok = 0;
+  for (const CallResult& c : results) {
+    if (c.ok()) {
+      ++ok;
+    } else if (c.code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      EXPECT_EQ(c.reason, "GATEWAY_OVERLOADED") << Describe(c);
+      ++overloaded;
+    } else {
+      ADD_FAILURE() << "unexpected refusal under overload: " << Describe(c);
+    }
+  }
+  EXPECT_GT(overloaded, 0) << "16 calls at once never overflowed 1 worker + 1 queued";
+  EXPECT_GE(ok, 2) << "the running and the queued call are served";
+  EXPECT_EQ(h().gateway().counters().overload_refusals.load(),
+            static_cast<uint64_t>(overloaded));
+  std::printf("%d calls served, %d refused as overloaded\n", ok, overloaded);
+
+}
+
+// A deadline that passes while the gateway waits for Redis (paused longer
+// than the deadline): refused before the commit, nothing written. First the
+// gateway's own budget (request_timeout_ms, shorter than the caller's
+// deadline): the refusal is the gateway's, with its reason; then the
+// caller's deadline.
+TEST_F(GatewayFailureTest, DeadlinesPassingBeforeTheCommitWriteNothing) {
+  START_GATEWAY([](gateway::GatewayConfig& c) {
+    c.request_timeout_ms = 200;
+    c.redis_command_timeout_ms = 3000;  // outlasts the pauses
+  });
+  const std::string inst = Hospital(kQuzhou, 1).institution_id;
+  const std::string id = QuzhouId(6);
+  v1::SettleResponse out;
+  ASSERT_TRUE(h().Call(&Stub::Settle, inst, Bill("warm", id), &out).ok());
+
+  ASSERT_TRUE(h().redis_client().Command({"CLIENT", "PAUSE", "500", "ALL"}).ok());
+  auto start = Clock::now();
+  CallResult budget = h().Call(&Stub::Settle, inst, Bill("late-budget", id), &out, 5000);
+  const int64_t budget_ms = MsSince(start);
+  EXPECT_EQ(budget.code(), grpc::StatusCode::DEADLINE_EXCEEDED) << Describe(budget);
+  EXPECT_EQ(budget.reason, "DEADLINE_EXCEEDED") << Describe(budget);
+  EXPECT_LT(budget_ms, 3000);
+
+  ASSERT_TRUE(h().redis_client().Command({"CLIENT", "PAUSE", "400", "ALL"}).ok());
+  start = Clock::now();
+  CallResult caller = h().Call(&Stub::Settle, inst, Bill("late-caller", id), &out, 100);
+  const int64_t caller_ms = MsSince(start);
+  EXPECT_EQ(caller.code(), grpc::StatusCode::DEADLINE_EXCEEDED) << Describe(caller);
+  EXPECT_LT(caller_ms, 400) << "the caller waited past its deadline";
+
+  // The gateway is none the worse for it, and wrote neither late request.
+  EXPECT_GE(PollUntil(5000, [&] {
+              return h().Call(&Stub::Settle, inst, Bill("after-late", id), &out).ok();
+            }),
+            0);
+  engine::Accumulators sum;
+  std::set<std::string> requests;
+  EXPECT_EQ(JournalOf(h().PersonKey(id), &sum, &requests), 2);
+  EXPECT_EQ(requests.count("late-budget"), 0u) << "committed after the gateway's budget";
+  EXPECT_EQ(requests.count("late-caller"), 0u) << "committed after the caller's deadline";
+  EXPECT_EQ(requests.count("after-late"), 1u);
+  std::printf("refused after %lld ms (budget 200 ms), %lld ms (deadline 100 ms)\n",
+              static_cast<long long>(budget_ms), static_cast<long long>(caller_ms));
+}
+
+}  // namespace
+}  // namespace medsettle::testing

@@ -1,0 +1,437 @@
+// The medsettle-gateway process itself (the real binary, MEDSETTLE_GATEWAY_
+// BINARY), over a real redis-server with a loaded snapshot
+// (tests/support/gateway_harness.h provides both; its in-process gateway
+// idles):
+//
+//   flags      no --insecure-dev, or a non-loopback address: exit 2,
+//              INSECURE_LISTEN, nothing served
+//   SIGTERM    calls in flight finish OK, then "stopped" and exit 0 within
+//              the drain timeout
+//   SIGHUP     policies and catalog reloaded, and the gateway keeps serving
+//
+// Only 127.0.0.1 is used. The child is killed if the test dies
+// (PR_SET_PDEATHSIG) and by the destructor otherwise.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache/redis_client.h"
+#include "cache/settlement_store.h"
+#include "engine/text.h"
+#include "tests/support/engine_fixture.h"
+#include "tests/support/gateway_harness.h"
+
+#ifndef MEDSETTLE_GATEWAY_BINARY
+#error "MEDSETTLE_GATEWAY_BINARY must name the medsettle-gateway executable"
+#endif
+
+namespace medsettle::testing {
+namespace {
+
+using engine::Cat;
+using Stub = v1::SettlementService::Stub;
+using Clock = std::chrono::steady_clock;
+
+constexpr engine::RegionCode kQuzhou = 330800;
+
+int64_t MsSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// A running medsettle-gateway with its stdout and stderr captured.
+class GatewayProcess {
+ public:
+  static std::unique_ptr<GatewayProcess> Spawn(const std::vector<std::string>& flags) {
+    std::unique_ptr<GatewayProcess> p(new GatewayProcess());
+    std::vector<std::string> args = {MEDSETTLE_GATEWAY_BINARY};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    int err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return nullptr;
+    const pid_t parent = getpid();
+    const pid_t pid = fork();
+    if (pid < 0) return nullptr;
+    if (pid == 0) {
+      // Child: async-signal-safe calls only until exec.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(126);
+      int null_fd = open("/dev/null", O_RDONLY);
+      if (null_fd >= 0) dup2(null_fd, 0);
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (close_range(3, ~0U, 0) != 0) {
+        for (int fd = 3; fd < 1024; ++fd) close(fd);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    p->pid_ = pid;
+    p->readers_.emplace_back([raw = p.get(), fd = out[0]] { raw->Drain(fd, &raw->stdout_); });
+    p->readers_.emplace_back([raw = p.get(), fd = err[0]] { raw->Drain(fd, &raw->stderr_); });
+    return p;
+  }
+
+  ~GatewayProcess() {
+    if (pid_ != 0) {
+      kill(pid_, SIGKILL);
+      int status = 0;
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    for (std::thread& t : readers_) t.join();
+  }
+
+  pid_t pid() const { return pid_; }
+  void Signal(int signal_number) {
+    if (pid_ != 0) kill(pid_, signal_number);
+  }
+
+  // Waits (≤ timeout_ms) until stdout (or stderr) contains `needle`.
+  bool WaitFor(std::string_view needle, bool on_stderr, int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const std::string& text = on_stderr ? stderr_ : stdout_;
+    return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+      return text.find(needle) != std::string::npos;
+    });
+  }
+
+  // Waits (≤ timeout_ms) for the exit; the exit code (128 + signal for a
+  // signal), or nullopt while still running.
+  std::optional<int> WaitExit(int timeout_ms) {
+    if (pid_ == 0) return exit_code_;
+    const auto start = Clock::now();
+    for (;;) {
+      int status = 0;
+      const pid_t done = waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) {
+        pid_ = 0;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return exit_code_;
+      }
+      if (MsSince(start) > timeout_ms) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  std::string out() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stdout_;
+  }
+  std::string err() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stderr_;
+  }
+
+ private:
+  GatewayProcess() = default;
+
+  void Drain(int fd, std::string* into) {
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      std::lock_guard<std::mutex> lock(mutex_);
+      into->append(buffer, static_cast<size_t>(n));
+      changed_.notify_all();
+    }
+    close(fd);
+  }
+
+  pid_t pid_ = 0;
+  std::optional<int> exit_code_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string stdout_;  // guarded by mutex_
+  std::string stderr_;  // guarded by mutex_
+  std::vector<std::thread> readers_;
+};
+
+std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
+
+v1::SettleRequest Bill(std::string request_id, std::string id_number, int lines) {
+  v1::SettleRequest r;
+  r.set_request_id(std::move(request_id));
+  r.mutable_credential()->set_id_card_no(std::move(id_number));
+  v1::Visit* v = r.mutable_visit();
+  v->set_type(v1::VISIT_TYPE_INPATIENT);
+  v->set_admission_date("2024-06-03");
+  v->set_discharge_date("2024-06-12");
+  const char* codes[] = {"FB0003", "FA0003", "FA0002"};
+  const int64_t prices[] = {120000, 4800, 2350};
+  for (int i = 0; i < lines; ++i) {
+    v1::BillItem* item = r.add_items();
+    item->set_line_no(i + 1);
+    item->set_code(codes[i % 3]);
+    item->set_name(codes[i % 3]);
+    item->set_quantity("1");
+    item->set_unit_price_cents(prices[i % 3]);
+    item->set_amount_cents(prices[i % 3]);
+  }
+  return r;
+}
+
+v1::CheckCoverageRequest CoverageRequest(const std::string& id_number) {
+  v1::CheckCoverageRequest r;
+  r.mutable_credential()->set_id_card_no(id_number);
+  r.set_service_date("2024-06-20");
+  return r;
+}
+
+std::string Describe(const CallResult& c) {
+  return Cat(static_cast<int>(c.code()), " ", c.reason, " ", c.status.error_message());
+}
+
+// A fresh temporary directory with a key file (≥ 32 bytes), removed after.
+class TempDir {
+ public:
+  TempDir() {
+    char path[] = "/tmp/medsettle-gw-process-XXXXXX";
+    if (mkdtemp(path) != nullptr) path_ = path;
+  }
+  ~TempDir() {
+    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
+  }
+  std::string Write(const std::string& name, const std::string& content) const {
+    const std::string file = path_ + "/" + name;
+    std::ofstream(file, std::ios::binary) << content;
+    return file;
+  }
+
+ private:
+  std::string path_;
+};
+
+class GatewayProcessTest : public ::testing::Test {
+ protected:
+  // Redis with a snapshot of Quzhou 2024 residents 1..8 and the Quzhou
+  // institutions; skips when redis-server is not installed.
+  void StartRedis() {
+    std::vector<SnapshotPerson> persons;
+    for (int i = 1; i <= 8; ++i) persons.push_back({QuzhouId(i), Person(kQuzhou, 2024)});
+    std::vector<engine::Institution> institutions;
+    for (int level = 1; level <= 3; ++level) institutions.push_back(Hospital(kQuzhou, level));
+    absl::StatusOr<std::unique_ptr<GatewayHarness>> h =
+        GatewayHarness::Start(persons, institutions);
+    if (!h.ok() && h.status().code() == absl::StatusCode::kNotFound) {
+      GTEST_SKIP() << h.status().message();
+    }
+    ASSERT_TRUE(h.ok()) << h.status();
+    h_ = *std::move(h);
+  }
+
+  // Starts the binary on 127.0.0.1 (a port of its choosing) over the
+  // harness's Redis and key, and waits for its "listening on" line; the
+  // port it serves, or 0 (a failure was recorded).
+  int SpawnServing(const std::vector<std::string>& extra) {
+    std::vector<std::string> flags = {
+        "--insecure-dev", "--listen", "127.0.0.1:0",
+        "--redis", Cat("127.0.0.1:", h_->redis().port()),
+        "--key-file", h_->config().key_file,
+        "--snapshot-refresh-ms", "50"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    process_ = GatewayProcess::Spawn(flags);
+    if (process_ == nullptr) {
+      ADD_FAILURE() << "cannot start " << MEDSETTLE_GATEWAY_BINARY;
+      return 0;
+    }
+    // The whole line (it ends with the snapshot version), or an early exit.
+    const auto start = Clock::now();
+    while (!process_->WaitFor(")\n", /*on_stderr=*/false, 100) && MsSince(start) < 20000 &&
+           !process_->WaitExit(0).has_value()) {
+    }
+    if (process_->out().find("listening on 127.0.0.1:") == std::string::npos) {
+      ADD_FAILURE() << "no \"listening on\" line; stdout: " << process_->out()
+                    << "\nstderr: " << process_->err();
+      return 0;
+    }
+    const std::string out = process_->out();
+    const size_t at = out.find("listening on 127.0.0.1:") + std::strlen("listening on 127.0.0.1:");
+    const int port = std::atoi(out.c_str() + at);
+    EXPECT_EQ(out.find("snapshot none yet"), std::string::npos) << out;
+    EXPECT_GT(port, 0) << out;
+    return port;
+  }
+
+  std::unique_ptr<GatewayHarness> h_;
+  std::unique_ptr<GatewayProcess> process_;
+};
+
+// ---- (a) flags ------------------------------------------------------------
+
+TEST_F(GatewayProcessTest, RefusesToServeWithoutInsecureDevOrOffLoopback) {
+  TempDir dir;
+  const std::string key = dir.Write("key", "process-test-secret-0123456789abcdefghij");
+  const int port = FreeLoopbackPort();
+  struct Case {
+    std::string name;
+    std::vector<std::string> flags;
+  };
+  const std::vector<Case> cases = {
+      {"without --insecure-dev",
+       {"--listen", Cat("127.0.0.1:", port), "--redis", "127.0.0.1:1", "--key-file", key}},
+      {"--insecure-dev on 0.0.0.0",
+       {"--insecure-dev", "--listen", Cat("0.0.0.0:", port), "--redis", "127.0.0.1:1",
+        "--key-file", key}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::unique_ptr<GatewayProcess> p = GatewayProcess::Spawn(c.flags);
+    ASSERT_NE(p, nullptr);
+    std::optional<int> code = p->WaitExit(20000);
+    ASSERT_TRUE(code.has_value()) << "still running; stdout: " << p->out();
+    EXPECT_EQ(*code, 2) << p->err();
+    EXPECT_TRUE(p->WaitFor("INSECURE_LISTEN", /*on_stderr=*/true, 2000)) << p->err();
+    EXPECT_EQ(p->out().find("listening on"), std::string::npos) << p->out();
+  }
+}
+
+// ---- (b) SIGTERM drains ---------------------------------------------------
+
+TEST_F(GatewayProcessTest, SigtermLetsCallsInFlightFinishThenExitsZero) {
+  StartRedis();
+  if (IsSkipped() || HasFatalFailure()) return;
+  // One worker, and Redis paused for a while: the first 10,000-line bill
+  // waits in its Redis read, the other three wait in the queue, all of them
+  // received and accepted long before SIGTERM. (A call still on the wire
+  // when the server shuts down is refused by gRPC itself, CANCELLED or
+  // UNAVAILABLE; that is not what this test is about.) The Redis command
+  // timeout outlasts the pause.
+  const int port = SpawnServing({"--workers", "1", "--drain-timeout-ms", "15000",
+                                 "--redis-timeout-ms", "10000"});
+  ASSERT_GT(port, 0);
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+
+  constexpr int kCalls = 4;
+  constexpr int kPauseMs = 1500;
+  std::vector<std::unique_ptr<Stub>> stubs;
+  for (int i = 0; i < kCalls; ++i) {
+    stubs.push_back(v1::SettlementService::NewStub(GatewayHarness::ChannelTo(port)));
+    v1::CheckCoverageResponse out;  // connects the channel and checks it serves
+    CallResult c = GatewayHarness::Call(*stubs.back(), &Stub::CheckCoverage, inst,
+                                        CoverageRequest(QuzhouId(1)), &out, 10000);
+    ASSERT_TRUE(c.ok()) << Describe(c);
+    ASSERT_TRUE(out.covered()) << out.reason();
+  }
+  // Built before the pause: serialising four bills takes a while too.
+  std::vector<v1::SettleRequest> bills;
+  for (int i = 0; i < kCalls; ++i) bills.push_back(Bill(Cat("drain-", i), QuzhouId(2 + i), 10000));
+
+  ASSERT_TRUE(h_->redis_client().Command({"CLIENT", "PAUSE", Cat(kPauseMs), "ALL"}).ok());
+  const auto paused = Clock::now();
+  std::vector<CallResult> results(kCalls);
+  std::vector<v1::SettleResponse> responses(kCalls);
+  std::vector<Clock::time_point> finished(kCalls);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCalls; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = GatewayHarness::Call(*stubs[i], &Stub::Settle, inst, bills[i], &responses[i],
+                                        60000);
+      finished[i] = Clock::now();
+    });
+  }
+  // Well into the pause, the calls long arrived: SIGTERM.
+  std::this_thread::sleep_for(std::chrono::milliseconds(kPauseMs / 2));
+  process_->Signal(SIGTERM);
+  const auto signalled = Clock::now();
+  const int64_t signalled_ms = MsSince(paused);
+  std::optional<int> code = process_->WaitExit(20000);
+  const int64_t exit_ms = MsSince(signalled);
+  for (std::thread& t : threads) t.join();
+
+  ASSERT_TRUE(code.has_value()) << "still running 20 s after SIGTERM; stderr: " << process_->err();
+  EXPECT_EQ(*code, 0) << process_->err();
+  EXPECT_LT(exit_ms, 15000 + 2000);
+  EXPECT_TRUE(process_->WaitFor("medsettle-gateway: stopped", /*on_stderr=*/true, 2000))
+      << process_->err();
+  int after_signal = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(results[i].ok()) << "call " << i << ": " << Describe(results[i]);
+    EXPECT_EQ(responses[i].lines_size(), results[i].ok() ? 10000 : 0);
+    if (finished[i] > signalled) ++after_signal;
+  }
+  EXPECT_EQ(after_signal, kCalls) << "SIGTERM came " << signalled_ms
+                                  << " ms into the pause, after some call was back";
+  // Every one was committed, too (and exactly once: four journal entries).
+  cache::SettlementStore store(h_->redis_client());
+  int committed = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    absl::StatusOr<std::vector<cache::JournalEntry>> journal =
+        store.ReadJournal(h_->PersonKey(QuzhouId(2 + i)).substr(0, 2), 0, INT64_MAX);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    for (const cache::JournalEntry& e : *journal) {
+      if (e.request_id == Cat("drain-", i)) ++committed;
+    }
+  }
+  EXPECT_EQ(committed, kCalls);
+  std::printf("SIGTERM %lld ms into a %d ms Redis pause; exit %lld ms after the signal\n",
+              static_cast<long long>(signalled_ms), kPauseMs, static_cast<long long>(exit_ms));
+  if (HasFailure()) std::printf("gateway stderr:\n%s\n", process_->err().c_str());
+}
+
+// ---- (c) SIGHUP reloads ---------------------------------------------------
+
+TEST_F(GatewayProcessTest, SighupReloadsAndKeepsServing) {
+  StartRedis();
+  if (IsSkipped() || HasFatalFailure()) return;
+  const int port = SpawnServing({});
+  ASSERT_GT(port, 0);
+  const std::string inst = Hospital(kQuzhou, 1).institution_id;
+  auto stub = v1::SettlementService::NewStub(GatewayHarness::ChannelTo(port));
+  v1::SettleResponse first;
+  CallResult s = GatewayHarness::Call(*stub, &Stub::Settle, inst, Bill("hup-0", QuzhouId(6), 3),
+                                      &first, 10000);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+
+  process_->Signal(SIGHUP);
+  EXPECT_TRUE(process_->WaitFor("policies and catalog reloaded", /*on_stderr=*/true, 10000))
+      << process_->err();
+  EXPECT_FALSE(process_->WaitExit(0).has_value()) << "exited on SIGHUP";
+
+  v1::SettleResponse second;
+  CallResult again = GatewayHarness::Call(*stub, &Stub::Settle, inst,
+                                          Bill("hup-1", QuzhouId(6), 3), &second, 10000);
+  ASSERT_TRUE(again.ok()) << Describe(again);
+  EXPECT_EQ(second.year_to_date().version(), 2);
+  // Replays still answer from Redis after the reload.
+  v1::SettleResponse replay;
+  ASSERT_TRUE(GatewayHarness::Call(*stub, &Stub::Settle, inst, Bill("hup-0", QuzhouId(6), 3),
+                                   &replay, 10000)
+                  .ok());
+  EXPECT_TRUE(replay.replayed());
+  EXPECT_EQ(replay.settlement_id(), first.settlement_id());
+
+  process_->Signal(SIGTERM);
+  std::optional<int> code = process_->WaitExit(20000);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << process_->err();
+  EXPECT_TRUE(process_->WaitFor("medsettle-gateway: stopped", /*on_stderr=*/true, 2000));
+}
+
+}  // namespace
+}  // namespace medsettle::testing
