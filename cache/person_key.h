@@ -4,7 +4,7 @@
 // raw number never reaches Redis or the logs. Without the secret the key
 // cannot be recomputed from an ID number, and the same number always gives
 // the same key under the same secret: rotating the secret means reloading
-// every snapshot and migrating accumulators (docs/OPERATIONS.md, planned).
+// every snapshot and migrating accumulators (docs/OPERATIONS.md).
 #ifndef MEDSETTLE_CACHE_PERSON_KEY_H_
 #define MEDSETTLE_CACHE_PERSON_KEY_H_
 

@@ -156,7 +156,7 @@ fi
 step "The gateway keeps serving on 127.0.0.1:$gateway_port. Try it:"
 cat <<EOF
   export MEDSETTLE_TARGET=127.0.0.1:$gateway_port MEDSETTLE_INSTITUTION=$hospital
-  ID=\$(sed -n 2p $run_dir/persons.csv | cut -d, -f1)   # any id_number of the demo population
+  ID=$inpatient_id   # or another id_number of a 2025 Quzhou enrollee in $run_dir/persons.csv
   $cli_bin coverage --id-card \$ID
   $cli_bin presettle --request $examples/quzhou-2025-inpatient-discharge.json --id-card \$ID
   $cli_bin settle --visit-type general --id-card \$ID --date 2025-05-06 --item FA0001:1:10.00

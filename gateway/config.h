@@ -26,7 +26,7 @@ inline constexpr std::string_view kInsecureListen = "INSECURE_LISTEN";
 struct GatewayConfig {
   // host:port to serve gRPC on; port 0 picks a free port (tests).
   std::string listen = "127.0.0.1:50051";
-  // Until mutual TLS arrives (docs/SECURITY.md, next issue) the only
+  // Until mutual TLS arrives (the security issue) the only
   // authenticator reads the institution from a metadata header. It runs
   // only with insecure_dev set, and then only on a loopback address.
   bool insecure_dev = false;

@@ -86,6 +86,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   // Mutual TLS replaces these credentials in the next issue.
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &g->port_);
   builder.RegisterService(g->service_.get());
+  // No SO_REUSEPORT: a second gateway on a port already served must fail
+  // to start, not silently share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.SetMaxSendMessageSize(config.max_message_bytes);
   g->server_ = builder.BuildAndStart();

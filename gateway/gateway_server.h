@@ -43,7 +43,8 @@ namespace medsettle::gateway {
 namespace reason {
 // UNAVAILABLE: the listen address could not be bound.
 inline constexpr std::string_view kListenFailed = "LISTEN_FAILED";
-// INVALID_ARGUMENT / NOT_FOUND: the key file is missing or unreadable.
+// NOT_FOUND: the key file is missing or unreadable. (A secret shorter than
+// 32 bytes is INVALID_ARGUMENT PERSON_KEY_SECRET_TOO_SHORT.)
 inline constexpr std::string_view kKeyFileUnreadable = "KEY_FILE_UNREADABLE";
 }  // namespace reason
 

@@ -196,10 +196,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
                            "(settlement ",
                            read.prior->settlement_id, ")"));
       }
-      if (absl::Status s = ParseStored(read.prior->response, response); !s.ok()) return s;
-      response->set_replayed(true);
-      counters_.replays.fetch_add(1, std::memory_order_relaxed);
-      return absl::OkStatus();
+      return Replay(read.prior->response, response);
     }
     if (!read.enrollment) {
       return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
@@ -247,10 +244,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
         return absl::OkStatus();
       case cache::CommitOutcome::kReplayed:
         // A concurrent identical request committed first.
-        if (absl::Status s = ParseStored(result->response, response); !s.ok()) return s;
-        response->set_replayed(true);
-        counters_.replays.fetch_add(1, std::memory_order_relaxed);
-        return absl::OkStatus();
+        return Replay(result->response, response);
       case cache::CommitOutcome::kVersionMoved:
         break;
     }
@@ -269,6 +263,27 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     std::this_thread::sleep_for(std::chrono::microseconds(
         std::uniform_int_distribution<int>(0, ceiling_us)(jitter)));
   }
+}
+
+absl::Status SettlementHandler::Replay(const std::string& stored,
+                                       v1::SettleResponse* response) {
+  if (absl::Status s = ParseStored(stored, response); !s.ok()) return s;
+  response->set_replayed(true);
+  counters_.replays.fetch_add(1, std::memory_order_relaxed);
+  // The stored response says SETTLED; a reversal since then is in the
+  // record (one more read, on replays only).
+  absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(response->settlement_id());
+  if (!record.ok()) return record.status();
+  if (record->status == cache::SettlementStatus::kReversed) {
+    response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SettlementHandler::CheckRegistered(const CallContext& call) const {
+  absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
+  if (!view.ok()) return view.status();
+  return (*view)->Institution(call.institution_id).status();
 }
 
 absl::Status SettlementHandler::CheckCoverage(const CallContext& call,
@@ -362,6 +377,7 @@ absl::Status SettlementHandler::Reverse(const CallContext& call,
     return s;
   }
   if (request.settlement_id().empty()) return MissingSettlementId();
+  if (absl::Status s = CheckRegistered(call); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
   if (!record.ok()) return record.status();
@@ -398,6 +414,7 @@ absl::Status SettlementHandler::GetSettlement(const CallContext& call,
                                               const v1::GetSettlementRequest& request,
                                               v1::SettleResponse* response) {
   if (request.settlement_id().empty()) return MissingSettlementId();
+  if (absl::Status s = CheckRegistered(call); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
   if (!record.ok()) return record.status();
@@ -419,6 +436,7 @@ absl::Status SettlementHandler::Reconcile(const CallContext& call,
   }
   // page_size 0 means the default; the store checks the range.
   const int page_size = request.page_size() == 0 ? 100 : request.page_size();
+  if (absl::Status s = CheckRegistered(call); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::ReconcileResult> result = store_.Reconcile(
       call.institution_id, date, request.include_detail(), page_size, request.page_token());

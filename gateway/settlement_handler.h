@@ -50,7 +50,7 @@ inline constexpr std::string_view kAccumulatorsContended = "ACCUMULATORS_CONTEND
 // person the credential names.
 inline constexpr std::string_view kPersonNotEnrolled = "PERSON_NOT_ENROLLED";
 // UNIMPLEMENTED: e-insurance code tokens are verified from the next issue
-// on (signed tokens, docs/SECURITY.md); use id_card_no until then.
+// on (signed tokens, the security issue); use id_card_no until then.
 inline constexpr std::string_view kEcTokenUnsupported = "EC_TOKEN_UNSUPPORTED";
 // INVALID_ARGUMENT: an insurance card number that is not a resident ID
 // number (resident social-security cards carry the ID number).
@@ -113,6 +113,12 @@ class SettlementHandler {
   // Shared by PreSettle and Settle; `commit` false computes only.
   absl::Status SettleOrTrial(const CallContext& call, const v1::SettleRequest& request,
                              bool commit, v1::SettleResponse* response);
+  // The stored response of an earlier identical request, replayed=true,
+  // with the status it has now (REVERSED after a reversal).
+  absl::Status Replay(const std::string& stored, v1::SettleResponse* response);
+  // PERMISSION_DENIED INSTITUTION_UNKNOWN unless the caller is in the
+  // registry of the current snapshot.
+  absl::Status CheckRegistered(const CallContext& call) const;
   int64_t NowMs() const;
   std::string Timestamp(int64_t unix_seconds) const;
 

@@ -488,6 +488,12 @@ TEST_F(GatewayTest, ReversalRestoresTheYearOnceAndOnlyForTheSettlingInstitution)
   v1::SettleResponse fetched;
   ASSERT_TRUE(h().Call(&Stub::GetSettlement, inst, get, &fetched).ok());
   EXPECT_EQ(fetched.status(), v1::SETTLEMENT_STATUS_REVERSED);
+  // A retried Settle of the reversed bill replays it, with its status now.
+  v1::SettleResponse replay;
+  ASSERT_TRUE(Settle(inst, Bill("rev-1", id, v1::VISIT_TYPE_INPATIENT, ry.year), &replay).ok());
+  EXPECT_TRUE(replay.replayed());
+  EXPECT_EQ(replay.settlement_id(), settled.settlement_id());
+  EXPECT_EQ(replay.status(), v1::SETTLEMENT_STATUS_REVERSED);
   CallResult foreign = h().Call(&Stub::GetSettlement, Hospital(kDianjiang, 3).institution_id,
                                 get, &fetched);
   EXPECT_EQ(foreign.code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -639,6 +645,15 @@ TEST_F(GatewayTest, IdentityAndRegistryRefusals) {
   v1::ReverseRequest reverse;
   reverse.set_request_id("x");
   v1::ReverseResponse rr;
+  reverse.set_settlement_id("ab-000000000000-0000000000000000");
+  CallResult stranger = h().Call(&Stub::Reverse, "H999999-9", reverse, &rr);
+  EXPECT_EQ(stranger.code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(stranger.reason, "INSTITUTION_UNKNOWN");
+  v1::ReconcileRequest day;
+  day.set_date("2024-06-12");
+  v1::ReconcileResponse dr;
+  EXPECT_EQ(h().Call(&Stub::Reconcile, "H999999-9", day, &dr).reason, "INSTITUTION_UNKNOWN");
+  reverse.clear_settlement_id();
   CallResult no_id = h().Call(&Stub::Reverse, Hospital(kQuzhou, 1).institution_id, reverse, &rr);
   EXPECT_EQ(no_id.code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(no_id.reason, "SETTLEMENT_ID_MISSING");

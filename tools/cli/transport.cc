@@ -10,7 +10,12 @@ namespace medsettle::cli {
 std::shared_ptr<grpc::Channel> OpenChannel(const TransportOptions& options) {
   // Mutual TLS replaces these credentials (grpc::SslCredentials with the
   // institution's certificate and key, the gateway's CA).
-  return grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
+  // Large enough for the response to a 10,000-line bill (the gateway's own
+  // limit is max_message_bytes, 64 MiB by default).
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
 }
 
 void IdentifyCaller(const TransportOptions& options, grpc::ClientContext* context) {
