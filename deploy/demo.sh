@@ -157,7 +157,7 @@ step "The gateway keeps serving on 127.0.0.1:$gateway_port. Try it:"
 cat <<EOF
   export MEDSETTLE_TARGET=127.0.0.1:$gateway_port MEDSETTLE_INSTITUTION=$hospital
   ID=$inpatient_id   # or another id_number of a 2025 Quzhou enrollee in $run_dir/persons.csv
-  $cli_bin coverage --id-card \$ID
+  $cli_bin coverage --id-card \$ID --date 2025-05-06
   $cli_bin presettle --request $examples/quzhou-2025-inpatient-discharge.json --id-card \$ID
   $cli_bin settle --visit-type general --id-card \$ID --date 2025-05-06 --item FA0001:1:10.00
   $cli_bin reconcile --date 2025-03-17 --detail
