@@ -688,6 +688,11 @@ TEST_F(GatewayTest, TenThousandLineInpatientBillSettles) {
   int64_t total = 0;
   for (const v1::BillItem& item : r.items()) total += item.amount_cents();
   EXPECT_EQ(out.amounts().total_cents(), total);
+  // The sizes docs/API.md quotes; well under the 64 MiB message limit, and
+  // under gRPC's default 4 MiB client limit.
+  std::printf("10,000-line bill: request %zu bytes, response %zu bytes\n", r.ByteSizeLong(),
+              out.ByteSizeLong());
+  EXPECT_LT(out.ByteSizeLong(), size_t{4} << 20);
   // And replays from Redis intact.
   v1::SettleResponse again;
   ASSERT_TRUE(Settle(Hospital(kQuzhou, 3).institution_id, r, &again).ok());
