@@ -53,7 +53,7 @@ struct GatewayConfig {
   // How often snap:current is polled (a flip is seen within this).
   int snapshot_refresh_ms = 250;
   // Largest request or response message (a 10,000-line bill is about 0.3 MB
-  // and its response 0.23 MB: tests/gateway_test.cc prints both).
+  // and its response 0.24 MB: tests/gateway_test.cc prints both).
   int max_message_bytes = 64 << 20;
   // SIGTERM: calls in flight get this long to finish.
   int drain_timeout_ms = 10000;

@@ -84,30 +84,9 @@ std::vector<SnapshotPerson> Persons() {
   return all;
 }
 
-v1::BillItem* AddItem(v1::SettleRequest* r, std::string code, int64_t unit_price_cents) {
-  v1::BillItem* item = r->add_items();
-  item->set_line_no(r->items_size());
-  item->set_code(std::move(code));
-  item->set_name(item->code());
-  item->set_quantity("1");
-  item->set_unit_price_cents(unit_price_cents);
-  item->set_amount_cents(unit_price_cents);
-  return item;
-}
-
 // An inpatient bill of June 2024 with `lines` lines (3 is an ordinary bill).
 v1::SettleRequest Bill(std::string request_id, std::string id_number, int lines = 3) {
-  v1::SettleRequest r;
-  r.set_request_id(std::move(request_id));
-  r.mutable_credential()->set_id_card_no(std::move(id_number));
-  v1::Visit* v = r.mutable_visit();
-  v->set_type(v1::VISIT_TYPE_INPATIENT);
-  v->set_admission_date("2024-06-03");
-  v->set_discharge_date("2024-06-12");
-  const char* codes[] = {"FB0003", "FA0003", "FA0002"};
-  const int64_t prices[] = {120000, 4800, 2350};
-  for (int i = 0; i < lines; ++i) AddItem(&r, codes[i % 3], prices[i % 3]);
-  return r;
+  return InpatientBill(std::move(request_id), std::move(id_number), lines);
 }
 
 v1::CheckCoverageRequest CoverageRequest(const std::string& id_number,

@@ -174,27 +174,6 @@ class GatewayProcess {
 
 std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
 
-v1::SettleRequest Bill(std::string request_id, std::string id_number, int lines) {
-  v1::SettleRequest r;
-  r.set_request_id(std::move(request_id));
-  r.mutable_credential()->set_id_card_no(std::move(id_number));
-  v1::Visit* v = r.mutable_visit();
-  v->set_type(v1::VISIT_TYPE_INPATIENT);
-  v->set_admission_date("2024-06-03");
-  v->set_discharge_date("2024-06-12");
-  const char* codes[] = {"FB0003", "FA0003", "FA0002"};
-  const int64_t prices[] = {120000, 4800, 2350};
-  for (int i = 0; i < lines; ++i) {
-    v1::BillItem* item = r.add_items();
-    item->set_line_no(i + 1);
-    item->set_code(codes[i % 3]);
-    item->set_name(codes[i % 3]);
-    item->set_quantity("1");
-    item->set_unit_price_cents(prices[i % 3]);
-    item->set_amount_cents(prices[i % 3]);
-  }
-  return r;
-}
 
 v1::CheckCoverageRequest CoverageRequest(const std::string& id_number) {
   v1::CheckCoverageRequest r;
@@ -340,7 +319,7 @@ TEST_F(GatewayProcessTest, SigtermLetsCallsInFlightFinishThenExitsZero) {
   }
   // Built before the pause: serialising four bills takes a while too.
   std::vector<v1::SettleRequest> bills;
-  for (int i = 0; i < kCalls; ++i) bills.push_back(Bill(Cat("drain-", i), QuzhouId(2 + i), 10000));
+  for (int i = 0; i < kCalls; ++i) bills.push_back(InpatientBill(Cat("drain-", i), QuzhouId(2 + i), 10000));
 
   ASSERT_TRUE(h_->redis_client().Command({"CLIENT", "PAUSE", Cat(kPauseMs), "ALL"}).ok());
   const auto paused = Clock::now();
@@ -404,7 +383,7 @@ TEST_F(GatewayProcessTest, SighupReloadsAndKeepsServing) {
   const std::string inst = Hospital(kQuzhou, 1).institution_id;
   auto stub = v1::SettlementService::NewStub(GatewayHarness::ChannelTo(port));
   v1::SettleResponse first;
-  CallResult s = GatewayHarness::Call(*stub, &Stub::Settle, inst, Bill("hup-0", QuzhouId(6), 3),
+  CallResult s = GatewayHarness::Call(*stub, &Stub::Settle, inst, InpatientBill("hup-0", QuzhouId(6), 3),
                                       &first, 10000);
   ASSERT_TRUE(s.ok()) << Describe(s);
 
@@ -415,12 +394,12 @@ TEST_F(GatewayProcessTest, SighupReloadsAndKeepsServing) {
 
   v1::SettleResponse second;
   CallResult again = GatewayHarness::Call(*stub, &Stub::Settle, inst,
-                                          Bill("hup-1", QuzhouId(6), 3), &second, 10000);
+                                          InpatientBill("hup-1", QuzhouId(6), 3), &second, 10000);
   ASSERT_TRUE(again.ok()) << Describe(again);
   EXPECT_EQ(second.year_to_date().version(), 2);
   // Replays still answer from Redis after the reload.
   v1::SettleResponse replay;
-  ASSERT_TRUE(GatewayHarness::Call(*stub, &Stub::Settle, inst, Bill("hup-0", QuzhouId(6), 3),
+  ASSERT_TRUE(GatewayHarness::Call(*stub, &Stub::Settle, inst, InpatientBill("hup-0", QuzhouId(6), 3),
                                    &replay, 10000)
                   .ok());
   EXPECT_TRUE(replay.replayed());

@@ -82,18 +82,6 @@ std::vector<SnapshotPerson> Persons(int per_region_year) {
   return all;
 }
 
-v1::BillItem* AddItem(v1::SettleRequest* r, std::string code, int64_t unit_price_cents,
-                      int quantity = 1) {
-  v1::BillItem* item = r->add_items();
-  item->set_line_no(r->items_size());
-  item->set_code(std::move(code));
-  item->set_name(item->code());
-  item->set_quantity(Cat(quantity));
-  item->set_unit_price_cents(unit_price_cents);
-  item->set_amount_cents(unit_price_cents * quantity);
-  return item;
-}
-
 // A bill of the visit type dated inside `year`, from the demo catalog.
 v1::SettleRequest Bill(std::string request_id, std::string id_number, v1::VisitType type,
                        int year) {
@@ -109,14 +97,14 @@ v1::SettleRequest Bill(std::string request_id, std::string id_number, v1::VisitT
     case v1::VISIT_TYPE_DELIVERY_CAESAREAN:
       v->set_admission_date(y + "-06-03");
       v->set_discharge_date(y + "-06-12");
-      AddItem(&r, "FB0003", 1200000);
-      AddItem(&r, "FA0003", 4800, 9);
-      AddItem(&r, "FA0002", 2350, 4);
+      AddBillItem(&r, "FB0003", 1200000);
+      AddBillItem(&r, "FA0003", 4800, 9);
+      AddBillItem(&r, "FA0002", 2350, 4);
       break;
     default:
       v->set_service_date(y + "-06-20");
-      AddItem(&r, "FA0002", 2350, 3);
-      AddItem(&r, "FA0003", 4800, 1);
+      AddBillItem(&r, "FA0002", 2350, 3);
+      AddBillItem(&r, "FA0003", 4800, 1);
       break;
   }
   if (type == v1::VISIT_TYPE_CHRONIC_OUTPATIENT) v->set_condition("HYPERTENSION");
@@ -334,7 +322,7 @@ TEST_F(GatewayTest, SameRequestIdWithOtherContentIsAlreadyExistsAndChangesNothin
                                  .SerializeAsString();
 
   v1::SettleRequest changed = first;
-  AddItem(&changed, "FA0002", 2350, 1);
+  AddBillItem(&changed, "FA0002", 2350, 1);
   v1::SettleResponse out;
   CallResult c = Settle(inst, changed, &out);
   EXPECT_EQ(c.code(), grpc::StatusCode::ALREADY_EXISTS);
@@ -676,11 +664,7 @@ TEST_F(GatewayTest, IdentityAndRegistryRefusals) {
 
 TEST_F(GatewayTest, TenThousandLineInpatientBillSettles) {
   const RegionYear& ry = RegionYears()[1];
-  v1::SettleRequest r = Bill("big-10000", IdOf(ry, 4), v1::VISIT_TYPE_INPATIENT, ry.year);
-  r.clear_items();
-  const char* codes[] = {"FA0002", "FA0003", "FB0003"};
-  const int64_t prices[] = {2350, 4800, 1200};
-  for (int i = 0; i < 10000; ++i) AddItem(&r, codes[i % 3], prices[i % 3]);
+  const v1::SettleRequest r = InpatientBill("big-10000", IdOf(ry, 4), 10000, ry.year);
   v1::SettleResponse out;
   CallResult c = Settle(Hospital(kQuzhou, 3).institution_id, r, &out);
   ASSERT_TRUE(c.ok()) << c.reason << " " << c.status.error_message();

@@ -28,6 +28,24 @@
 namespace medsettle::cache {
 namespace {
 
+// A TCP socket listening on 127.0.0.1 (a free port, in `*addr`) with the
+// given accept backlog; -1 on failure.
+int LoopbackListener(int backlog, sockaddr_in* addr) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener < 0) return -1;
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr->sin_port = 0;
+  socklen_t len = sizeof(*addr);
+  if (bind(listener, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      listen(listener, backlog) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(addr), &len) != 0) {
+    close(listener);
+    return -1;
+  }
+  return listener;
+}
+
 using engine::ReasonOf;
 using medsettle::testing::FreeLoopbackPort;
 using medsettle::testing::RedisServer;
@@ -253,15 +271,9 @@ TEST(RedisConnection, ClosedPortIsUnavailableQuickly) {
 // short. Should the connect get through anyway, nobody ever answers, and
 // the command timeout cuts the read short: UNAVAILABLE either way.
 TEST(RedisConnection, HangingServerIsUnavailableWithinTheTimeouts) {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(listener, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 0), 0);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int listener = LoopbackListener(0, &addr);
+  ASSERT_GE(listener, 0);
   std::vector<int> fillers;
   for (int i = 0; i < 4; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -458,15 +470,9 @@ TEST_F(RedisConnectionTest, PoolRecoversByItselfWhenRedisReturns) {
 // is removed). The connection suppresses it for the calling thread and
 // reports UNAVAILABLE.
 TEST(RedisConnection, PeerClosingDuringAWriteIsUnavailableNotSigpipe) {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(listener, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int listener = LoopbackListener(4, &addr);
+  ASSERT_GE(listener, 0);
   std::thread rude_server([listener] {
     int fd = accept(listener, nullptr, nullptr);  // the client connects within its timeout
     if (fd < 0) return;

@@ -24,6 +24,33 @@ std::string MakeIdNumber(std::string_view region6, engine::Date birth, int seque
   return id;
 }
 
+v1::BillItem* AddBillItem(v1::SettleRequest* request, std::string code, int64_t unit_price_cents,
+                          int quantity) {
+  v1::BillItem* item = request->add_items();
+  item->set_line_no(request->items_size());
+  item->set_code(std::move(code));
+  item->set_name(item->code());
+  item->set_quantity(Cat(quantity));
+  item->set_unit_price_cents(unit_price_cents);
+  item->set_amount_cents(unit_price_cents * quantity);
+  return item;
+}
+
+v1::SettleRequest InpatientBill(std::string request_id, std::string id_number, int lines,
+                                int year) {
+  v1::SettleRequest r;
+  r.set_request_id(std::move(request_id));
+  r.mutable_credential()->set_id_card_no(std::move(id_number));
+  v1::Visit* v = r.mutable_visit();
+  v->set_type(v1::VISIT_TYPE_INPATIENT);
+  v->set_admission_date(Cat(year, "-06-03"));
+  v->set_discharge_date(Cat(year, "-06-12"));
+  static constexpr const char* kCodes[] = {"FB0003", "FA0003", "FA0002"};
+  static constexpr int64_t kPrices[] = {120000, 4800, 2350};
+  for (int i = 0; i < lines; ++i) AddBillItem(&r, kCodes[i % 3], kPrices[i % 3]);
+  return r;
+}
+
 absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
     const std::vector<SnapshotPerson>& persons,
     const std::vector<engine::Institution>& institutions,

@@ -31,6 +31,17 @@ namespace medsettle::testing {
 // region (6 digits) + birth date + sequence (3 digits).
 std::string MakeIdNumber(std::string_view region6, engine::Date birth, int sequence);
 
+// Appends a bill line of `quantity` × `unit_price_cents` of catalog `code`
+// (line numbers follow the order of the items).
+v1::BillItem* AddBillItem(v1::SettleRequest* request, std::string code, int64_t unit_price_cents,
+                          int quantity = 1);
+
+// An inpatient stay of `year` (admitted 06-03, discharged 06-12) with
+// `lines` lines cycling through a procedure, a ward bed and a consultation
+// of the demo catalog (3 lines: an ordinary bill).
+v1::SettleRequest InpatientBill(std::string request_id, std::string id_number, int lines = 3,
+                                int year = 2024);
+
 // One person of the snapshot: the raw ID number a client sends, and the
 // enrollment (person_key is filled in by the harness).
 struct SnapshotPerson {
