@@ -20,12 +20,13 @@ namespace medsettle::cache::scripts {
 // 10 now (unix s), 11 n, then n accumulator field names, n totals after,
 // n delta values; then m, m amount names, m amount values; then the visit
 // type number and the idempotency TTL in seconds (0 = none).
-// Returns {'REPLAYED', id, response} | {'CONFLICT', id} |
-// {'VERSION_MOVED', version found} | {'COMMITTED', id, new version}.
+// Returns {'REPLAYED', id, response, status} | {'CONFLICT', id} |
+// {'VERSION_MOVED', version found} | {'COMMITTED', id, new version}; the
+// status is '' or 'REVERSED' (set by the reversal script).
 inline constexpr std::string_view kCommitSettlement = R"lua(
-local idem = redis.call('HMGET', KEYS[2], 'hash', 'settlement_id', 'response')
+local idem = redis.call('HMGET', KEYS[2], 'hash', 'settlement_id', 'response', 'status')
 if idem[1] then
-  if idem[1] == ARGV[2] then return {'REPLAYED', idem[2], idem[3] or ''} end
+  if idem[1] == ARGV[2] then return {'REPLAYED', idem[2], idem[3] or '', idem[4] or ''} end
   return {'CONFLICT', idem[2] or ''}
 end
 local found = redis.call('HGET', KEYS[1], 'version') or '0'
@@ -84,7 +85,9 @@ return {'COMMITTED', ARGV[3], version}
 )lua";
 
 // KEYS: stl, acc (of the record's person and year), journal, recon (the
-// hash of the requesting institution and the record's settlement date).
+// hash of the requesting institution and the record's settlement date),
+// idem (the record's idempotency record: marked REVERSED if it still
+// exists, so a replayed Settle reports the reversal without another read).
 // ARGV: 1 institution, 2 reversal request id, 3 response, 4 now (unix s),
 // 5 settlement id, 6 the record's settlement date as read before (the
 // recon key's; '' for a record without one: then recon is not written).
@@ -133,6 +136,7 @@ end
 redis.call('HINCRBY', KEYS[2], 'version', 1)
 redis.call('HSET', KEYS[1], 'status', 'REVERSED', 'reversal_id', ARGV[2],
            'reversal_response', ARGV[3], 'reversed_at', ARGV[4])
+if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HSET', KEYS[5], 'status', 'REVERSED') end
 redis.call('XADD', KEYS[3], '*', unpack(entry))
 local out = {'REVERSED', ARGV[2], ARGV[3], ARGV[4]}
 for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do out[#out + 1] = v end

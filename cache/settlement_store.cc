@@ -387,7 +387,7 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
   const CoverageKeys keys(snapshot_version, person_key, year);
   const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
   std::vector<RedisArgv> commands = keys.Commands();
-  commands.push_back({"HMGET", idem, "hash", "settlement_id", "response"});
+  commands.push_back({"HMGET", idem, "hash", "settlement_id", "response", "status"});
   absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != 3) return Unexpected("the settle read");
@@ -400,11 +400,12 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
   read.enrollment = std::move(coverage->enrollment);
   read.accumulators = coverage->accumulators;
   const RedisReply& prior = *(*replies)[2];
-  if (prior.elements.size() != 3) return Unexpected("HMGET of the idempotency record");
+  if (prior.elements.size() != 4) return Unexpected("HMGET of the idempotency record");
   if (!prior.elements[0].is_nil()) {
     read.prior = PriorResult{.content_hash = prior.elements[0].str,
                              .settlement_id = prior.elements[1].str,
-                             .response = prior.elements[2].str};
+                             .response = prior.elements[2].str,
+                             .reversed = prior.elements[3].str == "REVERSED"};
   }
   return read;
 }
@@ -480,10 +481,11 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   if (e.empty()) return Unexpected("the commit script");
   const std::string& outcome = e[0].str;
   CommitResult result;
-  if (outcome == "REPLAYED" && e.size() == 3) {
+  if (outcome == "REPLAYED" && e.size() == 4) {
     result.outcome = CommitOutcome::kReplayed;
     result.settlement_id = e[1].str;
     result.response = e[2].str;
+    result.reversed = e[3].str == "REVERSED";
     return result;
   }
   if (outcome == "CONFLICT" && e.size() == 2) {
@@ -557,9 +559,10 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
   absl::StatusOr<std::string> tag = TagOfSettlementId(request.settlement_id);
   if (!tag.ok()) return tag.status();
   const std::string stl = SettlementKey(request.settlement_id);
-  RedisResult who = redis_.Command({"HMGET", stl, "person_key", "year", "date"});
+  RedisResult who =
+      redis_.Command({"HMGET", stl, "person_key", "year", "date", "institution", "request_id"});
   if (!who.ok()) return who.status();
-  if (who->elements.size() != 3) return Unexpected("HMGET of the settlement");
+  if (who->elements.size() != 5) return Unexpected("HMGET of the settlement");
   if (who->elements[0].is_nil()) {
     return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
                            "settlement_id", "no settlement has this id");
@@ -581,12 +584,13 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
   // The requesting institution's key: the script refuses another's before
   // it writes, so only the settling institution's hash is ever written.
   const std::string recon = ReconcileKey(*tag, request.institution_id, date);
+  const std::string idem = IdempotencyKey(*tag, who->elements[3].str, who->elements[4].str);
   const std::string now = std::to_string(request.now_unix);
   RedisResult r = RunScript(kReversalScript,
-                            {stl, acc, journal, recon, request.institution_id,
+                            {stl, acc, journal, recon, idem, request.institution_id,
                              request.reversal_request_id, request.response, now,
                              request.settlement_id, date_text},
-                            4);
+                            5);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the reversal script");

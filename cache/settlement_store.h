@@ -99,6 +99,7 @@ struct PriorResult {
   std::string content_hash;
   std::string settlement_id;
   std::string response;  // the bytes CommitSettlement stored
+  bool reversed = false;  // the settlement has been reversed since
 };
 
 // What a coverage query needs from Redis, read in one round trip.
@@ -144,6 +145,7 @@ struct CommitResult {
   std::string settlement_id;  // kCommitted: the commit's; kReplayed: the stored one
   std::string response;       // kCommitted: the commit's; kReplayed: the stored one
   int64_t accumulators_version = 0;  // after the commit; kVersionMoved: the one found
+  bool reversed = false;             // kReplayed: the settlement has been reversed since
 };
 
 enum class SettlementStatus : uint8_t { kSettled, kReversed };

@@ -196,7 +196,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
                            "(settlement ",
                            read.prior->settlement_id, ")"));
       }
-      return Replay(read.prior->response, response);
+      return Replay(read.prior->response, read.prior->reversed, response);
     }
     if (!read.enrollment) {
       return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
@@ -244,7 +244,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
         return absl::OkStatus();
       case cache::CommitOutcome::kReplayed:
         // A concurrent identical request committed first.
-        return Replay(result->response, response);
+        return Replay(result->response, result->reversed, response);
       case cache::CommitOutcome::kVersionMoved:
         break;
     }
@@ -265,18 +265,14 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
   }
 }
 
-absl::Status SettlementHandler::Replay(const std::string& stored,
+absl::Status SettlementHandler::Replay(const std::string& stored, bool reversed,
                                        v1::SettleResponse* response) {
   if (absl::Status s = ParseStored(stored, response); !s.ok()) return s;
   response->set_replayed(true);
+  // The stored response says SETTLED; the reversal marks the idempotency
+  // record, so a reversal since then is known without another read.
+  if (reversed) response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
   counters_.replays.fetch_add(1, std::memory_order_relaxed);
-  // The stored response says SETTLED; a reversal since then is in the
-  // record (one more read, on replays only).
-  absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(response->settlement_id());
-  if (!record.ok()) return record.status();
-  if (record->status == cache::SettlementStatus::kReversed) {
-    response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
-  }
   return absl::OkStatus();
 }
 

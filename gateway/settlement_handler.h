@@ -115,7 +115,7 @@ class SettlementHandler {
                              bool commit, v1::SettleResponse* response);
   // The stored response of an earlier identical request, replayed=true,
   // with the status it has now (REVERSED after a reversal).
-  absl::Status Replay(const std::string& stored, v1::SettleResponse* response);
+  absl::Status Replay(const std::string& stored, bool reversed, v1::SettleResponse* response);
   // PERMISSION_DENIED INSTITUTION_UNKNOWN unless the caller is in the
   // registry of the current snapshot.
   absl::Status CheckRegistered(const CallContext& call) const;

@@ -490,6 +490,15 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   EXPECT_EQ(rec->reversal_request_id, "undo-r2");
   EXPECT_EQ(rec->reversal_response, "reversed r2");
   EXPECT_EQ(rec->reversed_at_unix, kNowUnix + 60);
+  // The idempotency record carries the reversal: a replay of r2 knows it
+  // from its one read, and r1's does not.
+  ASSERT_TRUE(Read("r2").prior.has_value());
+  EXPECT_TRUE(Read("r2").prior->reversed);
+  EXPECT_FALSE(Read("r1").prior->reversed);
+  absl::StatusOr<CommitResult> replayed_commit = store_->CommitSettlement(c2);
+  ASSERT_TRUE(replayed_commit.ok()) << replayed_commit.status();
+  EXPECT_EQ(replayed_commit->outcome, CommitOutcome::kReplayed);
+  EXPECT_TRUE(replayed_commit->reversed);
 
   // Again (even under another reversal id): the stored reversal, nothing written.
   const int64_t keys = DbSize();
