@@ -146,6 +146,8 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
   }
   engine::Claim claim;
   if (absl::Status s = contract::ClaimFromProto(request, &claim, ""); !s.ok()) return s;
+  // Engine::Settle validates again; checking here too means a bad bill is
+  // refused before it costs a Redis round trip or the person's turn.
   if (absl::Status s = engine::ValidateClaim(claim); !s.ok()) return s;
   absl::StatusOr<Person> person = ResolveCredential(request.credential(), "credential");
   if (!person.ok()) return person.status();
