@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,10 +27,35 @@ inline constexpr std::string_view kInsecureListen = "INSECURE_LISTEN";
 struct GatewayConfig {
   // host:port to serve gRPC on; port 0 picks a free port (tests).
   std::string listen = "127.0.0.1:50051";
-  // Until mutual TLS arrives (the security issue) the only
-  // authenticator reads the institution from a metadata header. It runs
-  // only with insecure_dev set, and then only on a loopback address.
+  // Development only: no TLS, and the institution is read from a metadata
+  // header (DevHeaderAuthenticator). Allowed only on a loopback address;
+  // the gateway says so loudly at start. Otherwise mutual TLS (tls_*).
   bool insecure_dev = false;
+
+  // Mutual TLS (docs/SECURITY.md). PEM files, all three required unless
+  // insecure_dev. The files are re-read every tls_reload_interval_s, so a
+  // new server certificate or CA bundle takes effect for new connections
+  // without a restart.
+  std::string tls_cert_file;       // server certificate chain
+  std::string tls_key_file;        // its private key
+  std::string tls_client_ca_file;  // CA bundle institution certificates chain to
+  int tls_reload_interval_s = 60;  // 1..3600
+
+  // E-insurance codes (gateway/credentials/ec_token.h). Without a folder of
+  // issuer public keys ("<kid>.pub.pem") tokens are refused
+  // FAILED_PRECONDITION EC_TOKEN_NOT_CONFIGURED. Re-read on SIGHUP.
+  std::string ec_token_issuer_keys_dir;
+  int ec_token_clock_skew_seconds = 60;  // 0..600
+
+  // Per-institution rate limit (token bucket): requests_per_second refill,
+  // burst capacity. 0 requests_per_second = unlimited. Overrides by
+  // institution id. A refused call is RESOURCE_EXHAUSTED RATE_LIMITED.
+  struct RateLimit {
+    double requests_per_second = 0;
+    double burst = 0;
+  };
+  RateLimit rate_limit{500, 1000};
+  std::vector<std::pair<std::string, RateLimit>> rate_limit_overrides;
 
   // Redis (cache/connection_pool.h).
   std::string redis_host = "127.0.0.1";

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "cache/person_key.h"
 #include "cache/settlement_store.h"
+#include "gateway/credentials/ec_token.h"
 #include "gateway/counters.h"
 #include "gateway/engine_holder.h"
 #include "gateway/snapshot_watcher.h"
@@ -72,6 +73,9 @@ inline constexpr std::string_view kEngineNotLoaded = "ENGINE_NOT_LOADED";
 // What the transport knows about a call.
 struct CallContext {
   std::string institution_id;  // from the Authenticator
+  // SHA-256 (hex) of the verified client certificate (DER); "" under
+  // --insecure-dev. Recorded in the journal's audit fields.
+  std::string certificate_fingerprint;
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
 };
 
@@ -80,6 +84,10 @@ struct HandlerOptions {
   int utc_offset_minutes = 480;  // settled_at and default dates
   // Clock, injectable by tests.
   std::function<int64_t()> now_ms;
+  // E-insurance code verification; null: tokens are refused
+  // EC_TOKEN_NOT_CONFIGURED. SetIssuerKeys replaces it (SIGHUP).
+  std::shared_ptr<const credentials::IssuerKeyring> issuer_keys;
+  int token_clock_skew_seconds = 60;
 };
 
 class SettlementHandler {
@@ -101,6 +109,11 @@ class SettlementHandler {
                              v1::SettleResponse* response);
   absl::Status Reconcile(const CallContext& call, const v1::ReconcileRequest& request,
                          v1::ReconcileResponse* response);
+
+  // Replaces the issuer keys e-insurance codes are verified with (SIGHUP
+  // re-reads ec_token.issuer_keys_dir); null refuses every token. Calls in
+  // flight finish with the keys they started with.
+  void SetIssuerKeys(std::shared_ptr<const credentials::IssuerKeyring> keys);
 
  private:
   struct Person {
