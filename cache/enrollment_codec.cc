@@ -1,10 +1,12 @@
 #include "cache/enrollment_codec.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "engine/status.h"
 #include "engine/text.h"
@@ -25,7 +27,11 @@ constexpr uint64_t kHasPaidDate = 1u << 6;
 constexpr uint64_t kHasLists = 1u << 7;
 constexpr uint64_t kHasProduct = 1u << 8;
 constexpr uint64_t kHasVoucherRevoked = 1u << 9;
-constexpr uint64_t kKnownFlags = (1u << 10) - 1;
+constexpr uint64_t kHasFamilyPresenters = 1u << 10;
+constexpr uint64_t kKnownFlags = (1u << 11) - 1;
+
+constexpr size_t kPresenterKeyBytes = 32;  // a person key's 64 hex characters, raw
+constexpr char kHex[] = "0123456789abcdef";
 
 constexpr int32_t kEpoch2000Days = 10957;  // 2000-01-01 as days since 1970
 constexpr int32_t kBaseYear = 2000;
@@ -54,6 +60,34 @@ void PutBytes(std::string& out, std::string_view s) {
 int32_t YearStartDays(int32_t year) {
   if (year < 1900 || year > 2199) return kEpoch2000Days;  // any fixed base
   return engine::Date::FromYmd(year, 1, 1).days();
+}
+
+bool IsLowerHexKey(std::string_view key) {
+  if (key.size() != 2 * kPresenterKeyBytes) return false;
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+int HexValue(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+
+// REQUIRES: IsLowerHexKey(key).
+void PutRawKey(std::string& out, std::string_view key) {
+  for (size_t k = 0; k < kPresenterKeyBytes; ++k) {
+    out.push_back(static_cast<char>(HexValue(key[2 * k]) * 16 + HexValue(key[2 * k + 1])));
+  }
+}
+
+std::string HexOf(std::string_view raw) {
+  std::string hex;
+  hex.reserve(2 * raw.size());
+  for (char c : raw) {
+    unsigned b = static_cast<unsigned char>(c);
+    hex.push_back(kHex[b >> 4]);
+    hex.push_back(kHex[b & 15]);
+  }
+  return hex;
 }
 
 absl::Status Corrupt(std::string_view what) {
@@ -112,6 +146,11 @@ class Reader {
   std::string Bytes(std::string_view what) {
     uint64_t n = Varint(what);
     if (!ok()) return {};
+    return Fixed(n, what);
+  }
+  // Exactly `n` bytes.
+  std::string Fixed(uint64_t n, std::string_view what) {
+    if (!ok()) return {};
     if (n > rest_.size()) {
       Fail(Cat("truncated inside ", what));
       return {};
@@ -150,7 +189,35 @@ std::vector<std::string> GetStrings(Reader& in, std::string_view what) {
 
 }  // namespace
 
-std::string EncodeEnrollment(const engine::Enrollment& e) {
+absl::Status CheckFamilyPresenterKeys(const std::vector<std::string>& keys,
+                                      std::string_view person_key) {
+  auto invalid = [](std::string_view why) {
+    return engine::InvalidField(reason::kFamilyPresentersInvalid, kFamilyPresenterKeysField,
+                                Cat("family_presenter_keys: ", why));
+  };
+  if (keys.size() > kMaxFamilyPresenters) {
+    return invalid(Cat(keys.size(), " keys, at most ", kMaxFamilyPresenters, " allowed"));
+  }
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (!IsLowerHexKey(keys[k])) {
+      return invalid(Cat("key ", k, " is not 64 lowercase hex characters"));
+    }
+    if (k > 0 && !(keys[k - 1] < keys[k])) {
+      return invalid(Cat("key ", k,
+                         keys[k - 1] == keys[k] ? " repeats the one before"
+                                                : " is out of order (keep them sorted)"));
+    }
+    if (!person_key.empty() && keys[k] == person_key) {
+      return invalid(Cat("key ", k, " is the person's own key"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> EncodeEnrollment(const engine::Enrollment& e) {
+  if (absl::Status s = CheckFamilyPresenterKeys(e.family_presenter_keys, e.person_key); !s.ok()) {
+    return s;
+  }
   std::string out;
   out.reserve(16);
   out.push_back(static_cast<char>(kSnapshotRecordFormat));
@@ -170,6 +237,7 @@ std::string EncodeEnrollment(const engine::Enrollment& e) {
   if (has_lists) flags |= kHasLists;
   if (!e.supplementary.product.empty()) flags |= kHasProduct;
   if (e.voucher_revoked_at_unix.has_value()) flags |= kHasVoucherRevoked;
+  if (!e.family_presenter_keys.empty()) flags |= kHasFamilyPresenters;
   PutVarint(out, flags);
   PutSigned(out, static_cast<int64_t>(e.year) - kBaseYear);
   PutSigned(out, e.region_code);
@@ -192,6 +260,10 @@ std::string EncodeEnrollment(const engine::Enrollment& e) {
   }
   if (!e.supplementary.product.empty()) PutBytes(out, e.supplementary.product);
   if (e.voucher_revoked_at_unix.has_value()) PutSigned(out, *e.voucher_revoked_at_unix);
+  if (!e.family_presenter_keys.empty()) {
+    PutVarint(out, e.family_presenter_keys.size());
+    for (const std::string& key : e.family_presenter_keys) PutRawKey(out, key);
+  }
   return out;
 }
 
@@ -242,6 +314,23 @@ absl::StatusOr<engine::Enrollment> DecodeEnrollment(std::string_view bytes) {
   }
   if (flags & kHasProduct) e.supplementary.product = in.Bytes("the supplementary product");
   if (flags & kHasVoucherRevoked) e.voucher_revoked_at_unix = in.Signed("the voucher revocation");
+  if (flags & kHasFamilyPresenters) {
+    // The flag is set only for a non-empty list: 0 is as corrupt as 17.
+    uint64_t n = in.Varint("the family presenter count");
+    if (in.ok() && (n == 0 || n > kMaxFamilyPresenters)) {
+      in.Fail(Cat("family presenter count ", n, " out of range"));
+    }
+    for (uint64_t k = 0; k < n && in.ok(); ++k) {
+      std::string raw = in.Fixed(kPresenterKeyBytes, "a family presenter key");
+      if (!in.ok()) break;
+      std::string key = HexOf(raw);
+      if (!e.family_presenter_keys.empty() && !(e.family_presenter_keys.back() < key)) {
+        in.Fail("family presenter keys out of order");
+        break;
+      }
+      e.family_presenter_keys.push_back(std::move(key));
+    }
+  }
   if (in.ok() && !in.at_end()) in.Fail("trailing bytes");
   if (!in.ok()) return Corrupt(Cat("enrollment: ", in.error()));
   return e;

@@ -17,8 +17,13 @@
 namespace medsettle::cache {
 
 namespace reason {
-// INVALID_ARGUMENT, field kIdCardNoField: not 17 digits and a digit or X.
+// INVALID_ARGUMENT, field kIdCardNoField: not 17 digits and a digit or X,
+// or the first two digits are no province code, or digits 7–14 no date.
 inline constexpr std::string_view kIdNumberInvalid = "ID_NUMBER_INVALID";
+// INVALID_ARGUMENT, field kIdCardNoField: well-formed, but the 18th
+// character is not the GB 11643 check character of the first 17 digits
+// (almost always a typing error).
+inline constexpr std::string_view kIdNumberCheckDigit = "ID_NUMBER_CHECK_DIGIT_MISMATCH";
 // INVALID_ARGUMENT (configuration): the pseudonymisation secret is shorter
 // than PersonKeyer::kMinSecretBytes.
 inline constexpr std::string_view kPersonKeySecretTooShort = "PERSON_KEY_SECRET_TOO_SHORT";
@@ -29,15 +34,24 @@ inline constexpr std::string_view kIdCardNoField = "credential.id_card_no";
 
 // The 18-character resident ID number (居民身份证号码, GB 11643-1999) in
 // canonical form: leading and trailing ASCII spaces removed, a final
-// lowercase 'x' made 'X'. The result is exactly 17 ASCII digits followed by
-// a digit or 'X'; anything else is INVALID_ARGUMENT kIdNumberInvalid with
-// field kIdCardNoField. The message never contains the number.
-//
-// Not yet checked: the GB 11643 check digit (ISO 7064 MOD 11-2) and the
-// plausibility of the region code and birth date. They belong in this
-// function, after the shape check (a later issue); callers already treat
-// any refusal from here as a bad credential.
+// lowercase 'x' made 'X'. Accepted when it is exactly 17 ASCII digits
+// followed by a digit or 'X', the first two digits are a province code,
+// digits 7–14 a calendar date from 1900 on, and the last character the
+// GB 11643 check character (ISO 7064 MOD 11-2) of the first 17. Otherwise
+// INVALID_ARGUMENT with field kIdCardNoField: kIdNumberCheckDigit for a
+// wrong check character, kIdNumberInvalid for the rest. The message never
+// contains the number. Every credential that carries an ID number (the ID
+// card, the insurance card) passes through here before pseudonymisation.
 absl::StatusOr<std::string> NormalizeIdNumber(std::string_view raw);
+
+// The GB 11643 check character ('0'–'9' or 'X') of 17 ASCII digits.
+// REQUIRES: first17 holds at least 17 ASCII digits.
+char IdNumberCheckCharacter(std::string_view first17);
+
+// An ID number for logs and responses: the first 4 and last 4 characters,
+// '*' between ("3308**********0012"); anything of 8 characters or fewer is
+// all '*'. Personal data never leaves the gateway in any other form.
+std::string MaskIdNumber(std::string_view id_number);
 
 // Computes person keys under one secret. Immutable after creation and safe
 // to use from many threads at once. The secret is wiped from memory when the

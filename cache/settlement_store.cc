@@ -180,6 +180,9 @@ struct CoverageKeys {
   std::vector<RedisArgv> Commands() const { return {{"HGET", bucket, field}, {"HGETALL", acc}}; }
 };
 
+// The reply of a nonce key's GET: the settlement that used the code, or "".
+std::string NonceUser(const RedisReply& reply) { return reply.is_nil() ? "" : reply.str; }
+
 // Decodes the replies of CoverageKeys::Commands (the first two of
 // `replies`, each already checked ok).
 absl::StatusOr<CoverageRead> DecodeCoverage(std::string_view person_key,
@@ -299,6 +302,9 @@ std::string SettlementKey(std::string_view settlement_id) {
   return Cat("stl:{", settlement_id.substr(0, 2), "}:", settlement_id);
 }
 std::string JournalKey(std::string_view tag) { return Cat("journal:{", tag, "}"); }
+std::string NonceKey(std::string_view person_key, std::string_view nonce) {
+  return Cat("nonce:{", person_key.substr(0, 2), "}:", nonce);
+}
 std::string ReconcileKey(std::string_view tag, std::string_view institution_id,
                          engine::Date date) {
   return Cat("recon:{", tag, "}:", institution_id, ":", date.ToString());
@@ -333,6 +339,7 @@ absl::StatusOr<std::string> TagOfSettlementId(std::string_view settlement_id) {
 std::string_view Name(CommitOutcome outcome) {
   switch (outcome) {
     case CommitOutcome::kReplayed: return "REPLAYED";
+    case CommitOutcome::kNonceUsed: return "NONCE_USED";
     case CommitOutcome::kVersionMoved: return "VERSION_MOVED";
     case CommitOutcome::kCommitted: return "COMMITTED";
   }
@@ -382,15 +389,18 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                                                           std::string_view person_key,
                                                           int32_t year,
                                                           std::string_view institution_id,
-                                                          std::string_view request_id) {
+                                                          std::string_view request_id,
+                                                          std::string_view token_nonce) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
   const CoverageKeys keys(snapshot_version, person_key, year);
   const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
+  const std::string nonce = token_nonce.empty() ? "" : NonceKey(person_key, token_nonce);
   std::vector<RedisArgv> commands = keys.Commands();
   commands.push_back({"HMGET", idem, "hash", "settlement_id", "response", "status"});
+  if (!nonce.empty()) commands.push_back({"GET", nonce});
   absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  if (replies->size() != 3) return Unexpected("the settle read");
+  if (replies->size() != commands.size()) return Unexpected("the settle read");
   for (const RedisResult& r : *replies) {
     if (!r.ok()) return r.status();
   }
@@ -407,21 +417,28 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                              .response = prior.elements[2].str,
                              .reversed = prior.elements[3].str == "REVERSED"};
   }
+  if (!nonce.empty()) read.nonce_used_by = NonceUser(*(*replies)[3]);
   return read;
 }
 
 absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view snapshot_version,
                                                               std::string_view person_key,
-                                                              int32_t year) {
+                                                              int32_t year,
+                                                              std::string_view token_nonce) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
   const CoverageKeys keys(snapshot_version, person_key, year);
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(keys.Commands());
+  std::vector<RedisArgv> commands = keys.Commands();
+  const std::string nonce = token_nonce.empty() ? "" : NonceKey(person_key, token_nonce);
+  if (!nonce.empty()) commands.push_back({"GET", nonce});
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  if (replies->size() != 2) return Unexpected("the coverage read");
+  if (replies->size() != commands.size()) return Unexpected("the coverage read");
   for (const RedisResult& r : *replies) {
     if (!r.ok()) return r.status();
   }
-  return DecodeCoverage(person_key, *replies);
+  absl::StatusOr<CoverageRead> read = DecodeCoverage(person_key, *replies);
+  if (read.ok() && !nonce.empty()) read->nonce_used_by = NonceUser(*(*replies)[2]);
+  return read;
 }
 
 absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementCommit& c) {
@@ -461,11 +478,17 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   for (size_t i = 0; i < kAmountFields; ++i) numbers.push_back(std::to_string(*AmountField(amounts, i)));
   numbers.push_back(std::to_string(c.visit));
   numbers.push_back(std::to_string(std::max<int64_t>(options_.idempotency_ttl_seconds, 0)));
+  // The nonce stays marked while the code could still verify (its expiry
+  // plus any clock skew is the caller's nonce_expires_unix), at least 1 s.
+  numbers.push_back(std::to_string(std::max<int64_t>(c.nonce_expires_unix - c.now_unix, 1)));
+  const std::string nonce = c.token_nonce.empty() ? "" : NonceKey(c.person_key, c.token_nonce);
 
-  RedisArgv argv = {acc, idem, stl, journal, recon, recon_ids,
-                    numbers[0], c.content_hash, c.settlement_id, c.response,
+  RedisArgv argv = {acc, idem, stl, journal, recon, recon_ids};
+  if (!nonce.empty()) argv.push_back(nonce);
+  const size_t key_count = argv.size();
+  argv.insert(argv.end(), {numbers[0], c.content_hash, c.settlement_id, c.response,
                     c.institution_id, c.request_id, c.person_key, numbers[1],
-                    numbers[2], numbers[3], numbers[4]};
+                    numbers[2], numbers[3], numbers[4]});
   for (const std::string& n : names) argv.push_back(n);
   size_t at = 5;
   for (size_t i = 0; i < 2 * names.size(); ++i) argv.push_back(numbers[at++]);
@@ -474,8 +497,12 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   for (size_t i = 0; i < kAmountFields; ++i) argv.push_back(numbers[at++]);
   argv.push_back(numbers[at++]);  // visit
   argv.push_back(numbers[at++]);  // idempotency TTL
+  argv.push_back(c.audit.certificate_fingerprint);
+  argv.push_back(c.audit.credential_kind);
+  argv.push_back(c.audit.presenter_key);
+  argv.push_back(numbers[at++]);  // nonce TTL
 
-  RedisResult r = RunScript(kCommitScript, argv, 6);
+  RedisResult r = RunScript(kCommitScript, argv, key_count);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the commit script");
@@ -493,6 +520,11 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
         absl::StatusCode::kAlreadyExists, reason::kRequestIdReused, "request_id",
         Cat("request_id was used by this institution for other content (settlement ", e[1].str,
             ")"));
+  }
+  if (outcome == "NONCE_USED" && e.size() == 2) {
+    result.outcome = CommitOutcome::kNonceUsed;
+    result.settlement_id = e[1].str;
+    return result;
   }
   if (outcome == "VERSION_MOVED" && e.size() == 2) {
     result.outcome = CommitOutcome::kVersionMoved;
@@ -532,6 +564,10 @@ absl::StatusOr<SettlementRecord> SettlementStore::GetSettlement(std::string_view
     else if (name == "response") rec.response = value;
     else if (name == "reversal_id") rec.reversal_request_id = value;
     else if (name == "reversal_response") rec.reversal_response = value;
+    else if (name == "reversal_cert") rec.reversal_certificate_fingerprint = value;
+    else if (name == "cert") rec.audit.certificate_fingerprint = value;
+    else if (name == "credential") rec.audit.credential_kind = value;
+    else if (name == "presenter") rec.audit.presenter_key = value;
     else if (name == "status") {
       has_status = true;
       if (value == "REVERSED") rec.status = SettlementStatus::kReversed;
@@ -589,7 +625,7 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
   RedisResult r = RunScript(kReversalScript,
                             {stl, acc, journal, recon, idem, request.institution_id,
                              request.reversal_request_id, request.response, now,
-                             request.settlement_id, date_text},
+                             request.settlement_id, date_text, request.certificate_fingerprint},
                             5);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
@@ -652,6 +688,10 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournal(std::stri
       else if (name == "person_key") entry.person_key = value;
       else if (name == "institution") entry.institution_id = value;
       else if (name == "request_id") entry.request_id = value;
+      else if (name == "cert") entry.audit.certificate_fingerprint = value;
+      else if (name == "credential") entry.audit.credential_kind = value;
+      else if (name == "presenter") entry.audit.presenter_key = value;
+      else if (name == "outcome") entry.outcome = value;
       else if (name == "date" && !value.empty()) {
         std::optional<engine::Date> d = engine::Date::Parse(value);
         if (!d.has_value()) return Corrupt("journal date");

@@ -72,6 +72,10 @@ std::string IdempotencyKey(std::string_view tag, std::string_view institution_id
                            std::string_view request_id);  // idem:{ab}:<inst>:<request_id>
 std::string SettlementKey(std::string_view settlement_id);  // stl:{ab}:<id>; REQUIRES: valid id
 std::string JournalKey(std::string_view tag);               // journal:{ab}
+// nonce:{ab}:<nonce>, an e-insurance code's nonce once a settlement used it
+// (value: the settlement id; expires when the code can no longer verify).
+// `person_key` must be valid.
+std::string NonceKey(std::string_view person_key, std::string_view nonce);
 // recon:{ab}:<inst>:<YYYY-MM-DD>, the hash of a day's totals in one tag.
 std::string ReconcileKey(std::string_view tag, std::string_view institution_id,
                          engine::Date date);
@@ -106,6 +110,9 @@ struct PriorResult {
 struct CoverageRead {
   std::optional<engine::Enrollment> enrollment;  // nullopt: not in the snapshot
   engine::Accumulators accumulators;             // zero year, version 0, when absent
+  // The e-insurance code's nonce was used by this settlement (only when a
+  // nonce was asked about); "" = not used.
+  std::string nonce_used_by;
 };
 
 // Everything a settlement needs from Redis, read in one round trip.
@@ -113,6 +120,15 @@ struct SettleRead {
   std::optional<engine::Enrollment> enrollment;  // nullopt: not in the snapshot
   engine::Accumulators accumulators;             // zero year, version 0, when absent
   std::optional<PriorResult> prior;              // the request was committed before
+  std::string nonce_used_by;                     // as CoverageRead::nonce_used_by
+};
+// Who asked for a settlement or reversal and with what: stored on the
+// settlement record and in its journal entries (docs/REDIS-KEYS.md), so
+// reconciliation and audit read one source. Never an ID number.
+struct AuditFields {
+  std::string certificate_fingerprint;  // SHA-256 of the caller's certificate; "" = dev
+  std::string credential_kind;          // "ID_CARD", "INSURANCE_CARD", "EC_TOKEN"
+  std::string presenter_key;            // family member who presented the code; ""
 };
 
 struct SettlementCommit {
@@ -130,19 +146,27 @@ struct SettlementCommit {
   engine::Amounts amounts;  // for the journal and Reconcile
   int32_t visit = 0;        // engine::VisitType number, stored for Reconcile's detail
   int64_t now_unix = 0;
+  AuditFields audit;
+  // An e-insurance code's nonce (32 hex), "" for other credentials: the
+  // commit refuses (kNonceUsed) when another settlement used it, and marks
+  // it used until nonce_expires_unix (the code's last valid second).
+  std::string token_nonce;
+  int64_t nonce_expires_unix = 0;
 };
 
 // Closed set, ordered by precedence (the script checks in this order).
 enum class CommitOutcome : uint8_t {
   kReplayed,      // same request committed before: the stored response, nothing written
+  kNonceUsed,     // another settlement used the e-insurance code: nothing written
   kVersionMoved,  // the accumulators changed since the read: nothing written; retry
   kCommitted,     // written: accumulators, record, idempotency, journal
 };
-std::string_view Name(CommitOutcome outcome);  // "REPLAYED", "VERSION_MOVED", "COMMITTED"
+std::string_view Name(CommitOutcome outcome);  // "REPLAYED", "NONCE_USED", "VERSION_MOVED", …
 
 struct CommitResult {
   CommitOutcome outcome = CommitOutcome::kCommitted;
-  std::string settlement_id;  // kCommitted: the commit's; kReplayed: the stored one
+  std::string settlement_id;  // kCommitted: the commit's; kReplayed: the stored one;
+                              // kNonceUsed: the settlement that used the code
   std::string response;       // kCommitted: the commit's; kReplayed: the stored one
   int64_t accumulators_version = 0;  // after the commit; kVersionMoved: the one found
   bool reversed = false;             // kReplayed: the settlement has been reversed since
@@ -165,7 +189,9 @@ struct SettlementRecord {
   engine::Date settlement_date;
   int32_t visit = 0;  // engine::VisitType number; 0 when the commit gave none
   int64_t settled_at_unix = 0;
+  AuditFields audit;  // of the settling call
   // Set when status is kReversed.
+  std::string reversal_certificate_fingerprint;
   std::string reversal_request_id;
   std::string reversal_response;
   int64_t reversed_at_unix = 0;
@@ -177,6 +203,7 @@ struct ReversalRequest {
   std::string reversal_request_id;
   std::string response;  // opaque bytes stored and returned to every replay
   int64_t now_unix = 0;
+  std::string certificate_fingerprint;  // the reversing caller's (audit)
 };
 
 struct ReversalResult {
@@ -204,6 +231,10 @@ struct JournalEntry {
   int64_t at_unix = 0;
   engine::Accumulators delta;
   engine::Amounts amounts;
+  // Audit: the settlement's credential kind and presenter, the certificate
+  // of the call that wrote this entry, and "SETTLED" or "REVERSED".
+  AuditFields audit;
+  std::string outcome;
 };
 
 // Reconcile of one institution and accounting day.
@@ -242,18 +273,22 @@ class SettlementStore {
   explicit SettlementStore(RedisClient& redis, SettlementStoreOptions options = {});
 
   // One pipeline: HGET of the enrollment in `snapshot_version`, HGETALL of
-  // the year's accumulators, HGETALL of the idempotency record.
+  // the year's accumulators, HGETALL of the idempotency record, and with a
+  // `token_nonce` the GET of its nonce key.
   // INVALID_ARGUMENT kPersonKeyInvalid; INTERNAL kSnapshotRecordCorrupt or
   // kSettlementRecordCorrupt for undecodable records; Redis errors as such.
   absl::StatusOr<SettleRead> ReadForSettle(std::string_view snapshot_version,
                                            std::string_view person_key, int32_t year,
                                            std::string_view institution_id,
-                                           std::string_view request_id);
+                                           std::string_view request_id,
+                                           std::string_view token_nonce = {});
 
   // ReadForSettle without the prior result: one pipeline, HGET of the
-  // enrollment and HGETALL of the year's accumulators; the same errors.
+  // enrollment and HGETALL of the year's accumulators (and the nonce key's
+  // GET with a `token_nonce`); the same errors.
   absl::StatusOr<CoverageRead> ReadForCoverage(std::string_view snapshot_version,
-                                               std::string_view person_key, int32_t year);
+                                               std::string_view person_key, int32_t year,
+                                               std::string_view token_nonce = {});
 
   // One EVALSHA (plus SCRIPT LOAD on first use or after NOSCRIPT). Checks,
   // before any write: idempotency record (same hash → kReplayed; other

@@ -123,6 +123,8 @@ std::string_view Name(DeltaKind kind) {
     case DeltaKind::kUpsertPerson: return "UPSERT_PERSON";
     case DeltaKind::kSuspend: return "SUSPEND";
     case DeltaKind::kRevokeVoucher: return "REVOKE_VOUCHER";
+    case DeltaKind::kBindPresenter: return "BIND_PRESENTER";
+    case DeltaKind::kUnbindPresenter: return "UNBIND_PRESENTER";
   }
   return "UNKNOWN";
 }
@@ -169,7 +171,9 @@ absl::StatusOr<int64_t> SnapshotStore::PutPersons(std::string_view version,
   entries.reserve(persons.size());
   for (const engine::Enrollment& e : persons) {
     if (absl::Status s = CheckPersonKey(e.person_key); !s.ok()) return s;
-    entries.push_back({e.person_key, FieldOf(e.person_key), EncodeEnrollment(e)});
+    absl::StatusOr<std::string> value = EncodeEnrollment(e);
+    if (!value.ok()) return value.status();
+    entries.push_back({e.person_key, FieldOf(e.person_key), *std::move(value)});
   }
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.person_key < b.person_key; });
@@ -363,6 +367,24 @@ absl::Status SnapshotStore::Drop(std::string_view version) {
 absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
   const std::string& person_key = delta.enrollment.person_key;
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  const bool presenter_kind =
+      delta.kind == DeltaKind::kBindPresenter || delta.kind == DeltaKind::kUnbindPresenter;
+  if (presenter_kind) {
+    if (!CheckPersonKey(delta.presenter_key).ok()) {
+      return engine::InvalidField(reason::kPersonKeyInvalid, "presenter_key",
+                                  "presenter key is not 64 lowercase hex characters");
+    }
+    if (delta.kind == DeltaKind::kBindPresenter && delta.presenter_key == person_key) {
+      return engine::InvalidField(reason::kFamilyPresentersInvalid, "presenter_key",
+                                  "a person cannot be their own family presenter");
+    }
+  }
+  std::string upsert_value;
+  if (delta.kind == DeltaKind::kUpsertPerson) {
+    absl::StatusOr<std::string> value = EncodeEnrollment(delta.enrollment);
+    if (!value.ok()) return value.status();
+    upsert_value = *std::move(value);
+  }
   absl::StatusOr<std::optional<std::string>> current = CurrentVersion();
   if (!current.ok()) return current.status();
   if (!current->has_value()) {
@@ -374,8 +396,7 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
   const std::string key = BucketKeyOf(applied.version, person_key);
   const std::string field = FieldOf(person_key);
   if (delta.kind == DeltaKind::kUpsertPerson) {
-    std::string value = EncodeEnrollment(delta.enrollment);
-    RedisResult r = redis_.Command({"HSET", key, field, value});
+    RedisResult r = redis_.Command({"HSET", key, field, upsert_value});
     if (!r.ok()) return r.status();
   } else {
     bool written = false;
@@ -389,14 +410,35 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
       }
       absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(old->str);
       if (!e.ok()) return e.status();
-      if (delta.kind == DeltaKind::kSuspend) {
-        e->status = engine::EnrollmentStatus::kSuspended;
-      } else {
-        e->voucher_revoked_at_unix = delta.revoked_at_unix;
+      std::vector<std::string>& presenters = e->family_presenter_keys;  // sorted
+      auto where = std::lower_bound(presenters.begin(), presenters.end(), delta.presenter_key);
+      const bool bound = where != presenters.end() && *where == delta.presenter_key;
+      switch (delta.kind) {
+        case DeltaKind::kSuspend: e->status = engine::EnrollmentStatus::kSuspended; break;
+        case DeltaKind::kRevokeVoucher: e->voucher_revoked_at_unix = delta.revoked_at_unix; break;
+        case DeltaKind::kBindPresenter:
+          if (bound) break;
+          if (presenters.size() >= kMaxFamilyPresenters) {
+            return engine::Refused(
+                reason::kFamilyPresentersFull,
+                Cat("the person already has ", presenters.size(),
+                    " family presenters, the most allowed; unbind one first"));
+          }
+          presenters.insert(where, delta.presenter_key);
+          break;
+        case DeltaKind::kUnbindPresenter:
+          if (bound) presenters.erase(where);
+          break;
+        case DeltaKind::kUpsertPerson: break;  // handled above
       }
-      std::string value = EncodeEnrollment(*e);
+      absl::StatusOr<std::string> value = EncodeEnrollment(*e);
+      if (!value.ok()) return value.status();
+      if (*value == old->str) {  // nothing to change (a repeated delta)
+        written = true;
+        break;
+      }
       RedisResult cas = redis_.Command(
-          {"EVAL", kCompareAndSetScript, "1", key, field, old->str, value});
+          {"EVAL", kCompareAndSetScript, "1", key, field, old->str, *value});
       if (!cas.ok()) return cas.status();
       written = cas->integer == 1;
     }
@@ -408,9 +450,14 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
   std::string at = std::to_string(delta.kind == DeltaKind::kRevokeVoucher
                                       ? delta.revoked_at_unix
                                       : options_.now_unix());
-  RedisResult xadd = redis_.Command({"XADD", kSnapDeltasKey, "MAXLEN", "~", kStreamMaxLen, "*",
-                                     "kind", Name(delta.kind), "version", applied.version,
-                                     "person_key", person_key, "at_unix", at});
+  RedisArgv xadd_argv = {"XADD", kSnapDeltasKey, "MAXLEN", "~", kStreamMaxLen, "*",
+                         "kind", Name(delta.kind), "version", applied.version,
+                         "person_key", person_key, "at_unix", at};
+  if (presenter_kind) {
+    xadd_argv.push_back("presenter_key");
+    xadd_argv.push_back(delta.presenter_key);
+  }
+  RedisResult xadd = redis_.Command(xadd_argv);
   if (!xadd.ok()) return xadd.status();
   applied.stream_id = xadd->str;
   return applied;

@@ -49,6 +49,9 @@ inline constexpr std::string_view kSnapshotPersonNotFound = "SNAPSHOT_PERSON_NOT
 // ABORTED: a delta lost the race against another change of the same
 // record several times in a row; retry.
 inline constexpr std::string_view kSnapshotDeltaContended = "SNAPSHOT_DELTA_CONTENDED";
+// FAILED_PRECONDITION: a bind-presenter delta for a person who already has
+// kMaxFamilyPresenters (cache/enrollment_codec.h) family presenters.
+inline constexpr std::string_view kFamilyPresentersFull = "FAMILY_PRESENTERS_FULL";
 }  // namespace reason
 
 // Key names (docs/REDIS-KEYS.md). `person_key` must be valid (64 lowercase hex).
@@ -91,17 +94,22 @@ struct SnapshotStatus {
 };
 
 enum class DeltaKind : uint8_t {
-  kUpsertPerson,   // a new mid-year enrollee, or a corrected record
-  kSuspend,        // status := SUSPENDED
-  kRevokeVoucher,  // voucher_revoked_at_unix := revoked_at_unix
+  kUpsertPerson,     // a new mid-year enrollee, or a corrected record
+  kSuspend,          // status := SUSPENDED
+  kRevokeVoucher,    // voucher_revoked_at_unix := revoked_at_unix
+  kBindPresenter,    // presenter_key joins family_presenter_keys (亲情账户)
+  kUnbindPresenter,  // presenter_key leaves family_presenter_keys
 };
-std::string_view Name(DeltaKind kind);  // "UPSERT_PERSON", "SUSPEND", "REVOKE_VOUCHER"
+// "UPSERT_PERSON", "SUSPEND", "REVOKE_VOUCHER", "BIND_PRESENTER",
+// "UNBIND_PRESENTER".
+std::string_view Name(DeltaKind kind);
 
 struct Delta {
   DeltaKind kind = DeltaKind::kUpsertPerson;
   // kUpsertPerson: the whole record (person_key set). Others: person_key only.
   engine::Enrollment enrollment;
   int64_t revoked_at_unix = 0;  // kRevokeVoucher
+  std::string presenter_key;    // kBindPresenter, kUnbindPresenter: the family member
 };
 
 struct DeltaApplied {
@@ -130,8 +138,10 @@ class SnapshotStore {
   // Pipeline per hash tag present, one HSET per bucket. Returns how many
   // fields were new (a key already written in this version counts 0).
   // INVALID_ARGUMENT kPersonKeyInvalid before anything is written when a
-  // key is malformed. Callers get far fewer round trips by passing persons
-  // sorted by key in large batches.
+  // key is malformed, kFamilyPresentersInvalid when a record's
+  // family_presenter_keys cannot be encoded (EncodeEnrollment). Callers
+  // get far fewer round trips by passing persons sorted by key in large
+  // batches.
   absl::StatusOr<int64_t> PutPersons(std::string_view version,
                                      std::span<const engine::Enrollment> persons);
   // Writes institutions (non-empty ids) into snap:<v>:inst; returns the new
@@ -171,10 +181,17 @@ class SnapshotStore {
 
   // Applies `delta` to the current version (compare-and-set on the record,
   // retried a few times) and appends it to snap:deltas (fields kind,
-  // version, person_key, at_unix). NOT_FOUND kSnapshotNotFound when no
-  // version is current; kSnapshotPersonNotFound when suspending or revoking
-  // for an unknown person; kPersonKeyInvalid; ABORTED
-  // kSnapshotDeltaContended. Repeating a delta is harmless.
+  // version, person_key, at_unix; presenter_key for the presenter kinds).
+  // NOT_FOUND kSnapshotNotFound when no version is current;
+  // kSnapshotPersonNotFound when a delta other than an upsert names an
+  // unknown person; INVALID_ARGUMENT kPersonKeyInvalid (field person_key or
+  // presenter_key), kFamilyPresentersInvalid for an upsert whose presenter
+  // list cannot be encoded or a bind of the person to themself;
+  // FAILED_PRECONDITION kFamilyPresentersFull for a bind beyond
+  // kMaxFamilyPresenters; ABORTED kSnapshotDeltaContended. The presenter
+  // need not be in the snapshot (a family member may be insured
+  // elsewhere). Repeating a delta is harmless: binding a bound presenter or
+  // unbinding one not bound changes nothing and is still streamed.
   absl::StatusOr<DeltaApplied> ApplyDelta(const Delta& delta);
 
  private:

@@ -4,10 +4,17 @@
 #   1. a redis-server of its own (the shipped config, a free port, data and
 #      log under the run directory),
 #   2. a synthetic population, pseudonymised and loaded as a snapshot,
-#   3. medsettle-gateway on a free loopback port (--insecure-dev),
-#   4. a tour with medsettle-cli: coverage, a trial and a real inpatient
-#      discharge, a community outpatient visit, a pharmacy purchase, a
-#      replayed request, a reversal, the day's reconciliation,
+#   3. a development PKI (deploy/pki/make-dev-pki.sh: a CA, the gateway's
+#      certificate, one certificate per demo institution) under the run
+#      directory, and medsettle-gateway on a free loopback port serving
+#      mutual TLS with it,
+#   4. a tour with medsettle-cli, each call with the calling institution's
+#      certificate: coverage, a trial and a real inpatient
+#      discharge, a community outpatient visit, a pharmacy purchase paid
+#      by scanning the patient's e-insurance code (issued and drawn as a QR
+#      code by medsettle-voucher with a development issuer key; scanning it
+#      twice is refused), a replayed request, a reversal, the day's
+#      reconciliation,
 #   5. then it leaves the gateway serving until Ctrl-C, printing how to call it.
 #
 # usage: bash deploy/demo.sh BUILD_DIR
@@ -26,7 +33,8 @@ serve="${MEDSETTLE_DEMO_SERVE:-1}"
 gateway_bin="$build/gateway/medsettle-gateway"
 cli_bin="$build/tools/cli/medsettle-cli"
 snapshot_bin="$build/tools/snapshot/medsettle-snapshot"
-for b in "$gateway_bin" "$cli_bin" "$snapshot_bin"; do
+voucher_bin="$build/tools/voucher/medsettle-voucher"
+for b in "$gateway_bin" "$cli_bin" "$snapshot_bin" "$voucher_bin"; do
   [ -x "$b" ] || { echo "demo: $b is not built" >&2; exit 1; }
 done
 
@@ -89,30 +97,55 @@ for v in inpatient_id pharmacy_id community_id; do
 done
 mask() { echo "${1:0:4}**********${1: -4}"; }
 
-step "3. medsettle-gateway"
+hospital=H3308000002   # Quzhou, level-3 hospital
+community=C3302130003  # Fenghua, community health centre
+pharmacy=P3308000007   # Quzhou, designated pharmacy
+
+step "3. Mutual TLS: a development PKI, and medsettle-gateway"
+# Keys stay under the run directory (git-ignored), mode 0600; never commit them.
+pki="$run_dir/pki"
+bash "$here/deploy/pki/make-dev-pki.sh" "$pki"
+# The voucher platform's development signing key: the private half stays
+# with the "platform" (medsettle-voucher), only the public half goes to the
+# gateway's issuer key folder.
+"$voucher_bin" keygen --kid demo-vp-1 --out "$run_dir/voucher-platform" >/dev/null
+mkdir -p "$run_dir/issuer-keys"
+cp "$run_dir/voucher-platform/demo-vp-1.pub.pem" "$run_dir/issuer-keys/"
+echo "voucher platform key demo-vp-1: private in $run_dir/voucher-platform, public in $run_dir/issuer-keys"
 gateway_port=$(free_port 50051)
-"$gateway_bin" --insecure-dev --listen "127.0.0.1:$gateway_port" --redis "127.0.0.1:$redis_port" \
-  --key-file "$run_dir/person-key" >"$run_dir/gateway.log" 2>&1 &
+"$gateway_bin" --listen "127.0.0.1:$gateway_port" --redis "127.0.0.1:$redis_port" \
+  --key-file "$run_dir/person-key" \
+  --tls-cert "$pki/server.pem" --tls-key "$pki/server.key.pem" --tls-client-ca "$pki/ca.pem" \
+  --ec-issuer-keys "$run_dir/issuer-keys" \
+  >"$run_dir/gateway.log" 2>&1 &
 gateway_pid=$!
-export MEDSETTLE_TARGET="127.0.0.1:$gateway_port"
+# Every call below trusts the demo CA for the gateway's certificate and
+# presents the calling institution's certificate (which names it).
+export MEDSETTLE_TARGET="127.0.0.1:$gateway_port" MEDSETTLE_CA="$pki/ca.pem"
+as() {  # as INSTITUTION: the medsettle-cli flags presenting its certificate
+  echo --cert "$pki/$1.pem" --key "$pki/$1.key.pem"
+}
 for _ in $(seq 1 100); do
-  "$cli_bin" health >/dev/null 2>&1 && break
+  # shellcheck disable=SC2046
+  "$cli_bin" $(as "$hospital") health >/dev/null 2>&1 && break
   kill -0 "$gateway_pid" 2>/dev/null || { cat "$run_dir/gateway.log" >&2; exit 1; }
   sleep 0.1
 done
-"$cli_bin" health
-head -n 2 "$run_dir/gateway.log"
+# shellcheck disable=SC2046
+"$cli_bin" $(as "$hospital") health
+grep -E '^medsettle-gateway: (listening|mutual TLS)' "$run_dir/gateway.log"
+echo "Every medsettle-cli call below trusts the demo CA (MEDSETTLE_CA=$pki/ca.pem) and"
+echo "presents the calling institution's certificate and key (--cert, --key)."
 
 cli() {  # cli INSTITUTION ARGS...: print the command, then run it
   local inst=$1
   shift
-  echo "\$ medsettle-cli --institution $inst $*" | sed -E 's/([0-9]{4})[0-9]{10}([0-9]{3}[0-9X])/\1**********\2/g'
-  "$cli_bin" --institution "$inst" "$@"
+  echo "\$ medsettle-cli --cert pki/$inst.pem --key pki/$inst.key.pem $*" |
+    sed -E -e 's/([0-9]{4})[0-9]{10}([0-9]{3}[0-9X])/\1**********\2/g' \
+      -e 's/(EC1\.[A-Za-z0-9_-]{8})[A-Za-z0-9_.-]*/\1…/g'
+  "$cli_bin" --cert "$pki/$inst.pem" --key "$pki/$inst.key.pem" "$@"
 }
 examples="$here/tools/cli/examples"
-hospital=H3308000002   # Quzhou, level-3 hospital
-community=C3302130003  # Fenghua, community health centre
-pharmacy=P3308000007   # Quzhou, designated pharmacy
 
 step "4a. Coverage check at the hospital (patient $(mask "$inpatient_id"))"
 cli "$hospital" coverage --id-card "$inpatient_id" --date 2025-03-10 --visit-type inpatient
@@ -132,9 +165,27 @@ step "4d. An outpatient visit at a community health centre (Fenghua)"
 cli "$community" settle --request "$examples/fenghua-2025-community-outpatient.json" \
   --id-card "$community_id" --request-id demo-community-1
 
-step "4e. A pharmacy purchase (Quzhou designated pharmacy)"
+step "4e. A pharmacy purchase paid with the patient's e-insurance code (医保电子凭证)"
+echo "The voucher platform shows the code on the patient's phone (patient $(mask "$pharmacy_id");"
+echo "medsettle-voucher with the demo key; valid 5 minutes, pharmacy scope):"
+"$voucher_bin" issue --signing-key "$run_dir/voucher-platform/demo-vp-1.key.pem" \
+  --id-card "$pharmacy_id" --key-file "$run_dir/person-key" --scope pharmacy --minutes 5 \
+  --qr >"$run_dir/code.txt"
+head -n -1 "$run_dir/code.txt"
+token=$(tail -n 1 "$run_dir/code.txt")
+echo "The pharmacy's POS scans it and settles (no ID number travels):"
 cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
-  --id-card "$pharmacy_id" --request-id demo-pharmacy-1
+  --ec-token "$token" --request-id demo-pharmacy-1
+echo "Scanning the same code again for another purchase is refused (each code settles once):"
+if replay_out=$(cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
+    --ec-token "$token" --request-id demo-pharmacy-2 2>&1); then
+  echo "$replay_out"
+  echo "demo: a used e-insurance code settled again" >&2
+  exit 1
+fi
+echo "$replay_out"
+echo "$replay_out" | grep -q EC_TOKEN_REPLAYED ||
+  { echo "demo: expected EC_TOKEN_REPLAYED" >&2; exit 1; }
 
 step "4f. The HIS retries the discharge (same request id, same bill): the stored result, replayed"
 cli "$hospital" settle --request "$examples/quzhou-2025-inpatient-discharge.json" \
@@ -153,16 +204,25 @@ if [ "$serve" = 0 ]; then
   exit 0
 fi
 
-step "The gateway keeps serving on 127.0.0.1:$gateway_port. Try it:"
+step "The gateway keeps serving mutual TLS on 127.0.0.1:$gateway_port. Try it:"
 cat <<EOF
-  export MEDSETTLE_TARGET=127.0.0.1:$gateway_port MEDSETTLE_INSTITUTION=$hospital
+  # The demo CA, and the level-3 hospital's certificate: it names the institution.
+  export MEDSETTLE_TARGET=127.0.0.1:$gateway_port MEDSETTLE_CA=$pki/ca.pem
+  export MEDSETTLE_CERT=$pki/$hospital.pem MEDSETTLE_KEY=$pki/$hospital.key.pem
   ID=$inpatient_id   # or another id_number of a 2025 Quzhou enrollee in $run_dir/persons.csv
   $cli_bin coverage --id-card \$ID --date 2025-05-06
   $cli_bin presettle --request $examples/quzhou-2025-inpatient-discharge.json --id-card \$ID
   $cli_bin settle --visit-type general --id-card \$ID --date 2025-05-06 --item FA0001:1:10.00
   $cli_bin reconcile --date 2025-03-17 --detail
-Institutions: $run_dir/institutions.csv; gateway log: $run_dir/gateway.log
-grpcurl works too (reflection is on): grpcurl -plaintext -H 'x-medsettle-institution: $hospital' 127.0.0.1:$gateway_port list
+An e-insurance code for the same patient (then settle at the pharmacy with --ec-token,
+presenting $pki/$pharmacy.pem and its key):
+  $voucher_bin issue --signing-key $run_dir/voucher-platform/demo-vp-1.key.pem \\
+    --id-card \$ID --key-file $run_dir/person-key --scope pharmacy --qr
+Other institutions: their certificates are in $pki (<id>.pem, <id>.key.pem;
+more with: bash $here/deploy/pki/make-dev-pki.sh $pki ID...), the registry in
+$run_dir/institutions.csv. Gateway log: $run_dir/gateway.log
+grpcurl works too (reflection is on):
+  grpcurl -cacert $pki/ca.pem -cert $pki/$hospital.pem -key $pki/$hospital.key.pem 127.0.0.1:$gateway_port list
 Press Ctrl-C to stop the gateway and Redis.
 EOF
 wait "$gateway_pid"

@@ -12,8 +12,10 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc libabsl-dev
   # storage, crypto, configuration
   libhiredis-dev libssl-dev libyaml-cpp-dev redis-server
-  # tests and benchmarks
-  googletest libgtest-dev libgmock-dev libbenchmark-dev
+  # e-insurance code QR codes (medsettle-voucher --qr; qrencode for operators)
+  libqrencode-dev qrencode
+  # tests and benchmarks; clang and its runtime for the libFuzzer targets
+  googletest libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -115,6 +115,9 @@ struct Enrollment {
   std::vector<OutOfAreaFiling> out_of_area_filings;
   Supplementary supplementary;
   std::optional<int64_t> voucher_revoked_at_unix;
+  // Person keys of family members who may present their own e-insurance
+  // code for this person (亲情账户), sorted, without duplicates.
+  std::vector<std::string> family_presenter_keys;
 };
 
 struct Institution {

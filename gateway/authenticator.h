@@ -3,48 +3,101 @@
 // once per call; the institution's attributes then come from the registry
 // (gateway/snapshot_watcher.h), never from the caller.
 //
-// Today's only implementation reads a metadata header and is for loopback
-// development (--insecure-dev, enforced by ValidateConfig). Mutual TLS
-// (next issue) adds an authenticator that reads the verified client
-// certificate from grpc::AuthContext; nothing else changes.
+//   MtlsAuthenticator       the normal mode: the client certificate the TLS
+//                           handshake verified against tls.client_ca_file
+//                           names the institution (SAN URI
+//                           medsettle://institution/<id>, else the CN).
+//   DevHeaderAuthenticator  --insecure-dev on loopback only (ValidateConfig):
+//                           a metadata header, unverified.
 #ifndef MEDSETTLE_GATEWAY_AUTHENTICATOR_H_
 #define MEDSETTLE_GATEWAY_AUTHENTICATOR_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "absl/status/statusor.h"
 
 namespace medsettle::gateway {
 
 namespace reason {
-// UNAUTHENTICATED: the transport supplied no institution identity.
+// UNAUTHENTICATED: the transport supplied no institution identity (no
+// header in development mode; no verified client certificate, or one that
+// names no institution, under mutual TLS).
 inline constexpr std::string_view kIdentityMissing = "INSTITUTION_IDENTITY_MISSING";
 // UNAUTHENTICATED: the identity supplied is not a well-formed institution id
-// (1–64 characters of [A-Za-z0-9_.-]).
+// (1–64 characters of [A-Za-z0-9_.-]), or a certificate names several, or
+// cannot be parsed.
 inline constexpr std::string_view kIdentityInvalid = "INSTITUTION_IDENTITY_INVALID";
 }  // namespace reason
 
 // The development header carrying the institution id.
 inline constexpr std::string_view kInstitutionHeader = "x-medsettle-institution";
+// The SAN URI prefix of an institution certificate:
+// "medsettle://institution/H3308000002".
+inline constexpr std::string_view kInstitutionUriPrefix = "medsettle://institution/";
+
+// True for 1–64 characters of [A-Za-z0-9_.-].
+bool IsWellFormedInstitutionId(std::string_view id);
+
+// The caller as the transport established it.
+struct CallerIdentity {
+  std::string institution_id;
+  // SHA-256 of the client certificate's DER, lowercase hex (64 characters);
+  // "" in development mode. Recorded with each settlement (audit).
+  std::string certificate_fingerprint;
+};
 
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // The calling institution's id, or UNAUTHENTICATED with a reason.
-  // Called on a gRPC thread: must not block.
-  virtual absl::StatusOr<std::string> InstitutionOf(
+  // The calling institution, or UNAUTHENTICATED with a reason above.
+  // Called on a gRPC thread for every call: must not block.
+  virtual absl::StatusOr<CallerIdentity> Identify(
       const grpc::CallbackServerContext& context) const = 0;
 };
 
 // Reads kInstitutionHeader (exactly one value). Trusts the caller: only for
-// --insecure-dev on loopback.
+// --insecure-dev on loopback. The fingerprint is empty.
 class DevHeaderAuthenticator final : public Authenticator {
  public:
-  absl::StatusOr<std::string> InstitutionOf(
+  absl::StatusOr<CallerIdentity> Identify(
       const grpc::CallbackServerContext& context) const override;
+};
+
+// The identity in one PEM certificate: the institution id from its one SAN
+// URI kInstitutionUriPrefix<id> (two such URIs are invalid; other SANs are
+// ignored), else from its one subject CN; and the SHA-256 fingerprint of
+// its DER. UNAUTHENTICATED kIdentityMissing when it names no institution,
+// kIdentityInvalid when it cannot be parsed or the id is malformed. Pure:
+// does not verify the certificate (the TLS handshake did).
+absl::StatusOr<CallerIdentity> IdentityOfCertificate(std::string_view pem);
+
+// Mutual TLS: the peer certificate of the call's connection
+// (grpc::AuthContext property "x509_pem_cert", present only when the
+// handshake verified it: GatewayServer requires and verifies client
+// certificates). Parsed results are cached by the PEM text (at most
+// kMaxCachedCertificates; the cache is emptied when full), so a connection's
+// calls parse its certificate once. Thread-safe.
+class MtlsAuthenticator final : public Authenticator {
+ public:
+  static constexpr size_t kMaxCachedCertificates = 4096;
+
+  absl::StatusOr<CallerIdentity> Identify(
+      const grpc::CallbackServerContext& context) const override;
+
+  // Certificates parsed so far and still cached (tests).
+  size_t cached() const;
+
+ private:
+  mutable std::mutex mutex_;
+  // PEM text → its identity or refusal; guarded by mutex_.
+  mutable std::unordered_map<std::string, std::shared_ptr<const absl::StatusOr<CallerIdentity>>>
+      cache_;
 };
 
 }  // namespace medsettle::gateway

@@ -3,12 +3,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "engine/status.h"
 #include "engine/text.h"
+#include "gateway/authenticator.h"
 
 namespace medsettle::gateway {
 
@@ -24,6 +28,12 @@ bool ParseInt(std::string_view text, int* out) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, *out);
   return ec == std::errc() && ptr == end && !text.empty();
+}
+
+bool ParseDouble(std::string_view text, double* out) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, *out);
+  return ec == std::errc() && ptr == end && !text.empty() && std::isfinite(*out);
 }
 
 bool ParseBool(std::string_view text, bool* out) {
@@ -61,6 +71,12 @@ struct Setting {
 std::function<bool(std::string_view, GatewayConfig*)> IntField(int GatewayConfig::*field) {
   return [field](std::string_view v, GatewayConfig* c) { return ParseInt(v, &(c->*field)); };
 }
+std::function<bool(std::string_view, GatewayConfig*)> RateField(
+    double GatewayConfig::RateLimit::*field) {
+  return [field](std::string_view v, GatewayConfig* c) {
+    return ParseDouble(v, &(c->rate_limit.*field));
+  };
+}
 std::function<bool(std::string_view, GatewayConfig*)> StringField(
     std::string GatewayConfig::*field) {
   return [field](std::string_view v, GatewayConfig* c) {
@@ -74,8 +90,28 @@ const std::vector<Setting>& Settings() {
       {"listen", "listen", "host:port to serve gRPC on (port 0: any free port)",
        StringField(&GatewayConfig::listen)},
       {"insecure_dev", "insecure-dev",
-       "accept the institution from the x-medsettle-institution header (loopback only)",
+       "development: plaintext, institution from the x-medsettle-institution header (loopback only)",
        [](std::string_view v, GatewayConfig* c) { return ParseBool(v, &c->insecure_dev); }},
+      {"tls.cert_file", "tls-cert", "server certificate chain, PEM (required unless --insecure-dev)",
+       StringField(&GatewayConfig::tls_cert_file), true},
+      {"tls.key_file", "tls-key", "the server certificate's private key, PEM",
+       StringField(&GatewayConfig::tls_key_file), true},
+      {"tls.client_ca_file", "tls-client-ca",
+       "CA bundle institution certificates must chain to, PEM",
+       StringField(&GatewayConfig::tls_client_ca_file), true},
+      {"tls.reload_interval_s", "", "how often the TLS files are re-read",
+       IntField(&GatewayConfig::tls_reload_interval_s)},
+      {"ec_token.issuer_keys_dir", "ec-issuer-keys",
+       "folder of e-insurance code issuer public keys (<kid>.pub.pem)",
+       StringField(&GatewayConfig::ec_token_issuer_keys_dir), true},
+      {"ec_token.clock_skew_seconds", "", "tolerance on e-insurance code validity times",
+       IntField(&GatewayConfig::ec_token_clock_skew_seconds)},
+      {"ec_token.max_lifetime_minutes", "", "longest e-insurance code validity accepted",
+       IntField(&GatewayConfig::ec_token_max_lifetime_minutes)},
+      {"rate_limit.requests_per_second", "", "per-institution refill rate (0 = unlimited)",
+       RateField(&GatewayConfig::RateLimit::requests_per_second)},
+      {"rate_limit.burst", "", "per-institution bucket capacity",
+       RateField(&GatewayConfig::RateLimit::burst)},
       {"redis.address", "redis", "Redis host:port",
        [](std::string_view v, GatewayConfig* c) {
          return SplitHostPort(v, &c->redis_host, &c->redis_port);
@@ -116,14 +152,67 @@ const std::vector<Setting>& Settings() {
   return settings;
 }
 
+// rate_limit.overrides as read, before absent keys take the defaults.
+struct PendingOverride {
+  std::string institution_id;
+  std::optional<double> requests_per_second;
+  std::optional<double> burst;
+};
+struct Pending {
+  bool has_overrides = false;
+  std::vector<PendingOverride> overrides;
+};
+
+// rate_limit.overrides: {<institution id>: {requests_per_second, burst}}.
+absl::Status LoadOverrides(const YAML::Node& node, const std::string& key,
+                           const std::string& file, Pending* pending) {
+  pending->has_overrides = true;
+  pending->overrides.clear();
+  if (node.IsNull()) return absl::OkStatus();
+  if (!node.IsMap()) {
+    return Invalid(Cat(file, ":", node.Mark().line + 1, ": ", key),
+                   "must map institution ids to {requests_per_second, burst}");
+  }
+  for (const auto& entry : node) {
+    const std::string id = entry.first.as<std::string>();
+    const std::string where = Cat(file, ":", entry.first.Mark().line + 1, ": ", key, ".", id);
+    if (!IsWellFormedInstitutionId(id)) {
+      return Invalid(where, "not an institution id (1-64 characters of A-Z a-z 0-9 _ . -)");
+    }
+    if (!entry.second.IsMap()) return Invalid(where, "must be {requests_per_second, burst}");
+    PendingOverride o;
+    o.institution_id = id;
+    for (const auto& field : entry.second) {
+      const std::string name = field.first.as<std::string>();
+      const std::string at = Cat(file, ":", field.first.Mark().line + 1, ": ", key, ".", id, ".", name);
+      std::optional<double>* target = name == "requests_per_second" ? &o.requests_per_second
+                                      : name == "burst"             ? &o.burst
+                                                                    : nullptr;
+      if (target == nullptr) return Invalid(at, "unknown key");
+      double value = 0;
+      if (!field.second.IsScalar() || !ParseDouble(field.second.as<std::string>(), &value)) {
+        return Invalid(at, "must be a number");
+      }
+      *target = value;
+    }
+    pending->overrides.push_back(std::move(o));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LoadNode(const YAML::Node& node, const std::string& prefix,
                       const std::filesystem::path& base, const std::string& file,
-                      GatewayConfig* config) {
+                      GatewayConfig* config, Pending* pending) {
   for (const auto& item : node) {
     const std::string key = prefix + item.first.as<std::string>();
     const std::string where = Cat(file, ":", item.first.Mark().line + 1, ": ", key);
+    if (key == "rate_limit.overrides") {
+      if (absl::Status s = LoadOverrides(item.second, key, file, pending); !s.ok()) return s;
+      continue;
+    }
     if (item.second.IsMap()) {
-      if (absl::Status s = LoadNode(item.second, key + ".", base, file, config); !s.ok()) {
+      if (absl::Status s = LoadNode(item.second, key + ".", base, file, config, pending);
+          !s.ok()) {
         return s;
       }
       continue;
@@ -155,11 +244,23 @@ absl::Status LoadConfigFile(const std::string& path, GatewayConfig* config) {
   if (root.IsNull()) return absl::OkStatus();  // an empty file: all defaults
   if (!root.IsMap()) return Invalid(path, "must be a mapping of keys to values");
   const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  Pending pending;
   try {
-    return LoadNode(root, "", base, path, config);
+    if (absl::Status s = LoadNode(root, "", base, path, config, &pending); !s.ok()) return s;
   } catch (const YAML::Exception& e) {
     return Invalid(path, e.what());
   }
+  if (pending.has_overrides) {
+    // Absent keys of an override take the (final) default's value.
+    config->rate_limit_overrides.clear();
+    for (const PendingOverride& o : pending.overrides) {
+      GatewayConfig::RateLimit limit = config->rate_limit;
+      if (o.requests_per_second) limit.requests_per_second = *o.requests_per_second;
+      if (o.burst) limit.burst = *o.burst;
+      config->rate_limit_overrides.emplace_back(o.institution_id, limit);
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string FlagsUsage() {
@@ -246,6 +347,24 @@ bool IsLoopbackListen(std::string_view listen) {
   return octets[0] == 127;
 }
 
+namespace {
+
+absl::Status CheckRateLimit(std::string_view key, const GatewayConfig::RateLimit& l) {
+  if (!std::isfinite(l.requests_per_second) || l.requests_per_second < 0 ||
+      l.requests_per_second > 1e6) {
+    return Invalid(Cat(key, ".requests_per_second"), "is outside 0..1000000 (0 = unlimited)");
+  }
+  if (!std::isfinite(l.burst) || l.burst < 0 || l.burst > 1e7) {
+    return Invalid(Cat(key, ".burst"), "is outside 0..10000000");
+  }
+  if (l.requests_per_second > 0 && l.burst < 1) {
+    return Invalid(Cat(key, ".burst"), "must be at least 1 when requests_per_second > 0");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateConfig(const GatewayConfig& c) {
   struct Range {
     std::string_view key;
@@ -267,19 +386,44 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
       {"drain_timeout_ms", c.drain_timeout_ms, 0, 600000},
       {"idempotency_ttl_days", c.idempotency_ttl_days, 0, 3650},
       {"utc_offset_minutes", c.utc_offset_minutes, -14 * 60, 14 * 60},
+      {"tls.reload_interval_s", c.tls_reload_interval_s, 1, 3600},
+      {"ec_token.clock_skew_seconds", c.ec_token_clock_skew_seconds, 0, 600},
+      {"ec_token.max_lifetime_minutes", c.ec_token_max_lifetime_minutes, 1, 1440},
   };
   for (const Range& r : ranges) {
     if (r.value < r.min || r.value > r.max) {
       return Invalid(r.key, Cat(r.value, " is outside ", r.min, "..", r.max));
     }
   }
+  if (absl::Status s = CheckRateLimit("rate_limit", c.rate_limit); !s.ok()) return s;
+  std::set<std::string, std::less<>> overridden;
+  for (const auto& [id, limit] : c.rate_limit_overrides) {
+    const std::string key = Cat("rate_limit.overrides.", id);
+    if (!IsWellFormedInstitutionId(id)) {
+      return Invalid(key, "not an institution id (1-64 characters of A-Z a-z 0-9 _ . -)");
+    }
+    if (!overridden.insert(id).second) return Invalid(key, "given twice");
+    if (absl::Status s = CheckRateLimit(key, limit); !s.ok()) return s;
+  }
   if (c.key_file.empty()) {
     return Invalid("files.key_file", "required (--key-file): the pseudonymisation secret");
   }
   if (!c.insecure_dev) {
-    return engine::Refusal(
-        absl::StatusCode::kFailedPrecondition, reason::kInsecureListen, "insecure_dev",
-        "mutual TLS is not available yet; run with --insecure-dev on a loopback address");
+    const std::pair<std::string_view, const std::string*> tls_files[] = {
+        {"tls.cert_file", &c.tls_cert_file},
+        {"tls.key_file", &c.tls_key_file},
+        {"tls.client_ca_file", &c.tls_client_ca_file},
+    };
+    const std::string_view flags[] = {"--tls-cert", "--tls-key", "--tls-client-ca"};
+    for (size_t i = 0; i < 3; ++i) {
+      if (tls_files[i].second->empty()) {
+        return Invalid(tls_files[i].first,
+                       Cat("required (", flags[i],
+                           "): the gateway serves mutual TLS only; --insecure-dev is for "
+                           "loopback development"));
+      }
+    }
+    return absl::OkStatus();
   }
   if (!IsLoopbackListen(c.listen)) {
     return engine::Refusal(absl::StatusCode::kFailedPrecondition, reason::kInsecureListen,

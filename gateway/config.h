@@ -20,7 +20,7 @@ namespace reason {
 // range; the message names the key or flag.
 inline constexpr std::string_view kConfigInvalid = "CONFIG_INVALID";
 // FAILED_PRECONDITION: the gateway would accept an institution identity it
-// cannot verify on a non-loopback address (see GatewayConfig::insecure_dev).
+// cannot verify (--insecure-dev) on a non-loopback address.
 inline constexpr std::string_view kInsecureListen = "INSECURE_LISTEN";
 }  // namespace reason
 
@@ -29,13 +29,16 @@ struct GatewayConfig {
   std::string listen = "127.0.0.1:50051";
   // Development only: no TLS, and the institution is read from a metadata
   // header (DevHeaderAuthenticator). Allowed only on a loopback address;
-  // the gateway says so loudly at start. Otherwise mutual TLS (tls_*).
+  // the gateway says so loudly at start. Otherwise mutual TLS (tls_*), and
+  // the institution is the verified client certificate's (MtlsAuthenticator).
   bool insecure_dev = false;
 
   // Mutual TLS (docs/SECURITY.md). PEM files, all three required unless
-  // insecure_dev. The files are re-read every tls_reload_interval_s, so a
-  // new server certificate or CA bundle takes effect for new connections
-  // without a restart.
+  // insecure_dev (ignored with it). Every connection must present a client
+  // certificate that chains to tls_client_ca_file. The files are re-read
+  // every tls_reload_interval_s (gRPC's FileWatcherCertificateProvider), so
+  // a new server certificate and key or CA bundle takes effect for new
+  // connections without a restart.
   std::string tls_cert_file;       // server certificate chain
   std::string tls_key_file;        // its private key
   std::string tls_client_ca_file;  // CA bundle institution certificates chain to
@@ -46,10 +49,15 @@ struct GatewayConfig {
   // FAILED_PRECONDITION EC_TOKEN_NOT_CONFIGURED. Re-read on SIGHUP.
   std::string ec_token_issuer_keys_dir;
   int ec_token_clock_skew_seconds = 60;  // 0..600
+  // A code valid longer than this (expiry − issue) is refused
+  // EC_TOKEN_LIFETIME_TOO_LONG: codes live minutes. 1..1440.
+  int ec_token_max_lifetime_minutes = 60;
 
-  // Per-institution rate limit (token bucket): requests_per_second refill,
-  // burst capacity. 0 requests_per_second = unlimited. Overrides by
-  // institution id. A refused call is RESOURCE_EXHAUSTED RATE_LIMITED.
+  // Per-institution rate limit (token bucket, gateway/rate_limiter.h):
+  // requests_per_second refill (0..1e6; 0 = unlimited), burst capacity
+  // (1..1e7 when limited). Overrides by institution id; an override's
+  // absent key takes the default's value. A refused call is
+  // RESOURCE_EXHAUSTED RATE_LIMITED.
   struct RateLimit {
     double requests_per_second = 0;
     double burst = 0;
@@ -109,9 +117,10 @@ std::string FlagsUsage();
 // INVALID_ARGUMENT kConfigInvalid for an unknown flag or a bad value.
 absl::Status ApplyFlags(const std::vector<std::string>& args, GatewayConfig* config, bool* help);
 
-// Range checks and the loopback rule. INVALID_ARGUMENT kConfigInvalid;
-// FAILED_PRECONDITION kInsecureListen when insecure_dev is off (no
-// authenticator can run yet) or the listen host is not loopback.
+// Range checks, the TLS files (required unless insecure_dev) and the
+// loopback rule. INVALID_ARGUMENT kConfigInvalid naming the key;
+// FAILED_PRECONDITION kInsecureListen when insecure_dev is on and the listen
+// host is not loopback. Does not open the files (GatewayServer::Start does).
 absl::Status ValidateConfig(const GatewayConfig& config);
 
 // True for 127.0.0.0/8, ::1 and "localhost" (the host part of host:port,

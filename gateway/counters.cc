@@ -49,7 +49,8 @@ std::string GatewayCounters::Summary() const {
                " ms\n");
   }
   out += Cat("replays ", replays.load(), ", commit retries ", commit_retries.load(),
-             ", overload refusals ", overload_refusals.load(), "\n");
+             ", overload refusals ", overload_refusals.load(), ", rate-limited refusals ",
+             rate_limited_refusals.load(), "\n");
   return out;
 }
 

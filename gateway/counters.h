@@ -32,7 +32,8 @@ struct GatewayCounters {
   std::atomic<uint64_t> latency_us[kMethodCount] = {};
   std::atomic<uint64_t> replays{0};         // Settle answered from a stored result
   std::atomic<uint64_t> commit_retries{0};  // recomputations after VERSION_MOVED
-  std::atomic<uint64_t> overload_refusals{0};
+  std::atomic<uint64_t> overload_refusals{0};      // GATEWAY_OVERLOADED: the worker queue was full
+  std::atomic<uint64_t> rate_limited_refusals{0};  // RATE_LIMITED: an institution over its limit
 
   void RecordCall(Method method, int code, uint64_t micros);
   // One line per method with calls, e.g. "Settle: 120 calls (OK 118, ALREADY_EXISTS 2), mean 1.8 ms".

@@ -2,8 +2,11 @@
 // engine, workers, the gRPC service with health checking and reflection.
 // medsettle-gateway (main.cc) runs one; end-to-end tests run one in-process.
 //
-//   Start  → reads the key file, loads policies and catalog, connects
-//            lazily to Redis, polls snap:current once, listens.
+//   Start  → reads the key file, checks the TLS files, loads policies and
+//            catalog, connects lazily to Redis, polls snap:current once,
+//            listens: mutual TLS (a verified client certificate required;
+//            the TLS files re-read every tls_reload_interval_s), or
+//            plaintext with the development header under insecure_dev.
 //   Shutdown → health NOT_SERVING, stop accepting calls, let calls in
 //            flight finish (up to drain_timeout_ms), stop workers and the
 //            watcher.
@@ -34,6 +37,7 @@
 #include "gateway/counters.h"
 #include "gateway/engine_holder.h"
 #include "gateway/grpc_service.h"
+#include "gateway/rate_limiter.h"
 #include "gateway/settlement_handler.h"
 #include "gateway/snapshot_watcher.h"
 #include "gateway/worker_pool.h"
@@ -46,7 +50,21 @@ inline constexpr std::string_view kListenFailed = "LISTEN_FAILED";
 // NOT_FOUND: the key file is missing or unreadable. (A secret shorter than
 // 32 bytes is INVALID_ARGUMENT PERSON_KEY_SECRET_TOO_SHORT.)
 inline constexpr std::string_view kKeyFileUnreadable = "KEY_FILE_UNREADABLE";
+// NOT_FOUND: a TLS file (tls.cert_file, tls.key_file, tls.client_ca_file)
+// is missing or unreadable.
+inline constexpr std::string_view kTlsFileUnreadable = "TLS_FILE_UNREADABLE";
+// INVALID_ARGUMENT: a TLS file holds no PEM certificate (or key), the key
+// does not belong to the certificate, or the server certificate has expired.
+inline constexpr std::string_view kTlsFileInvalid = "TLS_FILE_INVALID";
 }  // namespace reason
+
+// Reads and checks the three TLS files of `config` the way gRPC will use
+// them, so a bad file stops the start with a message naming it (gRPC would
+// only log and fail every handshake). Returns a one-line description for
+// the start banner ("server certificate CN=…, valid until …; 1 client CA
+// certificate"). NOT_FOUND kTlsFileUnreadable, INVALID_ARGUMENT
+// kTlsFileInvalid; the field is the configuration key.
+absl::StatusOr<std::string> CheckTlsFiles(const GatewayConfig& config);
 
 // The service name health checks report besides "" (the whole server).
 inline constexpr std::string_view kServiceName = "medsettle.v1.SettlementService";
@@ -61,10 +79,13 @@ class GatewayServer {
   GatewayServer& operator=(const GatewayServer&) = delete;
 
   int port() const { return port_; }  // the bound port (useful with port 0)
+  // "mutual TLS: …" (CheckTlsFiles' description) or "insecure-dev: …".
+  const std::string& transport_description() const { return transport_description_; }
   // The snapshot version in use, if any (for the start banner and tests).
   std::optional<std::string> snapshot_version() const;
 
-  // Reloads policies and catalog (SIGHUP). On error the old engine stays.
+  // Reloads policies, catalog and the e-insurance code issuer keys
+  // (SIGHUP). On error the old engine and keys stay.
   absl::Status ReloadEngine();
   // Drains and stops. Idempotent; blocks up to drain_timeout_ms plus the
   // longest Redis command.
@@ -86,8 +107,10 @@ class GatewayServer {
   std::unique_ptr<SnapshotWatcher> watcher_;
   WorkerPool workers_;
   std::unique_ptr<SettlementHandler> handler_;
-  DevHeaderAuthenticator authenticator_;
+  std::unique_ptr<Authenticator> authenticator_;  // MtlsAuthenticator unless insecure_dev
+  RateLimiter rate_limiter_;
   std::unique_ptr<SettlementGrpcService> service_;
+  std::string transport_description_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 

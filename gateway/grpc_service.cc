@@ -9,9 +9,11 @@
 namespace medsettle::gateway {
 
 SettlementGrpcService::SettlementGrpcService(const Authenticator& authenticator,
-                                             SettlementHandler& handler, WorkerPool& workers,
-                                             GatewayCounters& counters, int request_timeout_ms)
+                                             RateLimiter& rate_limiter, SettlementHandler& handler,
+                                             WorkerPool& workers, GatewayCounters& counters,
+                                             int request_timeout_ms)
     : authenticator_(authenticator),
+      rate_limiter_(rate_limiter),
       handler_(handler),
       workers_(workers),
       counters_(counters),
@@ -33,13 +35,21 @@ grpc::ServerUnaryReactor* SettlementGrpcService::Dispatch(Method method,
     reactor->Finish(result);
   };
 
-  absl::StatusOr<std::string> institution = authenticator_.InstitutionOf(*context);
-  if (!institution.ok()) {
-    finish(institution.status());
+  absl::StatusOr<CallerIdentity> caller = authenticator_.Identify(*context);
+  if (!caller.ok()) {
+    finish(caller.status());
+    return reactor;
+  }
+  // Before the queue: a flooding institution must not fill the queue that
+  // every institution shares.
+  if (absl::Status admitted = rate_limiter_.Admit(caller->institution_id); !admitted.ok()) {
+    counters_.rate_limited_refusals.fetch_add(1, std::memory_order_relaxed);
+    finish(admitted);
     return reactor;
   }
   CallContext call;
-  call.institution_id = *std::move(institution);
+  call.institution_id = std::move(caller->institution_id);
+  call.certificate_fingerprint = std::move(caller->certificate_fingerprint);
   call.deadline = std::min(context->deadline(), std::chrono::system_clock::now() +
                                                     std::chrono::milliseconds(request_timeout_ms_));
   const bool queued = workers_.TrySubmit(

@@ -1,9 +1,11 @@
 // medsettle.v1.SettlementService on the gRPC callback API. Each method
-// authenticates the caller (on the gRPC thread: no I/O), fixes the call's
-// deadline, and hands the work to the WorkerPool; the worker runs the
-// SettlementHandler (Redis and the engine) and finishes the reactor. No
-// gRPC thread ever waits on Redis. A full worker queue is refused at once
-// with RESOURCE_EXHAUSTED GATEWAY_OVERLOADED.
+// authenticates the caller (on the gRPC thread: no I/O), takes a token of
+// the institution's rate limit, fixes the call's deadline, and hands the
+// work to the WorkerPool; the worker runs the SettlementHandler (Redis and
+// the engine) and finishes the reactor. No gRPC thread ever waits on Redis.
+// An institution over its limit is refused at once with RESOURCE_EXHAUSTED
+// RATE_LIMITED, a full worker queue with RESOURCE_EXHAUSTED
+// GATEWAY_OVERLOADED.
 #ifndef MEDSETTLE_GATEWAY_GRPC_SERVICE_H_
 #define MEDSETTLE_GATEWAY_GRPC_SERVICE_H_
 
@@ -13,6 +15,7 @@
 
 #include "gateway/authenticator.h"
 #include "gateway/counters.h"
+#include "gateway/rate_limiter.h"
 #include "gateway/settlement_handler.h"
 #include "gateway/worker_pool.h"
 #include "medsettle/v1/service.grpc.pb.h"
@@ -28,8 +31,9 @@ inline constexpr std::string_view kGatewayOverloaded = "GATEWAY_OVERLOADED";
 class SettlementGrpcService final : public v1::SettlementService::CallbackService {
  public:
   // Every reference must outlive the service.
-  SettlementGrpcService(const Authenticator& authenticator, SettlementHandler& handler,
-                        WorkerPool& workers, GatewayCounters& counters, int request_timeout_ms);
+  SettlementGrpcService(const Authenticator& authenticator, RateLimiter& rate_limiter,
+                        SettlementHandler& handler, WorkerPool& workers,
+                        GatewayCounters& counters, int request_timeout_ms);
 
   grpc::ServerUnaryReactor* CheckCoverage(grpc::CallbackServerContext* context,
                                           const v1::CheckCoverageRequest* request,
@@ -51,12 +55,14 @@ class SettlementGrpcService final : public v1::SettlementService::CallbackServic
                                       v1::ReconcileResponse* response) override;
 
  private:
-  // Authenticates, then runs `work(call)` on a worker and finishes.
+  // Authenticates, admits by rate limit, then runs `work(call)` on a worker
+  // and finishes.
   template <typename Work>
   grpc::ServerUnaryReactor* Dispatch(Method method, grpc::CallbackServerContext* context,
                                      Work work);
 
   const Authenticator& authenticator_;
+  RateLimiter& rate_limiter_;
   SettlementHandler& handler_;
   WorkerPool& workers_;
   GatewayCounters& counters_;

@@ -1,7 +1,9 @@
-// medsettle-gateway: serves medsettle.v1.SettlementService.
-//   medsettle-gateway --config deploy/gateway/medsettle-gateway.yaml --insecure-dev
-// Signals: SIGTERM / SIGINT drain and exit 0; SIGHUP reloads the policies
-// and the catalog. Exit codes: 0 stopped cleanly, 1 could not start,
+// medsettle-gateway: serves medsettle.v1.SettlementService over mutual TLS.
+//   medsettle-gateway --config deploy/gateway/medsettle-gateway.yaml
+//     --tls-cert server.pem --tls-key server.key.pem --tls-client-ca ca.pem
+//   medsettle-gateway ... --insecure-dev   (loopback development only)
+// Signals: SIGTERM / SIGINT drain and exit 0; SIGHUP reloads the policies,
+// the catalog and the e-insurance code issuer keys. Exit codes: 0 stopped cleanly, 1 could not start,
 // 2 bad configuration or flags. docs/OPERATIONS.md has the details.
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +26,19 @@ void Print(std::FILE* out, const std::string& text) {
 std::string Describe(const absl::Status& status) {
   return medsettle::engine::ReasonOf(status) + ": " + std::string(status.message());
 }
+
+// Printed at every start with --insecure-dev, so nobody runs it unawares.
+constexpr char kInsecureWarning[] =
+    "medsettle-gateway: ************************************************************\n"
+    "medsettle-gateway: WARNING: --insecure-dev. NOT FOR PRODUCTION.\n"
+    "medsettle-gateway:   No TLS: requests, ID numbers and settlements cross the\n"
+    "medsettle-gateway:   connection in plaintext.\n"
+    "medsettle-gateway:   No authentication: the calling institution is whatever the\n"
+    "medsettle-gateway:   x-medsettle-institution header says, so any local process can\n"
+    "medsettle-gateway:   settle, reverse and read settlements as any institution.\n"
+    "medsettle-gateway:   Allowed on loopback only. Serve mutual TLS instead:\n"
+    "medsettle-gateway:   --tls-cert, --tls-key, --tls-client-ca (docs/OPERATIONS.md).\n"
+    "medsettle-gateway: ************************************************************\n";
 
 }  // namespace
 
@@ -55,6 +70,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (config.insecure_dev) {
+    Print(stderr, kInsecureWarning);
+    if (!config.tls_cert_file.empty() || !config.tls_key_file.empty() ||
+        !config.tls_client_ca_file.empty()) {
+      Print(stderr, "medsettle-gateway: --insecure-dev ignores the tls.* files given\n");
+    }
+  }
   absl::StatusOr<std::unique_ptr<medsettle::gateway::GatewayServer>> server =
       medsettle::gateway::GatewayServer::Start(config);
   if (!server.ok()) {
@@ -64,12 +86,11 @@ int main(int argc, char** argv) {
   const std::size_t colon = config.listen.rfind(':');
   const std::string host = config.listen.substr(0, colon);
   std::optional<std::string> version = (*server)->snapshot_version();
-  Print(stderr,
-        "medsettle-gateway: WARNING --insecure-dev: the calling institution is taken from the "
-        "x-medsettle-institution header, unverified. Loopback development only.\n");
+  Print(stderr, "medsettle-gateway: " + (*server)->transport_description() + "\n");
   Print(stdout, "medsettle-gateway: listening on " + host + ":" +
-                    std::to_string((*server)->port()) + " (redis " + config.redis_host + ":" +
-                    std::to_string(config.redis_port) + ", snapshot " +
+                    std::to_string((*server)->port()) +
+                    (config.insecure_dev ? " (insecure-dev" : " (mutual TLS") + ", redis " +
+                    config.redis_host + ":" + std::to_string(config.redis_port) + ", snapshot " +
                     (version ? *version : std::string("none yet")) + ")\n");
 
   for (;;) {
@@ -77,7 +98,7 @@ int main(int argc, char** argv) {
     if (sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number == SIGHUP) {
       absl::Status reloaded = (*server)->ReloadEngine();
-      Print(stderr, reloaded.ok() ? "medsettle-gateway: policies and catalog reloaded\n"
+      Print(stderr, reloaded.ok() ? "medsettle-gateway: policies, catalog and issuer keys reloaded\n"
                                   : "medsettle-gateway: reload failed, keeping the old engine: " +
                                         Describe(reloaded) + "\n");
       continue;

@@ -12,6 +12,7 @@
 #include "engine/date.h"
 #include "engine/status.h"
 #include "engine/text.h"
+#include "gateway/authorization.h"
 #include "proto/contract/convert.h"
 
 namespace medsettle::gateway {
@@ -36,6 +37,16 @@ absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* ou
 absl::Status MissingSettlementId() {
   return engine::InvalidField(reason::kSettlementIdMissing, "settlement_id",
                               "settlement_id is required");
+}
+
+std::string_view CredentialKindName(engine::CredentialKind kind) {
+  switch (kind) {
+    case engine::CredentialKind::kIdCard: return "ID_CARD";
+    case engine::CredentialKind::kInsuranceCard: return "INSURANCE_CARD";
+    case engine::CredentialKind::kEcToken: return "EC_TOKEN";
+    case engine::CredentialKind::kUnspecified: break;
+  }
+  return "UNSPECIFIED";
 }
 
 absl::Status NotYours() {
@@ -77,7 +88,18 @@ SettlementHandler::SettlementHandler(const EngineHolder& engines,
       keyer_(keyer),
       counters_(counters),
       options_(std::move(options)),
+      issuer_keys_(options_.issuer_keys),
       person_locks_(std::make_unique<std::timed_mutex[]>(kPersonLockStripes)) {}
+
+void SettlementHandler::SetIssuerKeys(std::shared_ptr<const credentials::IssuerKeyring> keys) {
+  std::lock_guard<std::mutex> lock(issuer_keys_mutex_);
+  issuer_keys_ = std::move(keys);
+}
+
+std::shared_ptr<const credentials::IssuerKeyring> SettlementHandler::IssuerKeys() const {
+  std::lock_guard<std::mutex> lock(issuer_keys_mutex_);
+  return issuer_keys_;
+}
 
 int64_t SettlementHandler::NowMs() const {
   if (options_.now_ms) return options_.now_ms();
@@ -105,6 +127,11 @@ absl::StatusOr<SettlementHandler::Person> SettlementHandler::ResolveCredential(
       // A resident's social-security card number is their ID number
       // (社会保障号码 = 公民身份号码), so it keys the same way.
       absl::StatusOr<std::string> key = keyer_.KeyOfIdNumber(credential.insurance_card_no());
+      if (!key.ok() && engine::ReasonOf(key.status()) == cache::reason::kIdNumberCheckDigit) {
+        return engine::InvalidField(cache::reason::kIdNumberCheckDigit,
+                                    Cat(field, ".insurance_card_no"),
+                                    std::string(key.status().message()));
+      }
       if (!key.ok()) {
         return engine::InvalidField(
             reason::kInsuranceCardInvalid, Cat(field, ".insurance_card_no"),
@@ -114,14 +141,81 @@ absl::StatusOr<SettlementHandler::Person> SettlementHandler::ResolveCredential(
       person.kind = engine::CredentialKind::kInsuranceCard;
       return person;
     }
-    case v1::Credential::kEcToken:
-      return Refusal(absl::StatusCode::kUnimplemented, reason::kEcTokenUnsupported,
-                     Cat(field, ".ec_token"),
-                     "e-insurance code tokens are not verified yet; send id_card_no");
+    case v1::Credential::kEcToken: {
+      const std::string token_field = Cat(field, ".ec_token");
+      std::shared_ptr<const credentials::IssuerKeyring> keys = IssuerKeys();
+      if (keys == nullptr) {
+        return Refusal(absl::StatusCode::kFailedPrecondition,
+                            credentials::reason::kTokenNotConfigured, token_field,
+                            "this gateway has no e-insurance code issuer keys "
+                            "(ec_token.issuer_keys_dir); send id_card_no");
+      }
+      // The shape now (a malformed code names no person). Whether the code
+      // is genuine and current is judged now but reported after the
+      // prior-result lookup (Person::verdict): the same request committed
+      // before replays even when its code has expired or its issuer key has
+      // been withdrawn since — its content hash covers the very code that
+      // was verified when it was committed.
+      absl::StatusOr<credentials::ParsedEcToken> parsed =
+          credentials::ParseEcToken(credential.ec_token());
+      if (!parsed.ok()) return parsed.status();
+      const credentials::EcTokenClaims& claims = parsed->claims;
+      const int skew = options_.token_clock_skew_seconds;
+      person.verdict = credentials::VerifyEcToken(
+                           credential.ec_token(), *keys,
+                           {.now_unix = NowMs() / 1000,
+                            .clock_skew_seconds = skew,
+                            .max_lifetime_minutes = options_.token_max_lifetime_minutes})
+                           .status();
+      person.person_key = claims.person_key;
+      person.kind = engine::CredentialKind::kEcToken;
+      person.voucher_issued_at_unix = claims.issued_at_minute * 60;
+      person.presenter_key = claims.presenter_key;
+      person.nonce = claims.nonce;
+      person.scopes = claims.scopes;
+      // The nonce stays marked past the code's last valid second by the
+      // skew again and five minutes: another gateway whose clock runs
+      // behind this one's still accepts the code a little longer.
+      person.usable_until_unix = claims.expires_at_minute * 60 + 2 * int64_t{skew} + 300;
+      return person;
+    }
     case v1::Credential::KIND_NOT_SET: break;
   }
   return engine::InvalidField(engine::reason::kCredentialMissing, field,
                               Cat(field, ": one of id_card_no, insurance_card_no, ec_token"));
+}
+
+absl::Status SettlementHandler::CheckTokenScope(const Person& person,
+                                               const engine::Institution& institution,
+                                               engine::VisitType type) {
+  if (person.kind != engine::CredentialKind::kEcToken) return absl::OkStatus();
+  const uint8_t needed = RequiredTokenScope(institution, type);
+  if ((person.scopes & needed) != 0) return absl::OkStatus();
+  return Refusal(absl::StatusCode::kPermissionDenied, credentials::reason::kTokenScopeMismatch,
+                 credentials::kEcTokenField,
+                 Cat("the e-insurance code is for ", credentials::ScopesToString(person.scopes),
+                     "; this visit needs ", credentials::ScopesToString(needed)));
+}
+
+absl::Status SettlementHandler::CheckTokenUse(const Person& person,
+                                             const engine::Enrollment& enrollment,
+                                             const std::string& nonce_used_by) {
+  if (person.kind != engine::CredentialKind::kEcToken) return absl::OkStatus();
+  if (!nonce_used_by.empty()) {
+    return Refusal(absl::StatusCode::kFailedPrecondition, credentials::reason::kTokenReplayed,
+                   credentials::kEcTokenField,
+                   Cat("this e-insurance code was already used (settlement ", nonce_used_by,
+                       "); each code settles once, ask for a fresh scan"));
+  }
+  if (!person.presenter_key.empty() &&
+      !std::binary_search(enrollment.family_presenter_keys.begin(),
+                          enrollment.family_presenter_keys.end(), person.presenter_key)) {
+    return Refusal(absl::StatusCode::kPermissionDenied, credentials::reason::kPresenterNotBound,
+                   credentials::kEcTokenField,
+                   "the code's presenter is not bound to this person (亲情账户) in the "
+                   "enrollment");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SettlementHandler::PreSettle(const CallContext& call,
@@ -156,6 +250,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
   if (!view.ok()) return view.status();
   absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
   if (!institution.ok()) return institution.status();
+  if (absl::Status s = AuthorizeVisit(*institution, claim.visit.type); !s.ok()) return s;
 
   const int32_t year = engine::Engine::SettlementDate(claim.visit).year();
   const std::string hash = commit ? ContentHash(request) : std::string();
@@ -178,16 +273,18 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
     cache::SettleRead read;
     if (commit) {
-      absl::StatusOr<cache::SettleRead> r = store_.ReadForSettle(
-          (*view)->version(), person->person_key, year, call.institution_id, request.request_id());
+      absl::StatusOr<cache::SettleRead> r =
+          store_.ReadForSettle((*view)->version(), person->person_key, year,
+                               call.institution_id, request.request_id(), person->nonce);
       if (!r.ok()) return r.status();
       read = *std::move(r);
     } else {
       absl::StatusOr<cache::CoverageRead> r =
-          store_.ReadForCoverage((*view)->version(), person->person_key, year);
+          store_.ReadForCoverage((*view)->version(), person->person_key, year, person->nonce);
       if (!r.ok()) return r.status();
       read.enrollment = std::move(r->enrollment);
       read.accumulators = r->accumulators;
+      read.nonce_used_by = std::move(r->nonce_used_by);
     }
     if (read.prior) {
       if (read.prior->content_hash != hash) {
@@ -200,10 +297,17 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
       }
       return Replay(read.prior->response, read.prior->reversed, response);
     }
+    if (!person->verdict.ok()) return person->verdict;
+    if (absl::Status s = CheckTokenScope(*person, *institution, claim.visit.type); !s.ok()) {
+      return s;
+    }
     if (!read.enrollment) {
       return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
                      "credential",
                      Cat("the person is not in enrollment snapshot ", (*view)->version()));
+    }
+    if (absl::Status s = CheckTokenUse(*person, *read.enrollment, read.nonce_used_by); !s.ok()) {
+      return s;
     }
     engine::SettleInput input{.enrollment = &*read.enrollment,
                               .institution = &*institution,
@@ -213,6 +317,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) return s;
     contract::SettlementToProto(settlement, claim, person->person_key, call.institution_id,
                                 response);
+    response->set_presenter_key(person->presenter_key);
     if (!commit) {
       response->set_status(v1::SETTLEMENT_STATUS_TRIAL);
       return absl::OkStatus();
@@ -233,6 +338,11 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     c.amounts = settlement.amounts;
     c.visit = static_cast<int32_t>(claim.visit.type);
     c.now_unix = now_ms / 1000;
+    c.audit = {.certificate_fingerprint = call.certificate_fingerprint,
+               .credential_kind = std::string(CredentialKindName(person->kind)),
+               .presenter_key = person->presenter_key};
+    c.token_nonce = person->nonce;
+    c.nonce_expires_unix = person->usable_until_unix;
     response->set_settlement_id(c.settlement_id);
     response->set_status(v1::SETTLEMENT_STATUS_SETTLED);
     response->set_settled_at(Timestamp(c.now_unix));
@@ -247,6 +357,12 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
       case cache::CommitOutcome::kReplayed:
         // A concurrent identical request committed first.
         return Replay(result->response, result->reversed, response);
+      case cache::CommitOutcome::kNonceUsed:
+        // Another request with the same code committed first.
+        return Refusal(absl::StatusCode::kFailedPrecondition, credentials::reason::kTokenReplayed,
+                       credentials::kEcTokenField,
+                       Cat("this e-insurance code was already used (settlement ",
+                           result->settlement_id, "); each code settles once"));
       case cache::CommitOutcome::kVersionMoved:
         break;
     }
@@ -318,10 +434,22 @@ absl::Status SettlementHandler::CheckCoverage(const CallContext& call,
   if (!view.ok()) return view.status();
   absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
   if (!institution.ok()) return institution.status();
+  // A code's checks are refusals (the credential is bad), not answers; a
+  // coverage question in general needs only some scope.
+  if (!person->verdict.ok()) return person->verdict;
+  if (request.has_visit_type()) {
+    if (absl::Status s = CheckTokenScope(*person, *institution, type); !s.ok()) return s;
+  }
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::CoverageRead> read =
-      store_.ReadForCoverage((*view)->version(), person->person_key, date.year());
+      store_.ReadForCoverage((*view)->version(), person->person_key, date.year(), person->nonce);
   if (!read.ok()) return read.status();
+  if (read->enrollment) {
+    if (absl::Status s = CheckTokenUse(*person, *read->enrollment, read->nonce_used_by);
+        !s.ok()) {
+      return s;
+    }
+  }
 
   response->Clear();
   if (!read->enrollment) {
@@ -339,8 +467,13 @@ absl::Status SettlementHandler::CheckCoverage(const CallContext& call,
   visit.service_date = date;
   visit.admission_date = date;
   visit.discharge_date = date;
-  absl::StatusOr<engine::CoverageDecision> decision = engine->CheckCoverage(
-      *read->enrollment, *institution, visit, person->kind, person->voucher_issued_at_unix);
+  // A visit this institution may not settle is not covered here: an answer.
+  const absl::Status allowed =
+      request.has_visit_type() ? AuthorizeVisit(*institution, type) : absl::OkStatus();
+  absl::StatusOr<engine::CoverageDecision> decision =
+      allowed.ok() ? engine->CheckCoverage(*read->enrollment, *institution, visit, person->kind,
+                                           person->voucher_issued_at_unix)
+                   : absl::StatusOr<engine::CoverageDecision>(allowed);
   if (!decision.ok()) {
     const absl::StatusCode code = decision.status().code();
     if (code != absl::StatusCode::kFailedPrecondition &&
@@ -375,7 +508,16 @@ absl::Status SettlementHandler::Reverse(const CallContext& call,
     return s;
   }
   if (request.settlement_id().empty()) return MissingSettlementId();
-  if (absl::Status s = CheckRegistered(call); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
+  if (!view.ok()) return view.status();
+  absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
+  if (!institution.ok()) return institution.status();
+  // A suspended institution moves no money, back or forth; it may still
+  // read and reconcile its own settlements.
+  if (institution->suspended) {
+    return Refusal(absl::StatusCode::kPermissionDenied, engine::reason::kInstitutionSuspended, "",
+                   Cat("institution ", call.institution_id, " is suspended from settlement"));
+  }
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
   if (!record.ok()) return record.status();
@@ -394,7 +536,8 @@ absl::Status SettlementHandler::Reverse(const CallContext& call,
                                   .institution_id = call.institution_id,
                                   .reversal_request_id = request.request_id(),
                                   .response = response->SerializeAsString(),
-                                  .now_unix = now};
+                                  .now_unix = now,
+                                  .certificate_fingerprint = call.certificate_fingerprint};
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::ReversalResult> result = store_.CommitReversal(reversal);
   if (!result.ok()) return result.status();

@@ -5,11 +5,18 @@
 //
 // The flow of Settle, the one that moves money:
 //
-//   credential → person key (HMAC; the raw number goes no further)
-//   ReadForSettle: enrollment + accumulators + prior result, one round trip
+//   credential → person key (ID numbers: GB 11643-checked, then HMAC; the
+//     raw number goes no further. E-insurance codes: parsed, the person
+//     key is in the code; signature and window judged, reported below)
+//   the caller's kind may settle this visit (gateway/authorization.h)
+//   ReadForSettle: enrollment + accumulators + prior result (+ the code's
+//     nonce), one round trip
 //     prior with the same content  → the stored response, replayed=true
 //     prior with other content     → ALREADY_EXISTS REQUEST_ID_REUSED
-//   engine: coverage and the split (pure)
+//   a code: genuine and current, its scope covers the visit, its nonce
+//     unused, its presenter bound
+//   engine: coverage and the split (pure; a code issued before a
+//     lost-voucher report is refused here)
 //   CommitSettlement: one Lua script, validated before its first write
 //     VERSION_MOVED → read and compute again (≤ commit_retries), then
 //     ABORTED ACCUMULATORS_CONTENDED
@@ -50,9 +57,6 @@ inline constexpr std::string_view kAccumulatorsContended = "ACCUMULATORS_CONTEND
 // FAILED_PRECONDITION: the current snapshot holds no enrollment for the
 // person the credential names.
 inline constexpr std::string_view kPersonNotEnrolled = "PERSON_NOT_ENROLLED";
-// UNIMPLEMENTED: e-insurance code tokens are verified from the next issue
-// on (signed tokens, the security issue); use id_card_no until then.
-inline constexpr std::string_view kEcTokenUnsupported = "EC_TOKEN_UNSUPPORTED";
 // INVALID_ARGUMENT: an insurance card number that is not a resident ID
 // number (resident social-security cards carry the ID number).
 inline constexpr std::string_view kInsuranceCardInvalid = "INSURANCE_CARD_NO_INVALID";
@@ -88,6 +92,7 @@ struct HandlerOptions {
   // EC_TOKEN_NOT_CONFIGURED. SetIssuerKeys replaces it (SIGHUP).
   std::shared_ptr<const credentials::IssuerKeyring> issuer_keys;
   int token_clock_skew_seconds = 60;
+  int token_max_lifetime_minutes = 60;  // 0 = any
 };
 
 class SettlementHandler {
@@ -119,10 +124,26 @@ class SettlementHandler {
   struct Person {
     std::string person_key;
     engine::CredentialKind kind = engine::CredentialKind::kUnspecified;
+    // E-insurance codes only.
     std::optional<int64_t> voucher_issued_at_unix;
+    std::string presenter_key;  // "" = the person presents it
+    std::string nonce;
+    uint8_t scopes = 0;
+    int64_t usable_until_unix = 0;  // how long the code's nonce stays marked
+    // Signature, lifetime and validity window (credentials::VerifyEcToken),
+    // reported after the prior-result lookup so that re-sending a committed
+    // request replays even when its code has expired since.
+    absl::Status verdict = absl::OkStatus();
   };
   absl::StatusOr<Person> ResolveCredential(const v1::Credential& credential,
                                            std::string_view field) const;
+  // The checks of a code that need the institution, the visit or the
+  // snapshot record: scope, then (after the read) nonce, presenter.
+  static absl::Status CheckTokenScope(const Person& person, const engine::Institution& institution,
+                                      engine::VisitType type);
+  static absl::Status CheckTokenUse(const Person& person, const engine::Enrollment& enrollment,
+                                    const std::string& nonce_used_by);
+  std::shared_ptr<const credentials::IssuerKeyring> IssuerKeys() const;
   // Shared by PreSettle and Settle; `commit` false computes only.
   absl::Status SettleOrTrial(const CallContext& call, const v1::SettleRequest& request,
                              bool commit, v1::SettleResponse* response);
@@ -141,6 +162,8 @@ class SettlementHandler {
   const cache::PersonKeyer& keyer_;
   GatewayCounters& counters_;
   const HandlerOptions options_;
+  mutable std::mutex issuer_keys_mutex_;
+  std::shared_ptr<const credentials::IssuerKeyring> issuer_keys_;
   // Settlements of one person are serialised within this gateway (a stripe
   // of locks by person key), so they queue instead of invalidating each
   // other's reads; across gateways the accumulator version and the retry

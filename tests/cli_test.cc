@@ -1,7 +1,10 @@
 // medsettle-cli end to end, in-process: a fake SettlementService on
-// 127.0.0.1:0 records what arrives (requests and the institution header)
-// and answers with canned responses or refusals carrying the gateway's
-// trailing metadata; the tool runs through cli::Run with captured output.
+// 127.0.0.1:0 records what arrives (requests, the institution header, the
+// client certificate's CN) and answers with canned responses or refusals
+// carrying the gateway's trailing metadata; the tool runs through cli::Run
+// with captured output. The fake serves plaintext (--insecure-dev) or, for
+// the mutual TLS tests, TLS requiring client certificates from a PKI made
+// by deploy/pki/make-dev-pki.sh.
 #include "tools/cli/cli.h"
 
 #include <arpa/inet.h>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -58,6 +62,7 @@ class FakeSettlementService final : public v1::SettlementService::Service {
   struct Call {
     std::string method;
     std::string institution;  // x-medsettle-institution; "<absent>" when not sent
+    std::string peer_cn;      // the client certificate's CN; "" without TLS
   };
 
   // Canned answers (set before the calls).
@@ -144,11 +149,15 @@ class FakeSettlementService final : public v1::SettlementService::Service {
 
  private:
   void RecordCall(const std::string& method, grpc::ServerContext* context) {
-    Call call{method, "<absent>"};
+    Call call{method, "<absent>", ""};
     for (const auto& [key, value] : context->client_metadata()) {
       if (std::string(key.data(), key.size()) == "x-medsettle-institution") {
         call.institution.assign(value.data(), value.size());
       }
+    }
+    for (const grpc::string_ref& cn :
+         context->auth_context()->FindPropertyValues("x509_common_name")) {
+      call.peer_cn.assign(cn.data(), cn.size());
     }
     std::lock_guard<std::mutex> lock(mu_);
     calls_.push_back(call);
@@ -260,6 +269,35 @@ std::string WriteTemp(const std::string& name, const std::string& text) {
   return path;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A development PKI for kInstitution (make-dev-pki.sh --test-certs), made
+// once per process and removed at its end; "" when it could not be made.
+const std::string& Pki() {
+  struct Made {
+    std::string dir;
+    Made() {
+      char path[] = "/tmp/medsettle-cli-test-pki-XXXXXX";
+      if (mkdtemp(path) == nullptr) return;
+      const std::string command = std::string("bash '") + MEDSETTLE_SOURCE_DIR +
+                                  "/deploy/pki/make-dev-pki.sh' --test-certs '" + path + "' " +
+                                  kInstitution + " >/dev/null 2>&1";
+      if (std::system(command.c_str()) == 0) dir = path;
+    }
+    ~Made() {
+      std::error_code ignored;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+    }
+  };
+  static Made made;
+  return made.dir;
+}
+
 class CliTest : public ::testing::Test {
  protected:
   struct Result {
@@ -290,6 +328,23 @@ class CliTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port_, 0);
   }
+  // The fake over TLS with the PKI's server certificate, requiring and
+  // verifying a client certificate of the PKI's CA.
+  void StartTlsServer() {
+    ASSERT_FALSE(Pki().empty()) << "make-dev-pki.sh failed";
+    grpc::SslServerCredentialsOptions tls(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    tls.pem_root_certs = ReadFile(Pki() + "/ca.pem");
+    tls.pem_key_cert_pairs.push_back(
+        {ReadFile(Pki() + "/server.key.pem"), ReadFile(Pki() + "/server.pem")});
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(tls), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port_, 0);
+  }
   void StopServer() {
     if (server_ == nullptr) return;
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -298,9 +353,10 @@ class CliTest : public ::testing::Test {
 
   std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
 
-  // Runs the tool with --target and --institution prepended.
+  // Runs the tool with --target, --insecure-dev and --institution prepended.
   Result Cli(std::vector<std::string> args) {
-    std::vector<std::string> full = {"--target", Target(), "--institution", kInstitution};
+    std::vector<std::string> full = {"--target", Target(), "--insecure-dev", "--institution",
+                                     kInstitution};
     full.insert(full.end(), args.begin(), args.end());
     return CliRaw(full);
   }
@@ -395,10 +451,13 @@ TEST_F(CliTest, SettleWithoutRequestIdGeneratesAndPrintsOne) {
 TEST_F(CliTest, InstitutionHeaderIsSentFromFlagOrEnvironment) {
   ASSERT_EQ(Cli({"get", "--settlement-id", "S-1"}).code, 0);
   env_vars_ = {{"MEDSETTLE_TARGET", Target()}, {"MEDSETTLE_INSTITUTION", "C3302130003"}};
-  const Result from_env = CliRaw({"get", "--settlement-id", "S-1"});
+  const Result from_env = CliRaw({"--insecure-dev", "get", "--settlement-id", "S-1"});
   ASSERT_EQ(from_env.code, 0) << from_env.err;
   // A flag wins over the environment.
-  ASSERT_EQ(CliRaw({"--institution", "P3308000006", "get", "--settlement-id", "S-1"}).code, 0);
+  ASSERT_EQ(CliRaw({"--insecure-dev", "--institution", "P3308000006", "get", "--settlement-id",
+                    "S-1"})
+                .code,
+            0);
   const std::vector<FakeSettlementService::Call> calls = service_.calls();
   ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[0].institution, kInstitution);
@@ -540,8 +599,8 @@ TEST_F(CliTest, ServiceSideUnavailableExitsThreeWithItsReason) {
 
 TEST_F(CliTest, UnreachableTargetExitsThree) {
   const Result r = CliRaw({"--target", "127.0.0.1:" + std::to_string(ClosedPort()),
-                           "--institution", kInstitution, "--timeout-ms", "3000", "get",
-                           "--settlement-id", "S-1"});
+                           "--insecure-dev", "--institution", kInstitution, "--timeout-ms", "3000",
+                           "get", "--settlement-id", "S-1"});
   EXPECT_EQ(r.code, 3);
   EXPECT_THAT(r.err, HasSubstr("error: UNAVAILABLE"));
   EXPECT_THAT(r.err, HasSubstr("could not reach 127.0.0.1:"));
@@ -606,9 +665,15 @@ TEST_F(CliTest, BadFlagsAndBadFilesExitTwoWithoutCalling) {
     EXPECT_THAT(r.err, HasSubstr(message)) << ::testing::PrintToString(args);
   }
   // No institution anywhere: a usage error too.
-  const Result anonymous = CliRaw({"--target", Target(), "get", "--settlement-id", "S"});
+  const Result anonymous =
+      CliRaw({"--target", Target(), "--insecure-dev", "get", "--settlement-id", "S"});
   EXPECT_EQ(anonymous.code, 2);
   EXPECT_THAT(anonymous.err, HasSubstr("MEDSETTLE_INSTITUTION"));
+  // Neither mutual TLS nor --insecure-dev: no transport.
+  const Result untransported = CliRaw({"--target", Target(), "health"});
+  EXPECT_EQ(untransported.code, 2);
+  EXPECT_THAT(untransported.err, HasSubstr("--ca, --cert and --key"));
+  EXPECT_THAT(untransported.err, HasSubstr("--insecure-dev"));
   EXPECT_TRUE(service_.calls().empty());
 }
 
@@ -757,14 +822,15 @@ TEST_F(CliTest, ReconcileStopsWhenTheServiceRepeatsAPageToken) {
 }
 
 TEST_F(CliTest, HealthUsesTheHealthServiceWithoutAnInstitution) {
-  const Result r = CliRaw({"--target", Target(), "health"});
+  const Result r = CliRaw({"--target", Target(), "--insecure-dev", "health"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("SERVING"));
   EXPECT_THAT(r.out, HasSubstr("grpc.health.v1"));
-  const Result json = CliRaw({"--target", Target(), "--json", "health"});
+  const Result json = CliRaw({"--target", Target(), "--insecure-dev", "--json", "health"});
   EXPECT_EQ(json.out, "{\"status\":\"SERVING\"}\n");
   // A service name the server does not know.
-  const Result unknown = CliRaw({"--target", Target(), "health", "--service", "no.such.Service"});
+  const Result unknown = CliRaw(
+      {"--target", Target(), "--insecure-dev", "health", "--service", "no.such.Service"});
   EXPECT_EQ(unknown.code, 1);
   EXPECT_THAT(unknown.err, HasSubstr("NOT_FOUND"));
   EXPECT_TRUE(service_.calls().empty());
@@ -782,9 +848,114 @@ TEST_F(CliTest, HealthFallsBackToAProbeWhenTheServerHasNoHealthService) {
 }
 
 TEST_F(CliTest, HealthOfAnUnreachableTargetExitsThree) {
-  const Result r = CliRaw({"--target", "127.0.0.1:" + std::to_string(ClosedPort()), "health"});
+  const Result r = CliRaw(
+      {"--target", "127.0.0.1:" + std::to_string(ClosedPort()), "--insecure-dev", "health"});
   EXPECT_EQ(r.code, 3);
   EXPECT_THAT(r.err, HasSubstr("could not reach"));
+}
+
+// ---- Mutual TLS -------------------------------------------------------------
+
+class CliTlsTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    if (HasFatalFailure()) return;
+    StopServer();
+    StartTlsServer();
+  }
+  // --ca, --cert and --key of `base` (relative to the PKI), then `args`.
+  Result Tls(const std::string& base, std::vector<std::string> args,
+             const std::string& target = "") {
+    std::vector<std::string> full = {"--target", target.empty() ? Target() : target,
+                                     "--ca", Pki() + "/ca.pem",
+                                     "--cert", Pki() + "/" + base + ".pem",
+                                     "--key", Pki() + "/" + base + ".key.pem"};
+    full.insert(full.end(), args.begin(), args.end());
+    return CliRaw(full);
+  }
+};
+
+TEST_F(CliTlsTest, TheCertificateIdentifiesTheCallerAndNoHeaderIsSent) {
+  const Result r = Tls(kInstitution, {"get", "--settlement-id", "S-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Result health = Tls(kInstitution, {"health"});
+  EXPECT_EQ(health.code, 0) << health.err;
+  // The server's name is checked against the target's host: localhost is
+  // in the development certificate too.
+  const Result by_name =
+      Tls(kInstitution, {"get", "--settlement-id", "S-2"}, "localhost:" + std::to_string(port_));
+  EXPECT_EQ(by_name.code, 0) << by_name.err;
+  const std::vector<FakeSettlementService::Call> calls = service_.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  for (const FakeSettlementService::Call& call : calls) {
+    EXPECT_EQ(call.institution, "<absent>");
+    EXPECT_EQ(call.peer_cn, kInstitution);
+  }
+}
+
+TEST_F(CliTlsTest, TheFilesMayComeFromTheEnvironment) {
+  env_vars_ = {{"MEDSETTLE_TARGET", Target()},
+               {"MEDSETTLE_CA", Pki() + "/ca.pem"},
+               {"MEDSETTLE_CERT", Pki() + "/" + kInstitution + ".pem"},
+               {"MEDSETTLE_KEY", Pki() + "/" + kInstitution + ".key.pem"},
+               {"MEDSETTLE_INSTITUTION", "IGNORED"}};  // mutual TLS ignores it
+  const Result r = CliRaw({"get", "--settlement-id", "S-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(service_.calls().size(), 1u);
+  EXPECT_EQ(service_.calls()[0].institution, "<absent>");
+  EXPECT_EQ(service_.calls()[0].peer_cn, kInstitution);
+}
+
+TEST_F(CliTlsTest, RefusedCertificatesAndWrongNamesExitThreeWithAHint) {
+  const std::string port = std::to_string(port_);
+  struct Case {
+    std::string name;
+    std::string base;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> cases = {
+      {"expired", std::string("expired/") + kInstitution, {}},
+      {"another CA", std::string("other-ca/") + kInstitution, {}},
+      {"server name", kInstitution, {"--tls-server-name", "gateway.example.org"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<std::string> args = c.extra;
+    args.insert(args.end(), {"--timeout-ms", "3000", "get", "--settlement-id", "S-1"});
+    const Result r = Tls(c.base, args);
+    EXPECT_EQ(r.code, 3) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("error: UNAVAILABLE"));
+    EXPECT_THAT(r.err, HasSubstr("TLS handshake")) << r.err;
+  }
+  EXPECT_TRUE(service_.calls().empty());
+}
+
+TEST_F(CliTlsTest, TransportFlagMistakesAreUsageErrors) {
+  const std::string ca = Pki() + "/ca.pem";
+  const std::string cert = Pki() + "/" + kInstitution + ".pem";
+  const std::string key = Pki() + "/" + kInstitution + ".key.pem";
+  const std::pair<std::vector<std::string>, const char*> cases[] = {
+      {{"--ca", ca, "--cert", cert, "--key", key, "--institution", kInstitution},
+       "--institution applies to --insecure-dev"},
+      {{"--ca", ca, "--cert", cert}, "missing --key"},
+      {{"--cert", cert, "--key", key}, "missing --ca"},
+      {{"--ca", ca, "--cert", "/nonexistent.pem", "--key", key}, "cannot read --cert"},
+      {{"--ca", key + ".missing", "--cert", cert, "--key", key}, "cannot read --ca"},
+      {{"--ca", WriteTemp("empty.pem", "nothing\n"), "--cert", cert, "--key", key},
+       "holds no PEM block"},
+      {{"--insecure-dev", "--institution", kInstitution, "--cert", cert},
+       "--cert cannot be combined with --insecure-dev"},
+  };
+  for (const auto& [transport, message] : cases) {
+    std::vector<std::string> args = {"--target", Target()};
+    args.insert(args.end(), transport.begin(), transport.end());
+    args.insert(args.end(), {"get", "--settlement-id", "S-1"});
+    const Result r = CliRaw(args);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message)) << ::testing::PrintToString(args);
+  }
+  EXPECT_TRUE(service_.calls().empty());
 }
 
 TEST(CliHealthCodec, EncodesTheRequestAndDecodesTheResponse) {

@@ -42,6 +42,8 @@ v1::Enrollment ValidEnrollment() {
   e.mutable_supplementary()->set_product("tianyi-yongning-2025");
   e.mutable_supplementary()->set_continuous(true);
   e.set_voucher_revoked_at("2024-06-01T09:30:00+08:00");
+  e.add_family_presenter_keys(std::string(64, 'a'));  // sorted, as the engine keeps them
+  e.add_family_presenter_keys(std::string(63, 'b') + "0");
   return e;
 }
 
@@ -189,6 +191,28 @@ TEST(EnrollmentFromProto, RefusesEachMalformedField) {
       {"voucher revocation not RFC 3339",
        [](auto* e) { e->set_voucher_revoked_at("2024-06-01 09:30"); }, "DATE_INVALID",
        "enrollment.voucher_revoked_at"},
+      {"presenter key uppercase",
+       [](auto* e) { e->set_family_presenter_keys(1, std::string(64, 'B')); },
+       "ENROLLMENT_INVALID", "enrollment.family_presenter_keys[1]"},
+      {"presenter key short",
+       [](auto* e) { e->set_family_presenter_keys(0, std::string(63, 'a')); },
+       "ENROLLMENT_INVALID", "enrollment.family_presenter_keys[0]"},
+      {"presenter key repeated",
+       [](auto* e) { e->add_family_presenter_keys(std::string(64, 'a')); }, "ENROLLMENT_INVALID",
+       "enrollment.family_presenter_keys[2]"},
+      {"presenter is the person",
+       [](auto* e) {
+         e->set_person_key(std::string(64, 'c'));
+         e->add_family_presenter_keys(std::string(64, 'c'));
+       },
+       "ENROLLMENT_INVALID", "enrollment.family_presenter_keys[2]"},
+      {"more than 16 presenters",
+       [](auto* e) {
+         for (char c = '0'; c <= '9'; ++c) e->add_family_presenter_keys(std::string(64, c));
+         for (char c = 'c'; c <= 'f'; ++c) e->add_family_presenter_keys(std::string(64, c));
+         e->add_family_presenter_keys(std::string(63, 'e') + "0");  // 17
+       },
+       "ENROLLMENT_INVALID", "enrollment.family_presenter_keys"},
   };
   ExpectRefusals<v1::Enrollment, engine::Enrollment>(
       ValidEnrollment(), cases, [](const v1::Enrollment& in, engine::Enrollment* out) {
@@ -217,6 +241,25 @@ TEST(EnrollmentFromProto, ConvertsEveryField) {
   EXPECT_TRUE(e.supplementary.continuous);
   EXPECT_FALSE(e.supplementary.pre_existing);
   EXPECT_EQ(e.voucher_revoked_at_unix, engine::ParseRfc3339("2024-06-01T01:30:00Z"));
+  EXPECT_EQ(e.family_presenter_keys,
+            (std::vector<std::string>{std::string(64, 'a'), std::string(63, 'b') + "0"}));
+}
+
+TEST(EnrollmentFromProto, FamilyPresentersMayBeAbsentOrUnsortedAndEndSorted) {
+  v1::Enrollment in = ValidEnrollment();
+  in.clear_family_presenter_keys();
+  engine::Enrollment e;
+  ASSERT_TRUE(EnrollmentFromProto(in, &e).ok());
+  EXPECT_TRUE(e.family_presenter_keys.empty());
+  const std::string a(64, '1'), b(64, '7'), c(64, 'f');
+  for (const std::string* key : {&c, &a, &b}) in.add_family_presenter_keys(*key);
+  ASSERT_TRUE(EnrollmentFromProto(in, &e).ok());
+  EXPECT_EQ(e.family_presenter_keys, (std::vector<std::string>{a, b, c}));
+  v1::Enrollment out;
+  EnrollmentToProto(e, &out);
+  ASSERT_EQ(out.family_presenter_keys_size(), 3);
+  EXPECT_EQ(out.family_presenter_keys(0), a);
+  EXPECT_EQ(out.family_presenter_keys(2), c);
 }
 
 TEST(EnrollmentFromProto, OptionalDatesMayBeEmpty) {
@@ -252,8 +295,8 @@ TEST(EnrollmentToProto, RoundTripsEveryField) {
   EXPECT_EQ(out.birth_date(), "1968-04-12");
   EXPECT_EQ(out.voucher_revoked_at(), "2024-06-01T09:30:00+08:00");  // same instant, CST
   EXPECT_TRUE(out.newborn() && out.reenrolled_after_gap());
-  // The record survives wire and back unchanged (presenter keys are not engine data).
-  in.clear_family_presenter_keys();
+  EXPECT_EQ(out.family_presenter_keys_size(), 2);
+  // The record survives wire and back unchanged, presenter keys included.
   in.set_voucher_revoked_at(out.voucher_revoked_at());
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(in, out))
       << in.DebugString() << "\nvs\n" << out.DebugString();

@@ -1,12 +1,17 @@
 // The packed snapshot records (cache/enrollment_codec.h): every field
-// round-trips, a typical adult record is small, and damaged bytes
-// (truncated, trailing, unknown version, out-of-range values) are refused
-// as INTERNAL SNAPSHOT_RECORD_CORRUPT, never decoded into a wrong record.
+// round-trips, a typical adult record is small, records written before the
+// family presenters existed still decode, and damaged bytes (truncated,
+// trailing, unknown version, out-of-range values, a bad presenter list)
+// are refused as INTERNAL SNAPSHOT_RECORD_CORRUPT, never decoded into a
+// wrong record; a presenter list that cannot be stored is refused on encode.
 #include "cache/enrollment_codec.h"
 
 #include <cstdint>
 #include <iostream>
+#include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -38,7 +43,8 @@ bool SameEnrollment(const engine::Enrollment& a, const engine::Enrollment& b) {
          a.supplementary.product == b.supplementary.product &&
          a.supplementary.pre_existing == b.supplementary.pre_existing &&
          a.supplementary.continuous == b.supplementary.continuous &&
-         a.voucher_revoked_at_unix == b.voucher_revoked_at_unix;
+         a.voucher_revoked_at_unix == b.voucher_revoked_at_unix &&
+         a.family_presenter_keys == b.family_presenter_keys;
 }
 
 bool SameInstitution(const engine::Institution& a, const engine::Institution& b) {
@@ -47,6 +53,21 @@ bool SameInstitution(const engine::Institution& a, const engine::Institution& b)
          a.zero_markup == b.zero_markup && a.tcm == b.tcm &&
          a.children_or_maternal == b.children_or_maternal && a.base_level == b.base_level &&
          a.suspended == b.suspended;
+}
+
+// A presenter key per n (64 lowercase hex; ascending in n below 4096).
+std::string PresenterKey(int n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key(64, 'e');
+  for (int k = 0; k < 3; ++k) key[static_cast<size_t>(k)] = kHex[(n >> (4 * (2 - k))) & 15];
+  key[63] = kHex[n & 15];
+  return key;
+}
+
+std::vector<std::string> PresenterKeys(int count) {
+  std::vector<std::string> keys;
+  for (int n = 0; n < count; ++n) keys.push_back(PresenterKey(n * 37 + 5));
+  return keys;
 }
 
 engine::Enrollment TypicalAdult() {
@@ -79,13 +100,31 @@ engine::Enrollment EveryField() {
                            {330100, Date::FromYmd(2025, 6, 1), Date::FromYmd(2025, 6, 1)}};
   e.supplementary = {"tianyi-yongning-2025", true, true};
   e.voucher_revoked_at_unix = 1'740'000'000;
+  e.family_presenter_keys = PresenterKeys(3);
   return e;
 }
 
+// EncodeEnrollment of a record that must be encodable.
+std::string Encode(const engine::Enrollment& e) {
+  absl::StatusOr<std::string> bytes = EncodeEnrollment(e);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : std::string();
+}
+
 engine::Enrollment RoundTrip(const engine::Enrollment& e) {
-  absl::StatusOr<engine::Enrollment> back = DecodeEnrollment(EncodeEnrollment(e));
+  absl::StatusOr<engine::Enrollment> back = DecodeEnrollment(Encode(e));
   EXPECT_TRUE(back.ok()) << back.status();
   return back.ok() ? *back : engine::Enrollment{};
+}
+
+std::string Hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (char c : bytes) {
+    hex.push_back(kHex[static_cast<unsigned char>(c) >> 4]);
+    hex.push_back(kHex[static_cast<unsigned char>(c) & 15]);
+  }
+  return hex;
 }
 
 void ExpectCorrupt(const absl::Status& s, std::string_view what) {
@@ -98,7 +137,7 @@ void ExpectCorrupt(const absl::Status& s, std::string_view what) {
 }
 
 TEST(EnrollmentCodec, TypicalAdultIsAtMost24Bytes) {
-  std::string bytes = EncodeEnrollment(TypicalAdult());
+  std::string bytes = Encode(TypicalAdult());
   EXPECT_LE(bytes.size(), 24u);
   EXPECT_EQ(static_cast<uint8_t>(bytes[0]), kSnapshotRecordFormat);
   if (engine::Enrollment back = RoundTrip(TypicalAdult()); !SameEnrollment(back, TypicalAdult())) {
@@ -175,7 +214,14 @@ TEST(EnrollmentCodec, RandomRecordsRoundTrip) {
     e.supplementary.pre_existing = next() % 2;
     e.supplementary.continuous = next() % 2;
     if (next() % 3 == 0) e.voucher_revoked_at_unix = static_cast<int64_t>(next());
-    std::string bytes = EncodeEnrollment(e);
+    if (next() % 5 == 0) {
+      std::set<std::string> keys;  // sorted, unique
+      for (uint64_t k = 1 + next() % 4; k > 0; --k) {  // short: every prefix is decoded
+        keys.insert(PresenterKey(static_cast<int>(next() % 4096)));
+      }
+      e.family_presenter_keys.assign(keys.begin(), keys.end());
+    }
+    std::string bytes = Encode(e);
     absl::StatusOr<engine::Enrollment> back = DecodeEnrollment(bytes);
     if (!back.ok() || !SameEnrollment(*back, e)) {
       ADD_FAILURE() << "record " << n << " (seed " << seed << ") did not round-trip";
@@ -193,7 +239,7 @@ TEST(EnrollmentCodec, RandomRecordsRoundTrip) {
 }
 
 TEST(EnrollmentCodec, DamagedBytesAreCorrupt) {
-  std::string good = EncodeEnrollment(EveryField());
+  std::string good = Encode(EveryField());
   ExpectCorrupt(DecodeEnrollment("").status(), "empty");
   ExpectCorrupt(DecodeEnrollment(good.substr(0, good.size() - 1)).status(), "truncated");
   ExpectCorrupt(DecodeEnrollment(good + '\0').status(), "trailing byte");
@@ -208,10 +254,144 @@ TEST(EnrollmentCodec, DamagedBytesAreCorrupt) {
   ExpectCorrupt(DecodeEnrollment(bad_status).status(), "status 3");
   std::string long_varint = std::string("\x01\x00", 2) + std::string(11, '\xff');
   ExpectCorrupt(DecodeEnrollment(long_varint).status(), "varint too long");
-  std::string unknown_flag = EncodeEnrollment(engine::Enrollment{});
+  std::string unknown_flag = Encode(engine::Enrollment{});
   unknown_flag[2] = static_cast<char>(0x80);  // flags varint continues...
   unknown_flag.insert(3, 1, '\x10');          // ...into bit 11
   ExpectCorrupt(DecodeEnrollment(unknown_flag).status(), "unknown flag");
+}
+
+// ---- family presenters (亲情账户) -------------------------------------------
+
+TEST(EnrollmentCodec, FamilyPresentersRoundTripAt32BytesEach) {
+  const size_t plain = Encode(TypicalAdult()).size();
+  for (int count : {0, 1, 2, 5, static_cast<int>(kMaxFamilyPresenters)}) {
+    engine::Enrollment e = TypicalAdult();
+    e.family_presenter_keys = PresenterKeys(count);
+    std::string bytes = Encode(e);
+    // Flag bit 10 takes the flags varint to 2 bytes, then the count and keys.
+    EXPECT_EQ(bytes.size(), plain + (count == 0 ? 0 : 2 + 32 * static_cast<size_t>(count)))
+        << count << " presenters";
+    absl::StatusOr<engine::Enrollment> back = DecodeEnrollment(bytes);
+    if (!back.ok()) {
+      ADD_FAILURE() << count << " presenters: " << back.status();
+    } else {
+      EXPECT_EQ(back->family_presenter_keys, e.family_presenter_keys) << count << " presenters";
+      EXPECT_TRUE(SameEnrollment(*back, e)) << count << " presenters";
+    }
+  }
+  // Next to every other optional part.
+  if (engine::Enrollment e = EveryField(); !SameEnrollment(RoundTrip(e), e)) {
+    ADD_FAILURE() << "every field with presenters";
+  }
+}
+
+std::string FromHex(std::string_view hex) {
+  std::string bytes;
+  for (size_t k = 0; k + 1 < hex.size(); k += 2) {
+    bytes.push_back(static_cast<char>(std::stoi(std::string(hex.substr(k, 2)), nullptr, 16)));
+  }
+  return bytes;
+}
+
+TEST(EnrollmentCodec, RecordsWrittenBeforePresentersExistedStillDecode) {
+  // Bytes written by the encoder before family presenters existed (flag bit
+  // 10 unknown then): TypicalAdult(), and EveryField() without presenters.
+  struct Golden {
+    std::string name;
+    std::string hex;
+    engine::Enrollment expected;
+  };
+  engine::Enrollment every = EveryField();
+  every.family_presenter_keys.clear();
+  const std::vector<Golden> goldens = {
+      {"typical adult", "01496132e0b02800c9b30153", TypicalAdult()},
+      {"every older field",
+       "01baff07328e883d04d68e0178020c485950455254454e53494f4e02544201065552454d494102e0eb25f2b9"
+       "02d805e8a528a0bc0200147469616e79692d796f6e676e696e672d3230323580acb2fb0c",
+       every},
+  };
+  for (const Golden& g : goldens) {
+    absl::StatusOr<engine::Enrollment> back = DecodeEnrollment(FromHex(g.hex));
+    if (!back.ok()) {
+      ADD_FAILURE() << g.name << ": " << back.status();
+      continue;
+    }
+    EXPECT_TRUE(back->family_presenter_keys.empty()) << g.name;
+    EXPECT_TRUE(SameEnrollment(*back, g.expected)) << g.name;
+    EXPECT_EQ(Hex(Encode(g.expected)), g.hex) << g.name << ": no presenters, the same bytes";
+  }
+}
+
+TEST(EnrollmentCodec, DamagedPresenterListIsCorrupt) {
+  engine::Enrollment e = TypicalAdult();
+  e.family_presenter_keys = PresenterKeys(2);
+  const std::string good = Encode(e);
+  const size_t list_at = good.size() - 1 - 2 * 32;  // the count byte
+  ASSERT_EQ(good[list_at], '\x02');
+  auto with_count = [&](uint8_t n) {
+    std::string bytes = good;
+    bytes[list_at] = static_cast<char>(n);
+    return bytes;
+  };
+  ExpectCorrupt(DecodeEnrollment(with_count(0)).status(), "flag set, count 0");
+  ExpectCorrupt(DecodeEnrollment(with_count(3)).status(), "count 3 of 2 keys");
+  ExpectCorrupt(DecodeEnrollment(with_count(1)).status(), "count 1 of 2 keys (trailing)");
+  std::string too_many = good.substr(0, list_at) + '\x11';
+  for (int k = 0; k < 17; ++k) too_many += std::string(32, static_cast<char>(k));
+  ExpectCorrupt(DecodeEnrollment(too_many).status(), "count 17");
+  std::string huge = good.substr(0, list_at) + std::string("\xff\xff\xff\xff\x0f");
+  ExpectCorrupt(DecodeEnrollment(huge).status(), "huge count");
+  for (size_t cut = list_at; cut < good.size(); ++cut) {
+    ExpectCorrupt(DecodeEnrollment(good.substr(0, cut)).status(), "truncated key");
+  }
+  // The two keys swapped, then the second equal to the first.
+  std::string swapped = good.substr(0, list_at + 1) + good.substr(list_at + 33, 32) +
+                        good.substr(list_at + 1, 32);
+  ExpectCorrupt(DecodeEnrollment(swapped).status(), "keys out of order");
+  std::string repeated = good.substr(0, list_at + 1) + good.substr(list_at + 1, 32) +
+                         good.substr(list_at + 1, 32);
+  ExpectCorrupt(DecodeEnrollment(repeated).status(), "key repeated");
+  // A record without the flag but with a list appended: trailing bytes.
+  std::string unflagged = Encode(TypicalAdult()) + good.substr(list_at);
+  ExpectCorrupt(DecodeEnrollment(unflagged).status(), "list without its flag");
+}
+
+TEST(EnrollmentCodec, UnstorablePresenterListsAreRefusedOnEncode) {
+  struct Case {
+    std::string name;
+    std::vector<std::string> keys;
+  };
+  const std::string a = PresenterKey(1), b = PresenterKey(2);
+  std::vector<std::string> seventeen = PresenterKeys(17);
+  std::vector<Case> cases = {
+      {"uppercase hex", {std::string(64, 'A')}},
+      {"63 characters", {std::string(63, 'a')}},
+      {"65 characters", {std::string(65, 'a')}},
+      {"not hex", {std::string(63, 'a') + "g"}},
+      {"empty key", {""}},
+      {"out of order", {b, a}},
+      {"repeated", {a, a}},
+      {"17 keys", seventeen},
+      {"the person's own key", {a, b}},
+  };
+  for (const Case& c : cases) {
+    engine::Enrollment e = TypicalAdult();
+    e.family_presenter_keys = c.keys;
+    if (c.name == "the person's own key") e.person_key = b;
+    absl::StatusOr<std::string> bytes = EncodeEnrollment(e);
+    if (bytes.ok()) {
+      ADD_FAILURE() << c.name << ": encoded";
+    } else {
+      EXPECT_EQ(bytes.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
+      EXPECT_EQ(engine::ReasonOf(bytes.status()), reason::kFamilyPresentersInvalid) << c.name;
+      EXPECT_EQ(engine::FieldOf(bytes.status()), kFamilyPresenterKeysField) << c.name;
+    }
+    EXPECT_FALSE(CheckFamilyPresenterKeys(c.keys, e.person_key).ok()) << c.name;
+  }
+  EXPECT_TRUE(CheckFamilyPresenterKeys({a, b}).ok());
+  EXPECT_TRUE(CheckFamilyPresenterKeys({}).ok());
+  seventeen.pop_back();
+  EXPECT_TRUE(CheckFamilyPresenterKeys(seventeen, a).ok());
 }
 
 TEST(InstitutionCodec, EveryFieldRoundTripsAndDamageIsCorrupt) {

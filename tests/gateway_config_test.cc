@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -32,6 +33,143 @@ TEST(GatewayConfig, ShippedFileLoadsAndResolvesPathsBesideIt) {
   EXPECT_EQ(c.request_timeout_ms, defaults.request_timeout_ms);
   EXPECT_EQ(c.catalog_file, std::string(MEDSETTLE_SOURCE_DIR) + "/engine/catalog/demo-catalog.csv");
   EXPECT_EQ(c.policy_dir, std::string(MEDSETTLE_SOURCE_DIR) + "/engine/policies");
+  EXPECT_EQ(c.tls_reload_interval_s, defaults.tls_reload_interval_s);
+  EXPECT_EQ(c.ec_token_clock_skew_seconds, defaults.ec_token_clock_skew_seconds);
+  EXPECT_EQ(c.rate_limit.requests_per_second, defaults.rate_limit.requests_per_second);
+  EXPECT_EQ(c.rate_limit.burst, defaults.rate_limit.burst);
+  EXPECT_TRUE(c.rate_limit_overrides.empty());
+  EXPECT_FALSE(c.insecure_dev);
+}
+
+TEST(GatewayConfig, TlsTokenAndRateLimitKeysWithPathsBesideTheFile) {
+  const std::string file = WriteTemp("tls.yaml",
+                                     "tls:\n"
+                                     "  cert_file: pki/server.pem\n"
+                                     "  key_file: /etc/medsettle/server.key.pem\n"
+                                     "  client_ca_file: pki/ca.pem\n"
+                                     "  reload_interval_s: 5\n"
+                                     "ec_token:\n"
+                                     "  issuer_keys_dir: issuers\n"
+                                     "  clock_skew_seconds: 30\n"
+                                     "rate_limit:\n"
+                                     "  overrides:\n"
+                                     "    H3308000002: {requests_per_second: 2000, burst: 4000}\n"
+                                     "    P3308000007:\n"
+                                     "      burst: 10\n"
+                                     "    C3302130003: {requests_per_second: 0}\n"
+                                     "  requests_per_second: 50\n"
+                                     "  burst: 100\n");
+  GatewayConfig c;
+  absl::Status loaded = LoadConfigFile(file, &c);
+  ASSERT_TRUE(loaded.ok()) << loaded;
+  const std::string dir = ::testing::TempDir();
+  auto beside = [&](const std::string& name) {
+    return (std::filesystem::path(dir) / name).lexically_normal().string();
+  };
+  EXPECT_EQ(c.tls_cert_file, beside("pki/server.pem"));
+  EXPECT_EQ(c.tls_key_file, "/etc/medsettle/server.key.pem");
+  EXPECT_EQ(c.tls_client_ca_file, beside("pki/ca.pem"));
+  EXPECT_EQ(c.tls_reload_interval_s, 5);
+  EXPECT_EQ(c.ec_token_issuer_keys_dir, beside("issuers"));
+  EXPECT_EQ(c.ec_token_clock_skew_seconds, 30);
+  EXPECT_EQ(c.rate_limit.requests_per_second, 50);
+  EXPECT_EQ(c.rate_limit.burst, 100);
+  // An override's absent key takes the default's value, wherever the
+  // default appears in the file.
+  ASSERT_EQ(c.rate_limit_overrides.size(), 3u);
+  EXPECT_EQ(c.rate_limit_overrides[0].first, "H3308000002");
+  EXPECT_EQ(c.rate_limit_overrides[0].second.requests_per_second, 2000);
+  EXPECT_EQ(c.rate_limit_overrides[0].second.burst, 4000);
+  EXPECT_EQ(c.rate_limit_overrides[1].first, "P3308000007");
+  EXPECT_EQ(c.rate_limit_overrides[1].second.requests_per_second, 50);
+  EXPECT_EQ(c.rate_limit_overrides[1].second.burst, 10);
+  EXPECT_EQ(c.rate_limit_overrides[2].second.requests_per_second, 0);  // unlimited
+  c.key_file = "/dev/null";
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+
+  // Flags win; on the command line paths are as given.
+  bool help = false;
+  ASSERT_TRUE(ApplyFlags({"--config", file, "--tls-cert", "a.pem", "--tls-key=b.pem",
+                          "--tls-client-ca", "c.pem", "--ec-issuer-keys", "keys"},
+                         &c, &help)
+                  .ok());
+  EXPECT_EQ(c.tls_cert_file, "a.pem");
+  EXPECT_EQ(c.tls_key_file, "b.pem");
+  EXPECT_EQ(c.tls_client_ca_file, "c.pem");
+  EXPECT_EQ(c.ec_token_issuer_keys_dir, "keys");
+  for (const char* flag : {"--tls-cert", "--tls-key", "--tls-client-ca", "--ec-issuer-keys"}) {
+    EXPECT_NE(FlagsUsage().find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(GatewayConfig, BadRateLimitOverridesNameTheKey) {
+  struct Case {
+    std::string yaml;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"rate_limit:\n  overrides:\n    H1: {rps: 3}\n", ":3: rate_limit.overrides.H1.rps"},
+      {"rate_limit:\n  overrides:\n    H1: {burst: many}\n", "rate_limit.overrides.H1.burst"},
+      {"rate_limit:\n  overrides:\n    H1: 5\n", "rate_limit.overrides.H1"},
+      {"rate_limit:\n  overrides:\n    'bad id': {burst: 1}\n", "not an institution id"},
+      {"rate_limit:\n  overrides: [H1]\n", "rate_limit.overrides"},
+      {"rate_limit:\n  requests_per_second: fast\n", "rate_limit.requests_per_second"},
+      {"tls:\n  cert: x.pem\n", "tls.cert"},
+  };
+  for (const Case& c : cases) {
+    GatewayConfig config;
+    absl::Status s = LoadConfigFile(WriteTemp("override.yaml", c.yaml), &config);
+    EXPECT_EQ(engine::ReasonOf(s), "CONFIG_INVALID") << c.yaml;
+    EXPECT_NE(s.message().find(c.needle), std::string::npos) << c.yaml << "\n" << s.message();
+  }
+}
+
+TEST(GatewayConfig, TlsFilesAreRequiredUnlessInsecureDev) {
+  GatewayConfig c;
+  c.key_file = "/dev/null";
+  c.listen = "0.0.0.0:50051";
+  for (const char* key : {"tls.cert_file", "tls.key_file", "tls.client_ca_file"}) {
+    absl::Status missing = ValidateConfig(c);
+    EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine::ReasonOf(missing), "CONFIG_INVALID");
+    EXPECT_EQ(engine::FieldOf(missing), key);
+    EXPECT_NE(missing.message().find("--tls-"), std::string::npos) << missing.message();
+    if (std::string_view(key) == "tls.cert_file") c.tls_cert_file = "server.pem";
+    if (std::string_view(key) == "tls.key_file") c.tls_key_file = "server.key.pem";
+    if (std::string_view(key) == "tls.client_ca_file") c.tls_client_ca_file = "ca.pem";
+  }
+  // Mutual TLS may listen anywhere.
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+}
+
+TEST(GatewayConfig, TlsTokenAndRateLimitRanges) {
+  GatewayConfig c;
+  c.insecure_dev = true;
+  c.key_file = "/dev/null";
+  ASSERT_TRUE(ValidateConfig(c).ok());
+  auto field_after = [&](auto change) {
+    GatewayConfig changed = c;
+    change(changed);
+    return std::string(engine::FieldOf(ValidateConfig(changed)));
+  };
+  EXPECT_EQ(field_after([](GatewayConfig& x) { x.tls_reload_interval_s = 0; }),
+            "tls.reload_interval_s");
+  EXPECT_EQ(field_after([](GatewayConfig& x) { x.tls_reload_interval_s = 3601; }),
+            "tls.reload_interval_s");
+  EXPECT_EQ(field_after([](GatewayConfig& x) { x.ec_token_clock_skew_seconds = 601; }),
+            "ec_token.clock_skew_seconds");
+  EXPECT_EQ(field_after([](GatewayConfig& x) { x.rate_limit.requests_per_second = -1; }),
+            "rate_limit.requests_per_second");
+  EXPECT_EQ(field_after([](GatewayConfig& x) { x.rate_limit.burst = 0.5; }), "rate_limit.burst");
+  EXPECT_EQ(field_after([](GatewayConfig& x) { x.rate_limit = {0, 0}; }), "");  // unlimited
+  EXPECT_EQ(field_after([](GatewayConfig& x) {
+              x.rate_limit_overrides = {{"H1", {10, 0}}};
+            }),
+            "rate_limit.overrides.H1.burst");
+  EXPECT_EQ(field_after([](GatewayConfig& x) {
+              x.rate_limit_overrides = {{"H1", {10, 10}}, {"H1", {5, 5}}};
+            }),
+            "rate_limit.overrides.H1");
 }
 
 TEST(GatewayConfig, UnknownKeysAndBadValuesNameTheKeyAndLine) {
@@ -83,12 +221,16 @@ TEST(GatewayConfig, InsecureDevOnlyOnLoopback) {
   }
   GatewayConfig c;
   c.key_file = "/dev/null";
-  absl::Status no_flag = ValidateConfig(c);
-  EXPECT_EQ(no_flag.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(engine::ReasonOf(no_flag), "INSECURE_LISTEN");
   c.insecure_dev = true;
   EXPECT_TRUE(ValidateConfig(c).ok());
   c.listen = "0.0.0.0:50051";
+  absl::Status off_loopback = ValidateConfig(c);
+  EXPECT_EQ(off_loopback.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine::ReasonOf(off_loopback), "INSECURE_LISTEN");
+  // TLS files do not make --insecure-dev acceptable off loopback.
+  c.tls_cert_file = "server.pem";
+  c.tls_key_file = "server.key.pem";
+  c.tls_client_ca_file = "ca.pem";
   EXPECT_EQ(engine::ReasonOf(ValidateConfig(c)), "INSECURE_LISTEN");
 }
 

@@ -3,11 +3,16 @@
 // (tests/support/gateway_harness.h provides both; its in-process gateway
 // idles):
 //
-//   flags      no --insecure-dev, or a non-loopback address: exit 2,
-//              INSECURE_LISTEN, nothing served
+//   flags      neither TLS files nor --insecure-dev: exit 2 CONFIG_INVALID;
+//              --insecure-dev on a non-loopback address: exit 2
+//              INSECURE_LISTEN; TLS files missing or not matching: exit 1;
+//              nothing served
+//   TLS        with --tls-cert, --tls-key, --tls-client-ca it serves mutual
+//              TLS: an institution certificate is served, no certificate
+//              is not; --insecure-dev prints its warning
 //   SIGTERM    calls in flight finish OK, then "stopped" and exit 0 within
 //              the drain timeout
-//   SIGHUP     policies and catalog reloaded, and the gateway keeps serving
+//   SIGHUP     policies, catalog and issuer keys reloaded, and the gateway keeps serving
 //
 // Only 127.0.0.1 is used. The child is killed if the test dies
 // (PR_SET_PDEATHSIG) and by the destructor otherwise.
@@ -19,6 +24,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -201,10 +207,19 @@ class TempDir {
     std::ofstream(file, std::ios::binary) << content;
     return file;
   }
+  const std::string& path() const { return path_; }
 
  private:
   std::string path_;
 };
+
+// deploy/pki/make-dev-pki.sh into `dir` for `ids`; false when it failed.
+bool MakePki(const std::string& dir, const std::vector<std::string>& ids) {
+  std::string command = Cat("bash '", MEDSETTLE_SOURCE_DIR, "/deploy/pki/make-dev-pki.sh' '", dir,
+                            "'");
+  for (const std::string& id : ids) command += Cat(" '", id, "'");
+  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
 
 class GatewayProcessTest : public ::testing::Test {
  protected:
@@ -226,13 +241,17 @@ class GatewayProcessTest : public ::testing::Test {
 
   // Starts the binary on 127.0.0.1 (a port of its choosing) over the
   // harness's Redis and key, and waits for its "listening on" line; the
-  // port it serves, or 0 (a failure was recorded).
+  // port it serves, or 0 (a failure was recorded). --insecure-dev unless
+  // `extra` gives the TLS files.
   int SpawnServing(const std::vector<std::string>& extra) {
     std::vector<std::string> flags = {
-        "--insecure-dev", "--listen", "127.0.0.1:0",
+        "--listen", "127.0.0.1:0",
         "--redis", Cat("127.0.0.1:", h_->redis().port()),
         "--key-file", h_->config().key_file,
         "--snapshot-refresh-ms", "50"};
+    if (std::find(extra.begin(), extra.end(), "--tls-cert") == extra.end()) {
+      flags.push_back("--insecure-dev");
+    }
     flags.insert(flags.end(), extra.begin(), extra.end());
     process_ = GatewayProcess::Spawn(flags);
     if (process_ == nullptr) {
@@ -263,20 +282,47 @@ class GatewayProcessTest : public ::testing::Test {
 
 // ---- (a) flags ------------------------------------------------------------
 
-TEST_F(GatewayProcessTest, RefusesToServeWithoutInsecureDevOrOffLoopback) {
+TEST_F(GatewayProcessTest, RefusesToStartWithoutGoodTlsFilesOrInsecureDevOffLoopback) {
   TempDir dir;
   const std::string key = dir.Write("key", "process-test-secret-0123456789abcdefghij");
+  ASSERT_TRUE(MakePki(dir.path() + "/pki", {"H1"}));
+  ASSERT_TRUE(MakePki(dir.path() + "/pki2", {"H1"}));
+  const std::string pki = dir.path() + "/pki/";
   const int port = FreeLoopbackPort();
+  const std::vector<std::string> base = {"--listen", Cat("127.0.0.1:", port), "--redis",
+                                         "127.0.0.1:1", "--key-file", key};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> flags = base;
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    return flags;
+  };
   struct Case {
     std::string name;
     std::vector<std::string> flags;
+    int exit_code;
+    std::string message;
   };
   const std::vector<Case> cases = {
-      {"without --insecure-dev",
-       {"--listen", Cat("127.0.0.1:", port), "--redis", "127.0.0.1:1", "--key-file", key}},
+      {"neither TLS files nor --insecure-dev", base, 2, "CONFIG_INVALID: tls.cert_file"},
+      {"no client CA",
+       with({"--tls-cert", pki + "server.pem", "--tls-key", pki + "server.key.pem"}), 2,
+       "CONFIG_INVALID: tls.client_ca_file"},
       {"--insecure-dev on 0.0.0.0",
        {"--insecure-dev", "--listen", Cat("0.0.0.0:", port), "--redis", "127.0.0.1:1",
-        "--key-file", key}},
+        "--key-file", key},
+       2, "INSECURE_LISTEN"},
+      {"a TLS file missing",
+       with({"--tls-cert", pki + "server.pem", "--tls-key", pki + "server.key.pem",
+             "--tls-client-ca", pki + "no-such-ca.pem"}),
+       1, "TLS_FILE_UNREADABLE: cannot read the client CA file"},
+      {"a key of another certificate",
+       with({"--tls-cert", pki + "server.pem", "--tls-key",
+             dir.path() + "/pki2/server.key.pem", "--tls-client-ca", pki + "ca.pem"}),
+       1, "TLS_FILE_INVALID"},
+      {"a certificate file without a certificate",
+       with({"--tls-cert", pki + "server.key.pem", "--tls-key", pki + "server.key.pem",
+             "--tls-client-ca", pki + "ca.pem"}),
+       1, "TLS_FILE_INVALID"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -284,10 +330,52 @@ TEST_F(GatewayProcessTest, RefusesToServeWithoutInsecureDevOrOffLoopback) {
     ASSERT_NE(p, nullptr);
     std::optional<int> code = p->WaitExit(20000);
     ASSERT_TRUE(code.has_value()) << "still running; stdout: " << p->out();
-    EXPECT_EQ(*code, 2) << p->err();
-    EXPECT_TRUE(p->WaitFor("INSECURE_LISTEN", /*on_stderr=*/true, 2000)) << p->err();
+    EXPECT_EQ(*code, c.exit_code) << p->err();
+    EXPECT_TRUE(p->WaitFor(c.message, /*on_stderr=*/true, 2000)) << p->err();
     EXPECT_EQ(p->out().find("listening on"), std::string::npos) << p->out();
   }
+}
+
+TEST_F(GatewayProcessTest, ServesMutualTlsWithTheFilesGiven) {
+  StartRedis();
+  if (IsSkipped() || HasFatalFailure()) return;
+  TempDir dir;
+  const std::string inst = Hospital(kQuzhou, 1).institution_id;
+  const std::string pki = dir.path() + "/pki/";
+  ASSERT_TRUE(MakePki(dir.path() + "/pki", {inst}));
+  const int port = SpawnServing({"--tls-cert", pki + "server.pem", "--tls-key",
+                                 pki + "server.key.pem", "--tls-client-ca", pki + "ca.pem"});
+  ASSERT_GT(port, 0);
+  EXPECT_NE(process_->out().find("(mutual TLS"), std::string::npos) << process_->out();
+  EXPECT_TRUE(process_->WaitFor("mutual TLS: server certificate", /*on_stderr=*/true, 2000))
+      << process_->err();
+  EXPECT_EQ(process_->err().find("WARNING"), std::string::npos) << process_->err();
+
+  // An institution certificate is served, and names the institution.
+  auto stub = v1::SettlementService::NewStub(GatewayHarness::TlsChannelTo(
+      port, pki + "ca.pem", pki + inst + ".pem", pki + inst + ".key.pem"));
+  v1::CheckCoverageResponse out;
+  CallResult c = GatewayHarness::Call(*stub, &Stub::CheckCoverage, "", CoverageRequest(QuzhouId(1)),
+                                      &out, 10000);
+  ASSERT_TRUE(c.ok()) << Describe(c) << "\n" << process_->err();
+  EXPECT_TRUE(out.covered()) << out.reason();
+  // Without one, or in plaintext, nothing is.
+  auto anonymous = v1::SettlementService::NewStub(
+      GatewayHarness::TlsChannelTo(port, pki + "ca.pem", "", ""));
+  EXPECT_EQ(GatewayHarness::Call(*anonymous, &Stub::CheckCoverage, inst,
+                                 CoverageRequest(QuzhouId(1)), &out, 10000)
+                .code(),
+            grpc::StatusCode::UNAVAILABLE);
+  auto plaintext = v1::SettlementService::NewStub(GatewayHarness::ChannelTo(port));
+  EXPECT_EQ(GatewayHarness::Call(*plaintext, &Stub::CheckCoverage, inst,
+                                 CoverageRequest(QuzhouId(1)), &out, 10000)
+                .code(),
+            grpc::StatusCode::UNAVAILABLE);
+
+  process_->Signal(SIGTERM);
+  std::optional<int> code = process_->WaitExit(20000);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << process_->err();
 }
 
 // ---- (b) SIGTERM drains ---------------------------------------------------
@@ -380,6 +468,10 @@ TEST_F(GatewayProcessTest, SighupReloadsAndKeepsServing) {
   if (IsSkipped() || HasFatalFailure()) return;
   const int port = SpawnServing({});
   ASSERT_GT(port, 0);
+  // --insecure-dev says what it risks, loudly.
+  EXPECT_TRUE(process_->WaitFor("WARNING: --insecure-dev. NOT FOR PRODUCTION", true, 2000))
+      << process_->err();
+  EXPECT_NE(process_->out().find("(insecure-dev"), std::string::npos) << process_->out();
   const std::string inst = Hospital(kQuzhou, 1).institution_id;
   auto stub = v1::SettlementService::NewStub(GatewayHarness::ChannelTo(port));
   v1::SettleResponse first;
@@ -388,7 +480,7 @@ TEST_F(GatewayProcessTest, SighupReloadsAndKeepsServing) {
   ASSERT_TRUE(s.ok()) << Describe(s);
 
   process_->Signal(SIGHUP);
-  EXPECT_TRUE(process_->WaitFor("policies and catalog reloaded", /*on_stderr=*/true, 10000))
+  EXPECT_TRUE(process_->WaitFor("policies, catalog and issuer keys reloaded", /*on_stderr=*/true, 10000))
       << process_->err();
   EXPECT_FALSE(process_->WaitExit(0).has_value()) << "exited on SIGHUP";
 

@@ -351,8 +351,16 @@ TEST_F(GatewayTest, ConcurrentSettlementsOfOnePersonNeverUseACapTwice) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      auto stub = v1::SettlementService::NewStub(
-          t % 2 == 0 ? h().NewChannel() : GatewayHarness::ChannelTo((*second)->port()));
+      std::shared_ptr<grpc::Channel> channel =
+          t % 2 == 0 ? h().NewChannel() : GatewayHarness::ChannelTo((*second)->port());
+      // Connected before the first call: a call on a channel whose first
+      // connection attempt failed (rarely, with 32 channels opening at once)
+      // fails fast for the whole reconnect backoff instead of waiting.
+      if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+        ADD_FAILURE() << "thread " << t << " could not connect";
+        return;
+      }
+      auto stub = v1::SettlementService::NewStub(channel);
       for (int i = 0; i < kPerThread; ++i) {
         v1::SettleRequest r = Bill(Cat("conc-", t, "-", i), id, v1::VISIT_TYPE_INPATIENT,
                                    ry.year);
@@ -561,9 +569,9 @@ TEST_F(GatewayTest, EveryValidationRuleHasItsStatusReasonAndField) {
        grpc::StatusCode::INVALID_ARGUMENT, "CREDENTIAL_MISSING", "credential"},
       {"id number malformed", [](auto* r) { r->mutable_credential()->set_id_card_no("12345"); },
        grpc::StatusCode::INVALID_ARGUMENT, "ID_NUMBER_INVALID", "credential.id_card_no"},
-      {"e-insurance token (next issue)",
+      {"e-insurance code on a gateway without issuer keys",
        [](auto* r) { r->mutable_credential()->set_ec_token("token"); },
-       grpc::StatusCode::UNIMPLEMENTED, "EC_TOKEN_UNSUPPORTED", "credential.ec_token"},
+       grpc::StatusCode::FAILED_PRECONDITION, "EC_TOKEN_NOT_CONFIGURED", "credential.ec_token"},
       {"visit type unset", [](auto* r) { r->mutable_visit()->clear_type(); },
        grpc::StatusCode::INVALID_ARGUMENT, "VISIT_TYPE_UNSPECIFIED", "visit.type"},
       {"discharge malformed", [](auto* r) { r->mutable_visit()->set_discharge_date("2024-6-12"); },

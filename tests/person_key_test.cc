@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/status.h"
+#include "engine/text.h"
 
 namespace medsettle::cache {
 namespace {
@@ -38,12 +39,12 @@ struct Vector {
 constexpr Vector kVectors[] = {
     {kSecretA, "11010519491231002X",
      "e39a0eb9d6cc684dee96ef12e4d0d4227de02c2c34064e2d44e17ab64a5f0edb"},
-    {kSecretA, "330802200001011234",
-     "987b8b5b44594bb09f9e772055770af1abcf20725ad700ce8c28648039b04c11"},
+    {kSecretA, "330802200001011238",
+     "2fa6384bd3e9efba8de6c21a41f1461643999a6c0d21f799c4fd790d38c66610"},
     {kSecretB, "11010519491231002X",
      "4267e48a62b6e59c5eb91b1a51f26f1d2df4fbc36bf6b9d69fabe60525000cfb"},
-    {kSecret32, "500101199901010019",
-     "aa8e107be28e29324fd90d21418562e0f8c28fff10c1c3504036078986494fa6"},
+    {kSecret32, "500101199901010013",
+     "49e250afdb7729ea30e3068d05d3b5c6b8187850a48b0375eb367434d7374a67"},
 };
 
 TEST(PersonKey, MatchesOpensslHmacSha256Vectors) {
@@ -57,7 +58,7 @@ TEST(PersonKey, MatchesOpensslHmacSha256Vectors) {
 }
 
 TEST(PersonKey, IsSixtyFourLowercaseHexCharacters) {
-  std::string key = Keyer(kSecretA).KeyOfNormalized("330802200001011234");
+  std::string key = Keyer(kSecretA).KeyOfNormalized("330802200001011238");
   ASSERT_EQ(key.size(), 64u);
   for (char c : key) {
     EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << key;
@@ -105,8 +106,8 @@ TEST(NormalizeIdNumber, TrimsSpacesAndUppercasesTheFinalX) {
     std::string_view raw;
     std::string_view normalized;
   };
-  for (const Case& c : {Case{"330802200001011234", "330802200001011234"},
-                        Case{"  330802200001011234  ", "330802200001011234"},
+  for (const Case& c : {Case{"330802200001011238", "330802200001011238"},
+                        Case{"  330802200001011238  ", "330802200001011238"},
                         Case{"11010519491231002x", "11010519491231002X"},
                         Case{"11010519491231002X", "11010519491231002X"},
                         Case{" 11010519491231002x", "11010519491231002X"}}) {
@@ -121,7 +122,7 @@ TEST(NormalizeIdNumber, RefusesAnythingButSeventeenDigitsAndADigitOrX) {
            "",                      // empty
            "      ",                // only spaces
            "33080220000101123",     // 17 characters
-           "3308022000010112345",   // 19 characters
+           "3308022000010112385",   // 19 characters
            "33080220000101123X5",   // 19 with an X inside
            "3308022000X1011234",    // X not last
            "x30802200001011234",    // x first
@@ -130,7 +131,7 @@ TEST(NormalizeIdNumber, RefusesAnythingButSeventeenDigitsAndADigitOrX) {
            "33080220000 011234",    // space inside (18 characters)
            "３30802200001011234",   // a full-width digit (UTF-8, more bytes)
            "33080220000101123\t",   // tab is not trimmed
-           "330802200001011234\n",  // nor a newline
+           "330802200001011238\n",  // nor a newline
        }) {
     absl::StatusOr<std::string> normalized = NormalizeIdNumber(raw);
     ASSERT_FALSE(normalized.ok()) << "accepted: [" << raw << "]";
@@ -147,10 +148,63 @@ TEST(NormalizeIdNumber, RefusalNeverRepeatsTheNumber) {
       << normalized.status();
 }
 
-TEST(NormalizeIdNumber, CheckDigitIsNotYetVerified) {
-  // 11010519491231002X is valid under GB 11643; ...0021 has a wrong check
-  // digit. Until the check-digit issue lands, only the shape is checked.
-  EXPECT_TRUE(NormalizeIdNumber("110105194912310021").ok());
+TEST(NormalizeIdNumber, ChecksTheGb11643CheckCharacter) {
+  // The standard's example 11010519491231002X; every other last character
+  // is a typing error.
+  EXPECT_TRUE(NormalizeIdNumber("11010519491231002X").ok());
+  EXPECT_TRUE(NormalizeIdNumber("11010519491231002x").ok());
+  for (char last : std::string("0123456789")) {
+    std::string wrong = std::string("11010519491231002") + last;
+    absl::StatusOr<std::string> normalized = NormalizeIdNumber(wrong);
+    ASSERT_FALSE(normalized.ok()) << wrong;
+    EXPECT_EQ(normalized.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(ReasonOf(normalized.status()), reason::kIdNumberCheckDigit);
+    EXPECT_EQ(FieldOf(normalized.status()), "credential.id_card_no");
+    EXPECT_EQ(std::string(normalized.status().message()).find("110105"), std::string::npos);
+  }
+  // One swapped pair of digits is caught (the weights differ).
+  EXPECT_EQ(ReasonOf(NormalizeIdNumber("11010519491213002X").status()),
+            reason::kIdNumberCheckDigit);
+}
+
+TEST(IdNumberCheckCharacter, MatchesKnownNumbers) {
+  EXPECT_EQ(IdNumberCheckCharacter("11010519491231002"), 'X');
+  EXPECT_EQ(IdNumberCheckCharacter("44052419800101001"), '3');
+  // Every remainder class maps to one character of "10X98765432".
+  std::string seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string first17 = engine::Cat("3308021990010", 1000 + i);
+    seen += IdNumberCheckCharacter(first17);
+  }
+  for (char c : std::string("10X98765432")) {
+    EXPECT_NE(seen.find(c), std::string::npos) << c;
+  }
+}
+
+TEST(NormalizeIdNumber, RefusesImplausibleRegionAndBirthDate) {
+  auto with_check = [](std::string first17) {
+    return first17 + IdNumberCheckCharacter(first17);
+  };
+  for (const std::string& id : {
+           with_check("00010519491231002"),  // province 00
+           with_check("99010519491231002"),  // province 99
+           with_check("11010519491331002"),  // month 13
+           with_check("11010519490230002"),  // 30 February
+           with_check("11010518991231002"),  // before 1900
+           with_check("11010520230229002"),  // 29 February of a common year
+       }) {
+    absl::StatusOr<std::string> normalized = NormalizeIdNumber(id);
+    ASSERT_FALSE(normalized.ok()) << id;
+    EXPECT_EQ(ReasonOf(normalized.status()), reason::kIdNumberInvalid) << id;
+  }
+  EXPECT_TRUE(NormalizeIdNumber(with_check("11010520240229002")).ok());  // leap day
+}
+
+TEST(MaskIdNumber, KeepsFirstFourAndLastFour) {
+  EXPECT_EQ(MaskIdNumber("11010519491231002X"), "1101**********002X");
+  EXPECT_EQ(MaskIdNumber("12345678"), "********");
+  EXPECT_EQ(MaskIdNumber(""), "");
+  EXPECT_EQ(MaskIdNumber("123456789"), "1234*6789");
 }
 
 TEST(PersonKey, KeyOfIdNumberRefusesWhatNormalizationRefuses) {

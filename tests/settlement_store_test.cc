@@ -527,6 +527,74 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   EXPECT_TRUE(sum.SameTotals(s1.after));
 }
 
+TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
+  const std::string nonce(32, 'c');
+  Settlement s1;
+  SettlementCommit c1 = Compute(Read("n1"), "n1", &s1);
+  c1.token_nonce = nonce;
+  c1.nonce_expires_unix = kNowUnix + 300;
+  c1.audit = {.certificate_fingerprint = std::string(64, 'f'),
+              .credential_kind = "EC_TOKEN",
+              .presenter_key = std::string(64, 'e')};
+  ASSERT_EQ(Commit(c1).outcome, CommitOutcome::kCommitted);
+
+  // The reads report who used it; without a nonce they do not ask.
+  absl::StatusOr<SettleRead> read = store_->ReadForSettle(version_, kPersonKey, kYear,
+                                                          kInstitution, "n2", nonce);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->nonce_used_by, c1.settlement_id);
+  absl::StatusOr<CoverageRead> coverage =
+      store_->ReadForCoverage(version_, kPersonKey, kYear, nonce);
+  ASSERT_TRUE(coverage.ok()) << coverage.status();
+  EXPECT_EQ(coverage->nonce_used_by, c1.settlement_id);
+  EXPECT_EQ(Read("n2").nonce_used_by, "");
+
+  // Another request with the same nonce: refused, nothing written. The same
+  // request again: replayed (idempotency comes first).
+  const int64_t keys = DbSize();
+  Settlement s2;
+  SettlementCommit c2 = Compute(*read, "n2", &s2);
+  c2.token_nonce = nonce;
+  c2.nonce_expires_unix = kNowUnix + 300;
+  CommitResult refused = Commit(c2);
+  EXPECT_EQ(refused.outcome, CommitOutcome::kNonceUsed);
+  EXPECT_EQ(refused.settlement_id, c1.settlement_id);
+  EXPECT_EQ(DbSize(), keys);
+  EXPECT_EQ(Commit(c1).outcome, CommitOutcome::kReplayed);
+
+  // The nonce expires when the code can no longer verify.
+  RedisResult ttl = pool_->Command({"TTL", NonceKey(kPersonKey, nonce)});
+  ASSERT_TRUE(ttl.ok()) << ttl.status();
+  EXPECT_GT(ttl->integer, 0);
+  EXPECT_LE(ttl->integer, 300);
+
+  // The audit fields on the record and in the journal, for the settlement
+  // and its reversal.
+  absl::StatusOr<SettlementRecord> rec = store_->GetSettlement(c1.settlement_id);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->audit.certificate_fingerprint, std::string(64, 'f'));
+  EXPECT_EQ(rec->audit.credential_kind, "EC_TOKEN");
+  EXPECT_EQ(rec->audit.presenter_key, std::string(64, 'e'));
+  ReversalRequest undo{.settlement_id = c1.settlement_id, .institution_id = kInstitution,
+                       .reversal_request_id = "undo-n1", .response = "reversed",
+                       .now_unix = kNowUnix + 60,
+                       .certificate_fingerprint = std::string(64, 'd')};
+  ASSERT_TRUE(store_->CommitReversal(undo).ok());
+  rec = store_->GetSettlement(c1.settlement_id);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->reversal_certificate_fingerprint, std::string(64, 'd'));
+  std::vector<JournalEntry> journal = Journal();
+  ASSERT_EQ(journal.size(), 2u);
+  EXPECT_EQ(journal[0].outcome, "SETTLED");
+  EXPECT_EQ(journal[0].audit.certificate_fingerprint, std::string(64, 'f'));
+  EXPECT_EQ(journal[0].audit.credential_kind, "EC_TOKEN");
+  EXPECT_EQ(journal[0].audit.presenter_key, std::string(64, 'e'));
+  EXPECT_EQ(journal[1].outcome, "REVERSED");
+  EXPECT_EQ(journal[1].audit.certificate_fingerprint, std::string(64, 'd'));
+  EXPECT_EQ(journal[1].audit.credential_kind, "EC_TOKEN");
+  EXPECT_EQ(journal[1].audit.presenter_key, std::string(64, 'e'));
+}
+
 TEST_F(SettlementStoreTest, ReversalRefusals) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);

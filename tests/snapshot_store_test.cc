@@ -4,6 +4,7 @@
 // deltas visible to the next read and announced on snap:deltas.
 #include "cache/snapshot_store.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -52,6 +53,10 @@ engine::Enrollment Person(int n, int32_t year = 2025) {
   e.paid_date = Date::FromYmd(year - 1, 10, 1);
   e.concentrated = true;
   if (n % 7 == 0) e.chronic_conditions = {"HYPERTENSION"};
+  if (n % 3 == 1) {  // two family members may present for every third person
+    e.family_presenter_keys = {KeyOf(n + 1), KeyOf(n + 2)};
+    std::sort(e.family_presenter_keys.begin(), e.family_presenter_keys.end());
+  }
   return e;
 }
 
@@ -146,7 +151,9 @@ TEST_F(SnapshotStoreTest, LoadFlipsAndReadsBackEveryRecordWithItsKey) {
     EXPECT_EQ(e->birth_date, Person(n).birth_date);
     EXPECT_EQ(e->chronic_conditions, Person(n).chronic_conditions);
     EXPECT_EQ(e->region_code, Person(n).region_code);
+    EXPECT_EQ(e->family_presenter_keys, Person(n).family_presenter_keys) << "person " << n;
   }
+  EXPECT_EQ(Person(1234).family_presenter_keys.size(), 2u);
   EXPECT_FALSE(Get(v, 3000).has_value());  // never loaded
   absl::StatusOr<std::optional<engine::Institution>> h =
       store_->GetInstitution(v, "H3308000001");
@@ -312,6 +319,108 @@ TEST_F(SnapshotStoreTest, DeltasChangeTheCurrentVersionAndAreStreamed) {
   EXPECT_EQ(kinds, (std::vector<std::string>{"SUSPEND", "REVOKE_VOUCHER", "UPSERT_PERSON"}));
   // Repeating a suspension is harmless.
   EXPECT_TRUE(store_->ApplyDelta(suspend).ok());
+}
+
+TEST_F(SnapshotStoreTest, PresenterDeltasBindAndUnbindAndAreStreamed) {
+  std::string v = Load(20, 2025);
+  const std::string person = KeyOf(2);  // no presenters yet (Person(2))
+  auto presenters = [&] {
+    std::optional<engine::Enrollment> e = Get(v, 2);
+    EXPECT_TRUE(e.has_value());
+    return e.has_value() ? e->family_presenter_keys : std::vector<std::string>{"(missing)"};
+  };
+  auto apply = [&](DeltaKind kind, const std::string& presenter) {
+    Delta d{.kind = kind, .presenter_key = presenter};
+    d.enrollment.person_key = person;
+    return store_->ApplyDelta(d).status();
+  };
+  const std::string a = std::min(KeyOf(100), KeyOf(101)), b = std::max(KeyOf(100), KeyOf(101));
+  ASSERT_TRUE(presenters().empty());
+  EXPECT_TRUE(apply(DeltaKind::kBindPresenter, b).ok());
+  EXPECT_EQ(presenters(), (std::vector<std::string>{b}));
+  EXPECT_TRUE(apply(DeltaKind::kBindPresenter, a).ok());
+  EXPECT_EQ(presenters(), (std::vector<std::string>{a, b}));  // kept sorted
+  EXPECT_TRUE(apply(DeltaKind::kBindPresenter, b).ok());      // repeated: harmless
+  EXPECT_EQ(presenters(), (std::vector<std::string>{a, b}));
+  EXPECT_TRUE(apply(DeltaKind::kUnbindPresenter, b).ok());
+  EXPECT_EQ(presenters(), (std::vector<std::string>{a}));
+  EXPECT_TRUE(apply(DeltaKind::kUnbindPresenter, b).ok());  // not bound: harmless
+  EXPECT_EQ(presenters(), (std::vector<std::string>{a}));
+  std::optional<engine::Enrollment> e = Get(v, 2);
+  if (e.has_value()) {
+    EXPECT_EQ(e->birth_date, Person(2).birth_date);  // the rest unchanged
+    EXPECT_EQ(e->status, engine::EnrollmentStatus::kActive);
+  }
+
+  // Refusals: oneself, a malformed presenter key, an unknown person.
+  absl::Status self = apply(DeltaKind::kBindPresenter, person);
+  EXPECT_EQ(self.code(), absl::StatusCode::kInvalidArgument) << self;
+  EXPECT_EQ(ReasonOf(self), reason::kFamilyPresentersInvalid) << self;
+  EXPECT_EQ(engine::FieldOf(self), "presenter_key");
+  for (DeltaKind kind : {DeltaKind::kBindPresenter, DeltaKind::kUnbindPresenter}) {
+    for (const std::string& bad : {std::string(), std::string(64, 'A'), KeyOf(1).substr(1)}) {
+      absl::Status s = apply(kind, bad);
+      EXPECT_EQ(ReasonOf(s), reason::kPersonKeyInvalid) << s;
+      EXPECT_EQ(engine::FieldOf(s), "presenter_key") << s;
+    }
+  }
+  Delta stranger{.kind = DeltaKind::kBindPresenter, .presenter_key = a};
+  stranger.enrollment.person_key = KeyOf(9999);
+  EXPECT_EQ(ReasonOf(store_->ApplyDelta(stranger).status()), reason::kSnapshotPersonNotFound);
+  EXPECT_EQ(presenters(), (std::vector<std::string>{a}));
+
+  // At most kMaxFamilyPresenters; a bound one may still be bound again.
+  for (int n = 200; presenters().size() < kMaxFamilyPresenters; ++n) {
+    ASSERT_TRUE(apply(DeltaKind::kBindPresenter, KeyOf(n)).ok());
+  }
+  absl::Status full = apply(DeltaKind::kBindPresenter, KeyOf(999));
+  EXPECT_EQ(full.code(), absl::StatusCode::kFailedPrecondition) << full;
+  EXPECT_EQ(ReasonOf(full), reason::kFamilyPresentersFull) << full;
+  EXPECT_TRUE(apply(DeltaKind::kBindPresenter, a).ok());
+  EXPECT_TRUE(apply(DeltaKind::kUnbindPresenter, a).ok());
+  EXPECT_TRUE(apply(DeltaKind::kBindPresenter, KeyOf(999)).ok());
+  EXPECT_EQ(presenters().size(), kMaxFamilyPresenters);
+
+  // The stream carries the presenter of each presenter delta.
+  RedisResult stream = pool_->Command({"XRANGE", kSnapDeltasKey, "-", "+"});
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_GE(stream->elements.size(), 5u);
+  std::vector<std::string> first;
+  for (size_t k = 0; k < 5; ++k) {
+    const std::vector<RedisReply>& fields = stream->elements[k].elements[1].elements;
+    ASSERT_EQ(fields.size(), 10u);
+    EXPECT_EQ(fields[4].str, "person_key");
+    EXPECT_EQ(fields[5].str, person);
+    EXPECT_EQ(fields[8].str, "presenter_key");
+    const std::string& presenter = fields[9].str;
+    first.push_back(fields[1].str + " " + (presenter == a ? "a" : presenter == b ? "b" : "?"));
+  }
+  EXPECT_EQ(first, (std::vector<std::string>{"BIND_PRESENTER b", "BIND_PRESENTER a",
+                                             "BIND_PRESENTER b", "UNBIND_PRESENTER b",
+                                             "UNBIND_PRESENTER b"}));
+}
+
+TEST_F(SnapshotStoreTest, PresenterListsThatCannotBeStoredAreRefusedBeforeWriting) {
+  std::string v = Load(5, 2025);
+  engine::Enrollment unsorted = Person(700);
+  unsorted.family_presenter_keys = {KeyOf(1), KeyOf(2)};
+  std::sort(unsorted.family_presenter_keys.rbegin(), unsorted.family_presenter_keys.rend());
+  engine::Enrollment self = Person(701);
+  self.family_presenter_keys = {KeyOf(701)};
+  for (const engine::Enrollment& bad : {unsorted, self}) {
+    Delta upsert{.kind = DeltaKind::kUpsertPerson, .enrollment = bad};
+    absl::Status s = store_->ApplyDelta(upsert).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(ReasonOf(s), reason::kFamilyPresentersInvalid) << s;
+  }
+  EXPECT_FALSE(Get(v, 700).has_value());
+  EXPECT_FALSE(Get(v, 701).has_value());
+  absl::StatusOr<std::string> next = store_->BeginLoad();
+  ASSERT_TRUE(next.ok()) << next.status();
+  std::vector<engine::Enrollment> persons = {Person(0), Person(1), unsorted};
+  absl::StatusOr<int64_t> put = store_->PutPersons(*next, persons);
+  EXPECT_EQ(ReasonOf(put.status()), reason::kFamilyPresentersInvalid) << put.status();
+  EXPECT_FALSE(Get(*next, 0).has_value());  // nothing written
 }
 
 TEST_F(SnapshotStoreTest, NoCurrentVersionAndCorruptRecordsAreStatuses) {

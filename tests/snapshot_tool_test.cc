@@ -1,12 +1,15 @@
 // medsettle-snapshot end to end, in-process (tools/snapshot/snapshot_tool.h)
 // against a real redis-server: synth writes a deterministic population with
-// every value, load keys and loads it and makes it current, the records
-// read back equal the CSV rows, deltas by ID number apply, status and drop
-// work, and no raw ID number reaches Redis.
+// every value (family presenters included), load keys and loads it and
+// makes it current, the records read back equal the CSV rows, deltas by ID
+// number apply (presenters bound and unbound), show prints a record, CSVs
+// of the older header still load, status and drop work, and no raw ID
+// number reaches Redis.
 #include "tools/snapshot/snapshot_tool.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -20,6 +23,7 @@
 #include "cache/connection_pool.h"
 #include "cache/person_key.h"
 #include "cache/snapshot_store.h"
+#include "engine/status.h"
 #include "engine/types.h"
 #include "tests/support/redis_server.h"
 
@@ -76,6 +80,8 @@ TEST_F(SnapshotToolTest, SynthIsDeterministicAndCoversEveryValue) {
   EXPECT_EQ(ReadAll(dir_ + "/a.csv"), ReadAll(dir_ + "/b.csv"));
   std::set<std::string> seen;
   std::set<std::string> ids;
+  std::vector<PersonRow> rows;
+  size_t with_presenters = 0;
   for (const std::string& line : DataLines(dir_ + "/a.csv")) {
     absl::StatusOr<PersonRow> row = ParsePersonLine(line);
     ASSERT_TRUE(row.ok()) << row.status() << " in " << line;
@@ -97,9 +103,23 @@ TEST_F(SnapshotToolTest, SynthIsDeterministicAndCoversEveryValue) {
     if (e.supplementary.pre_existing) seen.insert("pre-existing");
     if (e.supplementary.continuous) seen.insert("continuous");
     if (e.voucher_revoked_at_unix.has_value()) seen.insert("voucher revoked");
-    EXPECT_EQ(PersonLine(row->id_number, e), line);  // the CSV form round-trips
+    seen.insert("presenters " + std::to_string(row->family_presenter_ids.size()));
+    if (!row->family_presenter_ids.empty()) ++with_presenters;
+    EXPECT_EQ(PersonLine(row->id_number, e, row->family_presenter_ids), line);  // round-trips
+    rows.push_back(*std::move(row));
   }
   EXPECT_EQ(ids.size(), 400u);
+  // About 5% have one or two family presenters: other persons of the file,
+  // of the same region and year.
+  EXPECT_GE(with_presenters, 10u);
+  EXPECT_LE(with_presenters, 40u);
+  for (const PersonRow& row : rows) {
+    for (const std::string& id : row.family_presenter_ids) {
+      EXPECT_TRUE(ids.count(id)) << "presenter not in the file";
+      EXPECT_NE(id, row.id_number);
+      EXPECT_EQ(id.substr(0, 6), row.id_number.substr(0, 6));
+    }
+  }
   for (const char* want :
        {"region 330800/2024", "region 330800/2025", "region 500231/2024", "region 330213/2025",
         "category ADULT", "category INFANT", "category MINOR", "category STUDENT",
@@ -108,7 +128,8 @@ TEST_F(SnapshotToolTest, SynthIsDeterministicAndCoversEveryValue) {
         "tier 500231:1", "tier 500231:2", "tier 330800:0", "suspended", "newborn", "reenrolled",
         "no paid date", "paid mid-year", "chronic HYPERTENSION", "chronic DIABETES", "chronic TB",
         "chronic COPD", "special UREMIA", "special CANCER", "special HEMOPHILIA", "filing",
-        "supplementary", "pre-existing", "continuous", "voucher revoked"}) {
+        "supplementary", "pre-existing", "continuous", "voucher revoked", "presenters 0",
+        "presenters 1", "presenters 2"}) {
     EXPECT_TRUE(seen.count(want)) << "synth never produced: " << want;
   }
   std::set<std::string> institution_kinds;
@@ -152,13 +173,25 @@ TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
 
   std::vector<std::string> lines = DataLines(persons);
   std::vector<std::string> sample_ids;
-  for (size_t k : {size_t{0}, size_t{1}, size_t{17}, size_t{999}, size_t{1999}}) {
+  // Rows 11 and 31 have one and two family presenters (synth's first rows).
+  for (size_t k : {size_t{0}, size_t{1}, size_t{17}, size_t{999}, size_t{1999}, size_t{11},
+                   size_t{31}}) {
     absl::StatusOr<PersonRow> row = ParsePersonLine(lines[k]);
     ASSERT_TRUE(row.ok());
     std::string key = *keyer->KeyOfIdNumber(row->id_number);
     absl::StatusOr<std::optional<engine::Enrollment>> e = store.GetEnrollment(first, key);
     ASSERT_TRUE(e.ok() && e->has_value()) << "row " << k;
-    EXPECT_EQ(PersonLine(row->id_number, **e), lines[k]);  // every field as in the CSV
+    // Every field as in the CSV; the presenters as their keys, sorted.
+    EXPECT_EQ(PersonLine(row->id_number, **e, row->family_presenter_ids), lines[k]);
+    std::vector<std::string> presenter_keys;
+    for (const std::string& id : row->family_presenter_ids) {
+      presenter_keys.push_back(*keyer->KeyOfIdNumber(id));
+    }
+    std::sort(presenter_keys.begin(), presenter_keys.end());
+    EXPECT_EQ((*e)->family_presenter_keys, presenter_keys) << "row " << k;
+    if (k == 11 || k == 31) {
+      EXPECT_EQ(presenter_keys.size(), k == 11 ? 1u : 2u);
+    }
     sample_ids.push_back(row->id_number);
   }
   absl::StatusOr<std::optional<engine::Institution>> inst =
@@ -180,11 +213,67 @@ TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
   EXPECT_EQ(read(sample_ids[2]).status, engine::EnrollmentStatus::kSuspended);
   EXPECT_EQ(read(sample_ids[3]).voucher_revoked_at_unix, 1750000000);
   std::ofstream(dir_ + "/new.csv") << kPersonsHeader << "\n"
-                                   << "330800199001011237,2025,330800,1990-01-01,ADULT,0,NONE,"
-                                      "2025-07-01,0,0,0,ACTIVE,,,,,0,0,\n";
+                                   << "33080019900101123X,2025,330800,1990-01-01,ADULT,0,NONE,"
+                                      "2025-07-01,0,0,0,ACTIVE,,,,,0,0,,"
+                                   << sample_ids[0] << "\n";
   ASSERT_EQ(Run({"delta", "upsert", "--persons", dir_ + "/new.csv", "--key-file", dir_ + "/key",
                  "--redis", address_}), 0);
-  EXPECT_EQ(read("330800199001011237").paid_date, engine::Date::FromYmd(2025, 7, 1));
+  EXPECT_EQ(read("33080019900101123X").paid_date, engine::Date::FromYmd(2025, 7, 1));
+  const std::string presenter0 = *keyer->KeyOfIdNumber(sample_ids[0]);
+  EXPECT_EQ(read("33080019900101123X").family_presenter_keys,
+            std::vector<std::string>{presenter0});
+
+  // Family presenters bound and unbound by ID number, or by key (row 17 has none).
+  ASSERT_TRUE(read(sample_ids[2]).family_presenter_keys.empty());
+  const std::string presenter1 = *keyer->KeyOfIdNumber(sample_ids[1]);
+  ASSERT_EQ(Run({"delta", "bind-presenter", "--id-number", sample_ids[2], "--presenter-id-number",
+                 sample_ids[1], "--key-file", dir_ + "/key", "--redis", address_}), 0);
+  EXPECT_NE(out_.str().find("BIND_PRESENTER"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find(" presenter " + presenter1), std::string::npos) << out_.str();
+  ASSERT_EQ(Run({"delta", "bind-presenter", "--id-number", sample_ids[2], "--presenter-key",
+                 presenter0, "--key-file", dir_ + "/key", "--redis", address_}), 0);
+  EXPECT_EQ(read(sample_ids[2]).family_presenter_keys,
+            (std::vector<std::string>{std::min(presenter0, presenter1),
+                                      std::max(presenter0, presenter1)}));
+  ASSERT_EQ(Run({"show", "--id-number", sample_ids[2], "--key-file", dir_ + "/key", "--redis",
+                 address_}), 0);
+  EXPECT_NE(out_.str().find("family_presenter_keys: " + std::min(presenter0, presenter1) + " " +
+                            std::max(presenter0, presenter1)),
+            std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("person_key: " + *keyer->KeyOfIdNumber(sample_ids[2])),
+            std::string::npos)
+      << out_.str();
+  EXPECT_EQ(out_.str().find(sample_ids[2].substr(0, 17)), std::string::npos);  // no ID number
+  ASSERT_EQ(Run({"delta", "unbind-presenter", "--id-number", sample_ids[2],
+                 "--presenter-id-number", sample_ids[1], "--key-file", dir_ + "/key", "--redis",
+                 address_}), 0);
+  EXPECT_EQ(read(sample_ids[2]).family_presenter_keys, std::vector<std::string>{presenter0});
+  {
+    std::ostringstream out, err;
+    // Oneself, a wrong check character, no presenter flag.
+    EXPECT_EQ(snapshot_tool::Run({"delta", "bind-presenter", "--id-number", sample_ids[2],
+                                  "--presenter-id-number", sample_ids[2], "--key-file",
+                                  dir_ + "/key", "--redis", address_},
+                                 out, err),
+              1);
+    EXPECT_NE(err.str().find("FAMILY_PRESENTERS_INVALID"), std::string::npos) << err.str();
+    std::string wrong = sample_ids[1];
+    wrong[17] = wrong[17] == '0' ? '1' : '0';
+    EXPECT_EQ(snapshot_tool::Run({"delta", "bind-presenter", "--id-number", sample_ids[2],
+                                  "--presenter-id-number", wrong, "--key-file", dir_ + "/key",
+                                  "--redis", address_},
+                                 out, err),
+              1);
+    EXPECT_NE(err.str().find("ID_NUMBER_CHECK_DIGIT_MISMATCH"), std::string::npos) << err.str();
+    EXPECT_EQ(err.str().find(wrong.substr(0, 17)), std::string::npos);  // never echoed
+    EXPECT_EQ(snapshot_tool::Run({"delta", "unbind-presenter", "--id-number", sample_ids[2],
+                                  "--key-file", dir_ + "/key", "--redis", address_},
+                                 out, err),
+              1);
+    EXPECT_NE(err.str().find("--presenter-key"), std::string::npos) << err.str();
+  }
+  EXPECT_EQ(read(sample_ids[2]).family_presenter_keys, std::vector<std::string>{presenter0});
 
   // No raw ID number anywhere in a key, the meta or the delta stream.
   cache::RedisResult keys = pool.Command({"KEYS", "*"});
@@ -218,8 +307,8 @@ TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
 
 TEST_F(SnapshotToolTest, MalformedInputIsRefusedWithFileAndLine) {
   std::ofstream(dir_ + "/bad.csv") << kPersonsHeader << "\n"
-                                   << "330800199001011237,2025,330800,1990-13-01,ADULT,0,NONE,"
-                                      ",1,0,0,ACTIVE,,,,,0,0,\n";
+                                   << "33080019900101123X,2025,330800,1990-13-01,ADULT,0,NONE,"
+                                      ",1,0,0,ACTIVE,,,,,0,0,,\n";
   std::ofstream(dir_ + "/i.csv") << kInstitutionsHeader << "\n";
   std::ostringstream out, err;
   EXPECT_EQ(snapshot_tool::Run({"load", "--persons", dir_ + "/bad.csv", "--institutions",
@@ -228,8 +317,115 @@ TEST_F(SnapshotToolTest, MalformedInputIsRefusedWithFileAndLine) {
             1);
   EXPECT_NE(err.str().find("SNAPSHOT_INPUT_INVALID"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find("bad.csv:2: column birth_date"), std::string::npos) << err.str();
-  EXPECT_EQ(err.str().find("330800199001011237"), std::string::npos);  // never echoed
+  EXPECT_EQ(err.str().find("33080019900101123"), std::string::npos);  // never echoed
   EXPECT_EQ(snapshot_tool::Run({"frobnicate"}, out, err), 2);
+}
+
+// A persons line of 33080019900101123X with `presenters` in the last column.
+std::string LineWithPresenters(const std::string& presenters) {
+  return "33080019900101123X,2025,330800,1990-01-01,ADULT,0,NONE,2025-07-01,0,0,0,ACTIVE,,,,,0,"
+         "0,," +
+         presenters;
+}
+
+// Valid ID numbers (GB 11643 check character) distinct from the person's.
+std::string ValidId(int n) {
+  std::string first17 = "3308002000010" + std::to_string(1000 + n);  // 13 + 4 digits
+  return first17 + cache::IdNumberCheckCharacter(first17);
+}
+
+TEST(PersonLine, FamilyPresenterIdsAreValidatedAndNamed) {
+  absl::StatusOr<PersonRow> none = ParsePersonLine(LineWithPresenters(""));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->family_presenter_ids.empty());
+  absl::StatusOr<PersonRow> two =
+      ParsePersonLine(LineWithPresenters(ValidId(2) + ";" + ValidId(1)));
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->family_presenter_ids, (std::vector<std::string>{ValidId(2), ValidId(1)}));
+  EXPECT_TRUE(two->enrollment.family_presenter_keys.empty());  // keyed by the loader
+
+  std::string wrong_check = ValidId(3);
+  wrong_check[17] = wrong_check[17] == '0' ? '1' : '0';
+  std::string seventeen;
+  for (int n = 0; n < 17; ++n) seventeen += (n ? ";" : "") + ValidId(n);
+  struct Case {
+    std::string name, column, want;
+  };
+  std::vector<Case> cases = {
+      {"wrong check character", ValidId(1) + ";" + wrong_check,
+       "ID number 2 is not valid (ID_NUMBER_CHECK_DIGIT_MISMATCH)"},
+      {"not an ID number", "12345", "ID number 1 is not valid (ID_NUMBER_INVALID)"},
+      {"empty entry", ValidId(1) + ";", "ID number 2 is not valid"},
+      {"the person's own", ValidId(1) + ";33080019900101123X", "ID number 2 is the person's own"},
+      {"the person's own, lowercase x", "33080019900101123x", "ID number 1 is the person's own"},
+      {"repeated", ValidId(1) + ";" + ValidId(2) + ";" + ValidId(1),
+       "ID number 3 repeats ID number 1"},
+      {"17 presenters", seventeen, "17 ID numbers, at most 16"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<PersonRow> row = ParsePersonLine(LineWithPresenters(c.column));
+    if (row.ok()) {
+      ADD_FAILURE() << c.name << ": accepted";
+      continue;
+    }
+    EXPECT_EQ(engine::ReasonOf(row.status()), reason::kSnapshotInputInvalid) << c.name;
+    EXPECT_EQ(engine::FieldOf(row.status()), "family_presenter_ids") << c.name;
+    std::string message(row.status().message());
+    EXPECT_NE(message.find("column family_presenter_ids: " + c.want), std::string::npos)
+        << c.name << ": " << message;
+    EXPECT_EQ(message.find("3308002000"), std::string::npos) << c.name << ": echoes an ID number";
+  }
+  // 19 columns are the older form, read only when asked for.
+  std::string old_line = LineWithPresenters("");
+  old_line.pop_back();
+  EXPECT_FALSE(ParsePersonLine(old_line).ok());
+  EXPECT_TRUE(ParsePersonLine(old_line, /*with_presenter_ids=*/false).ok());
+  EXPECT_FALSE(ParsePersonLine(LineWithPresenters(""), /*with_presenter_ids=*/false).ok());
+}
+
+TEST_F(SnapshotToolTest, PresenterRefusalsNameFileLineAndColumn) {
+  std::string wrong_check = ValidId(3);
+  wrong_check[17] = wrong_check[17] == '0' ? '1' : '0';
+  std::ofstream(dir_ + "/p.csv") << kPersonsHeader << "\n"
+                                 << LineWithPresenters(ValidId(1)) << "\n"
+                                 << LineWithPresenters(wrong_check) << "\n";
+  std::ofstream(dir_ + "/i.csv") << kInstitutionsHeader << "\n";
+  std::ostringstream out, err;
+  EXPECT_EQ(snapshot_tool::Run({"load", "--persons", dir_ + "/p.csv", "--institutions",
+                                dir_ + "/i.csv", "--key-file", dir_ + "/key", "--redis", address_},
+                               out, err),
+            1);
+  EXPECT_NE(err.str().find("p.csv:3: column family_presenter_ids: ID number 1 is not valid "
+                           "(ID_NUMBER_CHECK_DIGIT_MISMATCH)"),
+            std::string::npos)
+      << err.str();
+  EXPECT_EQ(err.str().find(wrong_check.substr(0, 17)), std::string::npos);
+}
+
+TEST_F(SnapshotToolTest, CsvsWithTheOlderHeaderStillLoad) {
+  std::string old_header(kPersonsHeaderWithoutPresenters);
+  EXPECT_EQ(old_header.substr(old_header.rfind(',') + 1), "voucher_revoked_at_unix");
+  std::string old_line = LineWithPresenters("");
+  old_line.pop_back();  // 19 columns
+  std::ofstream(dir_ + "/old.csv") << old_header << "\n" << old_line << "\n";
+  std::ofstream(dir_ + "/i.csv") << kInstitutionsHeader << "\n";
+  ASSERT_EQ(Run({"load", "--persons", dir_ + "/old.csv", "--institutions", dir_ + "/i.csv",
+                 "--key-file", dir_ + "/key", "--redis", address_}), 0);
+  EXPECT_NE(out_.str().find("loaded 1 persons"), std::string::npos) << out_.str();
+  ASSERT_EQ(Run({"show", "--id-number", "33080019900101123X", "--key-file", dir_ + "/key",
+                 "--redis", address_}), 0);
+  EXPECT_NE(out_.str().find("family_presenter_keys: (none)"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("paid_date: 2025-07-01"), std::string::npos) << out_.str();
+  // A line of the other form is refused with its line.
+  std::ofstream(dir_ + "/mixed.csv") << old_header << "\n" << LineWithPresenters("") << "\n";
+  std::ostringstream out, err;
+  EXPECT_EQ(snapshot_tool::Run({"delta", "upsert", "--persons", dir_ + "/mixed.csv", "--key-file",
+                                dir_ + "/key", "--redis", address_},
+                               out, err),
+            1);
+  EXPECT_NE(err.str().find("mixed.csv:2: column (row): expected 19 columns, found 20"),
+            std::string::npos)
+      << err.str();
 }
 
 }  // namespace

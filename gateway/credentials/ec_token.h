@@ -24,8 +24,9 @@
 // signature: Ed25519 over kSignatureContext followed by the payload bytes
 // (the context keeps a signature from meaning anything in another format).
 //
-// A token with a presenter is about 175 characters; a QR code of version 7
-// (45×45) holds it at error-correction level M.
+// With a 5-character key id a token is 178 characters (a version-9 QR
+// code, 53×53 modules, at error-correction level M), 221 with a presenter
+// (version 11, 61×61).
 #ifndef MEDSETTLE_GATEWAY_CREDENTIALS_EC_TOKEN_H_
 #define MEDSETTLE_GATEWAY_CREDENTIALS_EC_TOKEN_H_
 
@@ -55,6 +56,10 @@ inline constexpr std::string_view kTokenSignatureInvalid = "EC_TOKEN_SIGNATURE_I
 inline constexpr std::string_view kTokenExpired = "EC_TOKEN_EXPIRED";
 // UNAUTHENTICATED: issued at > now + clock skew.
 inline constexpr std::string_view kTokenNotYetValid = "EC_TOKEN_NOT_YET_VALID";
+// UNAUTHENTICATED: expires at − issued at is longer than the gateway
+// accepts (VerifyOptions::max_lifetime_minutes): a code is meant to live
+// minutes, so a long-lived one is treated as a leaked signing key's work.
+inline constexpr std::string_view kTokenLifetimeTooLong = "EC_TOKEN_LIFETIME_TOO_LONG";
 // PERMISSION_DENIED: the token's scopes do not include the visit's scope.
 inline constexpr std::string_view kTokenScopeMismatch = "EC_TOKEN_SCOPE_MISMATCH";
 // FAILED_PRECONDITION: a settlement was already recorded with this token's
@@ -94,6 +99,13 @@ inline constexpr uint8_t kAllScopes = kScopeOutpatient | kScopePharmacy | kScope
 // unknown or empty name.
 std::string ScopesToString(uint8_t scopes);
 absl::StatusOr<uint8_t> ParseScopes(std::string_view names);
+
+// True when `key_id` is 1..kMaxKeyIdLength characters of [A-Za-z0-9_-]
+// (the rule for a token's key id and an issuer key file's name).
+bool IsValidKeyId(std::string_view key_id);
+// True when `hex` is exactly `length` lowercase hex characters (person and
+// presenter keys: 64; nonces: 32).
+bool IsLowerHex(std::string_view hex, size_t length);
 
 struct EcTokenClaims {
   std::string key_id;
@@ -152,10 +164,11 @@ class IssuerKeyring {
 struct VerifyOptions {
   int64_t now_unix = 0;
   int clock_skew_seconds = 60;
+  int max_lifetime_minutes = 0;  // 0 = any lifetime
 };
 
 // ParseEcToken, then the signature (IssuerKeyring::VerifySignature), then
-// the validity window with the skew. The checks that need the visit, the
+// the lifetime cap, then the validity window with the skew. The checks that need the visit, the
 // enrollment or Redis (scope, presenter binding, revocation mark, single
 // use) are the caller's: gateway/settlement_handler.cc.
 absl::StatusOr<EcTokenClaims> VerifyEcToken(std::string_view token, const IssuerKeyring& keys,

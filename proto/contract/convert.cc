@@ -1,9 +1,11 @@
 #include "proto/contract/convert.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "engine/date.h"
 #include "engine/money.h"
@@ -347,6 +349,47 @@ v1::Ledger LedgerToProto(engine::Ledger value) {
 
 // ---- proto → engine ---------------------------------------------------------
 
+namespace {
+
+bool IsPersonKeyShape(std::string_view key) {
+  if (key.size() != 64) return false;
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// family_presenter_keys: each 64 lowercase hex, none repeated nor the
+// person's own, at most kMaxFamilyPresenterKeys; sorted into `*out`.
+absl::Status FamilyPresenterKeysField(const v1::Enrollment& in, std::string_view root,
+                                      std::vector<std::string>* out) {
+  const int n = in.family_presenter_keys_size();
+  if (n > kMaxFamilyPresenterKeys) {
+    std::string field = Path(root, "family_presenter_keys");
+    return InvalidField(reason::kEnrollmentInvalid, field,
+                        Cat(field, ": ", n, " keys, at most ", kMaxFamilyPresenterKeys));
+  }
+  out->assign(in.family_presenter_keys().begin(), in.family_presenter_keys().end());
+  for (int i = 0; i < n; ++i) {
+    const std::string& key = in.family_presenter_keys(i);
+    auto refuse = [&](std::string_view why) {
+      std::string field = Path(root, Cat("family_presenter_keys[", i, "]"));
+      return InvalidField(reason::kEnrollmentInvalid, field, Cat(field, ": ", why));
+    };
+    if (!IsPersonKeyShape(key)) return refuse("not a person key (64 lowercase hex characters)");
+    if (key == in.person_key()) return refuse("the person's own key");
+    for (int j = 0; j < i; ++j) {
+      if (in.family_presenter_keys(j) == key) {
+        return refuse(Cat("repeats family_presenter_keys[", j, "]"));
+      }
+    }
+  }
+  std::sort(out->begin(), out->end());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* out,
                                  std::string_view root) {
   out->person_key = in.person_key();
@@ -428,6 +471,9 @@ absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* o
   out->supplementary.product = in.supplementary().product();
   out->supplementary.pre_existing = in.supplementary().pre_existing();
   out->supplementary.continuous = in.supplementary().continuous();
+  if (absl::Status s = FamilyPresenterKeysField(in, root, &out->family_presenter_keys); !s.ok()) {
+    return s;
+  }
   return TimestampField(in.voucher_revoked_at(), FieldRef{root, "voucher_revoked_at"},
                         &out->voucher_revoked_at_unix);
 }
@@ -638,6 +684,7 @@ void EnrollmentToProto(const engine::Enrollment& in, v1::Enrollment* out) {
   if (in.voucher_revoked_at_unix) {
     out->set_voucher_revoked_at(engine::FormatRfc3339(*in.voucher_revoked_at_unix, 8 * 60));
   }
+  for (const std::string& key : in.family_presenter_keys) out->add_family_presenter_keys(key);
 }
 
 void InstitutionToProto(const engine::Institution& in, v1::Institution* out) {

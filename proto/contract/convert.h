@@ -55,6 +55,10 @@ v1::Ledger LedgerToProto(engine::Ledger value);
 
 // ---- proto → engine -------------------------------------------------------
 
+// The most family presenters one enrollment may list; the snapshot record
+// stores no more (cache::kMaxFamilyPresenters, cache/enrollment_codec.h).
+inline constexpr int kMaxFamilyPresenterKeys = 16;
+
 // `root` is the path of the message itself ("enrollment", "institution",
 // "request", "year_to_date"); it prefixes every field path of a refusal.
 // An empty root gives paths relative to the message ("visit.type").
@@ -64,8 +68,11 @@ v1::Ledger LedgerToProto(engine::Ledger value);
 // malformed (DATE_MISSING / DATE_INVALID; paid_date may be empty), a filing
 // without dates or ending before it starts (DATE_MISSING / DATE_ORDER),
 // unspecified category, assistance or status (ENUM_UNSPECIFIED), a malformed
-// voucher_revoked_at (DATE_INVALID). family_presenter_keys are not part of
-// the engine's record and are not converted.
+// voucher_revoked_at (DATE_INVALID), family_presenter_keys that are more
+// than kMaxFamilyPresenterKeys, not 64 lowercase hex characters, repeated or
+// the person_key itself (ENROLLMENT_INVALID, path
+// "enrollment.family_presenter_keys[i]"). The presenter keys may come in any
+// order; the engine record holds them sorted.
 absl::Status EnrollmentFromProto(const v1::Enrollment& in, engine::Enrollment* out,
                                  std::string_view root = "enrollment");
 
@@ -100,8 +107,8 @@ void AccumulatorsToProto(const engine::Accumulators& in, std::string_view person
                          v1::Accumulators* out);
 
 // Overwrites `*out`. Dates as "YYYY-MM-DD", voucher_revoked_at as RFC 3339
-// in UTC+08:00 (China Standard Time); family_presenter_keys stay empty
-// (not part of the engine's record).
+// in UTC+08:00 (China Standard Time), family_presenter_keys in the record's
+// (sorted) order.
 void AmountsToProto(const engine::Amounts& in, v1::Amounts* out);  // every field set
 void EnrollmentToProto(const engine::Enrollment& in, v1::Enrollment* out);
 void InstitutionToProto(const engine::Institution& in, v1::Institution* out);

@@ -1,7 +1,13 @@
 #include "tests/support/gateway_harness.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
 
 #include "engine/status.h"
 #include "engine/text.h"
@@ -51,10 +57,66 @@ v1::SettleRequest InpatientBill(std::string request_id, std::string id_number, i
   return r;
 }
 
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The PKIs made in this process, by their institution list: making one
+// takes about a second of openssl, so the tests of a suite share it (they
+// only read it; the gateway reads copies). Removed when the process exits.
+class PkiCache {
+ public:
+  ~PkiCache() {
+    std::error_code ignored;
+    if (!root_.empty()) std::filesystem::remove_all(root_, ignored);
+  }
+
+  // deploy/pki/make-dev-pki.sh --test-certs for `ids`, once; its folder.
+  absl::StatusOr<std::string> For(const std::set<std::string>& ids) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string key;
+    for (const std::string& id : ids) key += id + " ";
+    if (auto it = dirs_.find(key); it != dirs_.end()) return it->second;
+    if (root_.empty()) {
+      char path[] = "/tmp/medsettle-test-pki-XXXXXX";
+      if (mkdtemp(path) == nullptr) return absl::InternalError("mkdtemp failed");
+      root_ = path;
+    }
+    const std::string dir = Cat(root_, "/", static_cast<int64_t>(dirs_.size()));
+    std::string command = Cat("bash '", MEDSETTLE_SOURCE_DIR, "/deploy/pki/make-dev-pki.sh' ",
+                              "--test-certs '", dir, "'");
+    for (const std::string& id : ids) command += Cat(" '", id, "'");
+    const std::string log = dir + ".log";
+    command += Cat(" >'", log, "' 2>&1");
+    if (std::system(command.c_str()) != 0) {
+      return absl::InternalError(Cat("make-dev-pki.sh failed: ", ReadFile(log)));
+    }
+    dirs_.emplace(key, dir);
+    return dir;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::string root_;                          // guarded by mutex_
+  std::map<std::string, std::string> dirs_;  // guarded by mutex_
+};
+
+PkiCache& Pkis() {
+  static PkiCache cache;  // destroyed at exit: removes the folders
+  return cache;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
     const std::vector<SnapshotPerson>& persons,
     const std::vector<engine::Institution>& institutions,
-    std::function<void(gateway::GatewayConfig&)> adjust) {
+    std::function<void(gateway::GatewayConfig&)> adjust, HarnessOptions options) {
   std::unique_ptr<GatewayHarness> h(new GatewayHarness());
   absl::StatusOr<std::unique_ptr<RedisServer>> redis = RedisServer::Start();
   if (!redis.ok()) return redis.status();
@@ -84,7 +146,31 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
 
   gateway::GatewayConfig& c = h->config_;
   c.listen = "127.0.0.1:0";
-  c.insecure_dev = true;
+  c.insecure_dev = !options.tls;
+  c.rate_limit = {0, 0};  // unlimited: the suites make many calls quickly
+  if (options.tls) {
+    h->tls_ = true;
+    h->tls_dir_ = h->redis_->dir() + "/tls";
+    std::set<std::string> ids(options.extra_certificates.begin(),
+                              options.extra_certificates.end());
+    for (const engine::Institution& i : institutions) ids.insert(i.institution_id);
+    absl::StatusOr<std::string> pki = Pkis().For(ids);
+    if (!pki.ok()) return pki.status();
+    h->pki_dir_ = *pki;
+    std::error_code error;
+    std::filesystem::create_directories(h->tls_dir_, error);
+    const std::pair<const char*, const char*> copies[] = {
+        {"server.pem", "server.pem"}, {"server.key.pem", "server.key.pem"},
+        {"ca.pem", "client-ca.pem"}};
+    for (const auto& [from, to] : copies) {
+      std::filesystem::copy_file(h->pki_dir_ + "/" + from, h->tls_dir_ + "/" + to,
+                                 std::filesystem::copy_options::overwrite_existing, error);
+      if (error) return absl::InternalError(Cat("cannot copy ", from, ": ", error.message()));
+    }
+    c.tls_cert_file = h->tls_dir_ + "/server.pem";
+    c.tls_key_file = h->tls_dir_ + "/server.key.pem";
+    c.tls_client_ca_file = h->tls_dir_ + "/client-ca.pem";
+  }
   c.redis_host = h->redis_->host();
   c.redis_port = h->redis_->port();
   c.redis_pool_size = 8;
@@ -101,6 +187,10 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
 }
 
 GatewayHarness::~GatewayHarness() {
+  {
+    std::lock_guard<std::mutex> lock(stubs_mutex_);
+    stubs_.clear();
+  }
   stub_.reset();
   if (gateway_ != nullptr) gateway_->Shutdown();
   gateway_.reset();
@@ -135,6 +225,10 @@ absl::StatusOr<std::string> GatewayHarness::LoadSnapshot(
 }
 
 absl::Status GatewayHarness::RestartGateway() {
+  {
+    std::lock_guard<std::mutex> lock(stubs_mutex_);
+    stubs_.clear();  // they name the old port
+  }
   stub_.reset();
   if (gateway_ != nullptr) gateway_->Shutdown();
   gateway_.reset();
@@ -142,7 +236,7 @@ absl::Status GatewayHarness::RestartGateway() {
       gateway::GatewayServer::Start(config_);
   if (!g.ok()) return g.status();
   gateway_ = *std::move(g);
-  stub_ = v1::SettlementService::NewStub(NewChannel());
+  stub_ = v1::SettlementService::NewStub(NewChannel());  // TLS: no client certificate
   return absl::OkStatus();
 }
 
@@ -151,18 +245,55 @@ absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> GatewayHarness::StartAno
   return gateway::GatewayServer::Start(config_);
 }
 
-std::shared_ptr<grpc::Channel> GatewayHarness::NewChannel() const {
-  return ChannelTo(gateway_->port());
+std::shared_ptr<grpc::Channel> GatewayHarness::NewChannel(std::string_view institution) const {
+  if (!tls_) return ChannelTo(gateway_->port());
+  if (institution.empty()) return TlsChannelTo(gateway_->port(), pki_dir_ + "/ca.pem", "", "");
+  const std::string base = Cat(pki_dir_, "/", institution);
+  return TlsChannelTo(gateway_->port(), pki_dir_ + "/ca.pem", base + ".pem", base + ".key.pem");
 }
 
-std::shared_ptr<grpc::Channel> GatewayHarness::ChannelTo(int port) {
+v1::SettlementService::Stub& GatewayHarness::StubFor(std::string_view institution) {
+  if (!tls_) return *stub_;
+  std::lock_guard<std::mutex> lock(stubs_mutex_);
+  auto it = stubs_.find(institution);
+  if (it == stubs_.end()) {
+    it = stubs_
+             .emplace(std::string(institution),
+                      v1::SettlementService::NewStub(NewChannel(institution)))
+             .first;
+  }
+  return *it->second;
+}
+
+namespace {
+
+grpc::ChannelArguments HarnessChannelArgs() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   // A fresh connection per channel (no subchannel sharing between channels).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return args;
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> GatewayHarness::ChannelTo(int port) {
   return grpc::CreateCustomChannel(Cat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
+                                   grpc::InsecureChannelCredentials(), HarnessChannelArgs());
+}
+
+std::shared_ptr<grpc::Channel> GatewayHarness::TlsChannelTo(int port, const std::string& ca_file,
+                                                            const std::string& cert_file,
+                                                            const std::string& key_file,
+                                                            const std::string& server_name) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(ca_file);
+  if (!cert_file.empty()) tls.pem_cert_chain = ReadFile(cert_file);
+  if (!key_file.empty()) tls.pem_private_key = ReadFile(key_file);
+  grpc::ChannelArguments args = HarnessChannelArgs();
+  if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
+  return grpc::CreateCustomChannel(Cat("127.0.0.1:", port), grpc::SslCredentials(tls), args);
 }
 
 void GatewayHarness::FillTrailers(const grpc::ClientContext& context, CallResult* result) {

@@ -1,8 +1,16 @@
 // Test support: a real gateway (gateway::GatewayServer, in-process, on a
 // free loopback port) over a real redis-server of the test's own
 // (tests/support/redis_server.h), with an enrollment snapshot loaded from
-// the persons and institutions the test names. Clients are real gRPC stubs
-// that send the institution in the development header.
+// the persons and institutions the test names. Clients are real gRPC stubs.
+//
+// Two transports (HarnessOptions::tls):
+//   development (default)  plaintext; Call sends the institution in the
+//                          x-medsettle-institution header (--insecure-dev)
+//   mutual TLS             deploy/pki/make-dev-pki.sh --test-certs makes a
+//                          PKI (once per process and institution list);
+//                          Call(…, institution, …) uses a channel presenting
+//                          that institution's client certificate (one cached
+//                          channel per institution).
 #ifndef MEDSETTLE_TESTS_SUPPORT_GATEWAY_HARNESS_H_
 #define MEDSETTLE_TESTS_SUPPORT_GATEWAY_HARNESS_H_
 
@@ -10,7 +18,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,16 +68,26 @@ struct CallResult {
   grpc::StatusCode code() const { return status.error_code(); }
 };
 
+struct HarnessOptions {
+  // Mutual TLS instead of the development header (see the file comment).
+  bool tls = false;
+  // Institutions to issue certificates for besides the snapshot's (e.g.
+  // one the registry does not know).
+  std::vector<std::string> extra_certificates;
+};
+
 class GatewayHarness {
  public:
   // Starts Redis, loads a snapshot of `persons` and `institutions`, starts
   // the gateway. `adjust` may change the configuration first (timeouts,
-  // workers). Errors name what failed; NOT_FOUND when redis-server is not
-  // installed (callers skip).
+  // workers). The harness sets no rate limit (rate_limit 0 = unlimited)
+  // unless `adjust` does. Errors name what failed; NOT_FOUND when
+  // redis-server is not installed (callers skip).
   static absl::StatusOr<std::unique_ptr<GatewayHarness>> Start(
       const std::vector<SnapshotPerson>& persons,
       const std::vector<engine::Institution>& institutions,
-      std::function<void(gateway::GatewayConfig&)> adjust = nullptr);
+      std::function<void(gateway::GatewayConfig&)> adjust = nullptr,
+      HarnessOptions options = {});
   ~GatewayHarness();
 
   RedisServer& redis() { return *redis_; }
@@ -77,6 +97,16 @@ class GatewayHarness {
   const cache::PersonKeyer& keyer() const { return *keyer_; }
   const gateway::GatewayConfig& config() const { return config_; }
   std::string PersonKey(std::string_view id_number) const;
+
+  // Mutual TLS mode: whether it is on, and the PKI make-dev-pki.sh made
+  // (ca.pem, server.pem, <id>.pem and .key.pem, other-ca/, expired/,
+  // cn-only/; shared by the harnesses of the process: read only). The
+  // gateway reads its own copies of the server certificate, key and client
+  // CA in tls_dir() (server.pem, server.key.pem, client-ca.pem), so a test
+  // may replace them (rotation).
+  bool tls() const { return tls_; }
+  const std::string& pki_dir() const { return pki_dir_; }
+  const std::string& tls_dir() const { return tls_dir_; }
 
   // Loads a new snapshot version of these persons and institutions and
   // makes it current; returns the version.
@@ -91,16 +121,29 @@ class GatewayHarness {
   // tests of several gateways at once.
   absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> StartAnotherGateway() const;
   static std::shared_ptr<grpc::Channel> ChannelTo(int port);
+  // A TLS channel to 127.0.0.1:port trusting `ca_file`, presenting
+  // `cert_file` and `key_file` (none when empty); `server_name` overrides
+  // the name checked against the server certificate.
+  static std::shared_ptr<grpc::Channel> TlsChannelTo(int port, const std::string& ca_file,
+                                                     const std::string& cert_file,
+                                                     const std::string& key_file,
+                                                     const std::string& server_name = "");
 
-  // A new channel to the gateway (one per thread for concurrency tests).
-  std::shared_ptr<grpc::Channel> NewChannel() const;
+  // A new channel to the gateway (one per thread for concurrency tests);
+  // in TLS mode presenting `institution`'s certificate (none when empty).
+  std::shared_ptr<grpc::Channel> NewChannel(std::string_view institution = "") const;
+  // Plaintext: the one stub. TLS: a stub without a client certificate.
   v1::SettlementService::Stub& stub() { return *stub_; }
+  // The stub Call uses for `institution`: stub() in development mode; in
+  // TLS mode one over a cached channel with the institution's certificate.
+  v1::SettlementService::Stub& StubFor(std::string_view institution);
 
   template <typename Request, typename Response>
   using Rpc = grpc::Status (v1::SettlementService::Stub::*)(grpc::ClientContext*, const Request&,
                                                             Response*);
 
-  // One call as `institution` (empty: no header) with a deadline.
+  // One call as `institution` (empty: no header) with a deadline. The
+  // header is sent whatever the stub's channel (a TLS gateway ignores it).
   template <typename Request, typename Response>
   static CallResult Call(v1::SettlementService::Stub& stub, Rpc<Request, Response> rpc,
                          std::string_view institution, const Request& request,
@@ -119,7 +162,7 @@ class GatewayHarness {
   template <typename Request, typename Response>
   CallResult Call(Rpc<Request, Response> rpc, std::string_view institution,
                   const Request& request, Response* response, int timeout_ms = 20000) {
-    return Call(*stub_, rpc, institution, request, response, timeout_ms);
+    return Call(StubFor(institution), rpc, institution, request, response, timeout_ms);
   }
 
  private:
@@ -134,6 +177,14 @@ class GatewayHarness {
   std::unique_ptr<cache::SnapshotStore> snapshots_;
   std::unique_ptr<gateway::GatewayServer> gateway_;
   std::unique_ptr<v1::SettlementService::Stub> stub_;
+
+  bool tls_ = false;
+  std::string pki_dir_;
+  std::string tls_dir_;
+  std::mutex stubs_mutex_;
+  // TLS mode: one stub per institution, for the current gateway's port;
+  // guarded by stubs_mutex_.
+  std::map<std::string, std::unique_ptr<v1::SettlementService::Stub>, std::less<>> stubs_;
 };
 
 }  // namespace medsettle::testing

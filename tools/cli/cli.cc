@@ -52,8 +52,16 @@ constexpr std::string_view kUsage =
     "\n"
     "global flags:\n"
     "  --target HOST:PORT           the gateway (env MEDSETTLE_TARGET; default 127.0.0.1:50051)\n"
+    "  mutual TLS (the gateway's normal mode; the certificate names the institution):\n"
+    "  --ca FILE                    CA of the gateway's certificate, PEM (env MEDSETTLE_CA)\n"
+    "  --cert FILE                  the institution's certificate, PEM (env MEDSETTLE_CERT)\n"
+    "  --key FILE                   its private key, PEM (env MEDSETTLE_KEY)\n"
+    "  --tls-server-name NAME       name to check the gateway's certificate against\n"
+    "                               (default: the target's host)\n"
+    "  or a development gateway (medsettle-gateway --insecure-dev, loopback only):\n"
+    "  --insecure-dev               plaintext; the institution travels in a header\n"
     "  --institution ID             calling institution, sent as header x-medsettle-institution\n"
-    "                               (env MEDSETTLE_INSTITUTION)\n"
+    "                               (env MEDSETTLE_INSTITUTION; --insecure-dev only)\n"
     "  --timeout-ms N               deadline of each call (default 5000)\n"
     "  --json                       print the response as protobuf JSON, one object\n"
     "\n"
@@ -100,11 +108,26 @@ class Session {
     const int code = ExitCodeFor(error.code);
     // Without a reason the status comes from the transport, not the service.
     if (code == kExitNoAnswer && error.reason.empty()) {
-      err_ << (error.code == grpc::StatusCode::DEADLINE_EXCEEDED
-                   ? Cat("no answer from ", transport_.target, " within ", transport_.timeout_ms,
-                         " ms (--timeout-ms)\n")
-                   : Cat("could not reach ", transport_.target,
-                         " (is the gateway running? --target / MEDSETTLE_TARGET)\n"));
+      // Under TLS 1.3 a client certificate the gateway refuses shows as
+      // the connection closing right after the handshake.
+      const bool handshake = !transport_.insecure_dev &&
+                             (error.message.find("andshake") != std::string::npos ||
+                              error.message.find("SSL") != std::string::npos ||
+                              error.message.find("ertificate") != std::string::npos ||
+                              error.message.find("Socket closed") != std::string::npos);
+      if (error.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        err_ << Cat("no answer from ", transport_.target, " within ", transport_.timeout_ms,
+                    " ms (--timeout-ms)\n");
+      } else if (handshake) {
+        err_ << Cat("the TLS handshake with ", transport_.target,
+                    " failed or the gateway closed the connection: --ca must be the CA of the "
+                    "gateway's certificate, whose names must include the target's host (or "
+                    "--tls-server-name); --cert must be an unexpired institution certificate "
+                    "signed by a CA the gateway trusts, and --key its key\n");
+      } else {
+        err_ << Cat("could not reach ", transport_.target,
+                    " (is the gateway running? --target / MEDSETTLE_TARGET)\n");
+      }
     }
     return code;
   }
@@ -317,18 +340,55 @@ int Run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
   if (std::optional<std::string> target = setting("target", "MEDSETTLE_TARGET")) {
     transport.target = *target;
   }
-  if (std::optional<std::string> id = setting("institution", "MEDSETTLE_INSTITUTION")) {
-    transport.institution_id = *id;
-  }
   if (const std::string* timeout = args->Value("timeout-ms")) {
     absl::StatusOr<int64_t> ms = ParsePositiveFlag("--timeout-ms", *timeout, kMaxTimeoutMs);
     if (!ms.ok()) return UsageError(err, ms.status());
     transport.timeout_ms = *ms;
   }
-  if (transport.institution_id.empty() && args->command != Command::kHealth) {
-    return UsageError(err, absl::InvalidArgumentError(
-                               "no calling institution: give --institution ID or set "
-                               "MEDSETTLE_INSTITUTION"));
+  // The transport: mutual TLS with the institution's certificate, or the
+  // development gateway's plaintext and header.
+  transport.insecure_dev = args->Switch("insecure-dev");
+  const std::optional<std::string> ca = setting("ca", "MEDSETTLE_CA");
+  const std::optional<std::string> cert = setting("cert", "MEDSETTLE_CERT");
+  const std::optional<std::string> key = setting("key", "MEDSETTLE_KEY");
+  if (transport.insecure_dev) {
+    for (std::string_view flag : {"ca", "cert", "key", "tls-server-name"}) {
+      if (args->Value(flag) != nullptr) {
+        return UsageError(err, absl::InvalidArgumentError(Cat(
+                                   "--", flag, " cannot be combined with --insecure-dev")));
+      }
+    }
+    if (std::optional<std::string> id = setting("institution", "MEDSETTLE_INSTITUTION")) {
+      transport.institution_id = *id;
+    }
+    if (transport.institution_id.empty() && args->command != Command::kHealth) {
+      return UsageError(err, absl::InvalidArgumentError(
+                                 "no calling institution: give --institution ID or set "
+                                 "MEDSETTLE_INSTITUTION"));
+    }
+  } else {
+    if (args->Value("institution") != nullptr) {
+      return UsageError(err, absl::InvalidArgumentError(
+                                 "--institution applies to --insecure-dev gateways only; under "
+                                 "mutual TLS the certificate (--cert) names the institution"));
+    }
+    if (!ca && !cert && !key) {
+      return UsageError(err, absl::InvalidArgumentError(
+                                 "no transport: give --ca, --cert and --key (mutual TLS; env "
+                                 "MEDSETTLE_CA, MEDSETTLE_CERT, MEDSETTLE_KEY), or --insecure-dev "
+                                 "for a development gateway"));
+    }
+    if (!ca || !cert || !key) {
+      return UsageError(err, absl::InvalidArgumentError(
+                                 Cat("mutual TLS needs all of --ca, --cert and --key; missing ",
+                                     !ca ? "--ca" : !cert ? "--cert" : "--key")));
+    }
+    if (absl::Status s = LoadTlsFiles(*ca, *cert, *key, &transport); !s.ok()) {
+      return UsageError(err, s);
+    }
+    if (const std::string* name = args->Value("tls-server-name")) {
+      transport.tls_server_name = *name;
+    }
   }
 
   Session session(*args, std::move(transport), out, err);

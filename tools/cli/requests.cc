@@ -38,6 +38,11 @@ struct FlagSpec {
 constexpr FlagSpec kFlags[] = {
     // Connection and output, for every command.
     {"target",         true,  false, kAny},
+    {"ca",             true,  false, kAny},
+    {"cert",           true,  false, kAny},
+    {"key",            true,  false, kAny},
+    {"tls-server-name", true, false, kAny},
+    {"insecure-dev",   false, false, kAny},
     {"institution",    true,  false, kAny},
     {"timeout-ms",     true,  false, kAny},
     {"json",           false, false, kAny},

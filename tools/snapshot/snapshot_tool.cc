@@ -1,10 +1,12 @@
 #include "tools/snapshot/snapshot_tool.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "cache/connection_pool.h"
+#include "cache/enrollment_codec.h"
 #include "engine/status.h"
 #include "engine/text.h"
 
@@ -83,10 +86,10 @@ std::string_view StatusName(engine::EnrollmentStatus s) {
   return s == engine::EnrollmentStatus::kSuspended ? "SUSPENDED" : "ACTIVE";
 }
 
-std::string Join(const std::vector<std::string>& list) {
+std::string Join(const std::vector<std::string>& list, char sep = '|') {
   std::string out;
   for (const std::string& s : list) {
-    if (!out.empty()) out.push_back('|');
+    if (!out.empty()) out.push_back(sep);
     out += s;
   }
   return out;
@@ -97,6 +100,44 @@ std::vector<std::string> SplitList(std::string_view s) {
   if (s.empty()) return list;
   for (std::string_view part : Split(s, '|')) list.emplace_back(part);
   return list;
+}
+
+std::string Message(const absl::Status& s) {
+  return Cat(absl::StatusCodeToString(s.code()), " ", engine::ReasonOf(s), ": ",
+             std::string_view(s.message().data(), s.message().size()));
+}
+
+constexpr std::string_view kPresenterIdsColumn = "family_presenter_ids";
+
+// The family_presenter_ids column (non-empty): ID numbers separated by ';',
+// each valid (cache::NormalizeIdNumber), none the person's own (`own`, raw)
+// nor repeated, at most cache::kMaxFamilyPresenters. Normalised, in order.
+absl::StatusOr<std::vector<std::string>> ParsePresenterIds(std::string_view column,
+                                                           std::string_view own) {
+  std::vector<std::string_view> parts = Split(column, ';');
+  if (parts.size() > cache::kMaxFamilyPresenters) {
+    return Bad(kPresenterIdsColumn, Cat(parts.size(), " ID numbers, at most ",
+                                        cache::kMaxFamilyPresenters));
+  }
+  absl::StatusOr<std::string> own_id = cache::NormalizeIdNumber(own);
+  std::vector<std::string> ids;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    absl::StatusOr<std::string> id = cache::NormalizeIdNumber(parts[k]);
+    if (!id.ok()) {  // the reason, never the number
+      return Bad(kPresenterIdsColumn,
+                 Cat("ID number ", k + 1, " is not valid (", engine::ReasonOf(id.status()), ")"));
+    }
+    if (own_id.ok() ? *id == *own_id : parts[k] == own) {
+      return Bad(kPresenterIdsColumn, Cat("ID number ", k + 1, " is the person's own"));
+    }
+    for (size_t j = 0; j < ids.size(); ++j) {
+      if (ids[j] == *id) {
+        return Bad(kPresenterIdsColumn, Cat("ID number ", k + 1, " repeats ID number ", j + 1));
+      }
+    }
+    ids.push_back(*std::move(id));
+  }
+  return ids;
 }
 
 // ---- Synthesis ----
@@ -223,6 +264,48 @@ std::string SynthIdNumber(const engine::Enrollment& e, Rng& rng,
   return id;
 }
 
+// Family presenters for about 5% of persons (亲情账户): one or two of the
+// last kRecent persons synthesised in the same region-year (a parent, a
+// child, a spouse), so every presenter is a person of the file and never
+// the person themself. Among the first kCoverageRows rows, every 20th.
+class FamilyPicker {
+ public:
+  // The presenters' ID numbers for person `index` (sorted), then remembers
+  // `id` as a candidate for later persons.
+  std::vector<std::string> Pick(int64_t index, const engine::Enrollment& e, const std::string& id,
+                                Rng& rng) {
+    size_t ry = 0;
+    while (ry + 1 < std::size(kRegionYears) && !(kRegionYears[ry].region == e.region_code &&
+                                                 kRegionYears[ry].year == e.year)) {
+      ++ry;
+    }
+    std::vector<std::string>& recent = recent_[ry];
+    std::vector<std::string> ids;
+    const bool cover = index < kCoverageRows;
+    if (cover ? index % 20 == 11 : rng.Percent(5)) {
+      size_t want = 1 + static_cast<size_t>(cover ? (index / 20) % 2 : rng.Below(2));
+      size_t start =
+          recent.empty() ? 0 : static_cast<size_t>(rng.Below(static_cast<int>(recent.size())));
+      for (size_t k = 0; k < std::min(want, recent.size()); ++k) {
+        ids.push_back(recent[(start + k) % recent.size()]);
+      }
+      std::sort(ids.begin(), ids.end());
+    }
+    if (recent.size() < kRecent) {
+      recent.push_back(id);
+    } else {
+      recent[next_[ry]] = id;
+      next_[ry] = (next_[ry] + 1) % kRecent;
+    }
+    return ids;
+  }
+
+ private:
+  static constexpr size_t kRecent = 16;
+  std::array<std::vector<std::string>, std::size(kRegionYears)> recent_;
+  std::array<size_t, std::size(kRegionYears)> next_{};
+};
+
 std::vector<engine::Institution> SynthInstitutions() {
   struct Region {
     engine::RegionCode code;
@@ -289,23 +372,41 @@ class Progress {
   int64_t total_;
 };
 
-absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path,
-                                                   std::string_view header) {
+// A CSV file's data lines, and which of the accepted headers it began with.
+struct CsvLines {
+  std::vector<std::string> lines;
+  size_t header = 0;  // index into the accepted headers
+};
+
+// `headers[0]` is the current header (named in the refusal); any of them
+// is accepted.
+absl::StatusOr<CsvLines> ReadLines(const std::string& path,
+                                   std::initializer_list<std::string_view> headers) {
   std::ifstream in(path);
   if (!in) {
     return engine::InvalidField(reason::kSnapshotInputInvalid, "", Cat("cannot open ", path));
   }
-  std::vector<std::string> lines;
+  CsvLines csv;
   std::string line;
-  if (!std::getline(in, line) || line != header) {
-    return engine::InvalidField(reason::kSnapshotInputInvalid, "",
-                                Cat(path, ": the first line must be the header: ", header));
+  bool got = static_cast<bool>(std::getline(in, line));
+  if (got && !line.empty() && line.back() == '\r') line.pop_back();
+  auto match = std::find(headers.begin(), headers.end(), std::string_view(line));
+  if (!got || match == headers.end()) {
+    return engine::InvalidField(
+        reason::kSnapshotInputInvalid, "",
+        Cat(path, ": the first line must be the header: ", *headers.begin()));
   }
+  csv.header = static_cast<size_t>(match - headers.begin());
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) lines.push_back(std::move(line));
+    if (!line.empty()) csv.lines.push_back(std::move(line));
   }
-  return lines;
+  return csv;
+}
+
+// The persons CSV: either header (the older one without presenters).
+absl::StatusOr<CsvLines> ReadPersonLines(const std::string& path) {
+  return ReadLines(path, {kPersonsHeader, kPersonsHeaderWithoutPresenters});
 }
 
 absl::Status AtLine(const absl::Status& s, const std::string& path, size_t line_no) {
@@ -340,11 +441,6 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args, size_t fr
   return flags;
 }
 
-std::string Message(const absl::Status& s) {
-  return Cat(absl::StatusCodeToString(s.code()), " ", engine::ReasonOf(s), ": ",
-             std::string_view(s.message().data(), s.message().size()));
-}
-
 absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> Connect(const Flags& flags) {
   std::string address = flags.Get("redis", "127.0.0.1:6379");
   size_t colon = address.rfind(':');
@@ -372,6 +468,42 @@ absl::StatusOr<cache::PersonKeyer> KeyerFrom(const Flags& flags) {
   return cache::PersonKeyer::Create(secret.str());
 }
 
+// The family member of a presenter delta: --presenter-key, or
+// --presenter-id-number keyed with --key-file.
+absl::StatusOr<std::string> PresenterKeyFrom(const Flags& flags) {
+  if (flags.Has("presenter-key")) return flags.Get("presenter-key");
+  if (!flags.Has("presenter-id-number")) {
+    return BadInput("give --presenter-key, or --presenter-id-number with --key-file");
+  }
+  absl::StatusOr<cache::PersonKeyer> keyer = KeyerFrom(flags);
+  if (!keyer.ok()) return keyer.status();
+  absl::StatusOr<std::string> key = keyer->KeyOfIdNumber(flags.Get("presenter-id-number"));
+  if (!key.ok()) {
+    const absl::Status& s = key.status();
+    return engine::Refusal(s.code(), engine::ReasonOf(s), "presenter-id-number",
+                           Cat("--presenter-id-number: ",
+                               std::string_view(s.message().data(), s.message().size())));
+  }
+  return key;
+}
+
+// A stored record as "column: value" lines in persons-CSV order, the
+// person key for id_number and the presenter keys for family_presenter_ids.
+std::string PersonDump(const engine::Enrollment& e) {
+  std::vector<std::string_view> names = Split(kPersonsHeader, ',');
+  std::string line = PersonLine("", e);
+  std::vector<std::string_view> values = Split(line, ',');
+  std::string out = Cat("person_key: ", e.person_key, "\n");
+  for (size_t k = 1; k + 1 < names.size() && k < values.size(); ++k) {
+    out += Cat(names[k], ": ", values[k], "\n");
+  }
+  out += Cat("family_presenter_keys: ",
+             e.family_presenter_keys.empty() ? std::string("(none)")
+                                             : Join(e.family_presenter_keys, ' '),
+             "\n");
+  return out;
+}
+
 absl::StatusOr<std::string> PersonKeyFrom(const Flags& flags) {
   if (flags.Has("person-key")) return flags.Get("person-key");
   if (!flags.Has("id-number")) {
@@ -388,10 +520,14 @@ constexpr std::string_view kUsage =
     "  load --persons persons.csv --institutions institutions.csv --key-file KEYFILE"
     " [--redis HOST:PORT]\n"
     "  status [--redis HOST:PORT]\n"
+    "  show (--person-key K | --id-number N --key-file F) [--version V] [--redis ...]\n"
     "  drop VERSION [--redis HOST:PORT]\n"
     "  delta suspend (--person-key K | --id-number N --key-file F) [--redis ...]\n"
     "  delta revoke-voucher (--person-key K | --id-number N --key-file F) --at UNIX_SECONDS\n"
-    "  delta upsert --persons rows.csv --key-file F [--redis ...]\n";
+    "  delta upsert --persons rows.csv --key-file F [--redis ...]\n"
+    "  delta bind-presenter (--person-key K | --id-number N --key-file F)\n"
+    "      (--presenter-key K | --presenter-id-number N --key-file F) [--redis ...]\n"
+    "  delta unbind-presenter (the same flags)\n";
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string& command = args[0];
@@ -460,6 +596,29 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
     return 0;
   }
+  if (command == "show") {
+    absl::StatusOr<std::string> key = PersonKeyFrom(*flags);
+    if (!key.ok()) return fail(key.status());
+    std::string version = flags->Get("version");
+    if (version.empty()) {
+      absl::StatusOr<std::optional<std::string>> current = store.CurrentVersion();
+      if (!current.ok()) return fail(current.status());
+      if (!current->has_value()) {
+        return fail(engine::Refusal(absl::StatusCode::kNotFound, cache::reason::kSnapshotNotFound,
+                                    "", "no snapshot version is current"));
+      }
+      version = **current;
+    }
+    absl::StatusOr<std::optional<engine::Enrollment>> e = store.GetEnrollment(version, *key);
+    if (!e.ok()) return fail(e.status());
+    if (!e->has_value()) {
+      return fail(engine::Refusal(absl::StatusCode::kNotFound,
+                                  cache::reason::kSnapshotPersonNotFound, "person_key",
+                                  Cat("snapshot ", version, " holds no such person")));
+    }
+    out << "version: " << version << "\n" << PersonDump(**e);
+    return 0;
+  }
   if (command == "drop") {
     if (flags->positional.size() != 1) {
       err << kUsage;
@@ -472,12 +631,22 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (command == "delta" && args.size() >= 2) {
     const std::string& kind = args[1];
     std::vector<cache::Delta> deltas;
-    if (kind == "suspend" || kind == "revoke-voucher") {
+    if (kind == "suspend" || kind == "revoke-voucher" || kind == "bind-presenter" ||
+        kind == "unbind-presenter") {
       cache::Delta d;
-      d.kind = kind == "suspend" ? cache::DeltaKind::kSuspend : cache::DeltaKind::kRevokeVoucher;
+      d.kind = kind == "suspend"          ? cache::DeltaKind::kSuspend
+               : kind == "revoke-voucher" ? cache::DeltaKind::kRevokeVoucher
+               : kind == "bind-presenter" ? cache::DeltaKind::kBindPresenter
+                                          : cache::DeltaKind::kUnbindPresenter;
       absl::StatusOr<std::string> key = PersonKeyFrom(*flags);
       if (!key.ok()) return fail(key.status());
       d.enrollment.person_key = *key;
+      if (d.kind == cache::DeltaKind::kBindPresenter ||
+          d.kind == cache::DeltaKind::kUnbindPresenter) {
+        absl::StatusOr<std::string> presenter = PresenterKeyFrom(*flags);
+        if (!presenter.ok()) return fail(presenter.status());
+        d.presenter_key = *presenter;
+      }
       if (d.kind == cache::DeltaKind::kRevokeVoucher &&
           !ParseNumber(std::string_view(flags->Get("at")), &d.revoked_at_unix)) {
         err << "--at UNIX_SECONDS is required\n" << kUsage;
@@ -488,17 +657,17 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
       absl::StatusOr<cache::PersonKeyer> keyer = KeyerFrom(*flags);
       if (!keyer.ok()) return fail(keyer.status());
       std::string path = flags->Get("persons");
-      absl::StatusOr<std::vector<std::string>> lines = ReadLines(path, kPersonsHeader);
-      if (!lines.ok()) return fail(lines.status());
-      for (size_t k = 0; k < lines->size(); ++k) {
-        absl::StatusOr<PersonRow> row = ParsePersonLine((*lines)[k]);
+      absl::StatusOr<CsvLines> csv = ReadPersonLines(path);
+      if (!csv.ok()) return fail(csv.status());
+      for (size_t k = 0; k < csv->lines.size(); ++k) {
+        absl::StatusOr<PersonRow> row = ParsePersonLine(csv->lines[k], csv->header == 0);
         if (!row.ok()) return fail(AtLine(row.status(), path, k + 2));
-        absl::StatusOr<std::string> key = keyer->KeyOfIdNumber(row->id_number);
-        if (!key.ok()) return fail(AtLine(key.status(), path, k + 2));
+        if (absl::Status s = KeyPersonRow(*keyer, *row); !s.ok()) {
+          return fail(AtLine(s, path, k + 2));
+        }
         cache::Delta d;
         d.kind = cache::DeltaKind::kUpsertPerson;
         d.enrollment = std::move(row->enrollment);
-        d.enrollment.person_key = *key;
         deltas.push_back(std::move(d));
       }
     } else {
@@ -508,8 +677,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     for (const cache::Delta& d : deltas) {
       absl::StatusOr<cache::DeltaApplied> applied = store.ApplyDelta(d);
       if (!applied.ok()) return fail(applied.status());
-      out << cache::Name(d.kind) << " " << d.enrollment.person_key << " in " << applied->version
-          << " (stream entry " << applied->stream_id << ")\n";
+      out << cache::Name(d.kind) << " " << d.enrollment.person_key;
+      if (!d.presenter_key.empty()) out << " presenter " << d.presenter_key;
+      out << " in " << applied->version << " (stream entry " << applied->stream_id << ")\n";
     }
     return 0;
   }
@@ -519,7 +689,8 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
 
 }  // namespace
 
-std::string PersonLine(std::string_view id_number, const engine::Enrollment& e) {
+std::string PersonLine(std::string_view id_number, const engine::Enrollment& e,
+                       const std::vector<std::string>& family_presenter_ids) {
   std::string filings;
   for (const engine::OutOfAreaFiling& f : e.out_of_area_filings) {
     if (!filings.empty()) filings.push_back('|');
@@ -534,12 +705,16 @@ std::string PersonLine(std::string_view id_number, const engine::Enrollment& e) 
              e.supplementary.pre_existing ? "1" : "0", ",",
              e.supplementary.continuous ? "1" : "0", ",",
              e.voucher_revoked_at_unix.has_value() ? std::to_string(*e.voucher_revoked_at_unix)
-                                                   : std::string());
+                                                   : std::string(),
+             ",", Join(family_presenter_ids, ';'));
 }
 
-absl::StatusOr<PersonRow> ParsePersonLine(std::string_view line) {
+absl::StatusOr<PersonRow> ParsePersonLine(std::string_view line, bool with_presenter_ids) {
   std::vector<std::string_view> c = Split(line, ',');
-  if (c.size() != 19) return Bad("(row)", Cat("expected 19 columns, found ", c.size()));
+  const size_t columns = with_presenter_ids ? 20 : 19;
+  if (c.size() != columns) {
+    return Bad("(row)", Cat("expected ", columns, " columns, found ", c.size()));
+  }
   PersonRow row;
   engine::Enrollment& e = row.enrollment;
   row.id_number = std::string(c[0]);
@@ -595,7 +770,30 @@ absl::StatusOr<PersonRow> ParsePersonLine(std::string_view line) {
     if (!ParseNumber(c[18], &at)) return Bad("voucher_revoked_at_unix", "not an integer");
     e.voucher_revoked_at_unix = at;
   }
+  if (with_presenter_ids && !c[19].empty()) {
+    absl::StatusOr<std::vector<std::string>> ids = ParsePresenterIds(c[19], row.id_number);
+    if (!ids.ok()) return ids.status();
+    row.family_presenter_ids = *std::move(ids);
+  }
   return row;
+}
+
+absl::Status KeyPersonRow(const cache::PersonKeyer& keyer, PersonRow& row) {
+  absl::StatusOr<std::string> key = keyer.KeyOfIdNumber(row.id_number);
+  if (!key.ok()) return key.status();
+  row.enrollment.person_key = *std::move(key);
+  std::vector<std::string>& keys = row.enrollment.family_presenter_keys;
+  keys.clear();
+  for (const std::string& id : row.family_presenter_ids) {
+    absl::StatusOr<std::string> presenter = keyer.KeyOfIdNumber(id);
+    if (!presenter.ok()) {
+      return Bad(kPresenterIdsColumn,
+                 Cat("an ID number is refused: ", Message(presenter.status())));
+    }
+    keys.push_back(*std::move(presenter));
+  }
+  std::sort(keys.begin(), keys.end());
+  return absl::OkStatus();
 }
 
 std::string InstitutionLine(const engine::Institution& i) {
@@ -628,6 +826,8 @@ absl::StatusOr<engine::Institution> ParseInstitutionLine(std::string_view line) 
 absl::Status Synthesize(int64_t persons, uint64_t seed, std::ostream& persons_csv,
                         std::ostream& institutions_csv) {
   Rng rng(seed);
+  Rng family_rng(seed ^ 0x6b696e7368697073ull);  // its own stream: other columns unchanged
+  FamilyPicker family;
   std::unordered_set<uint64_t> used;
   used.reserve(static_cast<size_t>(persons));
   persons_csv << kPersonsHeader << "\n";
@@ -635,7 +835,7 @@ absl::Status Synthesize(int64_t persons, uint64_t seed, std::ostream& persons_cs
   for (int64_t n = 0; n < persons; ++n) {
     engine::Enrollment e = SynthPerson(n, rng);
     std::string id = SynthIdNumber(e, rng, used);
-    chunk += PersonLine(id, e);
+    chunk += PersonLine(id, e, family.Pick(n, e, id, family_rng));
     chunk.push_back('\n');
     if (chunk.size() > (1 << 20)) {
       persons_csv << chunk;
@@ -653,18 +853,20 @@ absl::Status Synthesize(int64_t persons, uint64_t seed, std::ostream& persons_cs
 
 absl::StatusOr<LoadResult> Load(cache::SnapshotStore& store, const cache::PersonKeyer& keyer,
                                 const LoadOptions& options) {
-  absl::StatusOr<std::vector<std::string>> institution_lines =
-      ReadLines(options.institutions_path, kInstitutionsHeader);
-  if (!institution_lines.ok()) return institution_lines.status();
+  absl::StatusOr<CsvLines> institution_csv =
+      ReadLines(options.institutions_path, {kInstitutionsHeader});
+  if (!institution_csv.ok()) return institution_csv.status();
+  const std::vector<std::string>& institution_lines = institution_csv->lines;
   std::vector<engine::Institution> institutions;
-  for (size_t k = 0; k < institution_lines->size(); ++k) {
-    absl::StatusOr<engine::Institution> i = ParseInstitutionLine((*institution_lines)[k]);
+  for (size_t k = 0; k < institution_lines.size(); ++k) {
+    absl::StatusOr<engine::Institution> i = ParseInstitutionLine(institution_lines[k]);
     if (!i.ok()) return AtLine(i.status(), options.institutions_path, k + 2);
     institutions.push_back(*std::move(i));
   }
-  absl::StatusOr<std::vector<std::string>> lines =
-      ReadLines(options.persons_path, kPersonsHeader);
-  if (!lines.ok()) return lines.status();
+  absl::StatusOr<CsvLines> persons_csv = ReadPersonLines(options.persons_path);
+  if (!persons_csv.ok()) return persons_csv.status();
+  std::vector<std::string>* lines = &persons_csv->lines;
+  const bool with_presenter_ids = persons_csv->header == 0;
 
   LoadResult result;
   absl::StatusOr<std::string> version = store.BeginLoad();
@@ -678,11 +880,11 @@ absl::StatusOr<LoadResult> Load(cache::SnapshotStore& store, const cache::Person
   for (size_t at = 0; at < lines->size();) {
     persons.clear();
     for (; at < lines->size() && persons.size() < batch; ++at) {
-      absl::StatusOr<PersonRow> row = ParsePersonLine((*lines)[at]);
+      absl::StatusOr<PersonRow> row = ParsePersonLine((*lines)[at], with_presenter_ids);
       if (!row.ok()) return AtLine(row.status(), options.persons_path, at + 2);
-      absl::StatusOr<std::string> key = keyer.KeyOfIdNumber(row->id_number);
-      if (!key.ok()) return AtLine(key.status(), options.persons_path, at + 2);
-      row->enrollment.person_key = *std::move(key);
+      if (absl::Status s = KeyPersonRow(keyer, *row); !s.ok()) {
+        return AtLine(s, options.persons_path, at + 2);
+      }
       persons.push_back(std::move(row->enrollment));
       std::string().swap((*lines)[at]);  // free the raw line (and its ID number)
     }

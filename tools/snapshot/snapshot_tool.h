@@ -3,9 +3,10 @@
 // The logic lives here so tests can run every command in-process; main.cc
 // only forwards argv.
 //
-// Raw ID numbers exist only in the persons CSV: `load` turns each into its
-// person key (cache::PersonKeyer) before anything reaches Redis, and no
-// message names one.
+// Raw ID numbers exist only in the persons CSV: `load` turns each (the
+// person's and their family presenters') into its person key
+// (cache::PersonKeyer) before anything reaches Redis, and no message names
+// one.
 #ifndef MEDSETTLE_TOOLS_SNAPSHOT_SNAPSHOT_TOOL_H_
 #define MEDSETTLE_TOOLS_SNAPSHOT_SNAPSHOT_TOOL_H_
 
@@ -34,7 +35,11 @@ inline constexpr std::string_view kPersonsHeader =
     "id_number,year,region_code,birth_date,category,tier,assistance,paid_date,concentrated,"
     "newborn,reenrolled_after_gap,status,chronic_conditions,special_diseases,"
     "out_of_area_filings,supplementary_product,supplementary_pre_existing,"
-    "supplementary_continuous,voucher_revoked_at_unix";
+    "supplementary_continuous,voucher_revoked_at_unix,family_presenter_ids";
+// The persons header before family_presenter_ids existed: files with it are
+// still read (every person without family presenters).
+inline constexpr std::string_view kPersonsHeaderWithoutPresenters =
+    kPersonsHeader.substr(0, kPersonsHeader.rfind(','));
 inline constexpr std::string_view kInstitutionsHeader =
     "institution_id,name,region_code,kind,level,zero_markup,tcm,children_or_maternal,"
     "base_level,suspended";
@@ -44,19 +49,36 @@ inline constexpr std::string_view kInstitutionsHeader =
 // tiers 1 and 2, Fenghua 2025), and institutions of every kind and level in
 // each region. The first rows cycle through every category, assistance
 // kind, tier, status and flag, so even a small file holds each value.
+// About 5% of persons get one or two family presenters, chosen among the
+// persons just before them of the same region-year (from a generator of
+// their own, so every other column is what it was before presenters).
 absl::Status Synthesize(int64_t persons, uint64_t seed, std::ostream& persons_csv,
                         std::ostream& institutions_csv);
 
-// One persons-CSV data line: the raw ID number and the record (person_key
-// empty). INVALID_ARGUMENT with the column name on any malformed value.
+// One persons-CSV data line: the raw ID number, the record (person_key and
+// family_presenter_keys empty) and the family presenters' ID numbers
+// (normalised, as read; the loader keys them into family_presenter_keys).
+// INVALID_ARGUMENT with the column name on any malformed value: for
+// family_presenter_ids, an ID number that fails cache::NormalizeIdNumber
+// (the message gives its position and reason, never the number), the
+// person's own, one repeated, or more than cache::kMaxFamilyPresenters.
+// `with_presenter_ids` false reads a line of the older 19-column form
+// (kPersonsHeaderWithoutPresenters).
 struct PersonRow {
   std::string id_number;
   engine::Enrollment enrollment;
+  std::vector<std::string> family_presenter_ids;
 };
-absl::StatusOr<PersonRow> ParsePersonLine(std::string_view line);
+absl::StatusOr<PersonRow> ParsePersonLine(std::string_view line, bool with_presenter_ids = true);
 absl::StatusOr<engine::Institution> ParseInstitutionLine(std::string_view line);
-// The CSV line of a record (the inverse of the parsers).
-std::string PersonLine(std::string_view id_number, const engine::Enrollment& e);
+// The CSV line of a record (the inverse of the parsers); the last column is
+// `family_presenter_ids` joined by ';' (e.family_presenter_keys, being
+// keys, cannot be written back as ID numbers).
+std::string PersonLine(std::string_view id_number, const engine::Enrollment& e,
+                       const std::vector<std::string>& family_presenter_ids = {});
+// Sets row.enrollment.person_key and its family_presenter_keys (sorted)
+// from the row's ID numbers with `keyer`.
+absl::Status KeyPersonRow(const cache::PersonKeyer& keyer, PersonRow& row);
 std::string InstitutionLine(const engine::Institution& i);
 
 struct LoadOptions {
@@ -77,7 +99,7 @@ absl::StatusOr<LoadResult> Load(cache::SnapshotStore& store, const cache::Person
                                 const LoadOptions& options);
 
 // The whole command line (args without the program name): "synth", "load",
-// "status", "drop", "delta". Writes results to `out`, errors and progress
+// "status", "show", "drop", "delta". Writes results to `out`, errors and progress
 // to `err`; returns the process exit code (0 ok, 1 failure, 2 usage).
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 

@@ -1,0 +1,376 @@
+// Mutual TLS end to end: a real gateway (in-process) serving TLS that
+// requires and verifies client certificates, over a real redis-server, with
+// a PKI made by deploy/pki/make-dev-pki.sh (tests/support/gateway_harness.h,
+// HarnessOptions::tls):
+//
+//   identity   the verified certificate names the institution (SAN URI, or
+//              the CN); a header claiming another institution is ignored;
+//              the settlement's audit records the certificate's SHA-256
+//   refused    no client certificate, another CA's, an expired one: no
+//              connection; a certificate of an institution the registry
+//              does not know: PERMISSION_DENIED INSTITUTION_UNKNOWN; a
+//              server name that is not in the server certificate: no
+//              connection
+//   limits     an institution over its rate limit: RESOURCE_EXHAUSTED
+//              RATE_LIMITED, the others unaffected
+//   rotation   new server certificate, key and CA bundle files are picked
+//              up by new connections after the reload interval, without a
+//              restart
+#include <grpc/grpc_security_constants.h>
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "cache/settlement_store.h"
+#include "engine/status.h"
+#include "engine/text.h"
+#include "gateway/authenticator.h"
+#include "tests/support/engine_fixture.h"
+#include "tests/support/gateway_harness.h"
+
+namespace medsettle::testing {
+namespace {
+
+using engine::Cat;
+using Stub = v1::SettlementService::Stub;
+using Clock = std::chrono::steady_clock;
+
+constexpr engine::RegionCode kQuzhou = 330800;
+constexpr char kUnknownInstitution[] = "H9999999999";
+
+std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
+
+v1::CheckCoverageRequest CoverageRequest(const std::string& id_number) {
+  v1::CheckCoverageRequest r;
+  r.mutable_credential()->set_id_card_no(id_number);
+  r.set_service_date("2024-06-20");
+  return r;
+}
+
+std::string Describe(const CallResult& c) {
+  return Cat(static_cast<int>(c.code()), " ", c.reason, " ", c.status.error_message());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Runs a shell command; its standard output, or nullopt when it failed.
+std::optional<std::string> Shell(const std::string& command) {
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return std::nullopt;
+  std::string out;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  if (pclose(pipe) != 0) return std::nullopt;
+  return out;
+}
+
+// openssl's SHA-256 fingerprint of a PEM certificate file, as 64 lowercase
+// hex digits (the gateway's format).
+std::string OpensslFingerprint(const std::string& pem_file) {
+  std::optional<std::string> out =
+      Shell(Cat("openssl x509 -noout -fingerprint -sha256 -in '", pem_file, "'"));
+  if (!out) return "";
+  std::string hex;
+  for (char c : out->substr(out->find('=') + 1)) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) {
+      hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return hex;
+}
+
+// Replaces `to` with a copy of `from` in one rename (no half-written file
+// is ever visible to the gateway's file watcher).
+void ReplaceFile(const std::string& from, const std::string& to, const std::string& extra = "") {
+  const std::string temp = to + ".new";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << ReadFile(from) << extra;
+  }
+  std::filesystem::rename(temp, to);
+}
+
+class GatewayTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<SnapshotPerson> persons;
+    for (int i = 1; i <= 8; ++i) persons.push_back({QuzhouId(i), Person(kQuzhou, 2024)});
+    std::vector<engine::Institution> institutions;
+    for (int level = 1; level <= 3; ++level) institutions.push_back(Hospital(kQuzhou, level));
+    institutions.push_back(Pharmacy(kQuzhou));
+    HarnessOptions options;
+    options.tls = true;
+    options.extra_certificates = {kUnknownInstitution};
+    absl::StatusOr<std::unique_ptr<GatewayHarness>> h = GatewayHarness::Start(
+        persons, institutions,
+        [](gateway::GatewayConfig& c) {
+          c.tls_reload_interval_s = 1;
+          // The pharmacy's limit is tight and refills slowly: three calls.
+          c.rate_limit_overrides = {{Pharmacy(kQuzhou).institution_id, {0.001, 3}}};
+        },
+        options);
+    if (!h.ok() && h.status().code() == absl::StatusCode::kNotFound) {
+      GTEST_SKIP() << h.status().message();
+    }
+    ASSERT_TRUE(h.ok()) << h.status();
+    h_ = *std::move(h);
+    ASSERT_TRUE(h_->tls());
+  }
+
+  GatewayHarness& h() { return *h_; }
+  std::string Pki(const std::string& relative) const { return h_->pki_dir() + "/" + relative; }
+
+  // A channel to the gateway trusting `ca` and presenting `base`.pem and
+  // `base`.key.pem (relative to the PKI folder).
+  std::unique_ptr<Stub> StubWith(const std::string& ca, const std::string& base,
+                                 const std::string& server_name = "") {
+    return v1::SettlementService::NewStub(GatewayHarness::TlsChannelTo(
+        h().gateway().port(), Pki(ca), Pki(base + ".pem"), Pki(base + ".key.pem"), server_name));
+  }
+
+  CallResult Coverage(Stub& stub, const std::string& institution = "") {
+    v1::CheckCoverageResponse out;
+    return GatewayHarness::Call(stub, &Stub::CheckCoverage, institution,
+                                CoverageRequest(QuzhouId(1)), &out, 10000);
+  }
+
+  std::unique_ptr<GatewayHarness> h_;
+};
+
+TEST_F(GatewayTlsTest, TheVerifiedCertificateNamesTheInstitutionAndIsAudited) {
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  v1::SettleResponse settled;
+  CallResult s = h().Call(&Stub::Settle, inst, InpatientBill("tls-1", QuzhouId(2)), &settled);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(settled.institution_id(), inst);
+
+  // A header naming another institution changes nothing under mutual TLS.
+  v1::ReconcileRequest reconcile;
+  reconcile.set_date("2024-06-12");
+  v1::ReconcileResponse totals;
+  CallResult r = GatewayHarness::Call(h().StubFor(inst), &Stub::Reconcile,
+                                      Hospital(kQuzhou, 1).institution_id, reconcile, &totals);
+  ASSERT_TRUE(r.ok()) << Describe(r);
+  EXPECT_EQ(totals.institution_id(), inst);
+  EXPECT_EQ(totals.settled().count(), 1);
+
+  // The journal's audit fields carry the client certificate's SHA-256.
+  const std::string expected = OpensslFingerprint(Pki(inst + ".pem"));
+  ASSERT_EQ(expected.size(), 64u);
+  cache::SettlementStore store(h().redis_client());
+  absl::StatusOr<std::vector<cache::JournalEntry>> journal =
+      store.ReadJournal(h().PersonKey(QuzhouId(2)).substr(0, 2), 0, INT64_MAX);
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  ASSERT_EQ(journal->size(), 1u);
+  EXPECT_EQ(journal->front().institution_id, inst);
+  EXPECT_EQ(journal->front().audit.certificate_fingerprint, expected);
+}
+
+TEST_F(GatewayTlsTest, AConnectionWithoutAClientCertificateIsRefused) {
+  CallResult c = Coverage(h().stub(), Hospital(kQuzhou, 1).institution_id);  // header only
+  EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+  EXPECT_EQ(c.reason, "");  // refused by the handshake, before any handler
+}
+
+TEST_F(GatewayTlsTest, ACertificateOfAnotherCaIsRefused) {
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  std::unique_ptr<Stub> stub = StubWith("ca.pem", "other-ca/" + inst);
+  CallResult c = Coverage(*stub);
+  EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+  EXPECT_EQ(c.reason, "");
+  // The same institution with the right CA's certificate is served.
+  EXPECT_TRUE(Coverage(*StubWith("ca.pem", inst)).ok());
+}
+
+TEST_F(GatewayTlsTest, AnExpiredCertificateIsRefused) {
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  std::unique_ptr<Stub> stub = StubWith("ca.pem", "expired/" + inst);
+  CallResult c = Coverage(*stub);
+  EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+  EXPECT_EQ(c.reason, "");
+}
+
+TEST_F(GatewayTlsTest, AnInstitutionTheRegistryDoesNotKnowIsPermissionDenied) {
+  CallResult c = Coverage(h().StubFor(kUnknownInstitution));
+  EXPECT_EQ(c.code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(c);
+  EXPECT_EQ(c.reason, "INSTITUTION_UNKNOWN");
+}
+
+TEST_F(GatewayTlsTest, WithoutASanUriTheCommonNameNamesTheInstitution) {
+  const std::string inst = Hospital(kQuzhou, 1).institution_id;
+  std::unique_ptr<Stub> stub = StubWith("ca.pem", "cn-only/" + inst);
+  v1::ReconcileRequest reconcile;
+  reconcile.set_date("2024-06-12");
+  v1::ReconcileResponse totals;
+  CallResult c = GatewayHarness::Call(*stub, &Stub::Reconcile, "", reconcile, &totals);
+  ASSERT_TRUE(c.ok()) << Describe(c);
+  EXPECT_EQ(totals.institution_id(), inst);
+}
+
+TEST_F(GatewayTlsTest, TheClientChecksTheServerCertificatesNames) {
+  const std::string inst = Hospital(kQuzhou, 1).institution_id;
+  // 127.0.0.1 and localhost are in the development server certificate...
+  EXPECT_TRUE(Coverage(*StubWith("ca.pem", inst, "localhost")).ok());
+  // ...another name is not.
+  CallResult c = Coverage(*StubWith("ca.pem", inst, "gateway.example.org"));
+  EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+}
+
+TEST_F(GatewayTlsTest, AnInstitutionOverItsRateLimitIsRefusedTheOthersAreNot) {
+  const std::string pharmacy = Pharmacy(kQuzhou).institution_id;
+  for (int i = 0; i < 3; ++i) {
+    CallResult ok = Coverage(h().StubFor(pharmacy));
+    ASSERT_TRUE(ok.ok()) << i << ": " << Describe(ok);
+  }
+  CallResult limited = Coverage(h().StubFor(pharmacy));
+  EXPECT_EQ(limited.code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << Describe(limited);
+  EXPECT_EQ(limited.reason, "RATE_LIMITED");
+  EXPECT_NE(limited.status.error_message().find(pharmacy), std::string::npos);
+  // Another connection of the same institution shares its bucket.
+  CallResult again = Coverage(*StubWith("ca.pem", pharmacy));
+  EXPECT_EQ(again.reason, "RATE_LIMITED") << Describe(again);
+  // Other institutions are not limited by the pharmacy's flood (the
+  // harness leaves the default limit off).
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Coverage(h().StubFor(Hospital(kQuzhou, 3).institution_id)).ok());
+  }
+  EXPECT_EQ(h().gateway().counters().rate_limited_refusals.load(), 2u);
+}
+
+// The server certificate a new connection is shown, as openssl would print
+// its fingerprint; "" when the call failed.
+std::string ServerFingerprintSeenBy(Stub& stub, const std::string& scratch_file) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::CheckCoverageResponse out;
+  if (!stub.CheckCoverage(&context, CoverageRequest(QuzhouId(1)), &out).ok()) return "";
+  std::vector<grpc::string_ref> pem =
+      context.auth_context()->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pem.size() != 1) return "";
+  std::ofstream(scratch_file, std::ios::binary | std::ios::trunc)
+      << std::string(pem[0].data(), pem[0].size());
+  return OpensslFingerprint(scratch_file);
+}
+
+TEST_F(GatewayTlsTest, NewServerCertificateAndCaAreServedAfterTheReloadIntervalWithoutRestart) {
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  const std::string scratch = h().tls_dir() + "/seen.pem";
+  const int port = h().gateway().port();
+  // A second, unrelated PKI: a new CA, server certificate and key.
+  const std::string pki2 = h().redis().dir() + "/pki2";
+  ASSERT_EQ(std::system(Cat("bash '", MEDSETTLE_SOURCE_DIR, "/deploy/pki/make-dev-pki.sh' '",
+                            pki2, "' ", inst, " >'", pki2, ".log' 2>&1")
+                            .c_str()),
+            0)
+      << ReadFile(pki2 + ".log");
+  auto stub2 = [&](const std::string& ca, const std::string& base) {
+    return v1::SettlementService::NewStub(
+        GatewayHarness::TlsChannelTo(port, ca, base + ".pem", base + ".key.pem"));
+  };
+
+  // Before: the first PKI's server certificate; a connection made now stays.
+  std::unique_ptr<Stub> before = StubWith("ca.pem", inst);
+  ASSERT_EQ(ServerFingerprintSeenBy(*before, scratch), OpensslFingerprint(Pki("server.pem")));
+  EXPECT_EQ(ServerFingerprintSeenBy(*stub2(pki2 + "/ca.pem", pki2 + "/" + inst), scratch), "");
+
+  // Rotate: the client CA bundle gains the new CA (institutions of both are
+  // accepted during the change-over), then the new server key and
+  // certificate, each file replaced in one rename.
+  ReplaceFile(Pki("ca.pem"), h().config().tls_client_ca_file, ReadFile(pki2 + "/ca.pem"));
+  ReplaceFile(pki2 + "/server.key.pem", h().config().tls_key_file);
+  ReplaceFile(pki2 + "/server.pem", h().config().tls_cert_file);
+  const auto rotated = Clock::now();
+
+  // New connections trusting only the new CA get through once the files
+  // are re-read (every 1 s here).
+  std::string seen;
+  while (Clock::now() - rotated < std::chrono::seconds(15)) {
+    seen = ServerFingerprintSeenBy(*stub2(pki2 + "/ca.pem", pki2 + "/" + inst), scratch);
+    if (!seen.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const auto took_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rotated).count();
+  EXPECT_EQ(seen, OpensslFingerprint(pki2 + "/server.pem")) << "after " << took_ms << " ms";
+  std::printf("new server certificate served %lld ms after the files changed\n",
+              static_cast<long long>(took_ms));
+
+  // Same gateway, same port: no restart.
+  EXPECT_EQ(h().gateway().port(), port);
+  // An institution certificate of the old CA is still accepted (the bundle
+  // holds both CAs) on a new connection that trusts the new server CA...
+  EXPECT_FALSE(ServerFingerprintSeenBy(*stub2(pki2 + "/ca.pem", Pki(inst)), scratch).empty());
+  // ...but a new connection trusting only the old CA no longer is.
+  EXPECT_EQ(ServerFingerprintSeenBy(*stub2(Pki("ca.pem"), Pki(inst)), scratch), "");
+  // The connection made before the rotation keeps working.
+  EXPECT_TRUE(Coverage(*before).ok());
+}
+
+// The identity rules on certificates made here with openssl (self-signed:
+// IdentityOfCertificate parses, the handshake verifies).
+TEST(CertificateIdentity, SanUriFirstThenCnAndTheFingerprint) {
+  const std::string dir = ::testing::TempDir() + "/cert-identity";
+  std::filesystem::create_directories(dir);
+  auto make = [&](const std::string& name, const std::string& subject,
+                  const std::string& san) -> std::string {
+    const std::string pem = dir + "/" + name + ".pem";
+    std::string command =
+        Cat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '", dir,
+            "/", name, ".key' -out '", pem, "' -days 1 -subj '", subject, "'");
+    if (!san.empty()) command += Cat(" -addext 'subjectAltName=", san, "'");
+    EXPECT_TRUE(Shell(command + " 2>/dev/null").has_value()) << command;
+    return pem;
+  };
+  struct Case {
+    std::string name;
+    std::string subject;
+    std::string san;
+    std::string institution;  // "" = refused with `reason`
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"san-wins", "/CN=C-OTHER", "URI:medsettle://institution/H1,DNS:h1.example", "H1", ""},
+      {"other-uris-ignored", "/CN=H2", "URI:https://example.org/x,email:a@b.c", "H2", ""},
+      {"cn-only", "/O=x/CN=P3.a_b-c", "", "P3.a_b-c", ""},
+      {"two-uris", "/CN=H1",
+       "URI:medsettle://institution/H1,URI:medsettle://institution/H2", "",
+       "INSTITUTION_IDENTITY_INVALID"},
+      {"bad-uri-id", "/CN=H1", "URI:medsettle://institution/H 1", "",
+       "INSTITUTION_IDENTITY_INVALID"},
+      {"bad-cn", "/CN=not an id", "", "", "INSTITUTION_IDENTITY_INVALID"},
+      {"nothing", "/O=medsettle", "DNS:h1.example", "", "INSTITUTION_IDENTITY_MISSING"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string pem_file = make(c.name, c.subject, c.san);
+    absl::StatusOr<gateway::CallerIdentity> id = gateway::IdentityOfCertificate(ReadFile(pem_file));
+    if (c.institution.empty()) {
+      ASSERT_FALSE(id.ok());
+      EXPECT_EQ(id.status().code(), absl::StatusCode::kUnauthenticated);
+      EXPECT_EQ(engine::ReasonOf(id.status()), c.reason) << id.status();
+      continue;
+    }
+    ASSERT_TRUE(id.ok()) << id.status();
+    EXPECT_EQ(id->institution_id, c.institution);
+    EXPECT_EQ(id->certificate_fingerprint, OpensslFingerprint(pem_file));
+  }
+  EXPECT_EQ(engine::ReasonOf(gateway::IdentityOfCertificate("not a certificate").status()),
+            "INSTITUTION_IDENTITY_INVALID");
+}
+
+}  // namespace
+}  // namespace medsettle::testing
