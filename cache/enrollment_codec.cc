@@ -31,7 +31,6 @@ constexpr uint64_t kHasFamilyPresenters = 1u << 10;
 constexpr uint64_t kKnownFlags = (1u << 11) - 1;
 
 constexpr size_t kPresenterKeyBytes = 32;  // a person key's 64 hex characters, raw
-constexpr char kHex[] = "0123456789abcdef";
 
 constexpr int32_t kEpoch2000Days = 10957;  // 2000-01-01 as days since 1970
 constexpr int32_t kBaseYear = 2000;
@@ -63,32 +62,13 @@ int32_t YearStartDays(int32_t year) {
 }
 
 bool IsLowerHexKey(std::string_view key) {
-  if (key.size() != 2 * kPresenterKeyBytes) return false;
-  for (char c : key) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
+  return key.size() == 2 * kPresenterKeyBytes && engine::IsLowerHex(key);
 }
-
-int HexValue(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
 
 // REQUIRES: IsLowerHexKey(key).
-void PutRawKey(std::string& out, std::string_view key) {
-  for (size_t k = 0; k < kPresenterKeyBytes; ++k) {
-    out.push_back(static_cast<char>(HexValue(key[2 * k]) * 16 + HexValue(key[2 * k + 1])));
-  }
-}
+void PutRawKey(std::string& out, std::string_view key) { out += engine::BytesOfLowerHex(key); }
 
-std::string HexOf(std::string_view raw) {
-  std::string hex;
-  hex.reserve(2 * raw.size());
-  for (char c : raw) {
-    unsigned b = static_cast<unsigned char>(c);
-    hex.push_back(kHex[b >> 4]);
-    hex.push_back(kHex[b & 15]);
-  }
-  return hex;
-}
+std::string HexOf(std::string_view raw) { return engine::LowerHex(raw); }
 
 absl::Status Corrupt(std::string_view what) {
   return engine::Refusal(absl::StatusCode::kInternal, reason::kSnapshotRecordCorrupt, "",

@@ -153,14 +153,7 @@ std::string PersonKeyer::KeyOfNormalized(std::string_view normalized) const {
   // HMAC-SHA256 fails only if OpenSSL itself is broken (no SHA-256, no
   // memory); a person key must never be computed any other way.
   if (ok == nullptr || mac_length != 32) std::abort();
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * mac_length);
-  for (unsigned int i = 0; i < mac_length; ++i) {
-    hex.push_back(kHex[mac[i] >> 4]);
-    hex.push_back(kHex[mac[i] & 0x0f]);
-  }
-  return hex;
+  return engine::LowerHex(std::string_view(reinterpret_cast<const char*>(mac), mac_length));
 }
 
 }  // namespace medsettle::cache

@@ -30,6 +30,40 @@ std::string Cat(const Args&... args) {
   return out;
 }
 
+// Lowercase hexadecimal of raw bytes ("\x3f\xa0" → "3fa0"): person keys,
+// digests, fingerprints, nonces.
+inline std::string LowerHex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes.size());
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+// True when `s` is only lowercase hexadecimal digits (and not empty).
+inline bool IsLowerHex(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The bytes LowerHex made. REQUIRES: IsLowerHex(hex), even length.
+inline std::string BytesOfLowerHex(std::string_view hex) {
+  auto value = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t k = 0; k + 1 < hex.size(); k += 2) {
+    out.push_back(static_cast<char>(value(hex[k]) * 16 + value(hex[k + 1])));
+  }
+  return out;
+}
+
 }  // namespace medsettle::engine
 
 #endif  // MEDSETTLE_ENGINE_TEXT_H_

@@ -38,16 +38,6 @@ struct GeneralNamesFree {
   void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
 };
 
-std::string Hex(const unsigned char* data, unsigned int size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (unsigned int i = 0; i < size; ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 0xf];
-  }
-  return out;
-}
 
 // The institution ids of the certificate's SAN URIs with kInstitutionUriPrefix.
 std::vector<std::string> InstitutionUris(X509* cert) {
@@ -130,7 +120,8 @@ absl::StatusOr<CallerIdentity> IdentityOfCertificate(std::string_view pem) {
   if (X509_digest(cert.get(), EVP_sha256(), digest, &digest_size) != 1) {
     return Invalid("cannot compute the client certificate's fingerprint");
   }
-  identity.certificate_fingerprint = Hex(digest, digest_size);
+  identity.certificate_fingerprint =
+      engine::LowerHex(std::string_view(reinterpret_cast<const char*>(digest), digest_size));
 
   const std::vector<std::string> uris = InstitutionUris(cert.get());
   if (uris.size() > 1) {

@@ -67,14 +67,7 @@ std::string ContentHash(const v1::SettleRequest& request) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  return engine::LowerHex(std::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 SettlementHandler::SettlementHandler(const EngineHolder& engines,

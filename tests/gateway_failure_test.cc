@@ -63,7 +63,6 @@ int64_t MsSince(Clock::time_point start) {
 }
 
 // Quzhou 2024 residents (tier 0) and Dianjiang 2024 residents (tiers 1, 2).
-std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
 std::string DianjiangId(int sequence) {
   return MakeIdNumber("500231", D("1975-03-02"), sequence);
 }
@@ -89,13 +88,6 @@ v1::SettleRequest Bill(std::string request_id, std::string id_number, int lines 
   return InpatientBill(std::move(request_id), std::move(id_number), lines);
 }
 
-v1::CheckCoverageRequest CoverageRequest(const std::string& id_number,
-                                         const std::string& date = "2024-06-20") {
-  v1::CheckCoverageRequest r;
-  r.mutable_credential()->set_id_card_no(id_number);
-  r.set_service_date(date);
-  return r;
-}
 
 engine::Accumulators FromProto(const v1::Accumulators& in) {
   engine::Accumulators out;
@@ -104,9 +96,6 @@ engine::Accumulators FromProto(const v1::Accumulators& in) {
   return out;
 }
 
-std::string Describe(const CallResult& c) {
-  return Cat(static_cast<int>(c.code()), " ", c.reason, " ", c.status.error_message());
-}
 
 // ---- hand-encoded protobuf for the health and reflection services ---------
 // (Debian's gRPC ships neither generated stub.)

@@ -178,19 +178,9 @@ class GatewayProcess {
   std::vector<std::thread> readers_;
 };
 
-std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
 
 
-v1::CheckCoverageRequest CoverageRequest(const std::string& id_number) {
-  v1::CheckCoverageRequest r;
-  r.mutable_credential()->set_id_card_no(id_number);
-  r.set_service_date("2024-06-20");
-  return r;
-}
 
-std::string Describe(const CallResult& c) {
-  return Cat(static_cast<int>(c.code()), " ", c.reason, " ", c.status.error_message());
-}
 
 // A fresh temporary directory with a key file (≥ 32 bytes), removed after.
 class TempDir {

@@ -129,36 +129,9 @@ bool Base64UrlDecode(std::string_view in, std::string* out) {
   return acc == 0;
 }
 
-// ---- hex ----
-
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-std::string ToHex(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (char c : raw) {
-    auto b = static_cast<unsigned char>(c);
-    out.push_back(kHexDigits[b >> 4]);
-    out.push_back(kHexDigits[b & 15]);
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// REQUIRES: IsLowerHex(hex, hex.size()).
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  out.reserve(hex.size() / 2);
-  for (size_t k = 0; k + 1 < hex.size(); k += 2) {
-    out.push_back(static_cast<char>(HexValue(hex[k]) << 4 | HexValue(hex[k + 1])));
-  }
-  return out;
-}
+// Hex: engine::LowerHex and engine::BytesOfLowerHex (engine/text.h).
+std::string ToHex(std::string_view raw) { return engine::LowerHex(raw); }
+std::string FromHex(std::string_view hex) { return engine::BytesOfLowerHex(hex); }
 
 // ---- payload ----
 
@@ -323,8 +296,7 @@ bool IsValidKeyId(std::string_view key_id) {
 }
 
 bool IsLowerHex(std::string_view hex, size_t length) {
-  return hex.size() == length &&
-         std::all_of(hex.begin(), hex.end(), [](char c) { return HexValue(c) >= 0; });
+  return hex.size() == length && engine::IsLowerHex(hex);
 }
 
 // ---- scopes ----

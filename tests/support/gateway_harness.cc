@@ -11,10 +11,24 @@
 
 #include "engine/status.h"
 #include "engine/text.h"
+#include "tests/support/engine_fixture.h"
 
 namespace medsettle::testing {
 
 using engine::Cat;
+
+std::string QuzhouId(int sequence) { return MakeIdNumber("330800", D("1980-06-15"), sequence); }
+
+v1::CheckCoverageRequest CoverageRequest(const std::string& id_number, const std::string& date) {
+  v1::CheckCoverageRequest r;
+  r.mutable_credential()->set_id_card_no(id_number);
+  r.set_service_date(date);
+  return r;
+}
+
+std::string Describe(const CallResult& c) {
+  return Cat(static_cast<int>(c.code()), " ", c.reason, " ", c.status.error_message());
+}
 
 std::string MakeIdNumber(std::string_view region6, engine::Date birth, int sequence) {
   char body[64];

@@ -52,6 +52,13 @@ v1::BillItem* AddBillItem(v1::SettleRequest* request, std::string code, int64_t 
 v1::SettleRequest InpatientBill(std::string request_id, std::string id_number, int lines = 3,
                                 int year = 2024);
 
+// A Quzhou (330800) resident born 1980-06-15, by sequence number.
+std::string QuzhouId(int sequence);
+
+// A coverage query for `id_number` on `date`.
+v1::CheckCoverageRequest CoverageRequest(const std::string& id_number,
+                                         const std::string& date = "2024-06-20");
+
 // One person of the snapshot: the raw ID number a client sends, and the
 // enrollment (person_key is filled in by the harness).
 struct SnapshotPerson {
@@ -75,6 +82,9 @@ struct HarnessOptions {
   // one the registry does not know).
   std::vector<std::string> extra_certificates;
 };
+
+// "code reason message" of a call, for failure messages.
+std::string Describe(const CallResult& c);
 
 class GatewayHarness {
  public:
