@@ -122,17 +122,13 @@ gateway_pid=$!
 # Every call below trusts the demo CA for the gateway's certificate and
 # presents the calling institution's certificate (which names it).
 export MEDSETTLE_TARGET="127.0.0.1:$gateway_port" MEDSETTLE_CA="$pki/ca.pem"
-as() {  # as INSTITUTION: the medsettle-cli flags presenting its certificate
-  echo --cert "$pki/$1.pem" --key "$pki/$1.key.pem"
-}
 for _ in $(seq 1 100); do
-  # shellcheck disable=SC2046
-  "$cli_bin" $(as "$hospital") health >/dev/null 2>&1 && break
+  "$cli_bin" --cert "$pki/$hospital.pem" --key "$pki/$hospital.key.pem" health >/dev/null 2>&1 &&
+    break
   kill -0 "$gateway_pid" 2>/dev/null || { cat "$run_dir/gateway.log" >&2; exit 1; }
   sleep 0.1
 done
-# shellcheck disable=SC2046
-"$cli_bin" $(as "$hospital") health
+"$cli_bin" --cert "$pki/$hospital.pem" --key "$pki/$hospital.key.pem" health
 grep -E '^medsettle-gateway: (listening|mutual TLS)' "$run_dir/gateway.log"
 echo "Every medsettle-cli call below trusts the demo CA (MEDSETTLE_CA=$pki/ca.pem) and"
 echo "presents the calling institution's certificate and key (--cert, --key)."
