@@ -103,9 +103,7 @@ bool ParseInt64(std::string_view s, int64_t* out) {
 }
 
 bool IsTag(std::string_view tag) {
-  return tag.size() == 2 && std::all_of(tag.begin(), tag.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
+  return tag.size() == 2 && engine::IsLowerHex(tag);
 }
 
 // Accumulator totals from field/value pairs of `elements` starting at

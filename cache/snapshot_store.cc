@@ -109,11 +109,7 @@ std::string SnapshotPersonBucketKey(std::string_view version, std::string_view p
 std::string SnapshotPersonField(std::string_view person_key) { return FieldOf(person_key); }
 
 absl::Status CheckPersonKey(std::string_view person_key) {
-  bool ok = person_key.size() == 64 &&
-            std::all_of(person_key.begin(), person_key.end(), [](char c) {
-              return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-            });
-  if (ok) return absl::OkStatus();
+  if (person_key.size() == 64 && engine::IsLowerHex(person_key)) return absl::OkStatus();
   return engine::Refusal(absl::StatusCode::kInvalidArgument, reason::kPersonKeyInvalid,
                          "person_key", "person key is not 64 lowercase hex characters");
 }

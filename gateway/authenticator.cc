@@ -165,7 +165,7 @@ absl::StatusOr<CallerIdentity> MtlsAuthenticator::Identify(
     return Missing("no institution identity: no verified client certificate");
   }
   if (certs.size() > 1) return Invalid("the connection carries several peer certificates");
-  std::string pem(certs[0].data(), certs[0].size());
+  const std::string_view pem(certs[0].data(), certs[0].size());
 
   std::shared_ptr<const absl::StatusOr<CallerIdentity>> found;
   {
@@ -178,7 +178,7 @@ absl::StatusOr<CallerIdentity> MtlsAuthenticator::Identify(
     found = std::make_shared<const absl::StatusOr<CallerIdentity>>(IdentityOfCertificate(pem));
     std::lock_guard<std::mutex> lock(mutex_);
     if (cache_.size() >= kMaxCachedCertificates) cache_.clear();
-    cache_.emplace(std::move(pem), found);
+    cache_.emplace(std::string(pem), found);
   }
   return *found;
 }

@@ -18,7 +18,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <functional>
+#include <map>
 
 #include "absl/status/statusor.h"
 
@@ -95,8 +96,11 @@ class MtlsAuthenticator final : public Authenticator {
 
  private:
   mutable std::mutex mutex_;
-  // PEM text → its identity or refusal; guarded by mutex_.
-  mutable std::unordered_map<std::string, std::shared_ptr<const absl::StatusOr<CallerIdentity>>>
+  // PEM text → its identity or refusal; guarded by mutex_. Ordered with a
+  // transparent comparator so a call looks its certificate up without
+  // copying it.
+  mutable std::map<std::string, std::shared_ptr<const absl::StatusOr<CallerIdentity>>,
+                   std::less<>>
       cache_;
 };
 

@@ -49,6 +49,15 @@ std::string_view CredentialKindName(engine::CredentialKind kind) {
   return "UNSPECIFIED";
 }
 
+// FAILED_PRECONDITION EC_TOKEN_REPLAYED: settlement `used_by` used the code,
+// whether the read found its nonce or the commit script did.
+absl::Status TokenReplayed(std::string_view used_by) {
+  return Refusal(absl::StatusCode::kFailedPrecondition, credentials::reason::kTokenReplayed,
+                 credentials::kEcTokenField,
+                 Cat("this e-insurance code was already used (settlement ", used_by,
+                     "); each code settles once, ask for a fresh scan"));
+}
+
 absl::Status NotYours() {
   return Refusal(absl::StatusCode::kPermissionDenied, cache::reason::kNotYourSettlement,
                  "settlement_id", "the settlement belongs to another institution");
@@ -154,12 +163,11 @@ absl::StatusOr<SettlementHandler::Person> SettlementHandler::ResolveCredential(
       if (!parsed.ok()) return parsed.status();
       const credentials::EcTokenClaims& claims = parsed->claims;
       const int skew = options_.token_clock_skew_seconds;
-      person.verdict = credentials::VerifyEcToken(
-                           credential.ec_token(), *keys,
-                           {.now_unix = NowMs() / 1000,
-                            .clock_skew_seconds = skew,
-                            .max_lifetime_minutes = options_.token_max_lifetime_minutes})
-                           .status();
+      person.verdict = credentials::VerifyParsedEcToken(
+          *parsed, *keys,
+          {.now_unix = NowMs() / 1000,
+           .clock_skew_seconds = skew,
+           .max_lifetime_minutes = options_.token_max_lifetime_minutes});
       person.person_key = claims.person_key;
       person.kind = engine::CredentialKind::kEcToken;
       person.voucher_issued_at_unix = claims.issued_at_minute * 60;
@@ -194,12 +202,7 @@ absl::Status SettlementHandler::CheckTokenUse(const Person& person,
                                              const engine::Enrollment& enrollment,
                                              const std::string& nonce_used_by) {
   if (person.kind != engine::CredentialKind::kEcToken) return absl::OkStatus();
-  if (!nonce_used_by.empty()) {
-    return Refusal(absl::StatusCode::kFailedPrecondition, credentials::reason::kTokenReplayed,
-                   credentials::kEcTokenField,
-                   Cat("this e-insurance code was already used (settlement ", nonce_used_by,
-                       "); each code settles once, ask for a fresh scan"));
-  }
+  if (!nonce_used_by.empty()) return TokenReplayed(nonce_used_by);
   if (!person.presenter_key.empty() &&
       !std::binary_search(enrollment.family_presenter_keys.begin(),
                           enrollment.family_presenter_keys.end(), person.presenter_key)) {
@@ -352,10 +355,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
         return Replay(result->response, result->reversed, response);
       case cache::CommitOutcome::kNonceUsed:
         // Another request with the same code committed first.
-        return Refusal(absl::StatusCode::kFailedPrecondition, credentials::reason::kTokenReplayed,
-                       credentials::kEcTokenField,
-                       Cat("this e-insurance code was already used (settlement ",
-                           result->settlement_id, "); each code settles once"));
+        return TokenReplayed(result->settlement_id);
       case cache::CommitOutcome::kVersionMoved:
         break;
     }
@@ -387,10 +387,11 @@ absl::Status SettlementHandler::Replay(const std::string& stored, bool reversed,
   return absl::OkStatus();
 }
 
-absl::Status SettlementHandler::CheckRegistered(const CallContext& call) const {
+absl::StatusOr<engine::Institution> SettlementHandler::RegisteredInstitution(
+    const CallContext& call) const {
   absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
   if (!view.ok()) return view.status();
-  return (*view)->Institution(call.institution_id).status();
+  return (*view)->Institution(call.institution_id);
 }
 
 absl::Status SettlementHandler::CheckCoverage(const CallContext& call,
@@ -501,9 +502,7 @@ absl::Status SettlementHandler::Reverse(const CallContext& call,
     return s;
   }
   if (request.settlement_id().empty()) return MissingSettlementId();
-  absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
-  if (!view.ok()) return view.status();
-  absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
+  absl::StatusOr<engine::Institution> institution = RegisteredInstitution(call);
   if (!institution.ok()) return institution.status();
   // A suspended institution moves no money, back or forth; it may still
   // read and reconcile its own settlements.
@@ -548,7 +547,7 @@ absl::Status SettlementHandler::GetSettlement(const CallContext& call,
                                               const v1::GetSettlementRequest& request,
                                               v1::SettleResponse* response) {
   if (request.settlement_id().empty()) return MissingSettlementId();
-  if (absl::Status s = CheckRegistered(call); !s.ok()) return s;
+  if (absl::Status s = RegisteredInstitution(call).status(); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
   if (!record.ok()) return record.status();
@@ -570,7 +569,7 @@ absl::Status SettlementHandler::Reconcile(const CallContext& call,
   }
   // page_size 0 means the default; the store checks the range.
   const int page_size = request.page_size() == 0 ? 100 : request.page_size();
-  if (absl::Status s = CheckRegistered(call); !s.ok()) return s;
+  if (absl::Status s = RegisteredInstitution(call).status(); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::ReconcileResult> result = store_.Reconcile(
       call.institution_id, date, request.include_detail(), page_size, request.page_token());

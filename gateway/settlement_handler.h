@@ -150,9 +150,9 @@ class SettlementHandler {
   // The stored response of an earlier identical request, replayed=true,
   // with the status it has now (REVERSED after a reversal).
   absl::Status Replay(const std::string& stored, bool reversed, v1::SettleResponse* response);
-  // PERMISSION_DENIED INSTITUTION_UNKNOWN unless the caller is in the
-  // registry of the current snapshot.
-  absl::Status CheckRegistered(const CallContext& call) const;
+  // The caller's registry record in the current snapshot, or
+  // PERMISSION_DENIED INSTITUTION_UNKNOWN.
+  absl::StatusOr<engine::Institution> RegisteredInstitution(const CallContext& call) const;
   int64_t NowMs() const;
   std::string Timestamp(int64_t unix_seconds) const;
 

@@ -486,16 +486,14 @@ absl::Status IssuerKeyring::VerifySignature(std::string_view key_id, std::string
   return absl::OkStatus();
 }
 
-absl::StatusOr<EcTokenClaims> VerifyEcToken(std::string_view token, const IssuerKeyring& keys,
-                                            const VerifyOptions& options) {
-  absl::StatusOr<ParsedEcToken> parsed = ParseEcToken(token);
-  if (!parsed.ok()) return parsed.status();
+absl::Status VerifyParsedEcToken(const ParsedEcToken& parsed, const IssuerKeyring& keys,
+                                 const VerifyOptions& options) {
   if (absl::Status s =
-          keys.VerifySignature(parsed->claims.key_id, parsed->signed_message, parsed->signature);
+          keys.VerifySignature(parsed.claims.key_id, parsed.signed_message, parsed.signature);
       !s.ok()) {
     return s;
   }
-  const EcTokenClaims& c = parsed->claims;
+  const EcTokenClaims& c = parsed.claims;
   if (options.max_lifetime_minutes > 0 &&
       c.expires_at_minute - c.issued_at_minute > options.max_lifetime_minutes) {
     return Unauthenticated(reason::kTokenLifetimeTooLong,
@@ -514,6 +512,14 @@ absl::StatusOr<EcTokenClaims> VerifyEcToken(std::string_view token, const Issuer
     return Unauthenticated(reason::kTokenNotYetValid,
                            "the token is not valid yet (issued in the future)");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EcTokenClaims> VerifyEcToken(std::string_view token, const IssuerKeyring& keys,
+                                            const VerifyOptions& options) {
+  absl::StatusOr<ParsedEcToken> parsed = ParseEcToken(token);
+  if (!parsed.ok()) return parsed.status();
+  if (absl::Status s = VerifyParsedEcToken(*parsed, keys, options); !s.ok()) return s;
   return std::move(parsed->claims);
 }
 

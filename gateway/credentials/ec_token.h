@@ -167,10 +167,15 @@ struct VerifyOptions {
   int max_lifetime_minutes = 0;  // 0 = any lifetime
 };
 
-// ParseEcToken, then the signature (IssuerKeyring::VerifySignature), then
-// the lifetime cap, then the validity window with the skew. The checks that need the visit, the
-// enrollment or Redis (scope, presenter binding, revocation mark, single
-// use) are the caller's: gateway/settlement_handler.cc.
+// The checks of a parsed token: the signature
+// (IssuerKeyring::VerifySignature), then the lifetime cap, then the validity
+// window with the skew. The checks that need the visit, the enrollment or
+// Redis (scope, presenter binding, revocation mark, single use) are the
+// caller's: gateway/settlement_handler.cc.
+absl::Status VerifyParsedEcToken(const ParsedEcToken& parsed, const IssuerKeyring& keys,
+                                 const VerifyOptions& options);
+
+// ParseEcToken, then VerifyParsedEcToken.
 absl::StatusOr<EcTokenClaims> VerifyEcToken(std::string_view token, const IssuerKeyring& keys,
                                             const VerifyOptions& options);
 

@@ -352,11 +352,7 @@ v1::Ledger LedgerToProto(engine::Ledger value) {
 namespace {
 
 bool IsPersonKeyShape(std::string_view key) {
-  if (key.size() != 64) return false;
-  for (char c : key) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
+  return key.size() == 64 && engine::IsLowerHex(key);
 }
 
 // family_presenter_keys: each 64 lowercase hex, none repeated nor the
