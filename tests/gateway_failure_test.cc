@@ -570,7 +570,12 @@ TEST_F(GatewayFailureTest, SnapshotFlipUnderTrafficIsOneVersionPerCall) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      auto stub = v1::SettlementService::NewStub(h().NewChannel());
+      std::shared_ptr<grpc::Channel> channel = GatewayHarness::Connected(h().NewChannel());
+      if (channel == nullptr) {
+        ADD_FAILURE() << "thread " << t << " could not connect";
+        return;
+      }
+      auto stub = v1::SettlementService::NewStub(channel);
       for (int n = 0; !stop.load(); ++n) {
         Observation o{Clock::now(), -1, ""};
         if (t % 2 == 0) {

@@ -281,13 +281,22 @@ TEST_F(GatewayTest, FiftyIdenticalSettlesAtOnceSettleOnce) {
   std::vector<CallResult> results(50);
   std::vector<std::thread> threads;
   std::atomic<bool> go{false};
+  std::atomic<int> ready{0};
   for (int i = 0; i < 50; ++i) {
     threads.emplace_back([&, i] {
-      auto stub = v1::SettlementService::NewStub(h().NewChannel());
+      std::shared_ptr<grpc::Channel> channel = GatewayHarness::Connected(h().NewChannel());
+      ++ready;
       while (!go.load()) std::this_thread::yield();
+      if (channel == nullptr) {
+        ADD_FAILURE() << "thread " << i << " could not connect";
+        return;
+      }
+      auto stub = v1::SettlementService::NewStub(channel);
       results[i] = GatewayHarness::Call(*stub, &Stub::Settle, inst, request, &responses[i]);
     });
   }
+  // Every channel connected (or given up) before the 50 calls start at once.
+  while (ready.load() < 50) std::this_thread::yield();
   go = true;
   for (std::thread& t : threads) t.join();
 
@@ -351,12 +360,9 @@ TEST_F(GatewayTest, ConcurrentSettlementsOfOnePersonNeverUseACapTwice) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      std::shared_ptr<grpc::Channel> channel =
-          t % 2 == 0 ? h().NewChannel() : GatewayHarness::ChannelTo((*second)->port());
-      // Connected before the first call: a call on a channel whose first
-      // connection attempt failed (rarely, with 32 channels opening at once)
-      // fails fast for the whole reconnect backoff instead of waiting.
-      if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::shared_ptr<grpc::Channel> channel = GatewayHarness::Connected(
+          t % 2 == 0 ? h().NewChannel() : GatewayHarness::ChannelTo((*second)->port()));
+      if (channel == nullptr) {
         ADD_FAILURE() << "thread " << t << " could not connect";
         return;
       }

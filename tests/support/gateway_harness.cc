@@ -266,6 +266,13 @@ std::shared_ptr<grpc::Channel> GatewayHarness::NewChannel(std::string_view insti
   return TlsChannelTo(gateway_->port(), pki_dir_ + "/ca.pem", base + ".pem", base + ".key.pem");
 }
 
+std::shared_ptr<grpc::Channel> GatewayHarness::Connected(std::shared_ptr<grpc::Channel> channel) {
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+    return nullptr;
+  }
+  return channel;
+}
+
 v1::SettlementService::Stub& GatewayHarness::StubFor(std::string_view institution) {
   if (!tls_) return *stub_;
   std::lock_guard<std::mutex> lock(stubs_mutex_);

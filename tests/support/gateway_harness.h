@@ -142,6 +142,12 @@ class GatewayHarness {
   // A new channel to the gateway (one per thread for concurrency tests);
   // in TLS mode presenting `institution`'s certificate (none when empty).
   std::shared_ptr<grpc::Channel> NewChannel(std::string_view institution = "") const;
+  // `channel` once connected, or nullptr after 10 s. Tests that open many
+  // channels at once connect them first: a call on a channel whose first
+  // connection attempt failed (rarely, with dozens opening at once on a
+  // loaded machine) fails fast with UNAVAILABLE for the whole reconnect
+  // backoff instead of waiting.
+  static std::shared_ptr<grpc::Channel> Connected(std::shared_ptr<grpc::Channel> channel);
   // Plaintext: the one stub. TLS: a stub without a client certificate.
   v1::SettlementService::Stub& stub() { return *stub_; }
   // The stub Call uses for `institution`: stub() in development mode; in
