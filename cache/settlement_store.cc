@@ -181,18 +181,71 @@ struct CoverageKeys {
 // The reply of a nonce key's GET: the settlement that used the code, or "".
 std::string NonceUser(const RedisReply& reply) { return reply.is_nil() ? "" : reply.str; }
 
+// An enrollment HGET's reply: nullopt when the person is not in the snapshot.
+absl::StatusOr<std::optional<engine::Enrollment>> DecodeEnrollmentReply(
+    std::string_view person_key, const RedisReply& reply) {
+  if (reply.is_nil()) return std::optional<engine::Enrollment>();
+  absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(reply.str);
+  if (!e.ok()) return e.status();
+  e->person_key = std::string(person_key);
+  return std::optional<engine::Enrollment>(*std::move(e));
+}
+
+// The commands a CodeReads adds to a read pipeline, and their replies.
+class CodeReadCommands {
+ public:
+  CodeReadCommands(std::string_view snapshot_version, std::string_view person_key,
+                   const CodeReads& code)
+      : code_(code) {
+    if (!code.nonce.empty()) nonce_key_ = NonceKey(person_key, code.nonce);
+    if (!code.presenter_key.empty()) {
+      presenter_bucket_ = SnapshotPersonBucketKey(snapshot_version, code.presenter_key);
+      presenter_field_ = SnapshotPersonField(code.presenter_key);
+    }
+  }
+
+  // Appends the commands; remembers where their replies will be.
+  void AppendTo(std::vector<RedisArgv>* commands) {
+    if (!nonce_key_.empty()) {
+      nonce_reply_ = commands->size();
+      commands->push_back({"GET", nonce_key_});
+    }
+    if (!presenter_bucket_.empty()) {
+      presenter_reply_ = commands->size();
+      commands->push_back({"HGET", presenter_bucket_, presenter_field_});
+    }
+  }
+
+  absl::Status Decode(const std::vector<RedisResult>& replies, std::string* nonce_used_by,
+                      std::optional<engine::Enrollment>* presenter_enrollment) const {
+    if (!nonce_key_.empty()) *nonce_used_by = NonceUser(*replies[nonce_reply_]);
+    if (!presenter_bucket_.empty()) {
+      absl::StatusOr<std::optional<engine::Enrollment>> e =
+          DecodeEnrollmentReply(code_.presenter_key, *replies[presenter_reply_]);
+      if (!e.ok()) return e.status();
+      *presenter_enrollment = *std::move(e);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const CodeReads& code_;
+  std::string nonce_key_;
+  std::string presenter_bucket_;
+  std::string presenter_field_;
+  size_t nonce_reply_ = 0;
+  size_t presenter_reply_ = 0;
+};
+
 // Decodes the replies of CoverageKeys::Commands (the first two of
 // `replies`, each already checked ok).
 absl::StatusOr<CoverageRead> DecodeCoverage(std::string_view person_key,
                                             const std::vector<RedisResult>& replies) {
   CoverageRead read;
-  const RedisReply& enrollment = *replies[0];
-  if (!enrollment.is_nil()) {
-    absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(enrollment.str);
-    if (!e.ok()) return e.status();
-    e->person_key = std::string(person_key);
-    read.enrollment = *std::move(e);
-  }
+  absl::StatusOr<std::optional<engine::Enrollment>> enrollment =
+      DecodeEnrollmentReply(person_key, *replies[0]);
+  if (!enrollment.ok()) return enrollment.status();
+  read.enrollment = *std::move(enrollment);
   absl::StatusOr<engine::Accumulators> accumulators = ParseAccumulators(replies[1]->elements, 0);
   if (!accumulators.ok()) return accumulators.status();
   read.accumulators = *accumulators;
@@ -388,14 +441,17 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                                                           int32_t year,
                                                           std::string_view institution_id,
                                                           std::string_view request_id,
-                                                          std::string_view token_nonce) {
+                                                          const CodeReads& code) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  if (!code.presenter_key.empty()) {
+    if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) return s;
+  }
   const CoverageKeys keys(snapshot_version, person_key, year);
   const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
-  const std::string nonce = token_nonce.empty() ? "" : NonceKey(person_key, token_nonce);
   std::vector<RedisArgv> commands = keys.Commands();
   commands.push_back({"HMGET", idem, "hash", "settlement_id", "response", "status"});
-  if (!nonce.empty()) commands.push_back({"GET", nonce});
+  CodeReadCommands code_commands(snapshot_version, person_key, code);
+  code_commands.AppendTo(&commands);
   absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != commands.size()) return Unexpected("the settle read");
@@ -415,19 +471,26 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                              .response = prior.elements[2].str,
                              .reversed = prior.elements[3].str == "REVERSED"};
   }
-  if (!nonce.empty()) read.nonce_used_by = NonceUser(*(*replies)[3]);
+  if (absl::Status s =
+          code_commands.Decode(*replies, &read.nonce_used_by, &read.presenter_enrollment);
+      !s.ok()) {
+    return s;
+  }
   return read;
 }
 
 absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view snapshot_version,
                                                               std::string_view person_key,
                                                               int32_t year,
-                                                              std::string_view token_nonce) {
+                                                              const CodeReads& code) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  if (!code.presenter_key.empty()) {
+    if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) return s;
+  }
   const CoverageKeys keys(snapshot_version, person_key, year);
   std::vector<RedisArgv> commands = keys.Commands();
-  const std::string nonce = token_nonce.empty() ? "" : NonceKey(person_key, token_nonce);
-  if (!nonce.empty()) commands.push_back({"GET", nonce});
+  CodeReadCommands code_commands(snapshot_version, person_key, code);
+  code_commands.AppendTo(&commands);
   absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != commands.size()) return Unexpected("the coverage read");
@@ -435,7 +498,12 @@ absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view s
     if (!r.ok()) return r.status();
   }
   absl::StatusOr<CoverageRead> read = DecodeCoverage(person_key, *replies);
-  if (read.ok() && !nonce.empty()) read->nonce_used_by = NonceUser(*(*replies)[2]);
+  if (!read.ok()) return read.status();
+  if (absl::Status s =
+          code_commands.Decode(*replies, &read->nonce_used_by, &read->presenter_enrollment);
+      !s.ok()) {
+    return s;
+  }
   return read;
 }
 

@@ -113,6 +113,9 @@ struct CoverageRead {
   // The e-insurance code's nonce was used by this settlement (only when a
   // nonce was asked about); "" = not used.
   std::string nonce_used_by;
+  // The enrollment of the family member who presented the code (only when
+  // a presenter was asked about); nullopt: not in the snapshot.
+  std::optional<engine::Enrollment> presenter_enrollment;
 };
 
 // Everything a settlement needs from Redis, read in one round trip.
@@ -121,6 +124,15 @@ struct SettleRead {
   engine::Accumulators accumulators;             // zero year, version 0, when absent
   std::optional<PriorResult> prior;              // the request was committed before
   std::string nonce_used_by;                     // as CoverageRead::nonce_used_by
+  std::optional<engine::Enrollment> presenter_enrollment;  // as CoverageRead's
+};
+
+// What a read also asks about an e-insurance code (each optional): whether
+// its nonce was used, and the presenter's enrollment (their own lost-voucher
+// report). In the same pipeline: a code costs no extra round trip.
+struct CodeReads {
+  std::string_view nonce;
+  std::string_view presenter_key;
 };
 // Who asked for a settlement or reversal and with what: stored on the
 // settlement record and in its journal entries (docs/REDIS-KEYS.md), so
@@ -273,22 +285,23 @@ class SettlementStore {
   explicit SettlementStore(RedisClient& redis, SettlementStoreOptions options = {});
 
   // One pipeline: HGET of the enrollment in `snapshot_version`, HGETALL of
-  // the year's accumulators, HGETALL of the idempotency record, and with a
-  // `token_nonce` the GET of its nonce key.
-  // INVALID_ARGUMENT kPersonKeyInvalid; INTERNAL kSnapshotRecordCorrupt or
+  // the year's accumulators, HGETALL of the idempotency record, and with
+  // `code` the GET of its nonce key and the HGET of the presenter's
+  // enrollment. INVALID_ARGUMENT kPersonKeyInvalid (the person's or the
+  // presenter's); INTERNAL kSnapshotRecordCorrupt or
   // kSettlementRecordCorrupt for undecodable records; Redis errors as such.
   absl::StatusOr<SettleRead> ReadForSettle(std::string_view snapshot_version,
                                            std::string_view person_key, int32_t year,
                                            std::string_view institution_id,
                                            std::string_view request_id,
-                                           std::string_view token_nonce = {});
+                                           const CodeReads& code = {});
 
   // ReadForSettle without the prior result: one pipeline, HGET of the
-  // enrollment and HGETALL of the year's accumulators (and the nonce key's
-  // GET with a `token_nonce`); the same errors.
+  // enrollment and HGETALL of the year's accumulators (and `code`'s reads);
+  // the same errors.
   absl::StatusOr<CoverageRead> ReadForCoverage(std::string_view snapshot_version,
                                                std::string_view person_key, int32_t year,
-                                               std::string_view token_nonce = {});
+                                               const CodeReads& code = {});
 
   // One EVALSHA (plus SCRIPT LOAD on first use or after NOSCRIPT). Checks,
   // before any write: idempotency record (same hash → kReplayed; other

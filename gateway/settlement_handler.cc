@@ -198,9 +198,9 @@ absl::Status SettlementHandler::CheckTokenScope(const Person& person,
                      "; this visit needs ", credentials::ScopesToString(needed)));
 }
 
-absl::Status SettlementHandler::CheckTokenUse(const Person& person,
-                                             const engine::Enrollment& enrollment,
-                                             const std::string& nonce_used_by) {
+absl::Status SettlementHandler::CheckTokenUse(
+    const Person& person, const engine::Enrollment& enrollment, const std::string& nonce_used_by,
+    const std::optional<engine::Enrollment>& presenter_enrollment) {
   if (person.kind != engine::CredentialKind::kEcToken) return absl::OkStatus();
   if (!nonce_used_by.empty()) return TokenReplayed(nonce_used_by);
   if (!person.presenter_key.empty() &&
@@ -210,6 +210,17 @@ absl::Status SettlementHandler::CheckTokenUse(const Person& person,
                    credentials::kEcTokenField,
                    "the code's presenter is not bound to this person (亲情账户) in the "
                    "enrollment");
+  }
+  // The presenter's phone shows the code from the presenter's own voucher:
+  // once they report it lost, codes it produced before are void too, as
+  // for the insured person's own (same reading: issued at or before the
+  // report). A presenter insured outside this snapshot cannot be checked.
+  if (presenter_enrollment && presenter_enrollment->voucher_revoked_at_unix &&
+      (!person.voucher_issued_at_unix ||
+       *person.voucher_issued_at_unix <= *presenter_enrollment->voucher_revoked_at_unix)) {
+    return Refusal(absl::StatusCode::kFailedPrecondition, engine::reason::kVoucherRevoked,
+                   credentials::kEcTokenField,
+                   "the code was issued before the presenter reported their voucher lost");
   }
   return absl::OkStatus();
 }
@@ -271,16 +282,18 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     if (commit) {
       absl::StatusOr<cache::SettleRead> r =
           store_.ReadForSettle((*view)->version(), person->person_key, year,
-                               call.institution_id, request.request_id(), person->nonce);
+                               call.institution_id, request.request_id(), CodeReadsOf(*person));
       if (!r.ok()) return r.status();
       read = *std::move(r);
     } else {
       absl::StatusOr<cache::CoverageRead> r =
-          store_.ReadForCoverage((*view)->version(), person->person_key, year, person->nonce);
+          store_.ReadForCoverage((*view)->version(), person->person_key, year,
+                                 CodeReadsOf(*person));
       if (!r.ok()) return r.status();
       read.enrollment = std::move(r->enrollment);
       read.accumulators = r->accumulators;
       read.nonce_used_by = std::move(r->nonce_used_by);
+      read.presenter_enrollment = std::move(r->presenter_enrollment);
     }
     if (read.prior) {
       if (read.prior->content_hash != hash) {
@@ -302,7 +315,9 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
                      "credential",
                      Cat("the person is not in enrollment snapshot ", (*view)->version()));
     }
-    if (absl::Status s = CheckTokenUse(*person, *read.enrollment, read.nonce_used_by); !s.ok()) {
+    if (absl::Status s = CheckTokenUse(*person, *read.enrollment, read.nonce_used_by,
+                                       read.presenter_enrollment);
+        !s.ok()) {
       return s;
     }
     engine::SettleInput input{.enrollment = &*read.enrollment,
@@ -436,10 +451,12 @@ absl::Status SettlementHandler::CheckCoverage(const CallContext& call,
   }
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
   absl::StatusOr<cache::CoverageRead> read =
-      store_.ReadForCoverage((*view)->version(), person->person_key, date.year(), person->nonce);
+      store_.ReadForCoverage((*view)->version(), person->person_key, date.year(),
+                             CodeReadsOf(*person));
   if (!read.ok()) return read.status();
   if (read->enrollment) {
-    if (absl::Status s = CheckTokenUse(*person, *read->enrollment, read->nonce_used_by);
+    if (absl::Status s = CheckTokenUse(*person, *read->enrollment, read->nonce_used_by,
+                                       read->presenter_enrollment);
         !s.ok()) {
       return s;
     }

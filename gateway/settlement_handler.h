@@ -138,11 +138,17 @@ class SettlementHandler {
   absl::StatusOr<Person> ResolveCredential(const v1::Credential& credential,
                                            std::string_view field) const;
   // The checks of a code that need the institution, the visit or the
-  // snapshot record: scope, then (after the read) nonce, presenter.
+  // snapshot record: scope, then (after the read) nonce, presenter's
+  // binding, presenter's own lost-voucher report (when the presenter is in
+  // the snapshot; the insured person's report is the engine's check).
   static absl::Status CheckTokenScope(const Person& person, const engine::Institution& institution,
                                       engine::VisitType type);
   static absl::Status CheckTokenUse(const Person& person, const engine::Enrollment& enrollment,
-                                    const std::string& nonce_used_by);
+                                    const std::string& nonce_used_by,
+                                    const std::optional<engine::Enrollment>& presenter_enrollment);
+  static cache::CodeReads CodeReadsOf(const Person& person) {
+    return {.nonce = person.nonce, .presenter_key = person.presenter_key};
+  }
   std::shared_ptr<const credentials::IssuerKeyring> IssuerKeys() const;
   // Shared by PreSettle and Settle; `commit` false computes only.
   absl::Status SettleOrTrial(const CallContext& call, const v1::SettleRequest& request,

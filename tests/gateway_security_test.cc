@@ -6,6 +6,7 @@
 // Mutual TLS itself is tests/gateway_tls_test.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -93,7 +94,12 @@ class GatewaySecurityTest : public ::testing::Test {
     // The lost voucher and the family binding need person keys, which the
     // harness computes: load a second snapshot version with them.
     persons[kLost - 1].enrollment.voucher_revoked_at_unix = NowUnix() - 300;
-    persons[kParent - 1].enrollment.family_presenter_keys = {h_->PersonKey(IdOf(kChild))};
+    // The parent bound two presenters: the child, and the person who
+    // reported their own voucher lost (as a presenter too).
+    persons[kParent - 1].enrollment.family_presenter_keys = {h_->PersonKey(IdOf(kChild)),
+                                                             h_->PersonKey(IdOf(kLost))};
+    std::sort(persons[kParent - 1].enrollment.family_presenter_keys.begin(),
+              persons[kParent - 1].enrollment.family_presenter_keys.end());
     absl::StatusOr<std::string> version = h_->LoadSnapshot(persons, Institutions());
     ASSERT_TRUE(version.ok()) << version.status();
     // The gateway polls snap:current; give it a moment to see the new version.
@@ -305,6 +311,32 @@ TEST_F(GatewaySecurityTest, BoundFamilyMemberMayPresentTheCodeAndIsRecorded) {
   ExpectRefused(SettleWithToken(kPharmacy, Purchase("family-3"),
                                 Token(kPlain, 2, 0, 5, /*presenter=*/kChild), &out),
                 grpc::StatusCode::PERMISSION_DENIED, creds::reason::kPresenterNotBound);
+}
+
+TEST_F(GatewaySecurityTest, PresenterWhoReportedTheirVoucherLostPresentsOnlyNewerCodes) {
+  // kLost reported their own voucher lost 5 minutes ago: a code for the
+  // parent that kLost's phone showed 8 minutes ago is void, for a
+  // settlement and for a coverage question alike; nothing is written.
+  const std::string before = Token(kParent, 2, 8, 30, /*presenter=*/kLost);
+  v1::SettleResponse out;
+  ExpectRefused(SettleWithToken(kPharmacy, Purchase("presenter-lost-1"), before, &out),
+                grpc::StatusCode::FAILED_PRECONDITION, engine::reason::kVoucherRevoked,
+                "credential.ec_token");
+  v1::CheckCoverageRequest q;
+  q.mutable_credential()->set_ec_token(before);
+  q.set_service_date("2025-06-01");
+  v1::CheckCoverageResponse answer;
+  ExpectRefused(h().Call(&Stub::CheckCoverage, kPharmacy, q, &answer),
+                grpc::StatusCode::FAILED_PRECONDITION, engine::reason::kVoucherRevoked,
+                "credential.ec_token");
+  EXPECT_EQ(AccumulatorVersion(kParent), 0);
+
+  // One issued after the report (kLost's new phone) settles, naming kLost.
+  CallResult c = SettleWithToken(kPharmacy, Purchase("presenter-lost-2"),
+                                 Token(kParent, 2, 1, 5, /*presenter=*/kLost), &out);
+  ASSERT_TRUE(c.ok()) << Describe(c);
+  EXPECT_EQ(out.presenter_key(), h().PersonKey(IdOf(kLost)));
+  EXPECT_EQ(AccumulatorVersion(kParent), 1);
 }
 
 TEST_F(GatewaySecurityTest, CommittedRequestStillReplaysAfterItsCodeExpired) {

@@ -540,11 +540,11 @@ TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
 
   // The reads report who used it; without a nonce they do not ask.
   absl::StatusOr<SettleRead> read = store_->ReadForSettle(version_, kPersonKey, kYear,
-                                                          kInstitution, "n2", nonce);
+                                                          kInstitution, "n2", {.nonce = nonce});
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->nonce_used_by, c1.settlement_id);
   absl::StatusOr<CoverageRead> coverage =
-      store_->ReadForCoverage(version_, kPersonKey, kYear, nonce);
+      store_->ReadForCoverage(version_, kPersonKey, kYear, {.nonce = nonce});
   ASSERT_TRUE(coverage.ok()) << coverage.status();
   EXPECT_EQ(coverage->nonce_used_by, c1.settlement_id);
   EXPECT_EQ(Read("n2").nonce_used_by, "");
@@ -593,6 +593,42 @@ TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
   EXPECT_EQ(journal[1].audit.certificate_fingerprint, std::string(64, 'd'));
   EXPECT_EQ(journal[1].audit.credential_kind, "EC_TOKEN");
   EXPECT_EQ(journal[1].audit.presenter_key, std::string(64, 'e'));
+}
+
+TEST_F(SettlementStoreTest, ReadsBringThePresentersEnrollmentInTheSamePipeline) {
+  const std::string nonce(32, 'd');
+  for (bool settle : {true, false}) {
+    SCOPED_TRACE(settle ? "ReadForSettle" : "ReadForCoverage");
+    auto read = [&](const CodeReads& code) -> absl::StatusOr<CoverageRead> {
+      if (!settle) return store_->ReadForCoverage(version_, kPersonKey, kYear, code);
+      absl::StatusOr<SettleRead> r =
+          store_->ReadForSettle(version_, kPersonKey, kYear, kInstitution, "p1", code);
+      if (!r.ok()) return r.status();
+      CoverageRead c;
+      c.enrollment = r->enrollment;
+      c.nonce_used_by = r->nonce_used_by;
+      c.presenter_enrollment = r->presenter_enrollment;
+      return c;
+    };
+    // A presenter in the snapshot: their enrollment, keyed; with a nonce too.
+    absl::StatusOr<CoverageRead> known = read({.nonce = nonce, .presenter_key = kTagA7Person});
+    ASSERT_TRUE(known.ok()) << known.status();
+    ASSERT_TRUE(known->enrollment.has_value());
+    ASSERT_TRUE(known->presenter_enrollment.has_value());
+    EXPECT_EQ(known->presenter_enrollment->person_key, kTagA7Person);
+    EXPECT_EQ(known->enrollment->person_key, kPersonKey);
+    EXPECT_EQ(known->nonce_used_by, "");
+    // Not in the snapshot: none. Not asked: none.
+    const std::string stranger(64, 'b');
+    absl::StatusOr<CoverageRead> unknown = read({.presenter_key = stranger});
+    ASSERT_TRUE(unknown.ok()) << unknown.status();
+    EXPECT_FALSE(unknown->presenter_enrollment.has_value());
+    absl::StatusOr<CoverageRead> none = read({});
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_FALSE(none->presenter_enrollment.has_value());
+    // A malformed presenter key is refused before any command.
+    EXPECT_EQ(ReasonOf(read({.presenter_key = "3F"}).status()), reason::kPersonKeyInvalid);
+  }
 }
 
 TEST_F(SettlementStoreTest, ReversalRefusals) {
