@@ -125,6 +125,15 @@ std::string_view Name(DeltaKind kind) {
   return "UNKNOWN";
 }
 
+std::string_view Name(InstitutionDeltaKind kind) {
+  switch (kind) {
+    case InstitutionDeltaKind::kUpsertInstitution: return "UPSERT_INSTITUTION";
+    case InstitutionDeltaKind::kSuspendInstitution: return "SUSPEND_INSTITUTION";
+    case InstitutionDeltaKind::kReinstateInstitution: return "REINSTATE_INSTITUTION";
+  }
+  return "UNKNOWN";
+}
+
 SnapshotStore::SnapshotStore(RedisClient& redis, SnapshotStoreOptions options)
     : redis_(redis), options_(std::move(options)) {
   if (!options_.now_unix) {
@@ -457,6 +466,75 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
   if (!xadd.ok()) return xadd.status();
   applied.stream_id = xadd->str;
   return applied;
+}
+
+absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const InstitutionDelta& delta) {
+  const std::string& id = delta.institution.institution_id;
+  if (id.empty()) {
+    return engine::InvalidField(engine::reason::kInstitutionInvalid, "institution_id",
+                                "an institution delta needs the institution id");
+  }
+  absl::StatusOr<std::optional<std::string>> current = CurrentVersion();
+  if (!current.ok()) return current.status();
+  if (!current->has_value()) {
+    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotNotFound, "",
+                           "no snapshot version is current");
+  }
+  DeltaApplied applied;
+  applied.version = **current;
+  const std::string key = SnapshotInstitutionsKey(applied.version);
+  if (delta.kind == InstitutionDeltaKind::kUpsertInstitution) {
+    RedisResult r = redis_.Command({"HSET", key, id, EncodeInstitution(delta.institution)});
+    if (!r.ok()) return r.status();
+  } else {
+    bool written = false;
+    for (int attempt = 0; attempt < kDeltaAttempts && !written; ++attempt) {
+      RedisResult old = redis_.Command({"HGET", key, id});
+      if (!old.ok()) return old.status();
+      if (old->is_nil()) {
+        return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotInstitutionNotFound,
+                               "institution_id",
+                               Cat("the registry of snapshot ", applied.version,
+                                   " holds no institution ", id));
+      }
+      absl::StatusOr<engine::Institution> i = DecodeInstitution(old->str);
+      if (!i.ok()) return i.status();
+      i->suspended = delta.kind == InstitutionDeltaKind::kSuspendInstitution;
+      const std::string value = EncodeInstitution(*i);
+      if (value == old->str) {  // already so (a repeated delta)
+        written = true;
+        break;
+      }
+      RedisResult cas =
+          redis_.Command({"EVAL", kCompareAndSetScript, "1", key, id, old->str, value});
+      if (!cas.ok()) return cas.status();
+      written = cas->integer == 1;
+    }
+    if (!written) {
+      return engine::Refusal(absl::StatusCode::kAborted, reason::kSnapshotDeltaContended, "",
+                             "the record kept changing; retry the delta");
+    }
+  }
+  // After the record: a gateway that sees the new revision reads the new
+  // record. Raised even when nothing changed, so re-running a delta whose
+  // revision bump failed still reaches every gateway.
+  RedisResult rev =
+      redis_.Command({"HINCRBY", SnapshotMetaKey(applied.version), "registry_rev", "1"});
+  if (!rev.ok()) return rev.status();
+  RedisResult xadd = redis_.Command({"XADD", kSnapDeltasKey, "MAXLEN", "~", kStreamMaxLen, "*",
+                                     "kind", Name(delta.kind), "version", applied.version,
+                                     "institution_id", id, "at_unix",
+                                     std::to_string(options_.now_unix())});
+  if (!xadd.ok()) return xadd.status();
+  applied.stream_id = xadd->str;
+  return applied;
+}
+
+absl::StatusOr<int64_t> SnapshotStore::RegistryRevision(std::string_view version) {
+  RedisResult r = redis_.Command({"HGET", SnapshotMetaKey(version), "registry_rev"});
+  if (!r.ok()) return r.status();
+  if (r->is_nil()) return int64_t{0};
+  return ParseInt(r->str);  // written by HINCRBY only
 }
 
 }  // namespace medsettle::cache

@@ -49,6 +49,9 @@ inline constexpr std::string_view kSnapshotPersonNotFound = "SNAPSHOT_PERSON_NOT
 // ABORTED: a delta lost the race against another change of the same
 // record several times in a row; retry.
 inline constexpr std::string_view kSnapshotDeltaContended = "SNAPSHOT_DELTA_CONTENDED";
+// NOT_FOUND: an institution delta names an institution the current
+// version's registry does not hold.
+inline constexpr std::string_view kSnapshotInstitutionNotFound = "SNAPSHOT_INSTITUTION_NOT_FOUND";
 // FAILED_PRECONDITION: a bind-presenter delta for a person who already has
 // kMaxFamilyPresenters (cache/enrollment_codec.h) family presenters.
 inline constexpr std::string_view kFamilyPresentersFull = "FAMILY_PRESENTERS_FULL";
@@ -110,6 +113,25 @@ struct Delta {
   engine::Enrollment enrollment;
   int64_t revoked_at_unix = 0;  // kRevokeVoucher
   std::string presenter_key;    // kBindPresenter, kUnbindPresenter: the family member
+};
+
+// A change of the current version's institution registry: a sanctioned or
+// compromised institution stops at its next call on every gateway, without
+// loading a snapshot. Gateways cache registry records per version and
+// registry revision (RegistryRevision), which every institution delta
+// raises.
+enum class InstitutionDeltaKind : uint8_t {
+  kUpsertInstitution,     // a new institution (a newly contracted pharmacy), or a corrected record
+  kSuspendInstitution,    // suspended := true (暂停医保服务): refused INSTITUTION_SUSPENDED
+  kReinstateInstitution,  // suspended := false
+};
+// "UPSERT_INSTITUTION", "SUSPEND_INSTITUTION", "REINSTATE_INSTITUTION".
+std::string_view Name(InstitutionDeltaKind kind);
+
+struct InstitutionDelta {
+  InstitutionDeltaKind kind = InstitutionDeltaKind::kSuspendInstitution;
+  // kUpsertInstitution: the whole record. Others: institution_id only.
+  engine::Institution institution;
 };
 
 struct DeltaApplied {
@@ -193,6 +215,22 @@ class SnapshotStore {
   // elsewhere). Repeating a delta is harmless: binding a bound presenter or
   // unbinding one not bound changes nothing and is still streamed.
   absl::StatusOr<DeltaApplied> ApplyDelta(const Delta& delta);
+
+  // Applies `delta` to the current version's registry (compare-and-set on
+  // the record, retried a few times), raises the version's registry
+  // revision (also when the record already said so: a repeated delta is
+  // harmless and still announced) and appends it to snap:deltas (fields
+  // kind, version, institution_id, at_unix). NOT_FOUND kSnapshotNotFound
+  // when no version is current, kSnapshotInstitutionNotFound (field
+  // institution_id) when a suspension or reinstatement names an unknown
+  // institution; INVALID_ARGUMENT kInstitutionInvalid for an empty id;
+  // ABORTED kSnapshotDeltaContended.
+  absl::StatusOr<DeltaApplied> ApplyInstitutionDelta(const InstitutionDelta& delta);
+
+  // How many institution deltas `version` has had (meta field
+  // registry_rev; 0 when none). One HGET: gateways poll it with the
+  // current version and reload their registry cache when it moves.
+  absl::StatusOr<int64_t> RegistryRevision(std::string_view version);
 
  private:
   absl::StatusOr<bool> IsRegistered(std::string_view version);

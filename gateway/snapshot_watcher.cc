@@ -49,10 +49,16 @@ absl::Status SnapshotWatcher::RefreshNow() {
     return engine::Refusal(absl::StatusCode::kUnavailable, reason::kSnapshotNotLoaded, "",
                            "no enrollment snapshot is current (load one: medsettle-snapshot)");
   }
+  absl::StatusOr<int64_t> revision = store_.RegistryRevision(**version);
+  if (!revision.ok()) {
+    SetHealth(false);
+    return revision.status();
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (current_ == nullptr || current_->version() != **version) {
-      current_ = std::make_shared<SnapshotView>(store_, **version);
+    if (current_ == nullptr || current_->version() != **version ||
+        current_->registry_revision() != *revision) {
+      current_ = std::make_shared<SnapshotView>(store_, **version, *revision);
     }
   }
   SetHealth(true);

@@ -1,14 +1,17 @@
 // Which enrollment snapshot version the gateway reads, and the institution
 // registry of that version.
 //
-// A background thread polls snap:current every refresh interval (≤ 500 ms)
-// and swaps in a new SnapshotView when the version flips. Every request
-// takes one view at its start and reads only that version, so no request
-// sees half of one snapshot and half of another. Person records are never
-// cached here (each request reads its person's record in its own Redis
-// round trip), so a delta — a suspension, a lost e-voucher, a new enrollee
-// — is visible to the very next request. Institutions are cached per view:
-// the registry changes only with a new snapshot version.
+// A background thread polls snap:current and the current version's
+// registry revision every refresh interval (≤ 500 ms) and swaps in a new
+// SnapshotView when either moves. Every request takes one view at its
+// start and reads only that version, so no request sees half of one
+// snapshot and half of another. Person records are never cached here (each
+// request reads its person's record in its own Redis round trip), so a
+// delta — a suspension, a lost e-voucher, a new enrollee — is visible to
+// the very next request. Institutions are cached per view: an institution
+// delta (SnapshotStore::ApplyInstitutionDelta — a suspension, a new
+// pharmacy) raises the revision, so it reaches every gateway within one
+// refresh interval.
 //
 // The watcher also decides health: SERVING while a version is current and
 // Redis answers, NOT_SERVING otherwise (reported through on_health).
@@ -45,10 +48,11 @@ inline constexpr std::string_view kInstitutionUnknown = "INSTITUTION_UNKNOWN";
 // started under it; thread-safe.
 class SnapshotView {
  public:
-  SnapshotView(cache::SnapshotStore& store, std::string version)
-      : store_(store), version_(std::move(version)) {}
+  SnapshotView(cache::SnapshotStore& store, std::string version, int64_t registry_revision = 0)
+      : store_(store), version_(std::move(version)), registry_revision_(registry_revision) {}
 
   const std::string& version() const { return version_; }
+  int64_t registry_revision() const { return registry_revision_; }
 
   // The institution's registry record (one HGET the first time, cached for
   // the view's life). PERMISSION_DENIED kInstitutionUnknown when absent;
@@ -58,6 +62,7 @@ class SnapshotView {
  private:
   cache::SnapshotStore& store_;
   const std::string version_;
+  const int64_t registry_revision_;
   std::mutex mutex_;
   std::map<std::string, engine::Institution, std::less<>> institutions_;  // guarded by mutex_
 };

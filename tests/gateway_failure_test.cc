@@ -759,6 +759,69 @@ TEST_F(GatewayFailureTest, DeltasAreVisibleWithinOneSecond) {
               static_cast<long long>(upsert_ms));
 }
 
+TEST_F(GatewayFailureTest, InstitutionDeltasReachTheGatewayWithoutASnapshotLoad) {
+  START_GATEWAY();
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  const std::string person = QuzhouId(5);
+  v1::SettleResponse out;
+  ASSERT_TRUE(h().Call(&Stub::Settle, inst, Bill("inst-0", person), &out).ok());
+
+  // Suspended (暂停医保服务): refused from the gateway's next registry
+  // refresh on (snapshot_refresh_ms), without a snapshot load; the
+  // refusals write nothing. (The bound is generous for loaded CI machines;
+  // the printed times are what it took.)
+  cache::InstitutionDelta suspend{.kind = cache::InstitutionDeltaKind::kSuspendInstitution};
+  suspend.institution.institution_id = inst;
+  ASSERT_TRUE(h().snapshot_store().ApplyInstitutionDelta(suspend).ok());
+  int settles = 0;
+  CallResult refused;
+  const int64_t suspend_ms = PollUntil(5000, [&] {
+    refused = h().Call(&Stub::Settle, inst, Bill(Cat("inst-s", ++settles), person), &out);
+    return !refused.ok();
+  });
+  EXPECT_GE(suspend_ms, 0) << "the suspension was not seen within 5 s";
+  EXPECT_EQ(refused.code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(refused);
+  EXPECT_EQ(refused.reason, "INSTITUTION_SUSPENDED");
+  v1::CheckCoverageResponse coverage;
+  ASSERT_TRUE(h().Call(&Stub::CheckCoverage, Hospital(kQuzhou, 3).institution_id,
+                       CoverageRequest(person), &coverage).ok());
+  EXPECT_EQ(coverage.year_to_date().version(), settles)  // inst-0 and the ones before the refresh
+      << "a refused settlement wrote something";
+  // Another institution is not affected.
+  EXPECT_TRUE(h().Call(&Stub::Settle, Hospital(kQuzhou, 3).institution_id,
+                       Bill("inst-other", person), &out).ok());
+
+  // Reinstated: settles again.
+  cache::InstitutionDelta reinstate{.kind = cache::InstitutionDeltaKind::kReinstateInstitution};
+  reinstate.institution.institution_id = inst;
+  ASSERT_TRUE(h().snapshot_store().ApplyInstitutionDelta(reinstate).ok());
+  const int64_t reinstate_ms = PollUntil(5000, [&] {
+    return h().Call(&Stub::Settle, inst, Bill(Cat("inst-r", settles++), person), &out).ok();
+  });
+  EXPECT_GE(reinstate_ms, 0) << "the reinstatement was not seen within 5 s";
+
+  // A newly contracted community health centre: unknown, then settles.
+  engine::Institution centre = Community(kQuzhou);
+  centre.institution_id = "C330800NEW1";
+  CallResult unknown =
+      h().Call(&Stub::Settle, centre.institution_id, Bill("inst-new-0", person), &out);
+  EXPECT_EQ(unknown.code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(unknown);
+  EXPECT_EQ(unknown.reason, "INSTITUTION_UNKNOWN");
+  ASSERT_TRUE(h().snapshot_store()
+                  .ApplyInstitutionDelta({.kind = cache::InstitutionDeltaKind::kUpsertInstitution,
+                                          .institution = centre})
+                  .ok());
+  CallResult added;
+  const int64_t upsert_ms = PollUntil(5000, [&] {
+    added = h().Call(&Stub::Settle, centre.institution_id, Bill("inst-new-1", person), &out);
+    return added.ok();
+  });
+  EXPECT_GE(upsert_ms, 0) << "the new centre could not settle within 5 s: " << Describe(added);
+  std::printf("institution deltas seen after: suspend %lld ms, reinstate %lld ms, upsert %lld ms\n",
+              static_cast<long long>(suspend_ms), static_cast<long long>(reinstate_ms),
+              static_cast<long long>(upsert_ms));
+}
+
 // ---- 5. health checking and reflection ------------------------------------
 
 TEST_F(GatewayFailureTest, HealthFollowsRedis) {

@@ -321,6 +321,88 @@ TEST_F(SnapshotStoreTest, DeltasChangeTheCurrentVersionAndAreStreamed) {
   EXPECT_TRUE(store_->ApplyDelta(suspend).ok());
 }
 
+TEST_F(SnapshotStoreTest, InstitutionDeltasChangeTheRegistryRaiseItsRevisionAndAreStreamed) {
+  std::string v = Load(5, 2025);
+  auto registry = [&](const std::string& id) -> std::optional<engine::Institution> {
+    absl::StatusOr<std::optional<engine::Institution>> i = store_->GetInstitution(v, id);
+    EXPECT_TRUE(i.ok()) << i.status();
+    return i.ok() ? *i : std::nullopt;
+  };
+  auto revision = [&] {
+    absl::StatusOr<int64_t> r = store_->RegistryRevision(v);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : -1;
+  };
+  EXPECT_EQ(revision(), 0);
+
+  // Suspension, then reinstatement: the flag only, the rest unchanged.
+  InstitutionDelta suspend{.kind = InstitutionDeltaKind::kSuspendInstitution};
+  suspend.institution.institution_id = "H3308000001";
+  absl::StatusOr<DeltaApplied> applied = store_->ApplyInstitutionDelta(suspend);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(applied->version, v);
+  std::optional<engine::Institution> h = registry("H3308000001");
+  ASSERT_TRUE(h.has_value());
+  EXPECT_TRUE(h->suspended);
+  EXPECT_EQ(h->level, 3);
+  EXPECT_EQ(h->name, "Quzhou hospital");
+  EXPECT_FALSE(registry("P3308000002")->suspended);
+  EXPECT_EQ(revision(), 1);
+  // Repeated: harmless, still raises the revision (a re-run reaches gateways).
+  ASSERT_TRUE(store_->ApplyInstitutionDelta(suspend).ok());
+  EXPECT_EQ(revision(), 2);
+  InstitutionDelta reinstate{.kind = InstitutionDeltaKind::kReinstateInstitution};
+  reinstate.institution.institution_id = "H3308000001";
+  ASSERT_TRUE(store_->ApplyInstitutionDelta(reinstate).ok());
+  EXPECT_FALSE(registry("H3308000001")->suspended);
+  EXPECT_EQ(revision(), 3);
+
+  // A newly contracted pharmacy: the whole record.
+  engine::Institution added = Institutions()[1];
+  added.institution_id = "P3308000099";
+  added.name = "New pharmacy";
+  EXPECT_FALSE(registry("P3308000099").has_value());
+  ASSERT_TRUE(store_->ApplyInstitutionDelta(
+                        {.kind = InstitutionDeltaKind::kUpsertInstitution, .institution = added})
+                  .ok());
+  std::optional<engine::Institution> p = registry("P3308000099");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->name, "New pharmacy");
+  EXPECT_EQ(p->kind, engine::InstitutionKind::kPharmacy);
+  EXPECT_EQ(revision(), 4);
+
+  // Refusals change nothing.
+  const int64_t keys = DbSize();
+  InstitutionDelta unknown{.kind = InstitutionDeltaKind::kSuspendInstitution};
+  unknown.institution.institution_id = "H9999999999";
+  absl::Status s = store_->ApplyInstitutionDelta(unknown).status();
+  EXPECT_EQ(ReasonOf(s), reason::kSnapshotInstitutionNotFound);
+  EXPECT_EQ(engine::FieldOf(s), "institution_id");
+  unknown.institution.institution_id = "";
+  EXPECT_EQ(ReasonOf(store_->ApplyInstitutionDelta(unknown).status()),
+            engine::reason::kInstitutionInvalid);
+  EXPECT_EQ(revision(), 4);
+  EXPECT_EQ(DbSize(), keys);
+
+  // The stream names each applied delta in order, with the institution.
+  RedisResult stream = pool_->Command({"XRANGE", kSnapDeltasKey, "-", "+"});
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  std::vector<std::string> kinds;
+  for (const RedisReply& entry : stream->elements) {
+    const std::vector<RedisReply>& fields = entry.elements[1].elements;
+    ASSERT_GE(fields.size(), 6u);
+    kinds.push_back(fields[1].str);
+    EXPECT_EQ(fields[3].str, v);
+    EXPECT_EQ(fields[4].str, "institution_id");
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"SUSPEND_INSTITUTION", "SUSPEND_INSTITUTION",
+                                             "REINSTATE_INSTITUTION", "UPSERT_INSTITUTION"}));
+  // A version without institution deltas is at revision 0.
+  absl::StatusOr<int64_t> other = store_->RegistryRevision("no-such-version");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(*other, 0);
+}
+
 TEST_F(SnapshotStoreTest, PresenterDeltasBindAndUnbindAndAreStreamed) {
   std::string v = Load(20, 2025);
   const std::string person = KeyOf(2);  // no presenters yet (Person(2))

@@ -305,6 +305,78 @@ TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
   EXPECT_EQ(status->versions.size(), 1u);
 }
 
+TEST_F(SnapshotToolTest, InstitutionDeltasSuspendReinstateAndAdd) {
+  const std::string persons = dir_ + "/persons.csv", institutions = dir_ + "/inst.csv";
+  ASSERT_EQ(Run({"synth", "--persons", "10", "--seed", "3", "--out", persons,
+                 "--institutions-out", institutions}), 0);
+  ASSERT_EQ(Run({"load", "--persons", persons, "--institutions", institutions, "--key-file",
+                 dir_ + "/key", "--redis", address_}), 0);
+  std::vector<std::string> rows = DataLines(institutions);
+  ASSERT_FALSE(rows.empty());
+  absl::StatusOr<engine::Institution> first = ParseInstitutionLine(rows[0]);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string id = first->institution_id;
+
+  cache::PoolOptions options;
+  options.redis = {.host = redis().host(), .port = redis().port(),
+                   .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
+  options.size = 1;
+  cache::ConnectionPool pool(options);
+  cache::SnapshotStore store(pool);
+  absl::StatusOr<std::optional<std::string>> current = store.CurrentVersion();
+  ASSERT_TRUE(current.ok() && current->has_value());
+  const std::string version = **current;
+  auto registry = [&](const std::string& which) {
+    absl::StatusOr<std::optional<engine::Institution>> i = store.GetInstitution(version, which);
+    EXPECT_TRUE(i.ok()) << i.status();
+    return i.ok() ? *i : std::nullopt;
+  };
+
+  ASSERT_EQ(Run({"delta", "suspend-institution", "--institution", id, "--redis", address_}), 0);
+  EXPECT_NE(out_.str().find("SUSPEND_INSTITUTION " + id + " in " + version), std::string::npos)
+      << out_.str();
+  ASSERT_TRUE(registry(id).has_value());
+  EXPECT_TRUE(registry(id)->suspended);
+  ASSERT_EQ(Run({"delta", "reinstate-institution", "--institution", id, "--redis", address_}), 0);
+  EXPECT_FALSE(registry(id)->suspended);
+
+  // Two new rows; the file is parsed whole before anything is written.
+  engine::Institution added = *first;
+  added.institution_id = "NEW0000001";
+  added.name = "newly contracted";
+  engine::Institution second = added;
+  second.institution_id = "NEW0000002";
+  std::ofstream(dir_ + "/new.csv") << kInstitutionsHeader << "\n"
+                                   << InstitutionLine(added) << "\n"
+                                   << InstitutionLine(second) << "\n";
+  ASSERT_EQ(Run({"delta", "upsert-institutions", "--institutions", dir_ + "/new.csv", "--redis",
+                 address_}), 0);
+  ASSERT_TRUE(registry("NEW0000002").has_value());
+  EXPECT_EQ(registry("NEW0000001")->name, "newly contracted");
+  absl::StatusOr<int64_t> revision = store.RegistryRevision(version);
+  ASSERT_TRUE(revision.ok());
+  EXPECT_EQ(*revision, 4);
+
+  std::ofstream(dir_ + "/bad.csv") << kInstitutionsHeader << "\n"
+                                   << InstitutionLine(added) << "\n"
+                                   << "NEW0000003,broken\n";
+  std::ostringstream out, err;
+  EXPECT_EQ(snapshot_tool::Run({"delta", "upsert-institutions", "--institutions",
+                                dir_ + "/bad.csv", "--redis", address_},
+                               out, err),
+            1);
+  EXPECT_NE(err.str().find("bad.csv:3"), std::string::npos) << err.str();
+  EXPECT_EQ(*store.RegistryRevision(version), 4) << "a bad file wrote something";
+  EXPECT_EQ(snapshot_tool::Run({"delta", "suspend-institution", "--institution", "NOPE",
+                                "--redis", address_},
+                               out, err),
+            1);
+  EXPECT_NE(err.str().find("SNAPSHOT_INSTITUTION_NOT_FOUND"), std::string::npos) << err.str();
+  EXPECT_EQ(snapshot_tool::Run({"delta", "suspend-institution", "--redis", address_}, out, err),
+            2);
+  EXPECT_NE(err.str().find("--institution ID is required"), std::string::npos) << err.str();
+}
+
 TEST_F(SnapshotToolTest, MalformedInputIsRefusedWithFileAndLine) {
   std::ofstream(dir_ + "/bad.csv") << kPersonsHeader << "\n"
                                    << "33080019900101123X,2025,330800,1990-13-01,ADULT,0,NONE,"

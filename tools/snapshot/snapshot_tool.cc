@@ -527,7 +527,10 @@ constexpr std::string_view kUsage =
     "  delta upsert --persons rows.csv --key-file F [--redis ...]\n"
     "  delta bind-presenter (--person-key K | --id-number N --key-file F)\n"
     "      (--presenter-key K | --presenter-id-number N --key-file F) [--redis ...]\n"
-    "  delta unbind-presenter (the same flags)\n";
+    "  delta unbind-presenter (the same flags)\n"
+    "  delta suspend-institution --institution ID [--redis ...]\n"
+    "  delta reinstate-institution --institution ID [--redis ...]\n"
+    "  delta upsert-institutions --institutions rows.csv [--redis ...]\n";
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string& command = args[0];
@@ -626,6 +629,45 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     }
     if (absl::Status s = store.Drop(flags->positional[0]); !s.ok()) return fail(s);
     out << "dropped " << flags->positional[0] << "\n";
+    return 0;
+  }
+  if (command == "delta" && args.size() >= 2 &&
+      (args[1] == "suspend-institution" || args[1] == "reinstate-institution" ||
+       args[1] == "upsert-institutions")) {
+    const std::string& kind = args[1];
+    std::vector<cache::InstitutionDelta> deltas;
+    if (kind == "upsert-institutions") {
+      if (!flags->Has("institutions")) {
+        err << "--institutions rows.csv is required\n" << kUsage;
+        return 2;
+      }
+      const std::string path = flags->Get("institutions");
+      absl::StatusOr<CsvLines> csv = ReadLines(path, {kInstitutionsHeader});
+      if (!csv.ok()) return fail(csv.status());
+      // Every row parsed before the first is written: a bad file changes nothing.
+      for (size_t k = 0; k < csv->lines.size(); ++k) {
+        absl::StatusOr<engine::Institution> i = ParseInstitutionLine(csv->lines[k]);
+        if (!i.ok()) return fail(AtLine(i.status(), path, k + 2));
+        deltas.push_back({.kind = cache::InstitutionDeltaKind::kUpsertInstitution,
+                          .institution = *std::move(i)});
+      }
+    } else {
+      if (flags->Get("institution").empty()) {
+        err << "--institution ID is required\n" << kUsage;
+        return 2;
+      }
+      cache::InstitutionDelta d;
+      d.kind = kind == "suspend-institution" ? cache::InstitutionDeltaKind::kSuspendInstitution
+                                             : cache::InstitutionDeltaKind::kReinstateInstitution;
+      d.institution.institution_id = flags->Get("institution");
+      deltas.push_back(std::move(d));
+    }
+    for (const cache::InstitutionDelta& d : deltas) {
+      absl::StatusOr<cache::DeltaApplied> applied = store.ApplyInstitutionDelta(d);
+      if (!applied.ok()) return fail(applied.status());
+      out << cache::Name(d.kind) << " " << d.institution.institution_id << " in "
+          << applied->version << " (stream entry " << applied->stream_id << ")\n";
+    }
     return 0;
   }
   if (command == "delta" && args.size() >= 2) {
