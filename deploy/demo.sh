@@ -195,6 +195,23 @@ cli "$hospital" coverage --id-card "$inpatient_id" --date 2025-03-18 --visit-typ
 step "4h. The hospital's reconciliation for the discharge day (对账)"
 cli "$hospital" reconcile --date 2025-03-17 --detail
 
+step "4i. The bureau suspends the pharmacy (暂停医保服务) without a snapshot load, then reinstates it"
+"$snapshot_bin" delta suspend-institution --institution "$pharmacy" --redis "127.0.0.1:$redis_port"
+sleep 2  # every gateway re-reads the registry within snapshot_refresh_ms (≤ 500 ms)
+if suspended_out=$(cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
+    --id-card "$pharmacy_id" --request-id demo-pharmacy-3 2>&1); then
+  echo "$suspended_out"
+  echo "demo: a suspended pharmacy settled" >&2
+  exit 1
+fi
+echo "$suspended_out"
+echo "$suspended_out" | grep -q INSTITUTION_SUSPENDED ||
+  { echo "demo: expected INSTITUTION_SUSPENDED" >&2; exit 1; }
+"$snapshot_bin" delta reinstate-institution --institution "$pharmacy" --redis "127.0.0.1:$redis_port"
+sleep 2
+cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
+  --id-card "$pharmacy_id" --request-id demo-pharmacy-3
+
 if [ "$serve" = 0 ]; then
   step "Tour complete (MEDSETTLE_DEMO_SERVE=0): stopping"
   exit 0
