@@ -116,7 +116,7 @@ gateway_port=$(free_port 50051)
 "$gateway_bin" --listen "127.0.0.1:$gateway_port" --redis "127.0.0.1:$redis_port" \
   --key-file "$run_dir/person-key" \
   --tls-cert "$pki/server.pem" --tls-key "$pki/server.key.pem" --tls-client-ca "$pki/ca.pem" \
-  --ec-issuer-keys "$run_dir/issuer-keys" \
+  --tls-crl-dir "$pki/crl" --ec-issuer-keys "$run_dir/issuer-keys" \
   >"$run_dir/gateway.log" 2>&1 &
 gateway_pid=$!
 # Every call below trusts the demo CA for the gateway's certificate and

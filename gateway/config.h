@@ -43,6 +43,14 @@ struct GatewayConfig {
   std::string tls_key_file;        // its private key
   std::string tls_client_ca_file;  // CA bundle institution certificates chain to
   int tls_reload_interval_s = 60;  // 1..3600
+  // Optional: a folder of certificate revocation lists (PEM, named
+  // <issuer-hash>.rN by `openssl rehash`) every client certificate is
+  // checked against at the handshake; empty = no revocation check. gRPC
+  // looks the folder up again at every handshake, so a CRL added under the
+  // next .rN refuses new connections at once. At start every CA of
+  // tls_client_ca_file must have a current CRL there (GatewayServer::Start;
+  // docs/SECURITY.md says why).
+  std::string tls_crl_dir;
 
   // E-insurance codes (gateway/credentials/ec_token.h). Without a folder of
   // issuer public keys ("<kid>.pub.pem") tokens are refused

@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
   if (config.insecure_dev) {
     Print(stderr, kInsecureWarning);
     if (!config.tls_cert_file.empty() || !config.tls_key_file.empty() ||
-        !config.tls_client_ca_file.empty()) {
-      Print(stderr, "medsettle-gateway: --insecure-dev ignores the tls.* files given\n");
+        !config.tls_client_ca_file.empty() || !config.tls_crl_dir.empty()) {
+      Print(stderr, "medsettle-gateway: --insecure-dev ignores the tls.* files and folder given\n");
     }
   }
   absl::StatusOr<std::unique_ptr<medsettle::gateway::GatewayServer>> server =

@@ -102,6 +102,57 @@ TEST(GatewayConfig, TlsTokenAndRateLimitKeysWithPathsBesideTheFile) {
   }
 }
 
+TEST(GatewayConfig, TlsCrlDirIsOptionalBesideTheFileAndHasAFlag) {
+  // Unset by default and in the shipped file: no revocation check.
+  GatewayConfig defaults;
+  EXPECT_EQ(defaults.tls_crl_dir, "");
+  GatewayConfig shipped;
+  ASSERT_TRUE(LoadConfigFile(std::string(MEDSETTLE_SOURCE_DIR) +
+                                 "/deploy/gateway/medsettle-gateway.yaml",
+                             &shipped)
+                  .ok());
+  EXPECT_EQ(shipped.tls_crl_dir, "");
+
+  // In the file, a relative folder is beside the file.
+  const std::string file = WriteTemp("crl.yaml", "tls:\n  crl_dir: pki/crl\n");
+  GatewayConfig c;
+  ASSERT_TRUE(LoadConfigFile(file, &c).ok());
+  EXPECT_EQ(c.tls_crl_dir,
+            (std::filesystem::path(::testing::TempDir()) / "pki/crl").lexically_normal().string());
+  GatewayConfig absolute;
+  ASSERT_TRUE(LoadConfigFile(WriteTemp("crl-abs.yaml", "tls:\n  crl_dir: /etc/medsettle/crl\n"),
+                             &absolute)
+                  .ok());
+  EXPECT_EQ(absolute.tls_crl_dir, "/etc/medsettle/crl");
+
+  // The flag wins, as given.
+  bool help = false;
+  ASSERT_TRUE(ApplyFlags({"--config", file, "--tls-crl-dir", "crl"}, &c, &help).ok());
+  EXPECT_EQ(c.tls_crl_dir, "crl");
+  ASSERT_TRUE(ApplyFlags({"--tls-crl-dir=/var/lib/medsettle/crl"}, &c, &help).ok());
+  EXPECT_EQ(c.tls_crl_dir, "/var/lib/medsettle/crl");
+  EXPECT_NE(FlagsUsage().find("--tls-crl-dir V"), std::string::npos) << FlagsUsage();
+  EXPECT_NE(FlagsUsage().find("[tls.crl_dir]"), std::string::npos);
+  EXPECT_EQ(engine::ReasonOf(ApplyFlags({"--tls-crl-dir"}, &c, &help)), "CONFIG_INVALID");
+
+  // Optional: mutual TLS validates without it and with it (the folder
+  // itself is checked at start, GatewayServer::Start).
+  GatewayConfig tls;
+  tls.key_file = "/dev/null";
+  tls.tls_cert_file = "server.pem";
+  tls.tls_key_file = "server.key.pem";
+  tls.tls_client_ca_file = "ca.pem";
+  EXPECT_TRUE(ValidateConfig(tls).ok());
+  tls.tls_crl_dir = "crl";
+  EXPECT_TRUE(ValidateConfig(tls).ok());
+
+  // One folder, not a list.
+  absl::Status list =
+      LoadConfigFile(WriteTemp("crl-list.yaml", "tls:\n  crl_dir: [a, b]\n"), &c);
+  EXPECT_EQ(engine::ReasonOf(list), "CONFIG_INVALID");
+  EXPECT_NE(list.message().find(":2: tls.crl_dir"), std::string::npos) << list.message();
+}
+
 TEST(GatewayConfig, BadRateLimitOverridesNameTheKey) {
   struct Case {
     std::string yaml;

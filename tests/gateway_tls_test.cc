@@ -16,6 +16,14 @@
 //   rotation   new server certificate, key and CA bundle files are picked
 //              up by new connections after the reload interval, without a
 //              restart
+//   revocation (tls.crl_dir) a revoked certificate: no connection, the
+//              others served; a CRL published while the gateway runs
+//              refuses the next handshake, no restart, while connections
+//              opened before stay; an expired CRL refuses every
+//              certificate of its CA until the next is published; the
+//              start refuses a CRL folder that would not protect (no CRL
+//              of the CA, expired, another CA's or forged, not rehashed,
+//              dangling, a certificate in it, two CRLs of one lastUpdate)
 #include <grpc/grpc_security_constants.h>
 #include <gtest/gtest.h>
 
@@ -25,10 +33,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cache/settlement_store.h"
 #include "engine/status.h"
@@ -96,7 +106,12 @@ void ReplaceFile(const std::string& from, const std::string& to, const std::stri
 
 class GatewayTlsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { StartHarness(false); }
+
+  // The gateway over mutual TLS; with `crl`, also checking revocation
+  // (HarnessOptions::crl) and re-reading the TLS files only hourly, so that
+  // what a CRL changes cannot be the files' reload.
+  void StartHarness(bool crl) {
     std::vector<SnapshotPerson> persons;
     for (int i = 1; i <= 8; ++i) persons.push_back({QuzhouId(i), Person(kQuzhou, 2024)});
     std::vector<engine::Institution> institutions;
@@ -105,10 +120,11 @@ class GatewayTlsTest : public ::testing::Test {
     HarnessOptions options;
     options.tls = true;
     options.extra_certificates = {kUnknownInstitution};
+    options.crl = crl;
     absl::StatusOr<std::unique_ptr<GatewayHarness>> h = GatewayHarness::Start(
         persons, institutions,
-        [](gateway::GatewayConfig& c) {
-          c.tls_reload_interval_s = 1;
+        [crl](gateway::GatewayConfig& c) {
+          c.tls_reload_interval_s = crl ? 3600 : 1;
           // The pharmacy's limit is tight and refills slowly: three calls.
           c.rate_limit_overrides = {{Pharmacy(kQuzhou).institution_id, {0.001, 3}}};
         },
@@ -308,6 +324,246 @@ TEST_F(GatewayTlsTest, NewServerCertificateAndCaAreServedAfterTheReloadIntervalW
   EXPECT_EQ(ServerFingerprintSeenBy(*stub2(Pki("ca.pem"), Pki(inst)), scratch), "");
   // The connection made before the rotation keeps working.
   EXPECT_TRUE(Coverage(*before).ok());
+}
+
+// ---- Revocation: tls.crl_dir ----
+
+// The gateway over mutual TLS with revocation checked against a copy of the
+// PKI's crl/ (the CA's CRL, nothing revoked yet).
+class GatewayCrlTest : public GatewayTlsTest {
+ protected:
+  void SetUp() override { StartHarness(true); }
+
+  const std::string& CrlDir() const { return h_->config().tls_crl_dir; }
+  std::string Scratch(const std::string& name) const { return h_->redis().dir() + "/" + name; }
+
+  // The CA's next CRL, revoking `institution`'s certificate, made the
+  // operator's way (make-dev-pki.sh --revoke) on a copy of the PKI, which
+  // the harness shares read only; the new CRL's path ("" after a failure).
+  std::string RevokingCrl(const std::string& institution) {
+    const std::string copy = Scratch("pki-revoke");
+    const std::string log = copy + ".log";
+    const int status = std::system(
+        Cat("rm -rf '", copy, "' && cp -a '", h().pki_dir(), "' '", copy, "' && bash '",
+            MEDSETTLE_SOURCE_DIR, "/deploy/pki/make-dev-pki.sh' --revoke ", institution, " '",
+            copy, "' >'", log, "' 2>&1")
+            .c_str());
+    if (status != 0) {
+      ADD_FAILURE() << ReadFile(log);
+      return "";
+    }
+    return copy + "/crl/crl-000002.pem";
+  }
+
+  // Publishes `crl` the documented way: into the CRL folder under its own
+  // name (it sorts after those there), then openssl rehash.
+  void Publish(const std::string& crl) {
+    std::filesystem::copy_file(crl,
+                               CrlDir() + "/" + std::filesystem::path(crl).filename().string());
+    ASSERT_TRUE(Shell(Cat("openssl rehash '", CrlDir(), "' 2>&1")).has_value());
+  }
+
+  // A CRL of the test CA made with `openssl ca -gencrl ARGS` (its times)
+  // from a database of its own, so that each has its own CRL number.
+  void MakeCrl(const std::string& out, const std::string& args) {
+    static int made = 0;
+    const std::string db = Scratch(Cat("ca-db-", ++made));
+    std::filesystem::create_directories(db);
+    std::ofstream(db + "/index.txt");
+    std::ofstream(db + "/crlnumber") << Cat("0", made, "\n");
+    std::ofstream(db + "/ca.cnf") << "[ca]\ndefault_ca = c\n[c]\ndatabase = " << db
+                                  << "/index.txt\ncrlnumber = " << db
+                                  << "/crlnumber\ndefault_md = sha256\n";
+    const std::optional<std::string> out_text =
+        Shell(Cat("openssl ca -batch -config '", db, "/ca.cnf' -gencrl -cert '", Pki("ca.pem"),
+                  "' -keyfile '", Pki("ca.key.pem"), "' ", args, " -out '", out, "' 2>&1"));
+    ASSERT_TRUE(out_text.has_value()) << args;
+  }
+
+  // A fresh folder for a CRL test.
+  std::string Folder(const std::string& name) {
+    const std::string dir = Scratch(name);
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+};
+
+TEST_F(GatewayCrlTest, ARevokedCertificateIsRefusedAnotherInstitutionsIsServed) {
+  const std::string revoked = Hospital(kQuzhou, 2).institution_id;
+  const std::string other = Hospital(kQuzhou, 3).institution_id;
+  EXPECT_NE(h().gateway().transport_description().find("revocation checked against the CRLs in " +
+                                                       CrlDir()),
+            std::string::npos)
+      << h().gateway().transport_description();
+  // The CA's CRL lists nothing yet: both are served.
+  ASSERT_TRUE(Coverage(*StubWith("ca.pem", revoked)).ok());
+  ASSERT_TRUE(Coverage(*StubWith("ca.pem", other)).ok());
+
+  // The CA revokes one certificate; its next CRL joins the first, and a
+  // gateway started now checks against both (the later lastUpdate wins).
+  const std::string crl = RevokingCrl(revoked);
+  ASSERT_FALSE(crl.empty());
+  Publish(crl);
+  ASSERT_TRUE(h().RestartGateway().ok());
+  CallResult refused = Coverage(*StubWith("ca.pem", revoked));
+  EXPECT_EQ(refused.code(), grpc::StatusCode::UNAVAILABLE) << Describe(refused);
+  EXPECT_EQ(refused.reason, "");  // refused by the handshake, before any handler
+  CallResult served = Coverage(*StubWith("ca.pem", other));
+  EXPECT_TRUE(served.ok()) << Describe(served);
+  // A CRL revokes certificates, not institutions: another certificate of
+  // the same institution (its CN-only one) is served. Shutting an
+  // institution out is the registry's suspension.
+  CallResult same_institution = Coverage(*StubWith("ca.pem", "cn-only/" + revoked));
+  EXPECT_TRUE(same_institution.ok()) << Describe(same_institution);
+}
+
+TEST_F(GatewayCrlTest, ACrlPublishedWhileRunningRefusesTheNextHandshakeOpenConnectionsStay) {
+  const std::string revoked = Hospital(kQuzhou, 2).institution_id;
+  const std::string other = Hospital(kQuzhou, 3).institution_id;
+  const int port = h().gateway().port();
+  std::unique_ptr<Stub> before = StubWith("ca.pem", revoked);
+  ASSERT_TRUE(Coverage(*before).ok());
+
+  const std::string crl = RevokingCrl(revoked);
+  ASSERT_FALSE(crl.empty());
+  Publish(crl);
+  // The very next handshake is refused: OpenSSL looks the folder up at
+  // every handshake (the TLS files' reload interval is an hour here).
+  CallResult refused = Coverage(*StubWith("ca.pem", revoked));
+  EXPECT_EQ(refused.code(), grpc::StatusCode::UNAVAILABLE) << Describe(refused);
+  EXPECT_EQ(refused.reason, "");
+  CallResult served = Coverage(*StubWith("ca.pem", other));
+  EXPECT_TRUE(served.ok()) << Describe(served);
+  EXPECT_EQ(h().gateway().port(), port);  // no restart
+  // A connection opened before keeps working: certificates are checked at
+  // the handshake only, until the gateway closes the connection at its
+  // maximum age (30 minutes) and the reconnection is refused.
+  CallResult open = Coverage(*before);
+  EXPECT_TRUE(open.ok()) << Describe(open);
+}
+
+TEST_F(GatewayCrlTest, AnExpiredCrlRefusesEveryCertificateOfItsCaUntilTheNextIsPublished) {
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  // A gateway whose only CRL of the CA lives six seconds (time enough to
+  // start and connect on a loaded machine).
+  const std::string dir = Folder("short-lived-crl");
+  MakeCrl(dir + "/crl-000001.pem", "-crlsec 6");
+  ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
+  gateway::GatewayConfig config = h().config();
+  config.tls_crl_dir = dir;
+  absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> g = gateway::GatewayServer::Start(config);
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto stub = [&](const std::string& base) {
+    return v1::SettlementService::NewStub(GatewayHarness::TlsChannelTo(
+        (*g)->port(), Pki("ca.pem"), Pki(base + ".pem"), Pki(base + ".key.pem")));
+  };
+  std::unique_ptr<Stub> before = stub(inst);
+  ASSERT_TRUE(Coverage(*before).ok());
+
+  // Once it expires, no certificate of the CA gets through (fail closed).
+  const auto start = Clock::now();
+  CallResult refused;
+  while (Clock::now() - start < std::chrono::seconds(15)) {
+    refused = Coverage(*stub(Hospital(kQuzhou, 3).institution_id));
+    if (!refused.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_EQ(refused.code(), grpc::StatusCode::UNAVAILABLE) << Describe(refused);
+  EXPECT_TRUE(Coverage(*before).ok());  // an open connection is not checked again
+
+  // The CA's next CRL (a later lastUpdate) lets them in again, no restart.
+  MakeCrl(dir + "/crl-000002.pem", "-crldays 30");
+  ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
+  CallResult served = Coverage(*stub(Hospital(kQuzhou, 3).institution_id));
+  EXPECT_TRUE(served.ok()) << Describe(served);
+}
+
+TEST_F(GatewayCrlTest, TheStartRefusesACrlFolderThatWouldNotProtect) {
+  struct Case {
+    std::string name;
+    std::function<void(const std::string& dir)> fill;
+    std::string needle;  // in the message
+    absl::StatusCode code = absl::StatusCode::kInvalidArgument;
+  };
+  const std::string ca = "CN=medsettle development CA,O=medsettle development";
+  auto copy = [&](const std::string& from) {
+    return [this, from](const std::string& dir) {
+      ASSERT_TRUE(Shell(Cat("cp -a '", Pki(from), "'/. '", dir, "'")).has_value());
+    };
+  };
+  const std::vector<Case> cases = {
+      {"no folder", [](const std::string& dir) { std::filesystem::remove_all(dir); },
+       "not a folder", absl::StatusCode::kNotFound},
+      {"no CRL of the CA", [](const std::string&) {}, "no CRL of the client CA " + ca},
+      {"another CA's CRL", copy("other-ca/crl"), "no CRL of the client CA " + ca},
+      {"an expired CRL", copy("expired-crl"), "expired on 2020-02-01 00:00:00 UTC"},
+      {"a CRL in the CA's name, signed by another key", copy("forged-crl"),
+       "names the client CA " + ca + " as its issuer but is not signed by its key"},
+      {"a CRL without its hashed name",
+       [this](const std::string& dir) {
+         std::filesystem::copy_file(Pki("crl/crl-000001.pem"), dir + "/crl-000001.pem");
+       },
+       "crl-000001.pem is a CRL without a hashed name (<issuer-hash>.rN), so gRPC never reads it: "
+       "run `openssl rehash "},
+      {"a CRL under a name openssl rehash skips",
+       [&](const std::string& dir) {
+         copy("crl")(dir);
+         std::filesystem::copy_file(Pki("crl/crl-000001.pem"), dir + "/crl-000002.pem.tmp");
+       },
+       "crl-000002.pem.tmp is a CRL without a hashed name (<issuer-hash>.rN), so gRPC never reads "
+       "it: rename it to end in .pem"},
+      {"a link to a deleted CRL",
+       [&](const std::string& dir) {
+         copy("crl")(dir);
+         std::filesystem::remove(dir + "/crl-000001.pem");
+       },
+       "cannot be read (a link to a deleted CRL?)"},
+      {"a certificate",
+       [&](const std::string& dir) {
+         copy("crl")(dir);
+         std::filesystem::copy_file(Pki("other-ca/ca.pem"), dir + "/other-ca.pem");
+         ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
+       },
+       "is a certificate's hashed name: gRPC would trust that certificate like a CA of "
+       "tls.client_ca_file"},
+      {"the newest CRL expired, an older one current",
+       [this](const std::string& dir) {
+         MakeCrl(dir + "/crl-000001.pem",
+                 "-crl_lastupdate 20210101000000Z -crl_nextupdate 20991231000000Z");
+         MakeCrl(dir + "/crl-000002.pem",
+                 "-crl_lastupdate 20220101000000Z -crl_nextupdate 20230101000000Z");
+         ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
+       },
+       "expired on 2023-01-01 00:00:00 UTC: OpenSSL would fall back to the older"},
+      {"two CRLs with the same lastUpdate",
+       [this](const std::string& dir) {
+         for (const char* name : {"/crl-000001.pem", "/crl-000002.pem"}) {
+           MakeCrl(dir + name, "-crl_lastupdate 20210101000000Z -crl_nextupdate 20991231000000Z");
+         }
+         ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
+       },
+       "with the same lastUpdate: OpenSSL uses whichever it reads first"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string dir = Folder("crl-case");
+    c.fill(dir);
+    gateway::GatewayConfig config = h().config();
+    config.tls_crl_dir = dir;
+    absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> g =
+        gateway::GatewayServer::Start(config);
+    ASSERT_FALSE(g.ok());
+    EXPECT_EQ(g.status().code(), c.code) << g.status();
+    EXPECT_EQ(engine::FieldOf(g.status()), "tls.crl_dir");
+    EXPECT_EQ(engine::ReasonOf(g.status()), c.code == absl::StatusCode::kNotFound
+                                                ? "TLS_FILE_UNREADABLE"
+                                                : "TLS_FILE_INVALID");
+    EXPECT_NE(g.status().message().find(c.needle), std::string::npos) << g.status().message();
+    EXPECT_NE(g.status().message().find(dir), std::string::npos) << g.status().message();
+  }
+  // The PKI's own folder passes (the fixture's gateway started with it).
+  EXPECT_GT(h().gateway().port(), 0);
 }
 
 // The identity rules on certificates made here with openssl (self-signed:

@@ -184,6 +184,15 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
     c.tls_cert_file = h->tls_dir_ + "/server.pem";
     c.tls_key_file = h->tls_dir_ + "/server.key.pem";
     c.tls_client_ca_file = h->tls_dir_ + "/client-ca.pem";
+    if (options.crl) {
+      // The links openssl rehash made are relative: they hold in the copy.
+      std::filesystem::copy(h->pki_dir_ + "/crl", h->tls_dir_ + "/crl",
+                            std::filesystem::copy_options::recursive |
+                                std::filesystem::copy_options::copy_symlinks,
+                            error);
+      if (error) return absl::InternalError(Cat("cannot copy crl/: ", error.message()));
+      c.tls_crl_dir = h->tls_dir_ + "/crl";
+    }
   }
   c.redis_host = h->redis_->host();
   c.redis_port = h->redis_->port();

@@ -81,6 +81,10 @@ struct HarnessOptions {
   // Institutions to issue certificates for besides the snapshot's (e.g.
   // one the registry does not know).
   std::vector<std::string> extra_certificates;
+  // Mutual TLS: also check client certificates against CRLs
+  // (tls.crl_dir): a copy of the PKI's crl/ (the CA's CRL, nothing
+  // revoked) in tls_dir()/crl, where a test may publish more.
+  bool crl = false;
 };
 
 // "code reason message" of a call, for failure messages.
@@ -110,10 +114,11 @@ class GatewayHarness {
 
   // Mutual TLS mode: whether it is on, and the PKI make-dev-pki.sh made
   // (ca.pem, server.pem, <id>.pem and .key.pem, other-ca/, expired/,
-  // cn-only/; shared by the harnesses of the process: read only). The
-  // gateway reads its own copies of the server certificate, key and client
-  // CA in tls_dir() (server.pem, server.key.pem, client-ca.pem), so a test
-  // may replace them (rotation).
+  // cn-only/, crl/ and the test CRLs; shared by the harnesses of the
+  // process: read only). The gateway reads its own copies of the server
+  // certificate, key and client CA in tls_dir() (server.pem,
+  // server.key.pem, client-ca.pem, and crl/ with HarnessOptions::crl), so a
+  // test may replace them (rotation) or add CRLs.
   bool tls() const { return tls_; }
   const std::string& pki_dir() const { return pki_dir_; }
   const std::string& tls_dir() const { return tls_dir_; }
