@@ -342,6 +342,19 @@ const std::vector<std::string>& AccumulatorFieldNames() {
   return *names;
 }
 
+int64_t AccumulatorTotal(const engine::Accumulators& a, size_t i) { return GetTotal(a, i); }
+
+const std::vector<std::string>& AmountFieldNames() {
+  static const std::vector<std::string>* names =
+      new std::vector<std::string>(std::begin(kAmountNames), std::end(kAmountNames));
+  return *names;
+}
+
+int64_t AmountValue(const engine::Amounts& amounts, size_t i) {
+  engine::Amounts copy = amounts;  // AmountField points into a mutable one
+  return *AmountField(copy, i);
+}
+
 std::string AccumulatorsKey(std::string_view person_key, int32_t year) {
   return Cat("acc:{", person_key.substr(0, 2), "}:", person_key, ":", year);
 }
@@ -727,14 +740,48 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
 
 absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournal(std::string_view tag,
                                                                        int64_t from_ms,
-                                                                       int64_t to_ms) {
+                                                                       int64_t to_ms,
+                                                                       int64_t count) {
+  return RangeJournal(tag, std::to_string(from_ms), to_ms, count);
+}
+
+absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournalAfter(
+    std::string_view tag, std::string_view after_id, int64_t to_ms, int64_t count) {
+  // Complete ids only: an incomplete "(<ms>" would mean "after <ms>-0" and
+  // skip nothing of the millisecond but its first entry.
+  const size_t dash = after_id.find('-');
+  uint64_t part = 0;
+  auto decimal = [&part](std::string_view digits) {
+    const char* end = digits.data() + digits.size();
+    auto [p, ec] = std::from_chars(digits.data(), end, part);
+    return ec == std::errc() && p == end && !digits.empty();
+  };
+  if (dash == std::string_view::npos || !decimal(after_id.substr(0, dash)) ||
+      !decimal(after_id.substr(dash + 1))) {
+    return engine::InvalidField(reason::kJournalIdInvalid, "after_id",
+                                "after_id must be a stream id <ms>-<seq>");
+  }
+  return RangeJournal(tag, Cat("(", after_id), to_ms, count);
+}
+
+absl::StatusOr<std::vector<JournalEntry>> SettlementStore::RangeJournal(std::string_view tag,
+                                                                        const std::string& start,
+                                                                        int64_t to_ms,
+                                                                        int64_t count) {
   if (!IsTag(tag)) {
     return engine::InvalidField(reason::kSettlementIdInvalid, "tag",
                                 "a tag is 2 lowercase hex characters");
   }
-  const std::string from = std::to_string(from_ms);
+  // RedisArgv holds views: the strings live here.
+  const std::string key = JournalKey(tag);
   const std::string to = std::to_string(to_ms);
-  RedisResult r = redis_.Command({"XRANGE", JournalKey(tag), from, to});
+  const std::string limit = std::to_string(count);
+  RedisArgv argv = {"XRANGE", key, start, to};
+  if (count > 0) {
+    argv.push_back("COUNT");
+    argv.push_back(limit);
+  }
+  RedisResult r = redis_.Command(argv);
   if (!r.ok()) return r.status();
   std::vector<JournalEntry> out;
   out.reserve(r->elements.size());

@@ -58,6 +58,9 @@ inline constexpr std::string_view kPageSizeInvalid = "PAGE_SIZE_INVALID";
 // INVALID_ARGUMENT (field "page_token"): Reconcile with detail and a page
 // token that is not one Reconcile returned.
 inline constexpr std::string_view kPageTokenInvalid = "PAGE_TOKEN_INVALID";
+// INVALID_ARGUMENT (field "after_id"): ReadJournalAfter with an id that is
+// not a complete stream id "<ms>-<seq>".
+inline constexpr std::string_view kJournalIdInvalid = "JOURNAL_ID_INVALID";
 // Reversal of a delta that would make a year total negative uses the
 // engine's FAILED_PRECONDITION ACCUMULATORS_INVALID (engine/status.h).
 // A commit without a settlement date, or Reconcile of an unset date, uses
@@ -97,6 +100,16 @@ absl::StatusOr<std::string> TagOfSettlementId(std::string_view settlement_id);
 // (ledger totals "go.ded", "go.in", "go.fund", "go.visits", …, "ci.burden",
 // "ci.paid", "sup1.base", "sup1.paid", …). `version` is a field of its own.
 const std::vector<std::string>& AccumulatorFieldNames();
+// The value of the total AccumulatorFieldNames()[i] in `a`. REQUIRES: i is
+// below AccumulatorFieldNames().size().
+int64_t AccumulatorTotal(const engine::Accumulators& a, size_t i);
+// The amount names of the records and the journal ("total",
+// "out_of_scope", "over_limit", "pre_self_pay", "in_scope", "deductible",
+// "base_fund", "critical_illness", "supplementary", "patient"; stored as
+// "a.<name>"), and the value of AmountFieldNames()[i] in `amounts`.
+// REQUIRES: i is below AmountFieldNames().size().
+const std::vector<std::string>& AmountFieldNames();
+int64_t AmountValue(const engine::Amounts& amounts, size_t i);
 
 // What an earlier commit of the same (institution, request_id) stored.
 struct PriorResult {
@@ -328,10 +341,25 @@ class SettlementStore {
   absl::StatusOr<ReversalResult> CommitReversal(const ReversalRequest& request);
 
   // The journal entries of `tag` with stream ids in [from_ms, to_ms]
-  // (XRANGE), oldest first. INTERNAL kSettlementRecordCorrupt for an
+  // (XRANGE), oldest first; with `count` > 0 only the first `count` of them
+  // (XRANGE … COUNT), the rest to be read with ReadJournalAfter from the
+  // last one's id. INVALID_ARGUMENT kSettlementIdInvalid ("tag") unless
+  // `tag` is 2 lowercase hex; INTERNAL kSettlementRecordCorrupt for an
   // unreadable entry.
   absl::StatusOr<std::vector<JournalEntry>> ReadJournal(std::string_view tag, int64_t from_ms,
-                                                        int64_t to_ms);
+                                                        int64_t to_ms, int64_t count = 0);
+
+  // The next page of a paged read: the entries of `tag` with stream ids
+  // after `after_id` (exclusive: XRANGE "(<after_id>", Redis 6.2) up to
+  // `to_ms` (inclusive), oldest first, at most `count` when > 0. Pages must
+  // continue from an id, not a millisecond: one millisecond holds any
+  // number of entries ("<ms>-0", "<ms>-1", …), so a page boundary can fall
+  // inside one, and restarting at <ms> would repeat its entries, at <ms>+1
+  // lose them. INVALID_ARGUMENT kJournalIdInvalid ("after_id") unless
+  // `after_id` is "<ms>-<seq>" (decimal); otherwise as ReadJournal.
+  absl::StatusOr<std::vector<JournalEntry>> ReadJournalAfter(std::string_view tag,
+                                                             std::string_view after_id,
+                                                             int64_t to_ms, int64_t count);
 
   // The settlements of `institution_id` whose settlement_date is `date`:
   // totals summed over the 256 tags (one pipeline per tag), net = settled −
@@ -358,6 +386,11 @@ class SettlementStore {
   absl::StatusOr<int64_t> TrimJournal(int64_t before_ms);
 
  private:
+  // XRANGE of `tag`'s journal from `start` (a range start as Redis takes
+  // it) to `to_ms`, at most `count` entries when > 0, parsed.
+  absl::StatusOr<std::vector<JournalEntry>> RangeJournal(std::string_view tag,
+                                                         const std::string& start, int64_t to_ms,
+                                                         int64_t count);
   // EVALSHA of script `index` with NOSCRIPT recovery (load, retry once).
   RedisResult RunScript(int index, const RedisArgv& keys_and_args, size_t key_count);
 

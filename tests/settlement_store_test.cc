@@ -1109,5 +1109,59 @@ TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
   EXPECT_EQ(ReconcileOk(kInstitution, kDay).settled.count, 4);
 }
 
+TEST_F(SettlementStoreTest, JournalPagesContinueAfterAnIdInsideOneMillisecond) {
+  // A burst of commits puts several entries in one millisecond (<ms>-0,
+  // <ms>-1, …); here with explicit ids, so page boundaries fall inside it
+  // for sure.
+  const std::string key = JournalKey("3f");
+  const std::vector<std::string> ids = {"1718000000000-0", "1718000000000-1", "1718000000000-2",
+                                        "1718000000000-3", "1718000000000-4", "1718000000001-0",
+                                        "1718000000002-0"};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string request_id = Cat("b", i);
+    RedisResult r = pool_->Command({"XADD", key, ids[i], "kind", "SETTLE", "settlement_id",
+                                    Cat("3f-", request_id), "person_key", kPersonKey, "year",
+                                    "2024", "institution", kInstitution, "request_id", request_id,
+                                    "date", kDay, "at", "1718000000", "a.total", "100"});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  auto stream_ids = [](const std::vector<JournalEntry>& entries) {
+    std::vector<std::string> out;
+    for (const JournalEntry& e : entries) out.push_back(e.stream_id);
+    return out;
+  };
+
+  absl::StatusOr<std::vector<JournalEntry>> page = store_->ReadJournal("3f", 0, INT64_MAX, 2);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(stream_ids(*page), (std::vector<std::string>{ids[0], ids[1]}));
+  std::vector<std::string> read = stream_ids(*page);
+  std::vector<size_t> sizes = {page->size()};
+  for (int pages = 0; !page->empty() && pages < 10; ++pages) {  // bounded: 5 expected
+    page = store_->ReadJournalAfter("3f", read.back(), INT64_MAX, 2);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const std::string& id : stream_ids(*page)) read.push_back(id);
+    sizes.push_back(page->size());
+  }
+  EXPECT_EQ(read, ids) << "every entry once, in order";
+  EXPECT_EQ(sizes, (std::vector<size_t>{2, 2, 2, 1, 0}));
+  EXPECT_EQ((*store_->ReadJournal("3f", 0, INT64_MAX))[2].request_id, "b2");
+
+  // to_ms is inclusive and whole: the rest of its millisecond, none after.
+  page = store_->ReadJournalAfter("3f", ids[2], 1718000000000, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(stream_ids(*page), (std::vector<std::string>{ids[3], ids[4]}));
+  page = store_->ReadJournal("3f", 1718000000000, 1718000000000, 3);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->size(), 3u);
+
+  for (const char* bad : {"", "1718000000000", "x-1", "1-", "-1", "1-2-3", "1-0 "}) {
+    absl::StatusOr<std::vector<JournalEntry>> r = store_->ReadJournalAfter("3f", bad, INT64_MAX, 2);
+    EXPECT_EQ(ReasonOf(r.status()), reason::kJournalIdInvalid) << bad;
+    EXPECT_EQ(FieldOf(r.status()), "after_id") << bad;
+  }
+  EXPECT_EQ(ReasonOf(store_->ReadJournalAfter("3F", ids[0], INT64_MAX, 2).status()),
+            reason::kSettlementIdInvalid);
+}
+
 }  // namespace
 }  // namespace medsettle::cache
