@@ -483,37 +483,51 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const Institut
   DeltaApplied applied;
   applied.version = **current;
   const std::string key = SnapshotInstitutionsKey(applied.version);
-  if (delta.kind == InstitutionDeltaKind::kUpsertInstitution) {
-    RedisResult r = redis_.Command({"HSET", key, id, EncodeInstitution(delta.institution)});
-    if (!r.ok()) return r.status();
-  } else {
-    bool written = false;
-    for (int attempt = 0; attempt < kDeltaAttempts && !written; ++attempt) {
-      RedisResult old = redis_.Command({"HGET", key, id});
-      if (!old.ok()) return old.status();
-      if (old->is_nil()) {
-        return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotInstitutionNotFound,
-                               "institution_id",
-                               Cat("the registry of snapshot ", applied.version,
-                                   " holds no institution ", id));
-      }
+  const bool upsert = delta.kind == InstitutionDeltaKind::kUpsertInstitution;
+  bool written = false;
+  for (int attempt = 0; attempt < kDeltaAttempts && !written; ++attempt) {
+    RedisResult old = redis_.Command({"HGET", key, id});
+    if (!old.ok()) return old.status();
+    std::optional<engine::Institution> before;
+    if (!old->is_nil()) {
       absl::StatusOr<engine::Institution> i = DecodeInstitution(old->str);
       if (!i.ok()) return i.status();
-      i->suspended = delta.kind == InstitutionDeltaKind::kSuspendInstitution;
-      const std::string value = EncodeInstitution(*i);
-      if (value == old->str) {  // already so (a repeated delta)
-        written = true;
-        break;
+      before = *std::move(i);
+    } else if (!upsert) {
+      return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotInstitutionNotFound,
+                             "institution_id",
+                             Cat("the registry of snapshot ", applied.version,
+                                 " holds no institution ", id));
+    }
+    engine::Institution after;
+    if (upsert) {
+      after = delta.institution;
+      // Only reinstate-institution lifts a suspension: a correction made
+      // from a CSV row written before the suspension must not undo it.
+      if (before && before->suspended && !after.suspended) {
+        after.suspended = true;
+        applied.suspension_kept = true;
       }
-      RedisResult cas =
-          redis_.Command({"EVAL", kCompareAndSetScript, "1", key, id, old->str, value});
-      if (!cas.ok()) return cas.status();
-      written = cas->integer == 1;
+    } else {
+      after = *before;
+      after.suspended = delta.kind == InstitutionDeltaKind::kSuspendInstitution;
     }
-    if (!written) {
-      return engine::Refusal(absl::StatusCode::kAborted, reason::kSnapshotDeltaContended, "",
-                             "the record kept changing; retry the delta");
+    const std::string value = EncodeInstitution(after);
+    if (before && value == old->str) {  // already so (a repeated delta)
+      written = true;
+      break;
     }
+    // Compare-and-set against what was read (HSETNX for a new record), so
+    // a suspension racing this delta is never overwritten unseen.
+    RedisResult set =
+        before ? redis_.Command({"EVAL", kCompareAndSetScript, "1", key, id, old->str, value})
+               : redis_.Command({"HSETNX", key, id, value});
+    if (!set.ok()) return set.status();
+    written = set->integer == 1;
+  }
+  if (!written) {
+    return engine::Refusal(absl::StatusCode::kAborted, reason::kSnapshotDeltaContended, "",
+                           "the record kept changing; retry the delta");
   }
   // After the record: a gateway that sees the new revision reads the new
   // record. Raised even when nothing changed, so re-running a delta whose

@@ -122,6 +122,7 @@ struct Delta {
 // raises.
 enum class InstitutionDeltaKind : uint8_t {
   kUpsertInstitution,     // a new institution (a newly contracted pharmacy), or a corrected record
+                          // (keeps a suspension: only kReinstateInstitution lifts it)
   kSuspendInstitution,    // suspended := true (暂停医保服务): refused INSTITUTION_SUSPENDED
   kReinstateInstitution,  // suspended := false
 };
@@ -137,6 +138,9 @@ struct InstitutionDelta {
 struct DeltaApplied {
   std::string version;    // the version changed (the current one)
   std::string stream_id;  // the snap:deltas entry
+  // An institution upsert whose record was suspended and said not
+  // suspended: it stayed suspended (reinstate-institution lifts it).
+  bool suspension_kept = false;
 };
 
 struct SnapshotStoreOptions {
@@ -217,7 +221,8 @@ class SnapshotStore {
   absl::StatusOr<DeltaApplied> ApplyDelta(const Delta& delta);
 
   // Applies `delta` to the current version's registry (compare-and-set on
-  // the record, retried a few times), raises the version's registry
+  // the record, retried a few times; an upsert never lifts a suspension,
+  // DeltaApplied::suspension_kept), raises the version's registry
   // revision (also when the record already said so: a repeated delta is
   // harmless and still announced) and appends it to snap:deltas (fields
   // kind, version, institution_id, at_unix). NOT_FOUND kSnapshotNotFound

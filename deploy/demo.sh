@@ -196,8 +196,19 @@ step "4h. The hospital's reconciliation for the discharge day (对账)"
 cli "$hospital" reconcile --date 2025-03-17 --detail
 
 step "4i. The bureau suspends the pharmacy (暂停医保服务) without a snapshot load, then reinstates it"
+# Every gateway re-reads the registry within snapshot_refresh_ms (≤ 500 ms):
+# wait until this one answers a coverage question with the suspension.
+registry_says() {  # registry_says WORD: poll the pharmacy's coverage answer for WORD (≤ 10 s)
+  for _ in $(seq 1 40); do
+    "$cli_bin" --cert "$pki/$pharmacy.pem" --key "$pki/$pharmacy.key.pem" coverage \
+      --id-card "$pharmacy_id" --date 2025-08-22 2>&1 | grep -q "$1" && return 0
+    sleep 0.25
+  done
+  echo "demo: the gateway did not apply the institution delta ($1)" >&2
+  return 1
+}
 "$snapshot_bin" delta suspend-institution --institution "$pharmacy" --redis "127.0.0.1:$redis_port"
-sleep 2  # every gateway re-reads the registry within snapshot_refresh_ms (≤ 500 ms)
+registry_says INSTITUTION_SUSPENDED
 if suspended_out=$(cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
     --id-card "$pharmacy_id" --request-id demo-pharmacy-3 2>&1); then
   echo "$suspended_out"
@@ -208,7 +219,7 @@ echo "$suspended_out"
 echo "$suspended_out" | grep -q INSTITUTION_SUSPENDED ||
   { echo "demo: expected INSTITUTION_SUSPENDED" >&2; exit 1; }
 "$snapshot_bin" delta reinstate-institution --institution "$pharmacy" --redis "127.0.0.1:$redis_port"
-sleep 2
+registry_says "covered  *yes"
 cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
   --id-card "$pharmacy_id" --request-id demo-pharmacy-3
 

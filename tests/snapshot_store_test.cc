@@ -346,16 +346,37 @@ TEST_F(SnapshotStoreTest, InstitutionDeltasChangeTheRegistryRaiseItsRevisionAndA
   EXPECT_TRUE(h->suspended);
   EXPECT_EQ(h->level, 3);
   EXPECT_EQ(h->name, "Quzhou hospital");
-  EXPECT_FALSE(registry("P3308000002")->suspended);
+  std::optional<engine::Institution> untouched = registry("P3308000002");
+  ASSERT_TRUE(untouched.has_value());
+  EXPECT_FALSE(untouched->suspended);
   EXPECT_EQ(revision(), 1);
+
+  // An upsert of the suspended institution (a correction made from a CSV
+  // row written before the suspension) changes the record but keeps the
+  // suspension: only a reinstatement lifts it.
+  engine::Institution corrected = Institutions()[0];
+  corrected.name = "Quzhou hospital (renamed)";
+  ASSERT_FALSE(corrected.suspended);
+  absl::StatusOr<DeltaApplied> kept = store_->ApplyInstitutionDelta(
+      {.kind = InstitutionDeltaKind::kUpsertInstitution, .institution = corrected});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(kept->suspension_kept);
+  h = registry("H3308000001");
+  ASSERT_TRUE(h.has_value());
+  EXPECT_TRUE(h->suspended);
+  EXPECT_EQ(h->name, "Quzhou hospital (renamed)");
+  EXPECT_EQ(revision(), 2);
   // Repeated: harmless, still raises the revision (a re-run reaches gateways).
   ASSERT_TRUE(store_->ApplyInstitutionDelta(suspend).ok());
-  EXPECT_EQ(revision(), 2);
+  EXPECT_EQ(revision(), 3);
   InstitutionDelta reinstate{.kind = InstitutionDeltaKind::kReinstateInstitution};
   reinstate.institution.institution_id = "H3308000001";
   ASSERT_TRUE(store_->ApplyInstitutionDelta(reinstate).ok());
-  EXPECT_FALSE(registry("H3308000001")->suspended);
-  EXPECT_EQ(revision(), 3);
+  h = registry("H3308000001");
+  ASSERT_TRUE(h.has_value());
+  EXPECT_FALSE(h->suspended);
+  EXPECT_EQ(h->name, "Quzhou hospital (renamed)");
+  EXPECT_EQ(revision(), 4);
 
   // A newly contracted pharmacy: the whole record.
   engine::Institution added = Institutions()[1];
@@ -369,7 +390,7 @@ TEST_F(SnapshotStoreTest, InstitutionDeltasChangeTheRegistryRaiseItsRevisionAndA
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->name, "New pharmacy");
   EXPECT_EQ(p->kind, engine::InstitutionKind::kPharmacy);
-  EXPECT_EQ(revision(), 4);
+  EXPECT_EQ(revision(), 5);
 
   // Refusals change nothing.
   const int64_t keys = DbSize();
@@ -381,7 +402,7 @@ TEST_F(SnapshotStoreTest, InstitutionDeltasChangeTheRegistryRaiseItsRevisionAndA
   unknown.institution.institution_id = "";
   EXPECT_EQ(ReasonOf(store_->ApplyInstitutionDelta(unknown).status()),
             engine::reason::kInstitutionInvalid);
-  EXPECT_EQ(revision(), 4);
+  EXPECT_EQ(revision(), 5);
   EXPECT_EQ(DbSize(), keys);
 
   // The stream names each applied delta in order, with the institution.
@@ -395,8 +416,9 @@ TEST_F(SnapshotStoreTest, InstitutionDeltasChangeTheRegistryRaiseItsRevisionAndA
     EXPECT_EQ(fields[3].str, v);
     EXPECT_EQ(fields[4].str, "institution_id");
   }
-  EXPECT_EQ(kinds, (std::vector<std::string>{"SUSPEND_INSTITUTION", "SUSPEND_INSTITUTION",
-                                             "REINSTATE_INSTITUTION", "UPSERT_INSTITUTION"}));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"SUSPEND_INSTITUTION", "UPSERT_INSTITUTION",
+                                             "SUSPEND_INSTITUTION", "REINSTATE_INSTITUTION",
+                                             "UPSERT_INSTITUTION"}));
   // A version without institution deltas is at revision 0.
   absl::StatusOr<int64_t> other = store_->RegistryRevision("no-such-version");
   ASSERT_TRUE(other.ok()) << other.status();

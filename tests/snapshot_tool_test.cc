@@ -316,6 +316,7 @@ TEST_F(SnapshotToolTest, InstitutionDeltasSuspendReinstateAndAdd) {
   absl::StatusOr<engine::Institution> first = ParseInstitutionLine(rows[0]);
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string id = first->institution_id;
+  ASSERT_FALSE(first->suspended) << "the test needs an unsuspended first row";
 
   cache::PoolOptions options;
   options.redis = {.host = redis().host(), .port = redis().port(),
@@ -375,6 +376,16 @@ TEST_F(SnapshotToolTest, InstitutionDeltasSuspendReinstateAndAdd) {
   EXPECT_EQ(snapshot_tool::Run({"delta", "suspend-institution", "--redis", address_}, out, err),
             2);
   EXPECT_NE(err.str().find("--institution ID is required"), std::string::npos) << err.str();
+
+  // Re-sending the original CSV row of a suspended institution does not
+  // lift the suspension, and says so.
+  ASSERT_EQ(Run({"delta", "suspend-institution", "--institution", id, "--redis", address_}), 0);
+  std::ofstream(dir_ + "/again.csv") << kInstitutionsHeader << "\n" << rows[0] << "\n";
+  ASSERT_EQ(Run({"delta", "upsert-institutions", "--institutions", dir_ + "/again.csv", "--redis",
+                 address_}), 0);
+  EXPECT_NE(out_.str().find("still suspended"), std::string::npos) << out_.str();
+  ASSERT_TRUE(registry(id).has_value());
+  EXPECT_TRUE(registry(id)->suspended);
 }
 
 TEST_F(SnapshotToolTest, MalformedInputIsRefusedWithFileAndLine) {

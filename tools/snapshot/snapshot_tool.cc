@@ -666,7 +666,11 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
       absl::StatusOr<cache::DeltaApplied> applied = store.ApplyInstitutionDelta(d);
       if (!applied.ok()) return fail(applied.status());
       out << cache::Name(d.kind) << " " << d.institution.institution_id << " in "
-          << applied->version << " (stream entry " << applied->stream_id << ")\n";
+          << applied->version << " (stream entry " << applied->stream_id << ")";
+      if (applied->suspension_kept) {
+        out << "; still suspended (reinstate-institution lifts a suspension)";
+      }
+      out << "\n";
     }
     return 0;
   }
