@@ -150,7 +150,8 @@ std::string NotAfterOf(X509* cert) { return TimeText(X509_get0_notAfter(cert)); 
 //     get CRL" and accepts that CA's certificates unchecked (fails open);
 //   - a CA whose CRLs are all expired or not yet valid, or whose CRL in use
 //     has a bad signature: every handshake of its certificates fails;
-//   - a CA's CRLs are read as <hash>.r0, .r1, ... up to the first name that
+//   - a CA's CRLs are read as <hash>.r0, .r1, ... (the names "%08lx.r%d"
+//     prints: never "69ab9ea1.r00" or "69AB9EA1.r0") up to the first name that
 //     is missing or does not load (a link to a deleted file hides every
 //     later CRL), and looked up again at every handshake from the next
 //     number on: a CRL added under a new .rN counts at once, a file
@@ -162,8 +163,12 @@ std::string NotAfterOf(X509* cert) { return TimeText(X509_get0_notAfter(cert)); 
 //   - certificates under <hash>.N names are trusted like the CAs of
 //     tls.client_ca_file.
 // CheckCrlDir refuses, at start, a folder in which any of this would let a
-// revoked certificate through or shut a CA's institutions out. Afterwards
-// gRPC reads the folder by itself.
+// revoked certificate through or shut a CA's institutions out. It demands
+// CRLs of the CAs of tls.client_ca_file only: an intermediate CA that
+// clients send in their chain but that is not in the bundle has none
+// demanded, and without its CRL its certificates pass unchecked
+// (docs/SECURITY.md, Revocation). Afterwards gRPC reads the folder by
+// itself.
 
 // The certificates and CRLs of a PEM text.
 struct PemObjects {
@@ -190,8 +195,11 @@ PemObjects ReadPemObjects(const std::string& pem) {
   return out;
 }
 
-// A name OpenSSL's folder lookup reads: "<8 lowercase hex digits>.rN" for
-// CRLs, ".N" for certificates (openssl rehash makes both).
+// A name OpenSSL's folder lookup opens: exactly what it prints with
+// "%08lx.r%d" for CRLs and "%08lx.%d" for certificates (openssl rehash makes
+// both), i.e. 8 lowercase hex digits, then N in decimal without a sign or a
+// leading zero. It never opens "69ab9ea1.r00", "69ab9ea1.r+1" or
+// "69AB9EA1.r0".
 struct HashedName {
   unsigned long hash = 0;
   bool crl = false;
@@ -209,10 +217,25 @@ std::optional<HashedName> ParseHashedName(std::string_view name) {
     h.crl = true;
     number.remove_prefix(1);
   }
+  const bool decimal =
+      !number.empty() && (number.size() == 1 || number.front() != '0') &&
+      std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!decimal) return std::nullopt;
   const char* end = number.data() + number.size();
   auto [ptr, ec] = std::from_chars(number.data(), end, h.number);
-  if (number.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  if (ec != std::errc() || ptr != end) return std::nullopt;  // beyond int: never reached
   return h;
+}
+
+// A name openssl rehash takes for one of its own links when the file is a
+// link (8 hex digits of either case, a dot and more): it reads the number
+// loosely, takes "69ab9ea1.r00", "69AB9EA1.r0" or "69ab9ea1.r+0" for the
+// 69ab9ea1.r0 it would make and keeps that link instead of making the name
+// OpenSSL opens (seen with OpenSSL 3.0), so rehashing does not repair it.
+bool RehashTakesForItsLink(std::string_view name) {
+  if (name.size() < 10 || name[8] != '.') return false;
+  return std::all_of(name.begin(), name.begin() + 8,
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
 }
 
 std::string HashText(unsigned long hash) {
@@ -334,17 +357,27 @@ absl::StatusOr<std::string> CheckCrlDir(const GatewayConfig& config,
                                      return fs::equivalent(p, file->path(), ignored);
                                    });
     if (!named) {
-      // openssl rehash names only files ending in these.
+      const std::string name = file->path().filename().string();
+      std::error_code link_error;
+      const bool link = file->is_symlink(link_error);
+      // openssl rehash names only files ending in these (of any case).
       std::string extension = file->path().extension().string();
       for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       const bool rehashable = extension == ".pem" || extension == ".crl" || extension == ".crt" ||
                               extension == ".cer";
-      return TlsInvalid(dir, Cat(file->path().filename().string(),
+      std::string fix;
+      if (link && RehashTakesForItsLink(name)) {
+        fix = "delete that link (OpenSSL opens only <8 lowercase hex digits>.rN, N without a "
+              "leading zero, and openssl rehash may keep this link instead of making that "
+              "name), keep the CRL in the folder as a .pem file and ";
+      } else if (!rehashable) {
+        fix = "rename it to end in .pem (openssl rehash names only .pem, .crt, .cer and .crl "
+              "files), ";
+      }
+      return TlsInvalid(dir, Cat(Shown(*file),
                                  " is a CRL without a hashed name (<issuer-hash>.rN), so gRPC "
                                  "never reads it: ",
-                                 rehashable ? "" : "rename it to end in .pem (openssl rehash "
-                                                   "names only .pem, .crl, .crt and .cer files), ",
-                                 rehash));
+                                 fix, rehash));
     }
   }
   for (const auto& [hash, taken] : numbers) {

@@ -23,6 +23,7 @@
 //              certificate of its CA until the next is published; the
 //              start refuses a CRL folder that would not protect (no CRL
 //              of the CA, expired, another CA's or forged, not rehashed,
+//              only under a name OpenSSL never opens such as <hash>.r00,
 //              dangling, a certificate in it, two CRLs of one lastUpdate)
 #include <grpc/grpc_security_constants.h>
 #include <gtest/gtest.h>
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -44,6 +46,7 @@
 #include "engine/status.h"
 #include "engine/text.h"
 #include "gateway/authenticator.h"
+#include "gateway/counters.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
 
@@ -53,6 +56,7 @@ namespace {
 using engine::Cat;
 using Stub = v1::SettlementService::Stub;
 using Clock = std::chrono::steady_clock;
+using WallClock = std::chrono::system_clock;  // what CRL times are compared with
 
 constexpr engine::RegionCode kQuzhou = 330800;
 constexpr char kUnknownInstitution[] = "H9999999999";
@@ -91,6 +95,17 @@ std::string OpensslFingerprint(const std::string& pem_file) {
     }
   }
   return hex;
+}
+
+// `t` as openssl ca's -crl_lastupdate/-crl_nextupdate take it
+// (YYYYMMDDHHMMSSZ, UTC).
+std::string AsnTime(WallClock::time_point t) {
+  const std::time_t seconds = WallClock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d%H%M%SZ", &tm);
+  return text;
 }
 
 // Replaces `to` with a copy of `from` in one rename (no half-written file
@@ -421,9 +436,16 @@ TEST_F(GatewayCrlTest, ARevokedCertificateIsRefusedAnotherInstitutionsIsServed) 
 TEST_F(GatewayCrlTest, ACrlPublishedWhileRunningRefusesTheNextHandshakeOpenConnectionsStay) {
   const std::string revoked = Hospital(kQuzhou, 2).institution_id;
   const std::string other = Hospital(kQuzhou, 3).institution_id;
-  const int port = h().gateway().port();
+  // CheckCoverage calls the running gateway answered OK; a restart would
+  // start them again from 0.
+  const auto coverage_ok = [this] {
+    const auto& calls = h().gateway().counters().calls;
+    return calls[static_cast<int>(gateway::Method::kCheckCoverage)][0].load();
+  };
   std::unique_ptr<Stub> before = StubWith("ca.pem", revoked);
   ASSERT_TRUE(Coverage(*before).ok());
+  const uint64_t ok_before = coverage_ok();
+  ASSERT_GE(ok_before, 1u);
 
   const std::string crl = RevokingCrl(revoked);
   ASSERT_FALSE(crl.empty());
@@ -435,20 +457,29 @@ TEST_F(GatewayCrlTest, ACrlPublishedWhileRunningRefusesTheNextHandshakeOpenConne
   EXPECT_EQ(refused.reason, "");
   CallResult served = Coverage(*StubWith("ca.pem", other));
   EXPECT_TRUE(served.ok()) << Describe(served);
-  EXPECT_EQ(h().gateway().port(), port);  // no restart
   // A connection opened before keeps working: certificates are checked at
   // the handshake only, until the gateway closes the connection at its
   // maximum age (30 minutes) and the reconnection is refused.
   CallResult open = Coverage(*before);
   EXPECT_TRUE(open.ok()) << Describe(open);
+  // No restart: the gateway that served before counted both calls since.
+  EXPECT_EQ(coverage_ok(), ok_before + 2);
 }
 
 TEST_F(GatewayCrlTest, AnExpiredCrlRefusesEveryCertificateOfItsCaUntilTheNextIsPublished) {
+  using std::chrono::seconds;
   const std::string inst = Hospital(kQuzhou, 2).institution_id;
-  // A gateway whose only CRL of the CA lives six seconds (time enough to
-  // start and connect on a loaded machine).
+  const std::string other = Hospital(kQuzhou, 3).institution_id;
+  // A gateway whose only CRL of the CA expires 20 s from now (time enough
+  // to start and connect on a loaded machine or under a sanitizer).
+  // OpenSSL compares nextUpdate with time(): expired from that second on.
+  constexpr seconds kLifetime(20);
+  const WallClock::time_point next_update =
+      std::chrono::floor<seconds>(WallClock::now()) + kLifetime;
   const std::string dir = Folder("short-lived-crl");
-  MakeCrl(dir + "/crl-000001.pem", "-crlsec 6");
+  MakeCrl(dir + "/crl-000001.pem",
+          Cat("-crl_lastupdate ", AsnTime(next_update - std::chrono::hours(1)),
+              " -crl_nextupdate ", AsnTime(next_update)));
   ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
   gateway::GatewayConfig config = h().config();
   config.tls_crl_dir = dir;
@@ -458,24 +489,60 @@ TEST_F(GatewayCrlTest, AnExpiredCrlRefusesEveryCertificateOfItsCaUntilTheNextIsP
     return v1::SettlementService::NewStub(GatewayHarness::TlsChannelTo(
         (*g)->port(), Pki("ca.pem"), Pki(base + ".pem"), Pki(base + ".key.pem")));
   };
+  const auto too_slow = [&] {
+    return WallClock::now() >= next_update
+               ? Cat(" (only after the CRL's nextUpdate ", AsnTime(next_update),
+                     ": this machine took longer than ", kLifetime.count(),
+                     " s to start the gateway and connect)")
+               : std::string();
+  };
   std::unique_ptr<Stub> before = stub(inst);
-  ASSERT_TRUE(Coverage(*before).ok());
+  const CallResult first = Coverage(*before);
+  ASSERT_TRUE(first.ok()) << Describe(first) << too_slow();
 
-  // Once it expires, no certificate of the CA gets through (fail closed).
-  const auto start = Clock::now();
-  CallResult refused;
-  while (Clock::now() - start < std::chrono::seconds(15)) {
-    refused = Coverage(*stub(Hospital(kQuzhou, 3).institution_id));
-    if (!refused.ok()) break;
+  // Once nextUpdate has passed, no new handshake of the CA's certificates
+  // gets through (fail closed). Only a handshake begun after nextUpdate
+  // counts: a refusal before it proves nothing about expiry, a success
+  // after it is the failure this test is about.
+  const WallClock::time_point deadline = next_update + seconds(20);
+  std::optional<CallResult> refused;
+  int served_after = 0;
+  std::string before_expiry;  // what calls before nextUpdate got, if not OK
+  while (WallClock::now() < deadline) {
+    const WallClock::time_point tried = WallClock::now();
+    CallResult r = Coverage(*stub(other));
+    if (tried < next_update) {
+      if (!r.ok()) before_expiry = Describe(r);
+    } else if (r.ok()) {
+      ++served_after;
+    } else {
+      refused = r;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  EXPECT_EQ(refused.code(), grpc::StatusCode::UNAVAILABLE) << Describe(refused);
-  EXPECT_TRUE(Coverage(*before).ok());  // an open connection is not checked again
+  ASSERT_TRUE(refused.has_value())
+      << "no new handshake begun after the CRL's nextUpdate " << AsnTime(next_update)
+      << " was refused by " << AsnTime(deadline) << " (" << served_after << " served)";
+  EXPECT_EQ(served_after, 0) << "handshakes begun after nextUpdate " << AsnTime(next_update)
+                             << " were served: the expired CRL failed open";
+  EXPECT_EQ(refused->code(), grpc::StatusCode::UNAVAILABLE) << Describe(*refused);
+  EXPECT_EQ(refused->reason, "");  // refused by the handshake, before any handler
+  if (!before_expiry.empty()) {
+    std::printf("note: a call before nextUpdate was not served: %s\n", before_expiry.c_str());
+  }
+  // Every certificate of the CA, not one: another institution's as well;
+  // the gateway itself still serves the connection opened before (an open
+  // connection is not checked again).
+  CallResult third = Coverage(*stub(Hospital(kQuzhou, 1).institution_id));
+  EXPECT_EQ(third.code(), grpc::StatusCode::UNAVAILABLE) << Describe(third);
+  CallResult open = Coverage(*before);
+  EXPECT_TRUE(open.ok()) << Describe(open);
 
   // The CA's next CRL (a later lastUpdate) lets them in again, no restart.
   MakeCrl(dir + "/crl-000002.pem", "-crldays 30");
   ASSERT_TRUE(Shell(Cat("openssl rehash '", dir, "' 2>&1")).has_value());
-  CallResult served = Coverage(*stub(Hospital(kQuzhou, 3).institution_id));
+  CallResult served = Coverage(*stub(other));
   EXPECT_TRUE(served.ok()) << Describe(served);
 }
 
@@ -492,6 +559,26 @@ TEST_F(GatewayCrlTest, TheStartRefusesACrlFolderThatWouldNotProtect) {
       ASSERT_TRUE(Shell(Cat("cp -a '", Pki(from), "'/. '", dir, "'")).has_value());
     };
   };
+  // The CA's subject hash, as openssl prints it for the CRLs' names.
+  std::optional<std::string> hash_out =
+      Shell(Cat("openssl x509 -noout -subject_hash -in '", Pki("ca.pem"), "'"));
+  ASSERT_TRUE(hash_out.has_value());
+  const std::string hash = hash_out->substr(0, 8);
+  std::string upper_hash = hash;
+  for (char& c : upper_hash) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  // The CA's only CRL under `name`, a copy or a link to crl-000001.pem.
+  auto only_as = [this](const std::string& name, bool link) {
+    return [this, name, link](const std::string& dir) {
+      if (link) {
+        std::filesystem::copy_file(Pki("crl/crl-000001.pem"), dir + "/crl-000001.pem");
+        std::filesystem::create_symlink("crl-000001.pem", dir + "/" + name);
+      } else {
+        std::filesystem::copy_file(Pki("crl/crl-000001.pem"), dir + "/" + name);
+      }
+    };
+  };
+  const std::string unread = " is a CRL without a hashed name (<issuer-hash>.rN), so gRPC never "
+                             "reads it: ";
   const std::vector<Case> cases = {
       {"no folder", [](const std::string& dir) { std::filesystem::remove_all(dir); },
        "not a folder", absl::StatusCode::kNotFound},
@@ -513,6 +600,14 @@ TEST_F(GatewayCrlTest, TheStartRefusesACrlFolderThatWouldNotProtect) {
        },
        "crl-000002.pem.tmp is a CRL without a hashed name (<issuer-hash>.rN), so gRPC never reads "
        "it: rename it to end in .pem"},
+      // OpenSSL opens only "%08lx.r%d": never a leading zero, an upper case
+      // hash.
+      {"the CA's only CRL as <hash>.r00", only_as(hash + ".r00", false),
+       hash + ".r00" + unread + "rename it to end in .pem"},
+      {"the CA's only CRL behind a <hash>.r00 link", only_as(hash + ".r00", true),
+       hash + ".r00 (-> crl-000001.pem)" + unread + "delete that link"},
+      {"the CA's only CRL behind a <HASH>.r0 link", only_as(upper_hash + ".r0", true),
+       upper_hash + ".r0 (-> crl-000001.pem)" + unread + "delete that link"},
       {"a link to a deleted CRL",
        [&](const std::string& dir) {
          copy("crl")(dir);

@@ -5,13 +5,21 @@
 // and amounts, filtered by institution and time window; pages that end
 // inside one millisecond lose and repeat nothing; the JSON parses back
 // (quotes, backslashes, control characters, UTF-8); --out writes the file
-// whole; trim refuses without --yes and a --before less than an hour ago,
-// and otherwise removes exactly the older entries; stats counts; bad flags
-// exit 2.
+// whole, mode 0600, and refuses a FILE.tmp left behind; trim refuses
+// without --yes and a --before less than an hour ago, and otherwise removes
+// exactly the older entries; stats counts; bad flags exit 2.
+//
+// Nothing here depends on how fast the machine is or on the wall clock:
+// where a test needs entries in one millisecond, or a window, or a cut
+// between entries, it takes the entries real commits wrote and adds them
+// back under stream ids it chooses (XADD journal:{ab} <ms>-<seq>, in
+// 2024), with wide gaps; "every entry" is the window up to the year 2199;
+// trim's refusals by Redis's clock use times far inside or outside the hour.
 #include "tools/journal/journal_tool.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +30,6 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <tuple>
 #include <utility>
 #include <variant>
@@ -31,6 +38,7 @@
 #include <gtest/gtest.h>
 
 #include "cache/connection_pool.h"
+#include "cache/redis_client.h"
 #include "cache/settlement_store.h"
 #include "cache/snapshot_store.h"
 #include "engine/status.h"
@@ -184,6 +192,22 @@ std::pair<int64_t, int64_t> IdParts(const std::string& id) {
 
 int64_t MsOf(const std::string& id) { return IdParts(id).first; }
 
+std::string TagOf(int t) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  return {kHex[t >> 4], kHex[t & 15]};
+}
+
+// The latest --to the tool takes (2199-12-31T23:59:59.999Z, Unix ms): a
+// window holding every entry, whatever the clocks of the machine and Redis.
+const std::string kAllTo = "7258118399999";
+
+// 2024-06-10T00:00:00+08:00 in Unix ms: the day of the chosen stream ids.
+constexpr int64_t kDayMs = 1'717'948'800'000;
+constexpr int64_t kHourMs = 3'600'000;
+
+// "<ms>-<seq>"
+std::string Id(int64_t ms, int64_t seq) { return Cat(ms, "-", seq); }
+
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -278,8 +302,7 @@ class JournalToolTest : public RedisServerTest {
   std::vector<std::pair<std::string, cache::JournalEntry>> AllEntries() {
     std::vector<std::pair<std::string, cache::JournalEntry>> out;
     for (int t = 0; t < 256; ++t) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      const std::string tag = {kHex[t >> 4], kHex[t & 15]};
+      const std::string tag = TagOf(t);
       absl::StatusOr<std::vector<cache::JournalEntry>> j =
           store_->ReadJournal(tag, 0, INT64_MAX);
       EXPECT_TRUE(j.ok()) << j.status();
@@ -287,6 +310,75 @@ class JournalToolTest : public RedisServerTest {
       for (cache::JournalEntry& e : *j) out.emplace_back(tag, std::move(e));
     }
     return out;
+  }
+
+  // One journal entry as a commit wrote it: the fields (name, value) in
+  // the order XRANGE returns them, which is the order XADD got them.
+  struct RawEntry {
+    std::string tag;
+    std::string id;
+    std::vector<std::pair<std::string, std::string>> fields;
+  };
+
+  // Every entry of every tag (XRANGE), in stream order; then empties the
+  // journal (DEL), so that a test can add the entries back under stream ids
+  // of its choosing (Put) instead of the ids of the moment they were
+  // committed.
+  std::vector<RawEntry> TakeJournal() {
+    std::vector<RawEntry> out;
+    for (int t = 0; t < 256; ++t) {
+      const std::string tag = TagOf(t);
+      const std::string key = cache::JournalKey(tag);
+      cache::RedisResult r = pool_->Command({"XRANGE", key, "-", "+"});
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok() || r->elements.empty()) continue;
+      for (const cache::RedisReply& item : r->elements) {
+        EXPECT_EQ(item.elements.size(), 2u);
+        if (item.elements.size() != 2) continue;
+        RawEntry e{.tag = tag, .id = item.elements[0].str, .fields = {}};
+        const std::vector<cache::RedisReply>& f = item.elements[1].elements;
+        for (size_t k = 0; k + 1 < f.size(); k += 2) e.fields.emplace_back(f[k].str, f[k + 1].str);
+        out.push_back(std::move(e));
+      }
+      cache::RedisResult deleted = pool_->Command({"DEL", key});
+      EXPECT_TRUE(deleted.ok()) << deleted.status();
+    }
+    return out;
+  }
+
+  // XADD journal:{<e.tag>} <id> with e's fields, those named in `changes`
+  // given its values instead (each must be one of e's fields).
+  void Put(const RawEntry& e, const std::string& id,
+           const std::map<std::string, std::string>& changes = {}) {
+    const std::string key = cache::JournalKey(e.tag);
+    cache::RedisArgv argv = {"XADD", key, id};
+    size_t changed = 0;
+    for (const auto& [name, value] : e.fields) {
+      auto it = changes.find(name);
+      changed += it != changes.end() ? 1 : 0;
+      argv.push_back(name);
+      argv.push_back(it != changes.end() ? it->second : value);
+    }
+    ASSERT_EQ(changed, changes.size()) << "a field to change that the entry does not have";
+    cache::RedisResult r = pool_->Command(argv);
+    ASSERT_TRUE(r.ok()) << key << " " << id << ": " << r.status();
+    EXPECT_EQ(r->str, id);
+  }
+
+  // The value of the field `name` of `e` ("" when absent).
+  static std::string RawField(const RawEntry& e, const std::string& name) {
+    for (const auto& [n, v] : e.fields) {
+      if (n == name) return v;
+    }
+    return "";
+  }
+
+  // Redis's clock (TIME) in Unix ms: the clock trim checks against.
+  int64_t RedisNowMs() {
+    cache::RedisResult r = pool_->Command({"TIME"});
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok() || r->elements.size() != 2) return 0;
+    return std::stoll(r->elements[0].str) * 1000 + std::stoll(r->elements[1].str) / 1000;
   }
 
   // The exit code; stdout and stderr in out_ and err_.
@@ -314,14 +406,6 @@ class JournalToolTest : public RedisServerTest {
   std::ostringstream out_, err_;
 };
 
-// A window that holds every entry written so far: [0, 1 minute from now).
-std::string AllTo() {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  return std::to_string(now + 60'000);
-}
-
 TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsAuditFields) {
   std::vector<cache::SettlementCommit> commits;
   const std::vector<std::string> persons = {kPerson3f, kPerson00, kPersonA7, kPersonFf, kOther3f};
@@ -337,7 +421,7 @@ TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsAuditFields
   Reverse(commits[7], "undo-7");
   ASSERT_FALSE(HasFailure());
 
-  std::vector<JsonObject> lines = Export({"--from", "0", "--to", AllTo()});
+  std::vector<JsonObject> lines = Export({"--from", "0", "--to", kAllTo});
   const auto all = AllEntries();
   ASSERT_EQ(lines.size(), 17u);
   ASSERT_EQ(lines.size(), all.size());
@@ -424,54 +508,65 @@ TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsAuditFields
 }
 
 TEST_F(JournalToolTest, ExportFiltersByInstitutionAndTimeWindow) {
-  // Three batches a few milliseconds apart; the window is the middle one.
-  auto batch = [&](const std::string& prefix) {
-    std::vector<cache::SettlementCommit> out;
-    out.push_back(Settle(kPerson3f, kInstitution, Cat(prefix, "-1"), 100));
-    out.push_back(Settle(kPerson00, kOtherInstitution, Cat(prefix, "-2"), 200));
-    out.push_back(Settle(kPersonFf, kInstitution, Cat(prefix, "-3"), 300));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Three batches of real commits, added back under chosen ids: the early
+  // batch before the window [09:00, 10:00) of 2024-06-10 (+08:00), the middle
+  // one in it, the late one after it, with an entry a millisecond from each
+  // edge and on the edges themselves.
+  for (const char* prefix : {"early", "middle", "late"}) {
+    Settle(kPerson3f, kInstitution, Cat(prefix, "-1"), 100);
+    Settle(kPerson00, kOtherInstitution, Cat(prefix, "-2"), 200);
+    Settle(kPersonFf, kInstitution, Cat(prefix, "-3"), 300);
+  }
+  ASSERT_FALSE(HasFailure());
+  const int64_t from = kDayMs + 9 * kHourMs;  // 2024-06-10T09:00:00+08:00
+  const int64_t to = kDayMs + 10 * kHourMs;
+  const std::map<std::string, std::string> ids = {
+      {"early-1", Id(from - kHourMs, 0)},  // tag 3f
+      {"early-2", Id(from - 1, 0)},        // tag 00: the last millisecond before the window
+      {"early-3", Id(from - 1, 7)},        // tag ff
+      {"middle-1", Id(from, 0)},           // the window's first id
+      {"middle-2", Id(from + kHourMs / 2, 0)},
+      {"middle-3", Id(to - 1, 9)},         // its last millisecond
+      {"late-1", Id(to, 0)},               // --to itself: outside
+      {"late-2", Id(to, 3)},
+      {"late-3", Id(to + kHourMs, 0)},
+  };
+  const std::vector<RawEntry> entries = TakeJournal();
+  ASSERT_EQ(entries.size(), 9u);
+  for (const RawEntry& e : entries) {  // each tag's in commit order: early, middle, late
+    ASSERT_TRUE(ids.count(RawField(e, "request_id"))) << RawField(e, "request_id");
+    Put(e, ids.at(RawField(e, "request_id")));
+  }
+  ASSERT_FALSE(HasFailure());
+
+  auto request_ids = [&](std::vector<std::string> args) {
+    std::set<std::string> out;
+    for (const JsonObject& o : Export(std::move(args))) out.insert(Str(o, "request_id"));
     return out;
   };
-  batch("early");
-  std::vector<cache::SettlementCommit> middle = batch("middle");
-  std::vector<cache::SettlementCommit> late = batch("late");
-  ASSERT_FALSE(HasFailure());
-  int64_t from = INT64_MAX, to = INT64_MAX;
-  for (const auto& [tag, e] : AllEntries()) {
-    if (e.request_id.rfind("middle", 0) == 0) from = std::min(from, MsOf(e.stream_id));
-    if (e.request_id.rfind("late", 0) == 0) to = std::min(to, MsOf(e.stream_id));
-  }
-  ASSERT_LT(from, to);
+  const std::set<std::string> middle = {"middle-1", "middle-2", "middle-3"};
+  EXPECT_EQ(request_ids({"--from", std::to_string(from), "--to", std::to_string(to)}), middle);
+  // The same window as RFC 3339: the tool's own rendering (+08:00, ms), and
+  // in UTC as an operator may write it.
+  EXPECT_EQ(request_ids({"--from", FormatTime(from), "--to", FormatTime(to)}), middle);
+  EXPECT_EQ(request_ids({"--from", "2024-06-10T01:00:00Z", "--to", "2024-06-10T02:00:00Z"}),
+            middle);
+  EXPECT_EQ(err_.str().find("warning"), std::string::npos) << "a window in the past";
 
-  std::set<std::string> want, got;
-  for (const auto& [tag, e] : AllEntries()) {
-    if (MsOf(e.stream_id) >= from && MsOf(e.stream_id) < to) want.insert(e.request_id);
-  }
-  for (const JsonObject& o :
-       Export({"--from", std::to_string(from), "--to", std::to_string(to)})) {
-    got.insert(Str(o, "request_id"));
-  }
-  EXPECT_EQ(got, want);
-  EXPECT_EQ(got, (std::set<std::string>{"middle-1", "middle-2", "middle-3"}));
-
-  // The same window as RFC 3339 (the tool's own rendering, +08:00, ms).
-  got.clear();
-  for (const JsonObject& o : Export({"--from", FormatTime(from), "--to", FormatTime(to)})) {
-    got.insert(Str(o, "request_id"));
-  }
-  EXPECT_EQ(got, want);
-
-  // One institution, the whole journal.
-  got.clear();
-  for (const JsonObject& o : Export({"--from", "0", "--to", AllTo(), "--institution",
-                                     kOtherInstitution})) {
+  // One institution, the whole journal, and within the window.
+  std::vector<JsonObject> other =
+      Export({"--from", "0", "--to", kAllTo, "--institution", kOtherInstitution});
+  std::set<std::string> got;
+  for (const JsonObject& o : other) {
     EXPECT_EQ(Str(o, "institution"), kOtherInstitution);
     got.insert(Str(o, "request_id"));
   }
   EXPECT_EQ(got, (std::set<std::string>{"early-2", "middle-2", "late-2"}));
   EXPECT_NE(err_.str().find("exported 3 entries"), std::string::npos) << err_.str();
   EXPECT_NE(err_.str().find("of institution " + kOtherInstitution), std::string::npos);
+  EXPECT_EQ(request_ids({"--from", std::to_string(from), "--to", std::to_string(to),
+                         "--institution", kOtherInstitution}),
+            (std::set<std::string>{"middle-2"}));
 
   // An empty window exports nothing and says so.
   EXPECT_TRUE(Export({"--from", "1", "--to", "2"}).empty());
@@ -480,56 +575,109 @@ TEST_F(JournalToolTest, ExportFiltersByInstitutionAndTimeWindow) {
 }
 
 TEST_F(JournalToolTest, PagesEndingInsideOneMillisecondLoseAndRepeatNothing) {
-  // Commit into one tag until one millisecond holds at least two entries
-  // (ids <ms>-0, <ms>-1): a commit is two loopback round trips, so that
-  // comes within a few commits. Plus entries in other tags.
-  bool shared = false;
-  int commits = 0;
-  for (; commits < 2000 && !shared; ++commits) {
-    Settle(commits % 2 == 0 ? kPerson3f : kOther3f, kInstitution, Cat("same-ms-", commits), 10);
-    ASSERT_FALSE(HasFailure());
-    if (commits >= 20) {
-      absl::StatusOr<std::vector<cache::JournalEntry>> j = store_->ReadJournal("3f", 0, INT64_MAX);
-      ASSERT_TRUE(j.ok()) << j.status();
-      for (const cache::JournalEntry& e : *j) shared |= IdParts(e.stream_id).second > 0;
+  // A burst of commits puts several entries of one tag in one millisecond
+  // (<ms>-0, <ms>-1, …). Real commits land there only if the machine is
+  // fast enough, so the entries of one real commit per tag are added back
+  // under chosen ids instead: bursts of up to 7 in one millisecond, ids
+  // that two or three tags share, and page boundaries inside a millisecond
+  // for every page size below.
+  Settle(kPerson3f, kInstitution, "template-3f", 10);
+  Settle(kPerson00, kOtherInstitution, "template-00", 20);
+  Settle(kPersonA7, kInstitution, "template-a7", 30);
+  Settle(kPersonFf, kInstitution, "template-ff", 40);
+  ASSERT_FALSE(HasFailure());
+  std::map<std::string, RawEntry> templates;
+  for (RawEntry& e : TakeJournal()) templates[e.tag] = std::move(e);
+  ASSERT_EQ(templates.size(), 4u);
+  ASSERT_TRUE(AllEntries().empty());
+
+  const int64_t ms = kDayMs + 14 * kHourMs;  // 2024-06-10T14:00:00+08:00
+  struct Burst {
+    std::string tag;
+    int64_t offset_ms;  // after `ms`
+    int64_t entries;    // <ms>-0 … <ms>-(entries-1)
+  };
+  const std::vector<Burst> bursts = {
+      {"3f", 0, 5}, {"3f", 1, 2}, {"3f", 2, 1}, {"3f", 5, 3},  // 11 entries
+      {"00", 0, 2}, {"00", 1, 1}, {"00", 3, 4},                // 7: one page of 7 exactly
+      {"a7", 0, 1}, {"a7", 2, 3},                              // 4
+      {"ff", 1, 7}, {"ff", 4, 1},                              // 8
+  };
+  // (ms, seq, tag): the order export promises; the request id names the id.
+  std::vector<std::tuple<int64_t, int64_t, std::string>> want;
+  for (const Burst& b : bursts) {
+    for (int64_t seq = 0; seq < b.entries; ++seq) {
+      const std::string id = Id(ms + b.offset_ms, seq);
+      Put(templates.at(b.tag), id, {{"request_id", Cat(b.tag, ":", id)}});
+      want.emplace_back(ms + b.offset_ms, seq, b.tag);
     }
   }
-  ASSERT_TRUE(shared) << "no two of " << commits << " commits shared a millisecond";
-  for (int i = 0; i < 5; ++i) {
-    Settle(kPerson00, kInstitution, Cat("t00-", i), 10);
-    Settle(kPersonA7, kInstitution, Cat("ta7-", i), 10);
-  }
   ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(want.size(), 30u);
+  std::sort(want.begin(), want.end());
 
-  // Page 1 puts a page boundary between every two entries of a tag, so
-  // inside every shared millisecond; the pages of 3 and 7 elsewhere.
-  const std::string to = AllTo();
+  // The expected lines of the window [ms + first, ms + end), as "tag:id".
+  auto expected = [&](int64_t first, int64_t end) {
+    std::vector<std::string> out;
+    for (const auto& [m, seq, tag] : want) {
+      if (m >= ms + first && m < ms + end) out.push_back(Cat(tag, ":", Id(m, seq)));
+    }
+    return out;
+  };
+  auto exported = [](const std::vector<JsonObject>& lines) {
+    std::vector<std::string> out;
+    for (const JsonObject& o : lines) {
+      out.push_back(Cat(Str(o, "tag"), ":", Str(o, "id")));
+      EXPECT_EQ(Str(o, "request_id"), out.back()) << "the entry added under that id";
+    }
+    return out;
+  };
+
+  // One page per tag: every entry once, in stream-id order, equal ids by tag.
+  const std::string to = std::to_string(ms + 1000);
   ASSERT_EQ(Run({"export", "--from", "0", "--to", to, "--page", "1000"}), 0) << err_.str();
   const std::string whole = out_.str();
-  std::vector<JsonObject> lines = ParseLines(whole);
-  ASSERT_EQ(lines.size(), static_cast<size_t>(commits + 10));
-  std::set<std::string> ids;
-  for (const JsonObject& o : lines) ids.insert(Cat(Str(o, "tag"), Str(o, "id")));
-  EXPECT_EQ(ids.size(), lines.size());
-  for (const char* page : {"1", "2", "3", "7"}) {
+  EXPECT_EQ(exported(ParseLines(whole)), expected(0, 1000));
+  EXPECT_NE(err_.str().find("(256 reads)"), std::string::npos) << err_.str();
+
+  // Smaller pages give the same bytes. Page 1 puts a boundary between every
+  // two entries of a tag, so inside every burst; 2 and 3 inside the bursts
+  // of 3f, 00 and ff; 7 ends ff's page at the end of its burst of 7 and
+  // 00's first page full at its last entry (the next read finds nothing).
+  // The reads: one per page, plus the empty one after a full last page.
+  const std::map<std::string, int> reads = {{"1", 286}, {"2", 270}, {"3", 264}, {"7", 259}};
+  for (const auto& [page, count] : reads) {
     ASSERT_EQ(Run({"export", "--from", "0", "--to", to, "--page", page}), 0) << err_.str();
     EXPECT_EQ(out_.str(), whole) << "--page " << page;
+    EXPECT_NE(err_.str().find(Cat("(", count, " reads)")), std::string::npos)
+        << "--page " << page << ": " << err_.str();
+  }
+
+  // A window that starts and ends between bursts, [ms + 1, ms + 5): every
+  // page size gives its entries once, in order.
+  const std::vector<std::string> inner = expected(1, 5);
+  ASSERT_EQ(inner.size(), 19u);
+  for (const char* page : {"1", "2", "3", "7", "1000"}) {
+    EXPECT_EQ(exported(Export({"--from", std::to_string(ms + 1), "--to", std::to_string(ms + 5),
+                               "--page", page})),
+              inner)
+        << "--page " << page;
   }
 
   // The library's paged read of one tag, after an id inside a millisecond.
-  absl::StatusOr<std::vector<cache::JournalEntry>> tag3f = store_->ReadJournal("3f", 0, INT64_MAX);
-  ASSERT_TRUE(tag3f.ok()) << tag3f.status();
+  std::vector<std::string> want3f;
+  for (const auto& [m, seq, tag] : want) {
+    if (tag == "3f") want3f.push_back(Id(m, seq));
+  }
   std::vector<std::string> paged;
   absl::StatusOr<std::vector<cache::JournalEntry>> page =
       store_->ReadJournal("3f", 0, INT64_MAX, 2);
-  for (size_t pages = 0; page.ok() && !page->empty() && pages <= tag3f->size(); ++pages) {
+  for (size_t pages = 0; page.ok() && !page->empty() && pages <= want3f.size(); ++pages) {
     for (const cache::JournalEntry& e : *page) paged.push_back(e.stream_id);
     page = store_->ReadJournalAfter("3f", paged.back(), INT64_MAX, 2);
   }
   ASSERT_TRUE(page.ok()) << page.status();
-  std::vector<std::string> whole3f;
-  for (const cache::JournalEntry& e : *tag3f) whole3f.push_back(e.stream_id);
-  EXPECT_EQ(paged, whole3f);
+  EXPECT_EQ(paged, want3f);
 }
 
 TEST_F(JournalToolTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
@@ -538,7 +686,7 @@ TEST_F(JournalToolTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
   Settle(kPerson00, kInstitution, "tab\there\x01", 600,
          {.certificate_fingerprint = "", .credential_kind = "INSURANCE_CARD"});
   ASSERT_FALSE(HasFailure());
-  std::vector<JsonObject> lines = Export({"--from", "0", "--to", AllTo()});
+  std::vector<JsonObject> lines = Export({"--from", "0", "--to", kAllTo});
   ASSERT_EQ(lines.size(), 2u);
   std::set<std::string> request_ids;
   for (const JsonObject& o : lines) request_ids.insert(Str(o, "request_id"));
@@ -563,33 +711,78 @@ TEST_F(JournalToolTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
   EXPECT_NE(std::string(line.status().message()).find("1-0"), std::string::npos);
 }
 
+// The permission bits of `path` (07777 of st_mode), -1 when it is missing.
+int ModeOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
 TEST_F(JournalToolTest, ExportToAFileRenamesItIntoPlaceAndPrintsTheSummary) {
   Settle(kPerson3f, kInstitution, "f1", 700);
   Settle(kPersonA7, kOtherInstitution, "f2", 800);
   ASSERT_FALSE(HasFailure());
-  const std::string to = AllTo();
-  ASSERT_EQ(Run({"export", "--from", "0", "--to", to}), 0) << err_.str();
+  ASSERT_EQ(Run({"export", "--from", "0", "--to", kAllTo}), 0) << err_.str();
   const std::string to_stdout = out_.str();
 
+  // Written whole, and readable by its owner only (person keys, certificate
+  // fingerprints), even under a umask that would let everyone read it.
   const std::string path = dir_ + "/journal.ndjson";
-  ASSERT_EQ(Run({"export", "--from", "0", "--to", to, "--out", path}), 0) << err_.str();
+  const mode_t umask_before = ::umask(0);
+  const int code = Run({"export", "--from", "0", "--to", kAllTo, "--out", path});
+  ::umask(umask_before);
+  ASSERT_EQ(code, 0) << err_.str();
   EXPECT_EQ(ReadAll(path), to_stdout);
+  EXPECT_EQ(ModeOf(path), 0600);
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   EXPECT_NE(out_.str().find("exported 2 entries"), std::string::npos) << out_.str();
   EXPECT_NE(out_.str().find("to " + path), std::string::npos) << out_.str();
   EXPECT_NE(out_.str().find("SETTLE: 2 entries, a.total 1500 分"), std::string::npos);
-  // The window ends a minute from now: still open, and the tool says so.
+  // The window ends in 2199: still open, and the tool says so.
   EXPECT_NE(err_.str().find("warning: --to"), std::string::npos) << err_.str();
   EXPECT_NE(err_.str().find("is in the future"), std::string::npos) << err_.str();
   ASSERT_EQ(Run({"export", "--from", "0", "--to", "1", "--out", dir_ + "/empty.ndjson"}), 0);
   EXPECT_EQ(err_.str(), "") << "a window in the past: no warning";
   EXPECT_EQ(ReadAll(dir_ + "/empty.ndjson"), "");
+  EXPECT_EQ(ModeOf(dir_ + "/empty.ndjson"), 0600) << "under the test's own umask too";
 
   // A directory that does not exist: refused, nothing left behind.
   const std::string nowhere = dir_ + "/missing/journal.ndjson";
-  EXPECT_EQ(Run({"export", "--from", "0", "--to", to, "--out", nowhere}), 1);
+  EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--out", nowhere}), 1);
   EXPECT_NE(err_.str().find("--out"), std::string::npos) << err_.str();
   EXPECT_FALSE(std::filesystem::exists(nowhere + ".tmp"));
+
+  // FILE.tmp left by a killed export: refused, naming it; neither it nor
+  // the older FILE is touched.
+  {
+    std::ofstream(path + ".tmp") << "half an export";
+  }
+  EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--out", path}), 1);
+  EXPECT_NE(err_.str().find(std::string(reason::kJournalExportTmpExists)), std::string::npos)
+      << err_.str();
+  EXPECT_NE(err_.str().find(path + ".tmp already exists"), std::string::npos) << err_.str();
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(ReadAll(path + ".tmp"), "half an export");
+  EXPECT_EQ(ReadAll(path), to_stdout);
+  // A symbolic link there is not followed either.
+  std::filesystem::remove(path + ".tmp");
+  std::filesystem::create_symlink(dir_ + "/elsewhere", path + ".tmp");
+  EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--out", path}), 1);
+  EXPECT_NE(err_.str().find(std::string(reason::kJournalExportTmpExists)), std::string::npos)
+      << err_.str();
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/elsewhere"));
+  std::filesystem::remove(path + ".tmp");
+
+  // An export that fails midway (an entry JSON cannot hold) removes its
+  // FILE.tmp and leaves the older FILE as it was.
+  cache::RedisResult bad = pool_->Command(
+      {"XADD", cache::JournalKey("5a"), "1-0", "kind", "SETTLE", "request_id", "bad\xff"});
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--out", path}), 1);
+  EXPECT_NE(err_.str().find(std::string(reason::kJournalNotExportable)), std::string::npos)
+      << err_.str();
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(ReadAll(path), to_stdout);
 }
 
 TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
@@ -597,19 +790,28 @@ TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
   Settle(kPerson00, kInstitution, "old-2", 100);
   cache::SettlementCommit reversed = Settle(kPersonFf, kInstitution, "old-3", 100);
   Reverse(reversed, "old-undo");
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
   Settle(kPersonA7, kInstitution, "new-1", 100);
   Settle(kPerson3f, kInstitution, "new-2", 100);
   ASSERT_FALSE(HasFailure());
-  const auto all = AllEntries();
-  ASSERT_EQ(all.size(), 6u);
-  int64_t cut = INT64_MAX;
-  for (const auto& [tag, e] : all) {
-    if (e.request_id.rfind("new", 0) == 0) cut = std::min(cut, MsOf(e.stream_id));
+  // Added back under chosen ids around the cut, 2024-06-11T00:00:00+08:00:
+  // a day before it, its last millisecond, the cut itself.
+  const int64_t cut = kDayMs + 24 * kHourMs;
+  const std::map<std::string, std::string> ids = {
+      {"old-1", Id(cut - 24 * kHourMs, 0)},  // tag 3f
+      {"old-2", Id(cut - 24 * kHourMs, 0)},  // tag 00, the same id
+      {"old-3", Id(cut - 1, 0)},             // tag ff
+      {"old-undo", Id(cut - 1, 1)},          // tag ff, the same millisecond
+      {"new-1", Id(cut, 0)},                 // tag a7: ids from the cut on stay
+      {"new-2", Id(cut, 1)},                 // tag 3f
+  };
+  const std::vector<RawEntry> entries = TakeJournal();
+  ASSERT_EQ(entries.size(), 6u);
+  for (const RawEntry& e : entries) {  // each tag's in commit order: old, then new
+    ASSERT_TRUE(ids.count(RawField(e, "request_id"))) << RawField(e, "request_id");
+    Put(e, ids.at(RawField(e, "request_id")));
   }
-  int64_t older = 0;
-  for (const auto& [tag, e] : all) older += MsOf(e.stream_id) < cut ? 1 : 0;
-  ASSERT_EQ(older, 4);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(AllEntries().size(), 6u);
   const std::string before = std::to_string(cut);
 
   // No --yes: a usage error, nothing removed.
@@ -617,20 +819,29 @@ TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
   EXPECT_NE(err_.str().find("--yes"), std::string::npos) << err_.str();
   EXPECT_EQ(AllEntries().size(), 6u);
 
-  // Less than an hour before now (by Redis's clock, and by a clock set
-  // just short of the hour): refused, nothing removed.
-  EXPECT_EQ(Run({"trim", "--before", before, "--yes"}), 1);
+  // Less than an hour before now, by Redis's clock: ten minutes ago (50
+  // minutes inside the hour) and the year 2199; by a clock set just short
+  // of the hour after the cut. Refused, nothing removed.
+  const int64_t redis_now = RedisNowMs();
+  ASSERT_GT(redis_now, cut + 24 * kHourMs) << "Redis's clock is not before 2024-06-12";
+  for (const std::string& recent : {FormatTime(redis_now - kHourMs / 6), kAllTo}) {
+    EXPECT_EQ(Run({"trim", "--before", recent, "--yes"}), 1) << recent;
+    EXPECT_NE(err_.str().find(std::string(reason::kTrimTooRecent)), std::string::npos)
+        << err_.str();
+    EXPECT_NE(err_.str().find("now minus 1 hour"), std::string::npos) << err_.str();
+  }
+  EXPECT_EQ(Run({"trim", "--before", before, "--yes"}, {.now_ms = cut + kTrimMinAgeMs - 1}), 1);
   EXPECT_NE(err_.str().find(std::string(reason::kTrimTooRecent)), std::string::npos)
       << err_.str();
-  EXPECT_NE(err_.str().find("now minus 1 hour"), std::string::npos) << err_.str();
-  EXPECT_EQ(Run({"trim", "--before", before, "--yes"}, {.now_ms = cut + kTrimMinAgeMs - 1}), 1);
   EXPECT_EQ(AllEntries().size(), 6u);
 
   // Exported, then trimmed at the same time an hour later: the trim removes
   // exactly what the export wrote.
   const std::string path = dir_ + "/before-cut.ndjson";
   ASSERT_EQ(Run({"export", "--from", "0", "--to", before, "--out", path}), 0) << err_.str();
-  EXPECT_EQ(ParseLines(ReadAll(path)).size(), 4u);
+  std::set<std::string> exported;
+  for (const JsonObject& o : ParseLines(ReadAll(path))) exported.insert(Str(o, "request_id"));
+  EXPECT_EQ(exported, (std::set<std::string>{"old-1", "old-2", "old-3", "old-undo"}));
   ASSERT_EQ(Run({"trim", "--before", FormatTime(cut), "--yes"},
                 {.now_ms = cut + kTrimMinAgeMs}),
             0)
@@ -642,8 +853,10 @@ TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
     EXPECT_GE(MsOf(e.stream_id), cut);
     EXPECT_EQ(e.request_id.rfind("new", 0), 0u) << e.request_id;
   }
-  ASSERT_EQ(Run({"trim", "--before", before, "--yes"}, {.now_ms = cut + kTrimMinAgeMs}), 0);
-  EXPECT_NE(out_.str().find("removed 0 entries"), std::string::npos) << "again: nothing more";
+  // Again, by Redis's clock (the cut lies long before it): nothing more.
+  ASSERT_EQ(Run({"trim", "--before", before, "--yes"}), 0) << err_.str();
+  EXPECT_NE(out_.str().find("removed 0 entries"), std::string::npos) << out_.str();
+  EXPECT_EQ(AllEntries().size(), 2u);
 }
 
 TEST_F(JournalToolTest, StatsCountsEveryTagAndFindsTheOldestAndNewest) {

@@ -1,19 +1,24 @@
 #include "tools/journal/journal_tool.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <charconv>
 #include <compare>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <queue>
+#include <streambuf>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -104,43 +109,122 @@ size_t Utf8Length(std::string_view s, size_t k) {
   return n;
 }
 
-// Where the export writes: the output stream, or FILE.tmp renamed to FILE
-// once complete (a reader never sees half an export under FILE's name).
+// Where `export --out FILE` writes: FILE.tmp, created new with mode 0600
+// (the export holds person keys and certificate fingerprints), written
+// through its descriptor, fsynced and renamed to FILE once complete (a
+// reader never sees half an export under FILE's name). An existing
+// FILE.tmp is refused, never reused or removed: it is left by an export
+// that was killed (no destructor runs on SIGKILL or Ctrl-C) or belongs to
+// one still running. The destructor removes FILE.tmp only when this object
+// created it and did not rename it (an export that failed with an error).
 class OutputFile {
  public:
   explicit OutputFile(std::string path) : path_(std::move(path)), tmp_(Cat(path_, ".tmp")) {}
   ~OutputFile() {
-    if (!committed_) std::remove(tmp_.c_str());
+    if (fd_ >= 0) ::close(fd_);
+    if (created_ && !committed_) ::unlink(tmp_.c_str());
   }
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
 
   absl::Status Open() {
-    file_.open(tmp_, std::ios::binary | std::ios::trunc);
-    if (!file_) return BadFlag("out", Cat("cannot be written: ", tmp_));
+    // O_EXCL: never an existing file, nor a symbolic link planted there.
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      const int error = errno;
+      if (error == EEXIST) {
+        return engine::Refusal(
+            absl::StatusCode::kFailedPrecondition, reason::kJournalExportTmpExists, "out",
+            Cat(tmp_, " already exists: an export to ", path_,
+                " was killed before it finished, or one is still running; make sure none is "
+                "running, remove ",
+                tmp_, " and export again (", path_, " itself was not touched)"));
+      }
+      return BadFlag("out", Cat("cannot be written: ", tmp_, ": ", ErrnoText(error)));
+    }
+    created_ = true;
+    // The mode open() gives is 0600 less the umask; make it exactly 0600.
+    if (::fchmod(fd_, 0600) != 0) {
+      return absl::InternalError(Cat("chmod 0600 of ", tmp_, " failed: ", ErrnoText(errno)));
+    }
+    buffer_.Attach(fd_);
     return absl::OkStatus();
   }
-  std::ostream& stream() { return file_; }
+  std::ostream& stream() { return stream_; }
 
-  // Closes, fsyncs and renames the file into place, then fsyncs its
-  // directory: the export is on disk before anyone trims what it holds.
+  // Flushes, fsyncs, closes and renames the file into place, then fsyncs
+  // its directory: the export is on disk before anyone trims what it holds.
   absl::Status Commit() {
-    file_.close();
-    if (!file_) return absl::InternalError(Cat("writing ", tmp_, " failed"));
-    if (!Sync(tmp_)) return absl::InternalError(Cat("fsync of ", tmp_, " failed"));
+    stream_.flush();
+    if (!stream_ || buffer_.error() != 0) {
+      return absl::InternalError(Cat("writing ", tmp_, " failed: ", ErrnoText(buffer_.error())));
+    }
+    if (::fsync(fd_) != 0) {
+      return absl::InternalError(Cat("fsync of ", tmp_, " failed: ", ErrnoText(errno)));
+    }
+    if (::close(std::exchange(fd_, -1)) != 0) {
+      return absl::InternalError(Cat("closing ", tmp_, " failed: ", ErrnoText(errno)));
+    }
     if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      return absl::InternalError(Cat("renaming ", tmp_, " to ", path_, " failed"));
+      return absl::InternalError(
+          Cat("renaming ", tmp_, " to ", path_, " failed: ", ErrnoText(errno)));
     }
     committed_ = true;
     const size_t slash = path_.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash + 1);
-    if (!Sync(dir)) return absl::InternalError(Cat("fsync of the directory ", dir, " failed"));
+    if (!SyncDirectory(dir)) {
+      return absl::InternalError(Cat("fsync of the directory ", dir, " failed"));
+    }
     return absl::OkStatus();
   }
 
  private:
-  static bool Sync(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // An output buffer over a file descriptor (write(2), EINTR retried).
+  class FdBuffer final : public std::streambuf {
+   public:
+    void Attach(int fd) {
+      fd_ = fd;
+      setp(data_.data(), data_.data() + data_.size());
+    }
+    int error() const { return error_; }  // errno of the failed write, 0 if none
+
+   protected:
+    int_type overflow(int_type c) override {
+      if (fd_ < 0 || Drain() != 0) return traits_type::eof();
+      if (!traits_type::eq_int_type(c, traits_type::eof())) {
+        *pptr() = traits_type::to_char_type(c);
+        pbump(1);
+      }
+      return traits_type::not_eof(c);
+    }
+    int sync() override { return fd_ < 0 ? -1 : Drain(); }
+
+   private:
+    int Drain() {
+      const char* p = pbase();
+      while (p < pptr()) {
+        const ssize_t n = ::write(fd_, p, static_cast<size_t>(pptr() - p));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          error_ = errno;
+          return -1;
+        }
+        p += n;
+      }
+      setp(data_.data(), data_.data() + data_.size());
+      return 0;
+    }
+
+    int fd_ = -1;
+    int error_ = 0;
+    std::array<char, 1 << 16> data_{};
+  };
+
+  static std::string ErrnoText(int error) {
+    return std::error_code(error, std::generic_category()).message();
+  }
+  static bool SyncDirectory(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return false;
     const bool ok = ::fsync(fd) == 0;
     ::close(fd);
@@ -149,8 +233,11 @@ class OutputFile {
 
   const std::string path_;
   const std::string tmp_;
-  std::ofstream file_;
-  bool committed_ = false;
+  int fd_ = -1;
+  bool created_ = false;    // this object created tmp_
+  bool committed_ = false;  // and renamed it to path_
+  FdBuffer buffer_;
+  std::ostream stream_{&buffer_};
 };
 
 // ---- Command line ----

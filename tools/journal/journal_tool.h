@@ -4,7 +4,8 @@
 // command in-process; main.cc only forwards argv.
 //
 // The journal holds person keys, never ID numbers; an export holds what
-// the journal holds.
+// the journal holds (person keys, certificate fingerprints), so --out
+// creates its file with mode 0600.
 #ifndef MEDSETTLE_TOOLS_JOURNAL_JOURNAL_TOOL_H_
 #define MEDSETTLE_TOOLS_JOURNAL_JOURNAL_TOOL_H_
 
@@ -33,6 +34,10 @@ inline constexpr std::string_view kTrimTooRecent = "TRIM_TOO_RECENT";
 // cannot be written as JSON without changing it; the message names the
 // entry and the field. Nothing is renamed into place. Exit code 1.
 inline constexpr std::string_view kJournalNotExportable = "JOURNAL_NOT_EXPORTABLE";
+// FAILED_PRECONDITION: export --out FILE finds FILE.tmp already there
+// (left by an export that was killed, or one still running); it is
+// neither reused nor removed, and FILE is not touched. Exit code 1.
+inline constexpr std::string_view kJournalExportTmpExists = "JOURNAL_EXPORT_TMP_EXISTS";
 }  // namespace reason
 
 // How far before now a trim may reach at the latest: an hour. The journal
