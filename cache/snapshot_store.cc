@@ -390,14 +390,10 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
     if (!value.ok()) return value.status();
     upsert_value = *std::move(value);
   }
-  absl::StatusOr<std::optional<std::string>> current = CurrentVersion();
+  absl::StatusOr<std::string> current = VersionForDelta();
   if (!current.ok()) return current.status();
-  if (!current->has_value()) {
-    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotNotFound, "",
-                           "no snapshot version is current");
-  }
   DeltaApplied applied;
-  applied.version = **current;
+  applied.version = *std::move(current);
   const std::string key = BucketKeyOf(applied.version, person_key);
   const std::string field = FieldOf(person_key);
   if (delta.kind == DeltaKind::kUpsertPerson) {
@@ -468,20 +464,26 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
   return applied;
 }
 
-absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const InstitutionDelta& delta) {
-  const std::string& id = delta.institution.institution_id;
-  if (id.empty()) {
-    return engine::InvalidField(engine::reason::kInstitutionInvalid, "institution_id",
-                                "an institution delta needs the institution id");
-  }
+absl::StatusOr<std::string> SnapshotStore::VersionForDelta() {
   absl::StatusOr<std::optional<std::string>> current = CurrentVersion();
   if (!current.ok()) return current.status();
   if (!current->has_value()) {
     return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotNotFound, "",
                            "no snapshot version is current");
   }
+  return **std::move(current);
+}
+
+absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const InstitutionDelta& delta) {
+  const std::string& id = delta.institution.institution_id;
+  if (id.empty()) {
+    return engine::InvalidField(engine::reason::kInstitutionInvalid, "institution_id",
+                                "an institution delta needs the institution id");
+  }
+  absl::StatusOr<std::string> current = VersionForDelta();
+  if (!current.ok()) return current.status();
   DeltaApplied applied;
-  applied.version = **current;
+  applied.version = *std::move(current);
   const std::string key = SnapshotInstitutionsKey(applied.version);
   const bool upsert = delta.kind == InstitutionDeltaKind::kUpsertInstitution;
   bool written = false;

@@ -239,6 +239,9 @@ class SnapshotStore {
 
  private:
   absl::StatusOr<bool> IsRegistered(std::string_view version);
+  // The current version, which deltas change; NOT_FOUND kSnapshotNotFound
+  // when none is current.
+  absl::StatusOr<std::string> VersionForDelta();
   absl::StatusOr<int64_t> CountPersons(std::string_view version);
 
   RedisClient& redis_;

@@ -143,6 +143,18 @@ cli() {  # cli INSTITUTION ARGS...: print the command, then run it
 }
 examples="$here/tools/cli/examples"
 
+refused() {  # refused REASON INSTITUTION ARGS...: the call must fail with REASON
+  local why=$1 out
+  shift
+  if out=$(cli "$@" 2>&1); then
+    echo "$out"
+    echo "demo: expected $why, but the call succeeded" >&2
+    exit 1
+  fi
+  echo "$out"
+  echo "$out" | grep -q "$why" || { echo "demo: expected $why" >&2; exit 1; }
+}
+
 step "4a. Coverage check at the hospital (patient $(mask "$inpatient_id"))"
 cli "$hospital" coverage --id-card "$inpatient_id" --date 2025-03-10 --visit-type inpatient
 
@@ -173,15 +185,9 @@ echo "The pharmacy's POS scans it and settles (no ID number travels):"
 cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
   --ec-token "$token" --request-id demo-pharmacy-1
 echo "Scanning the same code again for another purchase is refused (each code settles once):"
-if replay_out=$(cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
-    --ec-token "$token" --request-id demo-pharmacy-2 2>&1); then
-  echo "$replay_out"
-  echo "demo: a used e-insurance code settled again" >&2
-  exit 1
-fi
-echo "$replay_out"
-echo "$replay_out" | grep -q EC_TOKEN_REPLAYED ||
-  { echo "demo: expected EC_TOKEN_REPLAYED" >&2; exit 1; }
+refused EC_TOKEN_REPLAYED "$pharmacy" settle \
+  --request "$examples/quzhou-2025-pharmacy-purchase.json" --ec-token "$token" \
+  --request-id demo-pharmacy-2
 
 step "4f. The HIS retries the discharge (same request id, same bill): the stored result, replayed"
 cli "$hospital" settle --request "$examples/quzhou-2025-inpatient-discharge.json" \
@@ -209,15 +215,9 @@ registry_says() {  # registry_says WORD: poll the pharmacy's coverage answer for
 }
 "$snapshot_bin" delta suspend-institution --institution "$pharmacy" --redis "127.0.0.1:$redis_port"
 registry_says INSTITUTION_SUSPENDED
-if suspended_out=$(cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
-    --id-card "$pharmacy_id" --request-id demo-pharmacy-3 2>&1); then
-  echo "$suspended_out"
-  echo "demo: a suspended pharmacy settled" >&2
-  exit 1
-fi
-echo "$suspended_out"
-echo "$suspended_out" | grep -q INSTITUTION_SUSPENDED ||
-  { echo "demo: expected INSTITUTION_SUSPENDED" >&2; exit 1; }
+refused INSTITUTION_SUSPENDED "$pharmacy" settle \
+  --request "$examples/quzhou-2025-pharmacy-purchase.json" --id-card "$pharmacy_id" \
+  --request-id demo-pharmacy-3
 "$snapshot_bin" delta reinstate-institution --institution "$pharmacy" --redis "127.0.0.1:$redis_port"
 registry_says "covered  *yes"
 cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \

@@ -67,6 +67,15 @@ class SnapshotToolTest : public RedisServerTest {
     return code;
   }
 
+  // A connection to the test's Redis, to read back what the tool wrote.
+  std::unique_ptr<cache::ConnectionPool> Pool() {
+    cache::PoolOptions options;
+    options.redis = {.host = redis().host(), .port = redis().port(),
+                     .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
+    options.size = 1;
+    return std::make_unique<cache::ConnectionPool>(options);
+  }
+
   std::string dir_;
   std::string address_;
   std::ostringstream out_, err_;
@@ -158,11 +167,8 @@ TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
       << out_.str();
   EXPECT_NE(err_.str().find("100% 2000/2000"), std::string::npos) << err_.str();
 
-  cache::PoolOptions options;
-  options.redis = {.host = redis().host(), .port = redis().port(),
-                   .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
-  options.size = 1;
-  cache::ConnectionPool pool(options);
+  std::unique_ptr<cache::ConnectionPool> pool_owner = Pool();
+  cache::ConnectionPool& pool = *pool_owner;
   cache::SnapshotStore store(pool);
   absl::StatusOr<std::optional<std::string>> current = store.CurrentVersion();
   ASSERT_TRUE(current.ok() && current->has_value());
@@ -318,11 +324,8 @@ TEST_F(SnapshotToolTest, InstitutionDeltasSuspendReinstateAndAdd) {
   const std::string id = first->institution_id;
   ASSERT_FALSE(first->suspended) << "the test needs an unsuspended first row";
 
-  cache::PoolOptions options;
-  options.redis = {.host = redis().host(), .port = redis().port(),
-                   .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
-  options.size = 1;
-  cache::ConnectionPool pool(options);
+  std::unique_ptr<cache::ConnectionPool> pool_owner = Pool();
+  cache::ConnectionPool& pool = *pool_owner;
   cache::SnapshotStore store(pool);
   absl::StatusOr<std::optional<std::string>> current = store.CurrentVersion();
   ASSERT_TRUE(current.ok() && current->has_value());
