@@ -42,6 +42,7 @@
 #include "gateway/rate_limiter.h"
 #include "gateway/settlement_handler.h"
 #include "gateway/snapshot_watcher.h"
+#include "gateway/tls_files.h"
 #include "gateway/worker_pool.h"
 
 namespace medsettle::gateway {
@@ -52,30 +53,8 @@ inline constexpr std::string_view kListenFailed = "LISTEN_FAILED";
 // NOT_FOUND: the key file is missing or unreadable. (A secret shorter than
 // 32 bytes is INVALID_ARGUMENT PERSON_KEY_SECRET_TOO_SHORT.)
 inline constexpr std::string_view kKeyFileUnreadable = "KEY_FILE_UNREADABLE";
-// NOT_FOUND: a TLS file (tls.cert_file, tls.key_file, tls.client_ca_file)
-// is missing or unreadable, or tls.crl_dir is not a readable folder.
-inline constexpr std::string_view kTlsFileUnreadable = "TLS_FILE_UNREADABLE";
-// INVALID_ARGUMENT: a TLS file holds no PEM certificate (or key), the key
-// does not belong to the certificate, or the server certificate has
-// expired; or tls.crl_dir would not protect: a client CA without a current
-// CRL there (or whose newest CRL expired), a CRL naming a client CA that it
-// did not sign, two CRLs of a CA with the same lastUpdate, a CRL without its
-// <hash>.rN name, a hashed name that is missing, dangling or not a CRL, or
-// a certificate in the folder.
-inline constexpr std::string_view kTlsFileInvalid = "TLS_FILE_INVALID";
 }  // namespace reason
 
-// Reads and checks the three TLS files of `config` the way gRPC will use
-// them, so a bad file stops the start with a message naming it (gRPC would
-// only log and fail every handshake). With tls_crl_dir, also the CRL
-// folder: every client CA must have a current CRL there, signed by it and
-// under its hashed name, so the start fails closed where gRPC would accept
-// a CA's certificates unchecked (gateway_server.cc says what gRPC does).
-// Returns a one-line description for the start banner ("server
-// certificate CN=…, valid until …; 1 client CA certificate; …").
-// NOT_FOUND kTlsFileUnreadable, INVALID_ARGUMENT kTlsFileInvalid; the field
-// is the configuration key.
-absl::StatusOr<std::string> CheckTlsFiles(const GatewayConfig& config);
 
 // The service name health checks report besides "" (the whole server).
 inline constexpr std::string_view kServiceName = "medsettle.v1.SettlementService";
