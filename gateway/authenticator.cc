@@ -13,6 +13,7 @@
 
 #include "engine/status.h"
 #include "engine/text.h"
+#include "gateway/credentials/openssl_ptr.h"
 
 namespace medsettle::gateway {
 
@@ -28,21 +29,15 @@ absl::Status Invalid(std::string_view message) {
                          message);
 }
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct GeneralNamesFree {
-  void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
-};
+using credentials::BioPtr;
+using credentials::GeneralNamesPtr;
+using credentials::X509Ptr;
 
 
 // The institution ids of the certificate's SAN URIs with kInstitutionUriPrefix.
 std::vector<std::string> InstitutionUris(X509* cert) {
   std::vector<std::string> ids;
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(static_cast<GENERAL_NAMES*>(
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (names == nullptr) return ids;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -109,9 +104,9 @@ absl::StatusOr<CallerIdentity> IdentityOfCertificate(std::string_view pem) {
   struct ClearErrors {
     ~ClearErrors() { ERR_clear_error(); }
   } clear_errors;
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio = credentials::MemBio(pem);
   if (bio == nullptr) return Invalid("cannot read the client certificate");
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) return Invalid("the client certificate is not a PEM X.509 certificate");
 
   CallerIdentity identity;

@@ -21,29 +21,19 @@
 
 #include "engine/status.h"
 #include "engine/text.h"
+#include "gateway/credentials/openssl_ptr.h"
 
 namespace medsettle::gateway {
 
 using engine::Cat;
 namespace {
 
-// An encrypted key file is refused rather than prompting on a terminal.
-int NoPassphrase(char*, int, int, void*) { return 0; }
-
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct CrlFree {
-  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using CrlPtr = std::unique_ptr<X509_CRL, CrlFree>;
+using credentials::BioPtr;
+using credentials::CrlPtr;
+using credentials::MemBio;
+using credentials::NoPassphrase;
+using credentials::PkeyPtr;
+using credentials::X509Ptr;
 
 // One TLS file: its key, flag and what it holds, for messages.
 struct TlsFile {
@@ -73,7 +63,7 @@ absl::Status TlsInvalid(const TlsFile& f, std::string_view problem) {
 // Every PEM certificate in `pem`, in order.
 std::vector<X509Ptr> Certificates(const std::string& pem) {
   std::vector<X509Ptr> certs;
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio = MemBio(pem);
   if (bio == nullptr) return certs;
   while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
     certs.emplace_back(cert);
@@ -83,7 +73,7 @@ std::vector<X509Ptr> Certificates(const std::string& pem) {
 }
 
 std::string NameText(const X509_NAME* name) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  BioPtr bio(BIO_new(BIO_s_mem()));
   X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
@@ -147,7 +137,7 @@ struct PemObjects {
 
 PemObjects ReadPemObjects(const std::string& pem) {
   PemObjects out;
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio = MemBio(pem);
   STACK_OF(X509_INFO)* infos =
       bio == nullptr ? nullptr : PEM_X509_INFO_read_bio(bio.get(), nullptr, NoPassphrase, nullptr);
   ERR_clear_error();
@@ -480,9 +470,8 @@ absl::StatusOr<std::string> CheckTlsFiles(const GatewayConfig& config) {
   if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
     return TlsInvalid(cert_file, Cat("the server certificate expired on ", NotAfterOf(leaf)));
   }
-  std::unique_ptr<BIO, BioFree> key_bio(
-      BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(
+  BioPtr key_bio = MemBio(*key_pem);
+  PkeyPtr key(
       key_bio == nullptr ? nullptr
                          : PEM_read_bio_PrivateKey(key_bio.get(), nullptr, NoPassphrase, nullptr));
   ERR_clear_error();

@@ -67,6 +67,16 @@ class SnapshotToolTest : public RedisServerTest {
     return code;
   }
 
+  // `synth` of `persons` (seed `seed`) into the two CSVs, then `load` of
+  // them; out_ and err_ hold what load printed.
+  bool SynthAndLoad(int persons, int seed, const std::string& persons_csv,
+                    const std::string& institutions_csv) {
+    return Run({"synth", "--persons", std::to_string(persons), "--seed", std::to_string(seed),
+                "--out", persons_csv, "--institutions-out", institutions_csv}) == 0 &&
+           Run({"load", "--persons", persons_csv, "--institutions", institutions_csv,
+                "--key-file", dir_ + "/key", "--redis", address_}) == 0;
+  }
+
   // A connection to the test's Redis, to read back what the tool wrote.
   std::unique_ptr<cache::ConnectionPool> Pool() {
     cache::PoolOptions options;
@@ -159,10 +169,7 @@ TEST_F(SnapshotToolTest, SynthIsDeterministicAndCoversEveryValue) {
 
 TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
   const std::string persons = dir_ + "/persons.csv", institutions = dir_ + "/inst.csv";
-  ASSERT_EQ(Run({"synth", "--persons", "2000", "--seed", "11", "--out", persons,
-                 "--institutions-out", institutions}), 0);
-  ASSERT_EQ(Run({"load", "--persons", persons, "--institutions", institutions, "--key-file",
-                 dir_ + "/key", "--redis", address_}), 0);
+  ASSERT_TRUE(SynthAndLoad(2000, 11, persons, institutions));
   EXPECT_NE(out_.str().find("loaded 2000 persons and 36 institutions"), std::string::npos)
       << out_.str();
   EXPECT_NE(err_.str().find("100% 2000/2000"), std::string::npos) << err_.str();
@@ -313,10 +320,7 @@ TEST_F(SnapshotToolTest, LoadReadsBackDeltasStatusAndDrop) {
 
 TEST_F(SnapshotToolTest, InstitutionDeltasSuspendReinstateAndAdd) {
   const std::string persons = dir_ + "/persons.csv", institutions = dir_ + "/inst.csv";
-  ASSERT_EQ(Run({"synth", "--persons", "10", "--seed", "3", "--out", persons,
-                 "--institutions-out", institutions}), 0);
-  ASSERT_EQ(Run({"load", "--persons", persons, "--institutions", institutions, "--key-file",
-                 dir_ + "/key", "--redis", address_}), 0);
+  ASSERT_TRUE(SynthAndLoad(10, 3, persons, institutions));
   std::vector<std::string> rows = DataLines(institutions);
   ASSERT_FALSE(rows.empty());
   absl::StatusOr<engine::Institution> first = ParseInstitutionLine(rows[0]);

@@ -20,6 +20,7 @@
 
 #include "engine/status.h"
 #include "engine/text.h"
+#include "gateway/credentials/openssl_ptr.h"
 
 namespace medsettle::credentials {
 
@@ -50,19 +51,6 @@ absl::Status KeyInvalid(std::string_view message) {
   return engine::Refusal(absl::StatusCode::kInvalidArgument, reason::kIssuerKeyInvalid, "",
                          message);
 }
-
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
 // ---- base64url (RFC 4648 §5), strict: no padding, canonical only ----
 
@@ -259,13 +247,6 @@ absl::StatusOr<std::string> EncodePayload(const EcTokenClaims& claims, std::stri
 }
 
 // ---- OpenSSL key loading ----
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-// Never prompt on a terminal for a passphrase: encrypted keys are refused.
-int NoPassphrase(char*, int, int, void*) { return 0; }
 
 bool IsEd25519(const EVP_PKEY* key) { return EVP_PKEY_id(key) == EVP_PKEY_ED25519; }
 
