@@ -20,6 +20,7 @@
 #include "engine/engine.h"
 #include "engine/status.h"
 #include "engine/text.h"
+#include "proto/contract/ledger_record.h"
 
 namespace medsettle::cache {
 namespace {
@@ -127,25 +128,24 @@ absl::StatusOr<engine::Accumulators> ParseAccumulators(const std::vector<RedisRe
   return a;
 }
 
-// Applies one "d.<total>" or "a.<amount>" field to `delta` / `amounts`;
-// false when the value is not an integer. Other names are left alone.
-bool ApplyPrefixed(std::string_view name, std::string_view value, engine::Accumulators& delta,
-                   engine::Amounts& amounts) {
-  if (name.size() < 2 || name[1] != '.' || (name[0] != 'd' && name[0] != 'a')) return true;
-  int64_t v = 0;
-  if (!ParseInt64(value, &v)) return false;
-  std::string_view rest = name.substr(2);
-  if (name[0] == 'd') {
-    const std::vector<std::string>& names = AccumulatorFieldNames();
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == rest) SetTotal(delta, i, v);
-    }
-  } else {
-    for (size_t i = 0; i < kAmountFields; ++i) {
-      if (kAmountNames[i] == rest) *AmountField(amounts, i) = v;
-    }
+// Name/value pairs of the non-zero totals of `a` (accumulator fields) and
+// of the non-zero `amounts`, as the scripts take them.
+void AppendNonZeroTotals(const engine::Accumulators& a, std::vector<std::string>* out) {
+  const std::vector<std::string>& names = AccumulatorFieldNames();
+  for (size_t i = 0; i < names.size(); ++i) {
+    const int64_t v = GetTotal(a, i);
+    if (v == 0) continue;
+    out->push_back(names[i]);
+    out->push_back(std::to_string(v));
   }
-  return true;
+}
+void AppendNonZeroAmounts(engine::Amounts amounts, std::vector<std::string>* out) {
+  for (size_t i = 0; i < kAmountFields; ++i) {
+    const int64_t v = *AmountField(amounts, i);
+    if (v == 0) continue;
+    out->push_back(std::string(kAmountNames[i]));
+    out->push_back(std::to_string(v));
+  }
 }
 
 constexpr int kTagCount = 256;
@@ -304,19 +304,6 @@ bool AddReconFields(const std::vector<RedisReply>& elements, std::string_view pr
 
 // The fields of a settlement record that a Reconcile detail entry reads
 // (HMGET), the amounts last.
-constexpr std::string_view kDetailFields[] = {"request_id", "status", "visit", "settled_at",
-                                              "reversed_at"};
-constexpr size_t kDetailFixed = std::size(kDetailFields);
-
-const std::vector<std::string>& DetailAmountFields() {
-  static const std::vector<std::string>* names = [] {
-    auto* out = new std::vector<std::string>;
-    for (std::string_view n : kAmountNames) out->push_back(Cat("a.", n));
-    return out;
-  }();
-  return *names;
-}
-
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -462,7 +449,7 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
   const CoverageKeys keys(snapshot_version, person_key, year);
   const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
   std::vector<RedisArgv> commands = keys.Commands();
-  commands.push_back({"HMGET", idem, "hash", "settlement_id", "response", "status"});
+  commands.push_back({"HMGET", idem, "hash", "settlement_id", "status"});
   CodeReadCommands code_commands(snapshot_version, person_key, code);
   code_commands.AppendTo(&commands);
   absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
@@ -477,12 +464,19 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
   read.enrollment = std::move(coverage->enrollment);
   read.accumulators = coverage->accumulators;
   const RedisReply& prior = *(*replies)[2];
-  if (prior.elements.size() != 4) return Unexpected("HMGET of the idempotency record");
+  if (prior.elements.size() != 3) return Unexpected("HMGET of the idempotency record");
   if (!prior.elements[0].is_nil()) {
     read.prior = PriorResult{.content_hash = prior.elements[0].str,
                              .settlement_id = prior.elements[1].str,
-                             .response = prior.elements[2].str,
-                             .reversed = prior.elements[3].str == "REVERSED"};
+                             .reversed = prior.elements[2].str == "REVERSED",
+                             .record = std::nullopt};
+    // A replay (rare) costs a second round trip for the record.
+    absl::StatusOr<StoredSettlement> stored = GetSettlement(read.prior->settlement_id);
+    if (stored.ok()) {
+      read.prior->record = std::move(stored->record);
+    } else if (stored.status().code() != absl::StatusCode::kNotFound) {
+      return stored.status();
+    }
   }
   if (absl::Status s =
           code_commands.Decode(*replies, &read.nonce_used_by, &read.presenter_enrollment);
@@ -521,65 +515,46 @@ absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view s
 }
 
 absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementCommit& c) {
-  if (absl::Status s = CheckPersonKey(c.person_key); !s.ok()) return s;
-  absl::StatusOr<std::string> tag = TagOfSettlementId(c.settlement_id);
+  const v1::LedgerRecord& rec = c.record;
+  if (absl::Status s = CheckPersonKey(rec.person_key()); !s.ok()) return s;
+  absl::StatusOr<std::string> tag = TagOfSettlementId(rec.settlement_id());
   if (!tag.ok()) return tag.status();
-  if (*tag != c.person_key.substr(0, 2)) {
+  if (*tag != rec.person_key().substr(0, 2)) {
     return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
                                 "the settlement id's tag is not the person's");
   }
-  if (absl::Status s = engine::ValidateAccumulators(c.delta); !s.ok()) return s;
-  if (absl::Status s = engine::ValidateAccumulators(c.after); !s.ok()) return s;
-  if (!c.settlement_date.valid()) {
+  if (rec.settlement_date().empty()) {
     return engine::InvalidField(engine::reason::kDateMissing, "settlement_date",
                                 "a settlement needs its settlement date (Reconcile's day)");
   }
+  contract::RecordEffect effect;
+  if (absl::Status s = contract::EffectOf(rec, &effect); !s.ok()) return s;
+  if (absl::Status s = engine::ValidateAccumulators(effect.delta); !s.ok()) return s;
 
-  const std::string acc = AccumulatorsKey(c.person_key, c.year);
-  const std::string idem = IdempotencyKey(*tag, c.institution_id, c.request_id);
-  const std::string stl = SettlementKey(c.settlement_id);
+  const std::string acc = AccumulatorsKey(rec.person_key(), rec.year());
+  const std::string idem = IdempotencyKey(*tag, rec.institution_id(), rec.request_id());
+  const std::string stl = SettlementKey(rec.settlement_id());
   const std::string journal = JournalKey(*tag);
-  const std::string recon = ReconcileKey(*tag, c.institution_id, c.settlement_date);
-  const std::string recon_ids = ReconcileIdsKey(*tag, c.institution_id, c.settlement_date);
-  const std::vector<std::string>& names = AccumulatorFieldNames();
-  // Decimal texts, kept alive for the argv views.
-  std::vector<std::string> numbers;
-  numbers.reserve(8 + 2 * names.size() + 1 + kAmountFields + 2);
-  numbers.push_back(std::to_string(c.expected_version));        // 0
-  numbers.push_back(std::to_string(c.year));                    // 1
-  numbers.push_back(c.settlement_date.ToString());              // 2
-  numbers.push_back(std::to_string(c.now_unix));                // 3
-  numbers.push_back(std::to_string(names.size()));              // 4
-  for (size_t i = 0; i < names.size(); ++i) numbers.push_back(std::to_string(GetTotal(c.after, i)));
-  for (size_t i = 0; i < names.size(); ++i) numbers.push_back(std::to_string(GetTotal(c.delta, i)));
-  numbers.push_back(std::to_string(kAmountFields));
-  engine::Amounts amounts = c.amounts;
-  for (size_t i = 0; i < kAmountFields; ++i) numbers.push_back(std::to_string(*AmountField(amounts, i)));
-  numbers.push_back(std::to_string(c.visit));
-  numbers.push_back(std::to_string(std::max<int64_t>(options_.idempotency_ttl_seconds, 0)));
-  // The nonce stays marked while the code could still verify (its expiry
-  // plus any clock skew is the caller's nonce_expires_unix), at least 1 s.
-  numbers.push_back(std::to_string(std::max<int64_t>(c.nonce_expires_unix - c.now_unix, 1)));
-  const std::string nonce = c.token_nonce.empty() ? "" : NonceKey(c.person_key, c.token_nonce);
+  const std::string recon = ReconcileKey(*tag, rec.institution_id(), effect.settlement_date);
+  const std::string recon_ids = ReconcileIdsKey(*tag, rec.institution_id(), effect.settlement_date);
+  const std::string nonce = c.token_nonce.empty() ? "" : NonceKey(rec.person_key(), c.token_nonce);
+  const int64_t now_unix = rec.settled_at_unix_ms() / 1000;
+  std::string bytes;
+  rec.SerializeToString(&bytes);
+  std::vector<std::string> values = {
+      std::to_string(c.expected_version), rec.content_hash(), rec.settlement_id(), "",
+      std::to_string(std::max<int64_t>(options_.idempotency_ttl_seconds, 0)),
+      std::to_string(std::max<int64_t>(c.nonce_expires_unix - now_unix, 1)), ""};
+  AppendNonZeroTotals(effect.delta, &values);
+  values[6] = std::to_string((values.size() - 7) / 2);
+  AppendNonZeroAmounts(effect.amounts, &values);
 
   RedisArgv argv = {acc, idem, stl, journal, recon, recon_ids};
   if (!nonce.empty()) argv.push_back(nonce);
   const size_t key_count = argv.size();
-  argv.insert(argv.end(), {numbers[0], c.content_hash, c.settlement_id, c.response,
-                    c.institution_id, c.request_id, c.person_key, numbers[1],
-                    numbers[2], numbers[3], numbers[4]});
-  for (const std::string& n : names) argv.push_back(n);
-  size_t at = 5;
-  for (size_t i = 0; i < 2 * names.size(); ++i) argv.push_back(numbers[at++]);
-  argv.push_back(numbers[at++]);
-  for (std::string_view n : kAmountNames) argv.push_back(n);
-  for (size_t i = 0; i < kAmountFields; ++i) argv.push_back(numbers[at++]);
-  argv.push_back(numbers[at++]);  // visit
-  argv.push_back(numbers[at++]);  // idempotency TTL
-  argv.push_back(c.audit.certificate_fingerprint);
-  argv.push_back(c.audit.credential_kind);
-  argv.push_back(c.audit.presenter_key);
-  argv.push_back(numbers[at++]);  // nonce TTL
+  for (size_t i = 0; i < values.size(); ++i) {
+    argv.push_back(i == 3 ? std::string_view(bytes) : std::string_view(values[i]));
+  }
 
   RedisResult r = RunScript(kCommitScript, argv, key_count);
   if (!r.ok()) return r.status();
@@ -587,11 +562,10 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   if (e.empty()) return Unexpected("the commit script");
   const std::string& outcome = e[0].str;
   CommitResult result;
-  if (outcome == "REPLAYED" && e.size() == 4) {
+  if (outcome == "REPLAYED" && e.size() == 3) {
     result.outcome = CommitOutcome::kReplayed;
     result.settlement_id = e[1].str;
-    result.response = e[2].str;
-    result.reversed = e[3].str == "REVERSED";
+    result.reversed = e[2].str == "REVERSED";
     return result;
   }
   if (outcome == "CONFLICT" && e.size() == 2) {
@@ -612,111 +586,86 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   }
   if (outcome == "COMMITTED" && e.size() == 3) {
     result.outcome = CommitOutcome::kCommitted;
-    result.settlement_id = c.settlement_id;
-    result.response = c.response;
+    result.settlement_id = rec.settlement_id();
     if (!ParseInt64(e[2].str, &result.accumulators_version)) return Unexpected("the commit script");
     return result;
   }
   return Unexpected("the commit script");
 }
 
-absl::StatusOr<SettlementRecord> SettlementStore::GetSettlement(std::string_view settlement_id) {
+absl::StatusOr<StoredSettlement> SettlementStore::GetSettlement(std::string_view settlement_id) {
   absl::StatusOr<std::string> tag = TagOfSettlementId(settlement_id);
   if (!tag.ok()) return tag.status();
-  RedisResult r = redis_.Command({"HGETALL", SettlementKey(settlement_id)});
+  const std::string key = SettlementKey(settlement_id);
+  RedisResult r = redis_.Command({"HMGET", key, "rec", "status", "rev"});
   if (!r.ok()) return r.status();
-  if (r->elements.empty()) {
+  if (r->elements.size() != 3) return Unexpected("HMGET of the settlement");
+  if (r->elements[0].is_nil()) {
     return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
-                           "settlement_id", "no settlement has this id");
+                           "settlement_id", "no settlement has this id in Redis");
   }
-  SettlementRecord rec;
-  rec.settlement_id = std::string(settlement_id);
-  bool has_status = false;
-  for (size_t k = 0; k + 1 < r->elements.size(); k += 2) {
-    const std::string& name = r->elements[k].str;
-    const std::string& value = r->elements[k + 1].str;
-    int64_t n = 0;
-    if (name == "person_key") rec.person_key = value;
-    else if (name == "institution") rec.institution_id = value;
-    else if (name == "request_id") rec.request_id = value;
-    else if (name == "hash") rec.content_hash = value;
-    else if (name == "response") rec.response = value;
-    else if (name == "reversal_id") rec.reversal_request_id = value;
-    else if (name == "reversal_response") rec.reversal_response = value;
-    else if (name == "reversal_cert") rec.reversal_certificate_fingerprint = value;
-    else if (name == "cert") rec.audit.certificate_fingerprint = value;
-    else if (name == "credential") rec.audit.credential_kind = value;
-    else if (name == "presenter") rec.audit.presenter_key = value;
-    else if (name == "status") {
-      has_status = true;
-      if (value == "REVERSED") rec.status = SettlementStatus::kReversed;
-      else if (value != "SETTLED") return Corrupt("status");
-    } else if (name == "date" && !value.empty()) {
-      std::optional<engine::Date> d = engine::Date::Parse(value);
-      if (!d.has_value()) return Corrupt("date");
-      rec.settlement_date = *d;
-    } else if (name == "year" || name == "settled_at" || name == "reversed_at" ||
-               name == "visit") {
-      if (!ParseInt64(value, &n)) return Corrupt(name);
-      if (name == "year") rec.year = static_cast<int32_t>(n);
-      if (name == "visit") rec.visit = static_cast<int32_t>(n);
-      if (name == "settled_at") rec.settled_at_unix = n;
-      if (name == "reversed_at") rec.reversed_at_unix = n;
-    } else if (!ApplyPrefixed(name, value, rec.delta, rec.amounts)) {
-      return Corrupt(name);
+  StoredSettlement out;
+  if (absl::Status s = contract::ParseLedgerRecord(r->elements[0].str, key, &out.record);
+      !s.ok()) {
+    return s;
+  }
+  if (out.record.settlement_id() != settlement_id) return Corrupt(Cat(key, " holds another id"));
+  const std::string& status = r->elements[1].str;
+  if (status == "REVERSED") {
+    out.status = SettlementStatus::kReversed;
+    out.reversal.emplace();
+    if (absl::Status s =
+            contract::ParseLedgerReversal(r->elements[2].str, Cat(key, " rev"), &*out.reversal);
+        !s.ok()) {
+      return s;
     }
+  } else if (status != "SETTLED") {
+    return Corrupt(Cat(key, " status"));
   }
-  if (!has_status || rec.person_key.empty()) return Corrupt("status or person_key missing");
-  return rec;
+  return out;
 }
 
-absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalRequest& request) {
-  absl::StatusOr<std::string> tag = TagOfSettlementId(request.settlement_id);
+absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
+    const v1::LedgerRecord& settled, const v1::LedgerReversal& reversal) {
+  absl::StatusOr<std::string> tag = TagOfSettlementId(settled.settlement_id());
   if (!tag.ok()) return tag.status();
-  const std::string stl = SettlementKey(request.settlement_id);
-  RedisResult who =
-      redis_.Command({"HMGET", stl, "person_key", "year", "date", "institution", "request_id"});
-  if (!who.ok()) return who.status();
-  if (who->elements.size() != 5) return Unexpected("HMGET of the settlement");
-  if (who->elements[0].is_nil()) {
-    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
-                           "settlement_id", "no settlement has this id");
+  if (absl::Status s = CheckPersonKey(settled.person_key()); !s.ok()) return s;
+  if (reversal.settlement_id() != settled.settlement_id() ||
+      reversal.person_key() != settled.person_key() || reversal.year() != settled.year() ||
+      reversal.settlement_date() != settled.settlement_date() ||
+      reversal.settle_request_id() != settled.request_id()) {
+    return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
+                                "the reversal does not name the settlement it reverses");
   }
-  int64_t year = 0;
-  if (!ParseInt64(who->elements[1].str, &year) || !CheckPersonKey(who->elements[0].str).ok()) {
-    return Corrupt("person_key or year");
+  if (reversal.institution_id() != settled.institution_id()) {
+    return engine::Refusal(absl::StatusCode::kPermissionDenied, reason::kNotYourSettlement,
+                           "settlement_id", "the settlement belongs to another institution");
   }
-  const std::string acc = AccumulatorsKey(who->elements[0].str, static_cast<int32_t>(year));
+  // What is given back is the record's own delta and amounts (immutable:
+  // what the settlement added), not what the caller computed.
+  contract::RecordEffect effect;
+  if (absl::Status s = contract::EffectOf(settled, &effect); !s.ok()) return s;
+  const std::string stl = SettlementKey(settled.settlement_id());
+  const std::string acc = AccumulatorsKey(settled.person_key(), settled.year());
   const std::string journal = JournalKey(*tag);
-  // The record's settlement date ("" for a record without one: not indexed).
-  const std::string& date_text = who->elements[2].str;
-  engine::Date date;
-  if (!date_text.empty()) {
-    std::optional<engine::Date> d = engine::Date::Parse(date_text);
-    if (!d.has_value()) return Corrupt("date");
-    date = *d;
-  }
-  // The requesting institution's key: the script refuses another's before
-  // it writes, so only the settling institution's hash is ever written.
-  const std::string recon = ReconcileKey(*tag, request.institution_id, date);
-  const std::string idem = IdempotencyKey(*tag, who->elements[3].str, who->elements[4].str);
-  const std::string now = std::to_string(request.now_unix);
-  RedisResult r = RunScript(kReversalScript,
-                            {stl, acc, journal, recon, idem, request.institution_id,
-                             request.reversal_request_id, request.response, now,
-                             request.settlement_id, date_text, request.certificate_fingerprint},
-                            5);
+  const std::string recon = ReconcileKey(*tag, settled.institution_id(), effect.settlement_date);
+  const std::string idem = IdempotencyKey(*tag, settled.institution_id(), settled.request_id());
+  std::string bytes;
+  reversal.SerializeToString(&bytes);
+  std::vector<std::string> values = {""};
+  AppendNonZeroTotals(effect.delta, &values);
+  values[0] = std::to_string((values.size() - 1) / 2);
+  AppendNonZeroAmounts(effect.amounts, &values);
+  RedisArgv argv = {stl, acc, journal, recon, idem, bytes};
+  for (const std::string& v : values) argv.push_back(v);
+  RedisResult r = RunScript(kReversalScript, argv, 5);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the reversal script");
   const std::string& outcome = e[0].str;
   if (outcome == "NOT_FOUND") {
     return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
-                           "settlement_id", "no settlement has this id");
-  }
-  if (outcome == "NOT_YOURS") {
-    return engine::Refusal(absl::StatusCode::kPermissionDenied, reason::kNotYourSettlement,
-                           "settlement_id", "the settlement belongs to another institution");
+                           "settlement_id", "no settlement has this id in Redis");
   }
   if (outcome == "NEGATIVE") {
     return engine::Refused(engine::reason::kAccumulatorsInvalid,
@@ -724,15 +673,17 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(const ReversalReq
                                e.size() > 1 ? e[1].str : std::string(),
                                " negative; nothing written"));
   }
-  if ((outcome != "REPLAYED" && outcome != "REVERSED") || e.size() < 4) {
+  if ((outcome != "REPLAYED" && outcome != "REVERSED") || e.size() < 2) {
     return Unexpected("the reversal script");
   }
   ReversalResult result;
   result.replayed = outcome == "REPLAYED";
-  result.reversal_request_id = e[1].str;
-  result.response = e[2].str;
-  if (!ParseInt64(e[3].str, &result.reversed_at_unix)) return Corrupt("reversed_at");
-  absl::StatusOr<engine::Accumulators> after = ParseAccumulators(e, 4);
+  if (absl::Status s = contract::ParseLedgerReversal(e[1].str, Cat(stl, " rev"),
+                                                     &result.reversal);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<engine::Accumulators> after = ParseAccumulators(e, 2);
   if (!after.ok()) return after.status();
   result.accumulators = *after;
   return result;
@@ -789,33 +740,21 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::RangeJournal(std::str
     if (item.elements.size() != 2) return Unexpected("XRANGE");
     JournalEntry entry;
     entry.stream_id = item.elements[0].str;
+    const std::string where = Cat(key, " entry ", entry.stream_id);
     const std::vector<RedisReply>& f = item.elements[1].elements;
+    std::string_view kind;
     for (size_t k = 0; k + 1 < f.size(); k += 2) {
-      const std::string& name = f[k].str;
-      const std::string& value = f[k + 1].str;
-      int64_t n = 0;
-      if (name == "kind") {
-        if (value == "REVERSE") entry.kind = JournalKind::kReverse;
-        else if (value != "SETTLE") return Corrupt("journal kind");
-      } else if (name == "settlement_id") entry.settlement_id = value;
-      else if (name == "person_key") entry.person_key = value;
-      else if (name == "institution") entry.institution_id = value;
-      else if (name == "request_id") entry.request_id = value;
-      else if (name == "cert") entry.audit.certificate_fingerprint = value;
-      else if (name == "credential") entry.audit.credential_kind = value;
-      else if (name == "presenter") entry.audit.presenter_key = value;
-      else if (name == "outcome") entry.outcome = value;
-      else if (name == "date" && !value.empty()) {
-        std::optional<engine::Date> d = engine::Date::Parse(value);
-        if (!d.has_value()) return Corrupt("journal date");
-        entry.settlement_date = *d;
-      } else if (name == "year" || name == "at") {
-        if (!ParseInt64(value, &n)) return Corrupt(Cat("journal ", name));
-        if (name == "year") entry.year = static_cast<int32_t>(n);
-        else entry.at_unix = n;
-      } else if (!ApplyPrefixed(name, value, entry.delta, entry.amounts)) {
-        return Corrupt(Cat("journal ", name));
-      }
+      if (f[k].str == "kind") kind = f[k + 1].str;
+      if (f[k].str == "rec") entry.bytes = f[k + 1].str;
+    }
+    if (kind == "SETTLE") {
+      entry.kind = JournalKind::kSettle;
+      entry.status = contract::ParseLedgerRecord(entry.bytes, where, &entry.settlement);
+    } else if (kind == "REVERSE") {
+      entry.kind = JournalKind::kReverse;
+      entry.status = contract::ParseLedgerReversal(entry.bytes, where, &entry.reversal);
+    } else {
+      entry.status = Corrupt(Cat(where, ": kind '", kind, "' is neither SETTLE nor REVERSE"));
     }
     out.push_back(std::move(entry));
   }
@@ -847,7 +786,6 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
     }
   }
   const size_t wanted = include_detail ? static_cast<size_t>(page_size) : 0;
-  const std::vector<std::string>& amount_fields = DetailAmountFields();
 
   ReconcileResult result;
   std::array<int64_t, kTagCount> lengths{};
@@ -892,12 +830,7 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
     }
     std::vector<RedisArgv> reads;
     reads.reserve(keys.size());
-    for (const std::string& key : keys) {
-      RedisArgv argv = {"HMGET", key};
-      argv.insert(argv.end(), std::begin(kDetailFields), std::end(kDetailFields));
-      argv.insert(argv.end(), amount_fields.begin(), amount_fields.end());
-      reads.push_back(std::move(argv));
-    }
+    for (const std::string& key : keys) reads.push_back({"HMGET", key, "rec", "status", "rev"});
     absl::StatusOr<std::vector<RedisResult>> records = redis_.Pipeline(reads);
     if (!records.ok()) return records.status();
     if (records->size() != reads.size()) return Unexpected("the reconcile detail read");
@@ -905,26 +838,36 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
       const RedisResult& r = (*records)[i];
       if (!r.ok()) return r.status();
       const std::vector<RedisReply>& f = r->elements;
-      if (f.size() != kDetailFixed + kAmountFields) return Unexpected("HMGET of a settlement");
+      if (f.size() != 3) return Unexpected("HMGET of a settlement");
       ReconcileDetail d;
       d.settlement_id = listed[i].str;
-      if (f[1].is_nil()) return Corrupt(Cat("settlement ", d.settlement_id, " has no record"));
-      d.request_id = f[0].str;
-      if (f[1].str == "REVERSED") d.status = SettlementStatus::kReversed;
-      else if (f[1].str != "SETTLED") return Corrupt("status");
-      int64_t n = 0;
-      if (!f[2].is_nil()) {
-        if (!ParseInt64(f[2].str, &n)) return Corrupt("visit");
-        d.visit_type = static_cast<int32_t>(n);
+      if (f[0].is_nil()) {
+        // Shipped and past the hot window while its day's index was not:
+        // only when the index outlived its records (see HotUntilMs).
+        return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
+                               "date",
+                               Cat("settlement ", d.settlement_id,
+                                   " of the day has left Redis; reconcile the day from the "
+                                   "ledger"));
       }
-      if (!ParseInt64(f[3].str, &d.settled_at_unix)) return Corrupt("settled_at");
-      if (!f[4].is_nil() && !ParseInt64(f[4].str, &d.reversed_at_unix)) {
-        return Corrupt("reversed_at");
+      v1::LedgerRecord record;
+      if (absl::Status s = contract::ParseLedgerRecord(f[0].str, keys[i], &record); !s.ok()) {
+        return s;
       }
-      for (size_t a = 0; a < kAmountFields; ++a) {
-        const RedisReply& v = f[kDetailFixed + a];
-        if (v.is_nil()) continue;
-        if (!ParseInt64(v.str, AmountField(d.amounts, a))) return Corrupt(amount_fields[a]);
+      d.request_id = record.request_id();
+      d.visit_type = static_cast<int32_t>(record.request().visit().type());
+      contract::AmountsFromProto(record.response().amounts(), &d.amounts);
+      d.settled_at_unix = record.settled_at_unix_ms() / 1000;
+      if (f[1].str == "REVERSED") {
+        d.status = SettlementStatus::kReversed;
+        v1::LedgerReversal reversal;
+        if (absl::Status s = contract::ParseLedgerReversal(f[2].str, keys[i], &reversal);
+            !s.ok()) {
+          return s;
+        }
+        d.reversed_at_unix = reversal.reversed_at_unix_ms() / 1000;
+      } else if (f[1].str != "SETTLED") {
+        return Corrupt("status");
       }
       result.detail.push_back(std::move(d));
     }
@@ -963,6 +906,75 @@ absl::StatusOr<int64_t> SettlementStore::TrimJournal(int64_t before_ms) {
     removed += r->integer;
   }
   return removed;
+}
+
+absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_view through_id,
+                                             const std::vector<JournalEntry>& shipped,
+                                             int64_t hot_window_ms) {
+  if (!IsTag(tag)) {
+    return engine::InvalidField(reason::kSettlementIdInvalid, "tag",
+                                "a tag is 2 lowercase hex characters");
+  }
+  // XTRIM MINID removes ids below its argument: the id after through_id.
+  const size_t dash = through_id.find('-');
+  uint64_t seq = 0;
+  const std::string_view seq_text =
+      dash == std::string_view::npos ? std::string_view() : through_id.substr(dash + 1);
+  auto [p, ec] = std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
+  if (dash == std::string_view::npos || ec != std::errc() ||
+      p != seq_text.data() + seq_text.size() || seq_text.empty()) {
+    return engine::InvalidField(reason::kJournalIdInvalid, "through_id",
+                                "through_id must be a stream id <ms>-<seq>");
+  }
+  // Keys and times as strings that outlive the argv views.
+  std::vector<std::string> texts;
+  texts.reserve(2 + shipped.size() * 6);
+  texts.push_back(JournalKey(tag));
+  texts.push_back(Cat(through_id.substr(0, dash), "-", seq + 1));
+  std::vector<RedisArgv> commands = {{"XTRIM", texts[0], "MINID", texts[1]}};
+  auto expire = [&](std::string key, int64_t at_ms, bool only_later) {
+    texts.push_back(std::move(key));
+    const std::string& k = texts.back();
+    texts.push_back(std::to_string(at_ms));
+    if (only_later) {
+      commands.push_back({"PEXPIREAT", k, texts.back(), "GT"});
+    } else {
+      commands.push_back({"PEXPIREAT", k, texts.back()});
+    }
+  };
+  for (const JournalEntry& e : shipped) {
+    if (!e.status.ok()) continue;
+    if (e.kind == JournalKind::kSettle) {
+      contract::RecordEffect effect;
+      if (!contract::EffectOf(e.settlement, &effect).ok()) continue;
+      expire(SettlementKey(e.settlement.settlement_id()),
+             e.settlement.settled_at_unix_ms() + hot_window_ms, false);
+      const int64_t day_until = HotUntilMs(effect.settlement_date, hot_window_ms);
+      expire(ReconcileKey(tag, e.settlement.institution_id(), effect.settlement_date), day_until,
+             false);
+      expire(ReconcileIdsKey(tag, e.settlement.institution_id(), effect.settlement_date),
+             day_until, false);
+    } else {
+      // A reversal keeps its record hot for the window after the reversal
+      // (GT: only ever later; a record without an expiry keeps none).
+      expire(SettlementKey(e.reversal.settlement_id()),
+             e.reversal.reversed_at_unix_ms() + hot_window_ms, true);
+    }
+  }
+  // texts must not reallocate under the views: reserved above.
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (const RedisResult& r : *replies) {
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
+int64_t HotUntilMs(engine::Date settlement_date, int64_t hot_window_ms) {
+  // The day ends at 24:00 in China Standard Time (UTC+08:00).
+  const int64_t day_end_ms =
+      (int64_t{settlement_date.days() + 1} * 86400 - 8 * 3600) * 1000;
+  return day_end_ms + hot_window_ms;
 }
 
 }  // namespace medsettle::cache

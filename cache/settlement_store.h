@@ -1,7 +1,9 @@
 // The exactly-once record of settlements in Redis (docs/REDIS-KEYS.md):
 // a person's year accumulators, the settlement records, the idempotency
-// records and the per-tag journal. Transport-agnostic: responses are opaque
-// bytes the caller provides (a serialized SettleResponse).
+// records and the per-tag journal. Transport-agnostic: a settlement is one
+// medsettle.v1.LedgerRecord (proto/medsettle/v1/ledger.proto) built by the
+// caller, stored and journaled as one value; ledger/ ships the journal to
+// PostgreSQL and ReleaseShipped lets Redis forget what was shipped.
 //
 // A settlement is two round trips, both in the person's slot {ab}:
 //
@@ -36,6 +38,7 @@
 #include "cache/redis_client.h"
 #include "engine/date.h"
 #include "engine/types.h"
+#include "medsettle/v1/ledger.pb.h"
 
 namespace medsettle::cache {
 
@@ -67,6 +70,11 @@ inline constexpr std::string_view kJournalIdInvalid = "JOURNAL_ID_INVALID";
 // the engine's INVALID_ARGUMENT DATE_MISSING; Reconcile of an empty
 // institution id the engine's INVALID_ARGUMENT INSTITUTION_INVALID.
 }  // namespace reason
+
+// Until when a settlement date's Reconcile index stays in Redis once its
+// settlements were shipped: the end of the day (UTC+08:00) plus the hot
+// window. Before then Reconcile of the day reads Redis; after, the ledger.
+int64_t HotUntilMs(engine::Date settlement_date, int64_t hot_window_ms);
 
 // Key names (docs/REDIS-KEYS.md). `person_key` must be valid; `tag` is the
 // first 2 hex characters of a person key.
@@ -115,8 +123,11 @@ int64_t AmountValue(const engine::Amounts& amounts, size_t i);
 struct PriorResult {
   std::string content_hash;
   std::string settlement_id;
-  std::string response;  // the bytes CommitSettlement stored
   bool reversed = false;  // the settlement has been reversed since
+  // The settlement's record (read in a second round trip, only when there
+  // is a prior result); nullopt when it has left Redis (shipped to the
+  // ledger and older than the hot window): read it from the ledger.
+  std::optional<v1::LedgerRecord> record;
 };
 
 // What a coverage query needs from Redis, read in one round trip.
@@ -131,7 +142,8 @@ struct CoverageRead {
   std::optional<engine::Enrollment> presenter_enrollment;
 };
 
-// Everything a settlement needs from Redis, read in one round trip.
+// Everything a settlement needs from Redis, read in one round trip (two
+// when the request was committed before).
 struct SettleRead {
   std::optional<engine::Enrollment> enrollment;  // nullopt: not in the snapshot
   engine::Accumulators accumulators;             // zero year, version 0, when absent
@@ -147,31 +159,14 @@ struct CodeReads {
   std::string_view nonce;
   std::string_view presenter_key;
 };
-// Who asked for a settlement or reversal and with what: stored on the
-// settlement record and in its journal entries (docs/REDIS-KEYS.md), so
-// reconciliation and audit read one source. Never an ID number.
-struct AuditFields {
-  std::string certificate_fingerprint;  // SHA-256 of the caller's certificate; "" = dev
-  std::string credential_kind;          // "ID_CARD", "INSURANCE_CARD", "EC_TOKEN"
-  std::string presenter_key;            // family member who presented the code; ""
-};
 
+// One settlement to commit: the record, built once by the caller
+// (contract::BuildLedgerRecord), from which the store takes every key and
+// indexed value (person, year, institution, request id, settlement id,
+// content hash, settlement date, accumulator delta, amounts).
 struct SettlementCommit {
-  std::string person_key;
-  int32_t year = 0;  // the accumulators' year
-  std::string institution_id;
-  std::string request_id;
-  std::string content_hash;   // of the request's content, computed by the caller
-  std::string settlement_id;  // NewSettlementId(person_key, …)
-  std::string response;       // opaque bytes returned to every replay
+  v1::LedgerRecord record;
   int64_t expected_version = 0;  // SettleRead::accumulators.version
-  engine::Accumulators after;    // Settlement::after (absolute totals)
-  engine::Accumulators delta;    // Settlement::delta (kept for Reverse)
-  engine::Date settlement_date;  // the accounting day of Reconcile; required
-  engine::Amounts amounts;  // for the journal and Reconcile
-  int32_t visit = 0;        // engine::VisitType number, stored for Reconcile's detail
-  int64_t now_unix = 0;
-  AuditFields audit;
   // An e-insurance code's nonce (32 hex), "" for other credentials: the
   // commit refuses (kNonceUsed) when another settlement used it, and marks
   // it used until nonce_expires_unix (the code's last valid second).
@@ -181,10 +176,10 @@ struct SettlementCommit {
 
 // Closed set, ordered by precedence (the script checks in this order).
 enum class CommitOutcome : uint8_t {
-  kReplayed,      // same request committed before: the stored response, nothing written
+  kReplayed,      // same request committed before: nothing written; GetSettlement reads it
   kNonceUsed,     // another settlement used the e-insurance code: nothing written
   kVersionMoved,  // the accumulators changed since the read: nothing written; retry
-  kCommitted,     // written: accumulators, record, idempotency, journal
+  kCommitted,     // written: accumulators, record, idempotency, journal, index
 };
 std::string_view Name(CommitOutcome outcome);  // "REPLAYED", "NONCE_USED", "VERSION_MOVED", …
 
@@ -192,7 +187,6 @@ struct CommitResult {
   CommitOutcome outcome = CommitOutcome::kCommitted;
   std::string settlement_id;  // kCommitted: the commit's; kReplayed: the stored one;
                               // kNonceUsed: the settlement that used the code
-  std::string response;       // kCommitted: the commit's; kReplayed: the stored one
   int64_t accumulators_version = 0;  // after the commit; kVersionMoved: the one found
   bool reversed = false;             // kReplayed: the settlement has been reversed since
 };
@@ -200,66 +194,41 @@ struct CommitResult {
 enum class SettlementStatus : uint8_t { kSettled, kReversed };
 std::string_view Name(SettlementStatus status);  // "SETTLED", "REVERSED"
 
-struct SettlementRecord {
-  std::string settlement_id;
-  std::string person_key;
-  int32_t year = 0;
-  std::string institution_id;
-  std::string request_id;
-  std::string content_hash;
+// A settlement as Redis holds it while it is hot.
+struct StoredSettlement {
+  v1::LedgerRecord record;
   SettlementStatus status = SettlementStatus::kSettled;
-  std::string response;
-  engine::Accumulators delta;  // version 0
-  engine::Amounts amounts;
-  engine::Date settlement_date;
-  int32_t visit = 0;  // engine::VisitType number; 0 when the commit gave none
-  int64_t settled_at_unix = 0;
-  AuditFields audit;  // of the settling call
-  // Set when status is kReversed.
-  std::string reversal_certificate_fingerprint;
-  std::string reversal_request_id;
-  std::string reversal_response;
-  int64_t reversed_at_unix = 0;
-};
-
-struct ReversalRequest {
-  std::string settlement_id;
-  std::string institution_id;  // must be the settling institution
-  std::string reversal_request_id;
-  std::string response;  // opaque bytes stored and returned to every replay
-  int64_t now_unix = 0;
-  std::string certificate_fingerprint;  // the reversing caller's (audit)
+  std::optional<v1::LedgerReversal> reversal;  // set when kReversed
+  // Read from the ledger, not Redis (it left Redis after its hot window);
+  // set by the reader that found it there.
+  bool archived = false;
 };
 
 struct ReversalResult {
   bool replayed = false;  // the settlement was reversed before: the stored reversal
-  std::string reversal_request_id;  // the stored one when replayed
-  std::string response;             // the stored one when replayed
-  int64_t reversed_at_unix = 0;
+  v1::LedgerReversal reversal;  // this call's, or the stored one when replayed
   engine::Accumulators accumulators;  // the person's year now
 };
 
 enum class JournalKind : uint8_t { kSettle, kReverse };
 std::string_view Name(JournalKind kind);  // "SETTLE", "REVERSE"
 
-// One journal entry. A REVERSE entry repeats the settlement's delta and
-// amounts (positive): subtract it.
+// One journal entry: the record as one value. A REVERSE entry's reversal
+// repeats the settlement's delta and amounts (positive): subtract it.
 struct JournalEntry {
   std::string stream_id;  // "<ms>-<seq>"
   JournalKind kind = JournalKind::kSettle;
-  std::string settlement_id;
-  std::string person_key;
-  int32_t year = 0;
-  std::string institution_id;
-  std::string request_id;  // the settle or the reversal request id
-  engine::Date settlement_date;
-  int64_t at_unix = 0;
-  engine::Accumulators delta;
-  engine::Amounts amounts;
-  // Audit: the settlement's credential kind and presenter, the certificate
-  // of the call that wrote this entry, and "SETTLED" or "REVERSED".
-  AuditFields audit;
-  std::string outcome;
+  std::string bytes;                // the value as stored
+  v1::LedgerRecord settlement;      // kSettle, when `status` is ok
+  v1::LedgerReversal reversal;      // kReverse, when `status` is ok
+  // Whether the entry decoded: INTERNAL LEDGER_RECORD_INVALID (or
+  // SETTLEMENT_RECORD_CORRUPT for an unknown kind) naming the journal and
+  // the stream id. A bad entry never fails the read of the others: a
+  // reader decides (the shipper stops at it; export reports it).
+  absl::Status status;
+  const std::string& settlement_id() const {
+    return kind == JournalKind::kSettle ? settlement.settlement_id() : reversal.settlement_id();
+  }
 };
 
 // Reconcile of one institution and accounting day.
@@ -271,7 +240,7 @@ struct ReconcileDetail {
   std::string settlement_id;
   std::string request_id;  // the settle request's
   SettlementStatus status = SettlementStatus::kSettled;
-  int32_t visit_type = 0;  // engine::VisitType number
+  int32_t visit_type = 0;  // v1::VisitType number (the same as engine::VisitType's)
   engine::Amounts amounts;
   int64_t settled_at_unix = 0;
   int64_t reversed_at_unix = 0;  // 0 unless kReversed
@@ -287,8 +256,9 @@ inline constexpr int kMaxReconcilePageSize = 1000;
 
 struct SettlementStoreOptions {
   // > 0: the commit sets this expiry on the idempotency record, after which
-  // a re-sent request id settles again (docs/REDIS-KEYS.md); the settlement
-  // record never expires. <= 0: idempotency records are kept forever.
+  // a re-sent request id settles again (docs/REDIS-KEYS.md). <= 0:
+  // idempotency records are kept forever. Settlement records expire only
+  // once shipped (ReleaseShipped).
   int64_t idempotency_ttl_seconds = 0;
 };
 
@@ -318,34 +288,42 @@ class SettlementStore {
 
   // One EVALSHA (plus SCRIPT LOAD on first use or after NOSCRIPT). Checks,
   // before any write: idempotency record (same hash → kReplayed; other
-  // hash → ALREADY_EXISTS kRequestIdReused), accumulator version (moved →
-  // kVersionMoved); then writes the accumulators (version + 1), the record,
-  // the idempotency record (with its expiry, SettlementStoreOptions), a
-  // SETTLE journal entry and the Reconcile index of (institution,
-  // settlement_date). INVALID_ARGUMENT for a bad person key, a settlement
-  // id of another tag, a negative delta or an unset settlement_date
-  // (DATE_MISSING). After UNAVAILABLE the commit may or may not have
+  // hash → ALREADY_EXISTS kRequestIdReused), the code's nonce, the
+  // accumulator version (moved → kVersionMoved); then adds the record's
+  // delta to the accumulators (version + 1), stores the record, the
+  // idempotency record (with its expiry, SettlementStoreOptions), a SETTLE
+  // journal entry holding the record, and the Reconcile index of
+  // (institution, settlement date). INVALID_ARGUMENT for a bad person key,
+  // a settlement id of another tag, a negative delta or an unset settlement
+  // date (DATE_MISSING). After UNAVAILABLE the commit may or may not have
   // happened: repeat the same commit (it replays).
   absl::StatusOr<CommitResult> CommitSettlement(const SettlementCommit& commit);
 
-  // One HGETALL. NOT_FOUND kSettlementNotFound; kSettlementIdInvalid.
-  absl::StatusOr<SettlementRecord> GetSettlement(std::string_view settlement_id);
+  // One HMGET. NOT_FOUND kSettlementNotFound (never committed, or it has
+  // left Redis: the ledger has it); kSettlementIdInvalid; INTERNAL
+  // LEDGER_RECORD_INVALID for a record that does not decode.
+  absl::StatusOr<StoredSettlement> GetSettlement(std::string_view settlement_id);
 
-  // Reads the record's person and year (one HMGET), then one EVALSHA:
-  // NOT_FOUND kSettlementNotFound; PERMISSION_DENIED kNotYourSettlement;
-  // already reversed → the stored reversal (replayed); a total that would
-  // go negative → FAILED_PRECONDITION ACCUMULATORS_INVALID, nothing
-  // written; else subtracts the delta (version + 1), marks the record
-  // REVERSED, appends a REVERSE journal entry and adds the settlement to
-  // the reversed totals of its (institution, settlement date).
-  absl::StatusOr<ReversalResult> CommitReversal(const ReversalRequest& request);
+  // One EVALSHA: the reversal of `settled` (as GetSettlement returned it).
+  // `reversal` must name the same settlement, person, year and date
+  // (INVALID_ARGUMENT otherwise); the amounts and delta given back are the
+  // record's. NOT_FOUND kSettlementNotFound when the record has left Redis;
+  // PERMISSION_DENIED kNotYourSettlement when `reversal` is another
+  // institution's; already reversed → the stored reversal (replayed); a
+  // total that would go negative → FAILED_PRECONDITION
+  // ACCUMULATORS_INVALID, nothing written; else subtracts the delta
+  // (version + 1), marks the record REVERSED with the reversal, appends a
+  // REVERSE journal entry holding it and adds the settlement to the
+  // reversed totals of its (institution, settlement date).
+  absl::StatusOr<ReversalResult> CommitReversal(const v1::LedgerRecord& settled,
+                                                const v1::LedgerReversal& reversal);
 
   // The journal entries of `tag` with stream ids in [from_ms, to_ms]
   // (XRANGE), oldest first; with `count` > 0 only the first `count` of them
   // (XRANGE … COUNT), the rest to be read with ReadJournalAfter from the
   // last one's id. INVALID_ARGUMENT kSettlementIdInvalid ("tag") unless
-  // `tag` is 2 lowercase hex; INTERNAL kSettlementRecordCorrupt for an
-  // unreadable entry.
+  // `tag` is 2 lowercase hex. An entry that does not decode is returned
+  // with its JournalEntry::status set.
   absl::StatusOr<std::vector<JournalEntry>> ReadJournal(std::string_view tag, int64_t from_ms,
                                                         int64_t to_ms, int64_t count = 0);
 
@@ -384,6 +362,18 @@ class SettlementStore {
   // trimmed already: call again (trimming is idempotent). Reconcile does
   // not read the journal.
   absl::StatusOr<int64_t> TrimJournal(int64_t before_ms);
+
+  // After the ledger committed `tag`'s journal entries up to and including
+  // `through_id` (REQUIRES: `shipped` are those entries, decoded): one
+  // pipeline that removes them from the journal (XTRIM MINID, exact: ids
+  // above `through_id` stay) and lets the shipped records leave Redis at
+  // the end of the hot window: each settlement record expires
+  // `hot_window_ms` after it was settled (or reversed, if later), each
+  // Reconcile index of a shipped settlement `hot_window_ms` after the end
+  // of its accounting day (HotUntilMs). Idempotent: a repeat after a crash
+  // sets the same expiries. Entries whose status is not ok are skipped.
+  absl::Status ReleaseShipped(std::string_view tag, std::string_view through_id,
+                              const std::vector<JournalEntry>& shipped, int64_t hot_window_ms);
 
  private:
   // XRANGE of `tag`'s journal from `start` (a range start as Redis takes

@@ -14,6 +14,7 @@
 #include "engine/text.h"
 #include "gateway/authorization.h"
 #include "proto/contract/convert.h"
+#include "proto/contract/ledger_record.h"
 
 namespace medsettle::gateway {
 
@@ -28,11 +29,8 @@ absl::Status CheckDeadline(const CallContext& call) {
                  "the call's deadline passed before it could finish; nothing was committed");
 }
 
-absl::Status ParseStored(const std::string& bytes, google::protobuf::Message* out) {
-  if (out->ParseFromString(bytes)) return absl::OkStatus();
-  return Refusal(absl::StatusCode::kInternal, reason::kStoredResponseCorrupt, "",
-                 "a stored response could not be decoded");
-}
+struct RuleDigests { std::string policy_sha256, catalog_sha256; };
+RuleDigests DigestsOfPlaceholder(const engine::Engine&, std::string_view) { return {}; }
 
 absl::Status MissingSettlementId() {
   return engine::InvalidField(reason::kSettlementIdMissing, "settlement_id",
@@ -56,6 +54,13 @@ absl::Status TokenReplayed(std::string_view used_by) {
                  credentials::kEcTokenField,
                  Cat("this e-insurance code was already used (settlement ", used_by,
                      "); each code settles once, ask for a fresh scan"));
+}
+
+absl::Status ReversalWindowClosed() {
+  return Refusal(absl::StatusCode::kFailedPrecondition, reason::kReversalWindowClosed,
+                 "settlement_id",
+                 "the settlement is older than the hot window and only the ledger holds it; "
+                 "it can no longer be reversed at the counter (ask the bureau)");
 }
 
 absl::Status NotYours() {
@@ -304,7 +309,8 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
                            "(settlement ",
                            read.prior->settlement_id, ")"));
       }
-      return Replay(read.prior->response, read.prior->reversed, response);
+      return Replay(read.prior->settlement_id, read.prior->record, read.prior->reversed,
+                    response);
     }
     if (!person->verdict.ok()) return person->verdict;
     if (absl::Status s = CheckTokenScope(*person, *institution, claim.visit.type); !s.ok()) {
@@ -335,29 +341,30 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     }
 
     const int64_t now_ms = NowMs();
+    const std::string settlement_id = cache::NewSettlementId(person->person_key, now_ms);
+    response->set_settlement_id(settlement_id);
+    response->set_status(v1::SETTLEMENT_STATUS_SETTLED);
+    response->set_settled_at(Timestamp(now_ms / 1000));
+    const RuleDigests digests = DigestsOfPlaceholder(*engine, settlement.policy_id);
     cache::SettlementCommit c;
-    c.person_key = person->person_key;
-    c.year = year;
-    c.institution_id = call.institution_id;
-    c.request_id = request.request_id();
-    c.content_hash = hash;
-    c.settlement_id = cache::NewSettlementId(person->person_key, now_ms);
+    contract::BuildLedgerRecord(
+        request, *read.enrollment, *institution, read.accumulators, *response,
+        {.settlement_id = settlement_id,
+         .institution_id = call.institution_id,
+         .person_key = person->person_key,
+         .content_hash = hash,
+         .credential_kind = std::string(CredentialKindName(person->kind)),
+         .presenter_key = person->presenter_key,
+         .certificate_fingerprint = call.certificate_fingerprint,
+         .settled_at_unix_ms = now_ms,
+         .snapshot_version = (*view)->version(),
+         .policy_sha256 = digests.policy_sha256,
+         .catalog_sha256 = digests.catalog_sha256,
+         .voucher_issued_at_unix = person->voucher_issued_at_unix.value_or(0)},
+        &c.record);
     c.expected_version = read.accumulators.version;
-    c.after = settlement.after;
-    c.delta = settlement.delta;
-    c.settlement_date = settlement.settlement_date;
-    c.amounts = settlement.amounts;
-    c.visit = static_cast<int32_t>(claim.visit.type);
-    c.now_unix = now_ms / 1000;
-    c.audit = {.certificate_fingerprint = call.certificate_fingerprint,
-               .credential_kind = std::string(CredentialKindName(person->kind)),
-               .presenter_key = person->presenter_key};
     c.token_nonce = person->nonce;
     c.nonce_expires_unix = person->usable_until_unix;
-    response->set_settlement_id(c.settlement_id);
-    response->set_status(v1::SETTLEMENT_STATUS_SETTLED);
-    response->set_settled_at(Timestamp(c.now_unix));
-    c.response = response->SerializeAsString();
 
     if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
     absl::StatusOr<cache::CommitResult> result = store_.CommitSettlement(c);
@@ -367,7 +374,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
         return absl::OkStatus();
       case cache::CommitOutcome::kReplayed:
         // A concurrent identical request committed first.
-        return Replay(result->response, result->reversed, response);
+        return Replay(result->settlement_id, std::nullopt, result->reversed, response);
       case cache::CommitOutcome::kNonceUsed:
         // Another request with the same code committed first.
         return TokenReplayed(result->settlement_id);
@@ -391,15 +398,37 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
   }
 }
 
-absl::Status SettlementHandler::Replay(const std::string& stored, bool reversed,
-                                       v1::SettleResponse* response) {
-  if (absl::Status s = ParseStored(stored, response); !s.ok()) return s;
+absl::Status SettlementHandler::Replay(const std::string& settlement_id,
+                                       const std::optional<v1::LedgerRecord>& record,
+                                       bool reversed, v1::SettleResponse* response) {
+  if (record.has_value()) {
+    *response = record->response();
+  } else {
+    // Committed by a concurrent request (not read yet), or no longer in
+    // Redis: the store, then the ledger.
+    absl::StatusOr<cache::StoredSettlement> stored = FindSettlement(settlement_id);
+    if (!stored.ok()) return stored.status();
+    *response = stored->record.response();
+    reversed = reversed || stored->status == cache::SettlementStatus::kReversed;
+  }
   response->set_replayed(true);
   // The stored response says SETTLED; the reversal marks the idempotency
   // record, so a reversal since then is known without another read.
   if (reversed) response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
   counters_.replays.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+absl::StatusOr<cache::StoredSettlement> SettlementHandler::FindSettlement(
+    std::string_view settlement_id) const {
+  absl::StatusOr<cache::StoredSettlement> stored = store_.GetSettlement(settlement_id);
+  if (stored.ok() || stored.status().code() != absl::StatusCode::kNotFound ||
+      options_.archive == nullptr) {
+    return stored;
+  }
+  absl::StatusOr<cache::StoredSettlement> archived = options_.archive->Get(settlement_id);
+  if (archived.ok()) archived->archived = true;
+  return archived;
 }
 
 absl::StatusOr<engine::Institution> SettlementHandler::RegisteredInstitution(
@@ -528,34 +557,58 @@ absl::Status SettlementHandler::Reverse(const CallContext& call,
                    Cat("institution ", call.institution_id, " is suspended from settlement"));
   }
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
-  absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
-  if (!record.ok()) return record.status();
-  if (record->institution_id != call.institution_id) return NotYours();
+  absl::StatusOr<cache::StoredSettlement> stored = FindSettlement(request.settlement_id());
+  if (!stored.ok()) return stored.status();
+  const v1::LedgerRecord& settled = stored->record;
+  if (settled.institution_id() != call.institution_id) return NotYours();
+  if (stored->archived) {
+    // Past the hot window only the ledger holds the record: a reversal
+    // made then replays; a new one is refused (docs/API.md).
+    if (!stored->reversal.has_value()) return ReversalWindowClosed();
+    *response = stored->reversal->response();
+    response->set_replayed(true);
+    return absl::OkStatus();
+  }
 
-  const int64_t now = NowMs() / 1000;
+  const int64_t now_ms = NowMs();
   response->Clear();
   response->set_reversal_id(Cat(request.settlement_id(), "-r"));
   response->set_settlement_id(request.settlement_id());
   response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
-  contract::AmountsToProto(record->amounts, response->mutable_amounts());
-  response->set_reversed_at(Timestamp(now));
+  *response->mutable_amounts() = settled.response().amounts();
+  response->set_reversed_at(Timestamp(now_ms / 1000));
   response->set_reason(request.reason());
 
-  cache::ReversalRequest reversal{.settlement_id = request.settlement_id(),
-                                  .institution_id = call.institution_id,
-                                  .reversal_request_id = request.request_id(),
-                                  .response = response->SerializeAsString(),
-                                  .now_unix = now,
-                                  .certificate_fingerprint = call.certificate_fingerprint};
+  v1::LedgerReversal reversal;
+  reversal.set_format(contract::kLedgerRecordFormat);
+  reversal.set_settlement_id(settled.settlement_id());
+  reversal.set_institution_id(call.institution_id);
+  reversal.set_request_id(request.request_id());
+  reversal.set_reason(request.reason());
+  reversal.set_certificate_fingerprint(call.certificate_fingerprint);
+  reversal.set_reversed_at_unix_ms(now_ms);
+  reversal.set_person_key(settled.person_key());
+  reversal.set_year(settled.year());
+  reversal.set_settlement_date(settled.settlement_date());
+  *reversal.mutable_amounts() = settled.response().amounts();
+  *reversal.mutable_delta() = settled.response().accumulator_delta();
+  *reversal.mutable_response() = *response;
+  reversal.set_settle_request_id(settled.request_id());
+
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
-  absl::StatusOr<cache::ReversalResult> result = store_.CommitReversal(reversal);
-  if (!result.ok()) return result.status();
+  absl::StatusOr<cache::ReversalResult> result = store_.CommitReversal(settled, reversal);
+  if (!result.ok()) {
+    // The record left Redis between the read and the script (its hot
+    // window ended): only the ledger has it now.
+    if (result.status().code() == absl::StatusCode::kNotFound) return ReversalWindowClosed();
+    return result.status();
+  }
   if (result->replayed) {
-    if (absl::Status s = ParseStored(result->response, response); !s.ok()) return s;
+    *response = result->reversal.response();
     response->set_replayed(true);
   }
   // The person's year as it is now (after this or the earlier reversal).
-  contract::AccumulatorsToProto(result->accumulators, record->person_key, record->year,
+  contract::AccumulatorsToProto(result->accumulators, settled.person_key(), settled.year(),
                                 response->mutable_year_to_date());
   return absl::OkStatus();
 }
@@ -566,12 +619,12 @@ absl::Status SettlementHandler::GetSettlement(const CallContext& call,
   if (request.settlement_id().empty()) return MissingSettlementId();
   if (absl::Status s = RegisteredInstitution(call).status(); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
-  absl::StatusOr<cache::SettlementRecord> record = store_.GetSettlement(request.settlement_id());
-  if (!record.ok()) return record.status();
-  if (record->institution_id != call.institution_id) return NotYours();
-  if (absl::Status s = ParseStored(record->response, response); !s.ok()) return s;
+  absl::StatusOr<cache::StoredSettlement> stored = FindSettlement(request.settlement_id());
+  if (!stored.ok()) return stored.status();
+  if (stored->record.institution_id() != call.institution_id) return NotYours();
+  *response = stored->record.response();
   response->set_replayed(false);
-  if (record->status == cache::SettlementStatus::kReversed) {
+  if (stored->status == cache::SettlementStatus::kReversed) {
     response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
   }
   return absl::OkStatus();
@@ -588,8 +641,16 @@ absl::Status SettlementHandler::Reconcile(const CallContext& call,
   const int page_size = request.page_size() == 0 ? 100 : request.page_size();
   if (absl::Status s = RegisteredInstitution(call).status(); !s.ok()) return s;
   if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
-  absl::StatusOr<cache::ReconcileResult> result = store_.Reconcile(
-      call.institution_id, date, request.include_detail(), page_size, request.page_token());
+  // A day whose hot window has ended is reconciled from the ledger (its
+  // Redis index has expired, or will any moment).
+  const bool from_ledger = options_.archive != nullptr &&
+                           cache::HotUntilMs(date, options_.hot_window_ms) <= NowMs();
+  absl::StatusOr<cache::ReconcileResult> result =
+      from_ledger ? options_.archive->Reconcile(call.institution_id, date,
+                                                request.include_detail(), page_size,
+                                                request.page_token())
+                  : store_.Reconcile(call.institution_id, date, request.include_detail(),
+                                     page_size, request.page_token());
   if (!result.ok()) return result.status();
 
   response->Clear();
@@ -609,7 +670,7 @@ absl::Status SettlementHandler::Reconcile(const CallContext& call,
     e->set_status(d.status == cache::SettlementStatus::kReversed
                       ? v1::SETTLEMENT_STATUS_REVERSED
                       : v1::SETTLEMENT_STATUS_SETTLED);
-    e->set_visit_type(contract::VisitTypeToProto(static_cast<engine::VisitType>(d.visit_type)));
+    e->set_visit_type(static_cast<v1::VisitType>(d.visit_type));
     contract::AmountsToProto(d.amounts, e->mutable_amounts());
     e->set_settled_at(Timestamp(d.settled_at_unix));
     if (d.reversed_at_unix != 0) e->set_reversed_at(Timestamp(d.reversed_at_unix));

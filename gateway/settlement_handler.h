@@ -43,6 +43,7 @@
 #include "gateway/credentials/ec_token.h"
 #include "gateway/counters.h"
 #include "gateway/engine_holder.h"
+#include "gateway/settlement_archive.h"
 #include "gateway/snapshot_watcher.h"
 #include "medsettle/v1/service.pb.h"
 #include "medsettle/v1/settlement.pb.h"
@@ -70,6 +71,9 @@ inline constexpr std::string_view kSettlementIdMissing = "SETTLEMENT_ID_MISSING"
 inline constexpr std::string_view kDeadlineExceeded = "DEADLINE_EXCEEDED";
 // INTERNAL: a stored response could not be decoded.
 inline constexpr std::string_view kStoredResponseCorrupt = "STORED_RESPONSE_CORRUPT";
+// FAILED_PRECONDITION: Reverse of a settlement that has left Redis (shipped
+// to the ledger and older than the hot window).
+inline constexpr std::string_view kReversalWindowClosed = "REVERSAL_WINDOW_CLOSED";
 // UNAVAILABLE: no engine is loaded (never after a successful start).
 inline constexpr std::string_view kEngineNotLoaded = "ENGINE_NOT_LOADED";
 }  // namespace reason
@@ -93,6 +97,14 @@ struct HandlerOptions {
   std::shared_ptr<const credentials::IssuerKeyring> issuer_keys;
   int token_clock_skew_seconds = 60;
   int token_max_lifetime_minutes = 60;  // 0 = any
+  // Where settlements are read once they have left Redis (the ledger);
+  // null: only Redis (a settlement past the hot window is NOT_FOUND).
+  // Must outlive the handler.
+  SettlementArchive* archive = nullptr;
+  // How long a shipped settlement stays in Redis (ledger.hot_window_hours;
+  // the shipper's --hot-window must match): Reconcile of a day whose window
+  // has ended reads the archive.
+  int64_t hot_window_ms = int64_t{7} * 24 * 3600 * 1000;
 };
 
 class SettlementHandler {
@@ -153,9 +165,14 @@ class SettlementHandler {
   // Shared by PreSettle and Settle; `commit` false computes only.
   absl::Status SettleOrTrial(const CallContext& call, const v1::SettleRequest& request,
                              bool commit, v1::SettleResponse* response);
-  // The stored response of an earlier identical request, replayed=true,
-  // with the status it has now (REVERSED after a reversal).
-  absl::Status Replay(const std::string& stored, bool reversed, v1::SettleResponse* response);
+  // The response of an earlier identical request, replayed=true, with the
+  // status it has now (REVERSED after a reversal): from `record` when the
+  // read brought it, else read from the store or the archive.
+  absl::Status Replay(const std::string& settlement_id,
+                      const std::optional<v1::LedgerRecord>& record, bool reversed,
+                      v1::SettleResponse* response);
+  // The settlement from Redis, or from the archive once it left Redis.
+  absl::StatusOr<cache::StoredSettlement> FindSettlement(std::string_view settlement_id) const;
   // The caller's registry record in the current snapshot, or
   // PERMISSION_DENIED INSTITUTION_UNKNOWN.
   absl::StatusOr<engine::Institution> RegisteredInstitution(const CallContext& call) const;

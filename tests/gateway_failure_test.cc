@@ -39,6 +39,7 @@
 
 #include "cache/redis_client.h"
 #include "cache/settlement_store.h"
+#include "proto/contract/ledger_record.h"
 #include "cache/snapshot_store.h"
 #include "engine/date.h"
 #include "engine/engine.h"
@@ -299,9 +300,17 @@ class GatewayFailureTest : public ::testing::Test {
     if (!journal.ok()) return -1;
     int entries = 0;
     for (const cache::JournalEntry& e : *journal) {
-      if (e.person_key != person_key) continue;
-      sum->AddTotals(e.delta, e.kind == cache::JournalKind::kSettle ? 1 : -1);
-      if (request_ids != nullptr) request_ids->insert(e.request_id);
+      EXPECT_TRUE(e.status.ok()) << e.status;
+      const bool settle = e.kind == cache::JournalKind::kSettle;
+      if ((settle ? e.settlement.person_key() : e.reversal.person_key()) != person_key) continue;
+      contract::RecordEffect effect;
+      EXPECT_TRUE((settle ? contract::EffectOf(e.settlement, &effect)
+                          : contract::EffectOf(e.reversal, &effect))
+                      .ok());
+      sum->AddTotals(effect.delta, settle ? 1 : -1);
+      if (request_ids != nullptr) {
+        request_ids->insert(settle ? e.settlement.request_id() : e.reversal.request_id());
+      }
       ++entries;
     }
     return entries;

@@ -442,7 +442,7 @@ TEST_F(GatewayProcessTest, SigtermLetsCallsInFlightFinishThenExitsZero) {
         store.ReadJournal(h_->PersonKey(QuzhouId(2 + i)).substr(0, 2), 0, INT64_MAX);
     ASSERT_TRUE(journal.ok()) << journal.status();
     for (const cache::JournalEntry& e : *journal) {
-      if (e.request_id == Cat("drain-", i)) ++committed;
+      if (e.settlement.request_id() == Cat("drain-", i)) ++committed;
     }
   }
   EXPECT_EQ(committed, kCalls);

@@ -196,21 +196,23 @@ TEST_F(GatewaySecurityTest, ScannedCodeSettlesAPharmacyPurchaseOnceAndAuditsIt) 
   // The record and the journal name the credential kind; under
   // --insecure-dev there is no certificate to fingerprint.
   cache::SettlementStore store(h().redis_client());
-  absl::StatusOr<cache::SettlementRecord> record = store.GetSettlement(first.settlement_id());
+  absl::StatusOr<cache::StoredSettlement> record = store.GetSettlement(first.settlement_id());
   ASSERT_TRUE(record.ok()) << record.status();
-  EXPECT_EQ(record->audit.credential_kind, "EC_TOKEN");
-  EXPECT_EQ(record->audit.presenter_key, "");
+  EXPECT_EQ(record->record.credential_kind(), "EC_TOKEN");
+  EXPECT_EQ(record->record.presenter_key(), "");
   const std::string pk = h().PersonKey(IdOf(kPlain));
   absl::StatusOr<std::vector<cache::JournalEntry>> journal =
       store.ReadJournal(pk.substr(0, 2), 0, INT64_MAX);
   ASSERT_TRUE(journal.ok()) << journal.status();
   int settled = 0;
   for (const cache::JournalEntry& e : *journal) {
-    if (e.person_key != pk) continue;
+    if (e.settlement.person_key() != pk) continue;
     ++settled;
-    EXPECT_EQ(e.institution_id, kPharmacy);
-    EXPECT_EQ(e.audit.credential_kind, "EC_TOKEN");
-    EXPECT_EQ(e.outcome, "SETTLED");
+    EXPECT_EQ(e.kind, cache::JournalKind::kSettle);
+    EXPECT_EQ(e.settlement.institution_id(), kPharmacy);
+    EXPECT_EQ(e.settlement.credential_kind(), "EC_TOKEN");
+    // Never an ID number: the bill is recorded without its credential.
+    EXPECT_FALSE(e.settlement.request().has_credential());
   }
   EXPECT_EQ(settled, 2);
 }
@@ -299,10 +301,10 @@ TEST_F(GatewaySecurityTest, BoundFamilyMemberMayPresentTheCodeAndIsRecorded) {
   EXPECT_EQ(out.person_key(), h().PersonKey(IdOf(kParent)));
   EXPECT_EQ(out.presenter_key(), h().PersonKey(IdOf(kChild)));
   cache::SettlementStore store(h().redis_client());
-  absl::StatusOr<cache::SettlementRecord> record = store.GetSettlement(out.settlement_id());
+  absl::StatusOr<cache::StoredSettlement> record = store.GetSettlement(out.settlement_id());
   ASSERT_TRUE(record.ok()) << record.status();
-  EXPECT_EQ(record->person_key, h().PersonKey(IdOf(kParent)));
-  EXPECT_EQ(record->audit.presenter_key, h().PersonKey(IdOf(kChild)));
+  EXPECT_EQ(record->record.person_key(), h().PersonKey(IdOf(kParent)));
+  EXPECT_EQ(record->record.presenter_key(), h().PersonKey(IdOf(kChild)));
 
   // Nobody bound the parent to the child, nor anyone to person 1.
   ExpectRefused(SettleWithToken(kPharmacy, Purchase("family-2"),

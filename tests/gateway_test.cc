@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cache/settlement_store.h"
+#include "proto/contract/ledger_record.h"
 #include "engine/engine.h"
 #include "engine/status.h"
 #include "engine/text.h"
@@ -420,8 +421,14 @@ TEST_F(GatewayTest, ConcurrentSettlementsOfOnePersonNeverUseACapTwice) {
   engine::Accumulators replay;
   int entries = 0;
   for (const cache::JournalEntry& e : *journal) {
-    if (e.person_key != pk) continue;
-    replay.AddTotals(e.delta, e.kind == cache::JournalKind::kSettle ? 1 : -1);
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    const bool settle = e.kind == cache::JournalKind::kSettle;
+    if ((settle ? e.settlement.person_key() : e.reversal.person_key()) != pk) continue;
+    contract::RecordEffect effect;
+    ASSERT_TRUE((settle ? contract::EffectOf(e.settlement, &effect)
+                        : contract::EffectOf(e.reversal, &effect))
+                    .ok());
+    replay.AddTotals(effect.delta, settle ? 1 : -1);
     ++entries;
   }
   EXPECT_EQ(entries, committed);

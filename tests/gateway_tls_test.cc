@@ -197,8 +197,8 @@ TEST_F(GatewayTlsTest, TheVerifiedCertificateNamesTheInstitutionAndIsAudited) {
       store.ReadJournal(h().PersonKey(QuzhouId(2)).substr(0, 2), 0, INT64_MAX);
   ASSERT_TRUE(journal.ok()) << journal.status();
   ASSERT_EQ(journal->size(), 1u);
-  EXPECT_EQ(journal->front().institution_id, inst);
-  EXPECT_EQ(journal->front().audit.certificate_fingerprint, expected);
+  EXPECT_EQ(journal->front().settlement.institution_id(), inst);
+  EXPECT_EQ(journal->front().settlement.certificate_fingerprint(), expected);
 }
 
 TEST_F(GatewayTlsTest, AConnectionWithoutAClientCertificateIsRefused) {
