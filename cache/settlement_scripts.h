@@ -4,7 +4,9 @@
 // the person's hash tag: one slot. The settlement record (and a reversal's)
 // arrives as one opaque value, a serialized medsettle.v1.LedgerRecord
 // (LedgerReversal), stored and journaled as it is; only what a script must
-// check or index comes separately, as name/value pairs. Totals are compared
+// check or index comes separately, as name/value pairs. A record is a
+// string key of its own (stl:…, rev:…): small hashes of one big value would
+// cost Redis a hash table each. Totals are compared
 // as Lua numbers (exact below 2^53; engine::kMaxAccumulatedCents is 10^15)
 // and changed with HINCRBY of the caller's decimal text, never formatted by
 // Lua.
@@ -16,11 +18,11 @@
 
 namespace medsettle::cache::scripts {
 
-// KEYS: 1 acc, 2 idem, 3 stl, 4 journal, 5 recon (the hash of the
+// KEYS: 1 acc, 2 idem, 3 stl (a string: the record), 4 journal, 5 recon (the hash of the
 // institution's settlement date), 6 recon ids (its list); optional 7th:
 // the e-insurance code's nonce key (single use).
 // ARGV: 1 expected accumulator version, 2 content hash, 3 settlement id,
-// 4 the record (LedgerRecord bytes), 5 the idempotency TTL in seconds
+// 4 the record (LedgerRecord, as stored: cache/record_codec.h), 5 the idempotency TTL in seconds
 // (0 = none), 6 the nonce key's TTL in seconds, 7 n; then n pairs of an
 // accumulator field and its delta (non-zero ones only); then pairs of an
 // amount name and its value (non-zero ones only) for the Reconcile index.
@@ -47,7 +49,7 @@ end
 local n = tonumber(ARGV[7])
 for i = 8, 7 + 2 * n, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HSET', KEYS[3], 'rec', ARGV[4], 'status', 'SETTLED')
+redis.call('SET', KEYS[3], ARGV[4])
 redis.call('HSET', KEYS[2], 'hash', ARGV[2], 'settlement_id', ARGV[3])
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
@@ -64,18 +66,19 @@ return {'COMMITTED', ARGV[3], tostring(version)}
 // KEYS: 1 stl, 2 acc (of the record's person and year), 3 journal, 4 recon
 // (the hash of the record's institution and settlement date), 5 idem (the
 // record's idempotency record: marked REVERSED if it still exists, so a
-// replayed Settle reports the reversal without another read).
-// ARGV: 1 the reversal (LedgerReversal bytes), 2 n; then n pairs of an
-// accumulator field and the settlement's delta (non-zero ones only, as the
-// record holds them; the record is immutable, so what the caller read is
-// what the settlement added); then pairs of an amount name and its value.
+// replayed Settle reports the reversal without another read), 6 rev (the
+// reversal's record; it exists once the settlement is reversed).
+// ARGV: 1 the reversal (stored LedgerReversal bytes), 2 n; then n pairs of
+// an accumulator field and the settlement's delta (non-zero ones only, as
+// the record holds them; the record is immutable, so what the caller read
+// is what the settlement added); then pairs of an amount name and its value.
 // Returns {'NOT_FOUND'} | {'NEGATIVE', field} |
 // {'REPLAYED' | 'REVERSED', reversal bytes, acc field, value, …}.
 inline constexpr std::string_view kCommitReversal = R"lua(
-local st = redis.call('HMGET', KEYS[1], 'status', 'rev')
-if not st[1] then return {'NOT_FOUND'} end
-if st[1] == 'REVERSED' then
-  local out = {'REPLAYED', st[2] or ''}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_FOUND'} end
+local done = redis.call('GET', KEYS[6])
+if done then
+  local out = {'REPLAYED', done}
   for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do out[#out + 1] = v end
   return out
 end
@@ -86,7 +89,9 @@ for i = 3, 2 + 2 * n, 2 do
 end
 for i = 3, 2 + 2 * n, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], '-' .. ARGV[i + 1]) end
 redis.call('HINCRBY', KEYS[2], 'version', 1)
-redis.call('HSET', KEYS[1], 'status', 'REVERSED', 'rev', ARGV[1])
+redis.call('SET', KEYS[6], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[6], ttl) end
 if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HSET', KEYS[5], 'status', 'REVERSED') end
 redis.call('XADD', KEYS[3], '*', 'kind', 'REVERSE', 'rec', ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'reversed.count', 1)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cache/enrollment_codec.h"
+#include "cache/record_codec.h"
 #include "cache/settlement_scripts.h"
 #include "cache/snapshot_store.h"
 #include "engine/engine.h"
@@ -126,6 +127,25 @@ absl::StatusOr<engine::Accumulators> ParseAccumulators(const std::vector<RedisRe
     }
   }
   return a;
+}
+
+// A stored settlement record (cache/record_codec.h): unpacked into
+// `serialized` (when given) and parsed into `out`.
+absl::Status DecodeStored(std::string_view stored, const std::string& where,
+                          v1::LedgerRecord* out, std::string* serialized = nullptr) {
+  absl::StatusOr<std::string> bytes = UnpackRecord(stored, where);
+  if (!bytes.ok()) return bytes.status();
+  if (absl::Status s = contract::ParseLedgerRecord(*bytes, where, out); !s.ok()) return s;
+  if (serialized != nullptr) *serialized = *std::move(bytes);
+  return absl::OkStatus();
+}
+absl::Status DecodeStored(std::string_view stored, const std::string& where,
+                          v1::LedgerReversal* out, std::string* serialized = nullptr) {
+  absl::StatusOr<std::string> bytes = UnpackRecord(stored, where);
+  if (!bytes.ok()) return bytes.status();
+  if (absl::Status s = contract::ParseLedgerReversal(*bytes, where, out); !s.ok()) return s;
+  if (serialized != nullptr) *serialized = *std::move(bytes);
+  return absl::OkStatus();
 }
 
 // Name/value pairs of the non-zero totals of `a` (accumulator fields) and
@@ -352,6 +372,9 @@ std::string IdempotencyKey(std::string_view tag, std::string_view institution_id
 std::string SettlementKey(std::string_view settlement_id) {
   return Cat("stl:{", settlement_id.substr(0, 2), "}:", settlement_id);
 }
+std::string ReversalKey(std::string_view settlement_id) {
+  return Cat("rev:{", settlement_id.substr(0, 2), "}:", settlement_id);
+}
 std::string JournalKey(std::string_view tag) { return Cat("journal:{", tag, "}"); }
 std::string NonceKey(std::string_view person_key, std::string_view nonce) {
   return Cat("nonce:{", person_key.substr(0, 2), "}:", nonce);
@@ -539,8 +562,7 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   const std::string recon_ids = ReconcileIdsKey(*tag, rec.institution_id(), effect.settlement_date);
   const std::string nonce = c.token_nonce.empty() ? "" : NonceKey(rec.person_key(), c.token_nonce);
   const int64_t now_unix = rec.settled_at_unix_ms() / 1000;
-  std::string bytes;
-  rec.SerializeToString(&bytes);
+  const std::string bytes = PackRecord(rec.SerializeAsString());
   std::vector<std::string> values = {
       std::to_string(c.expected_version), rec.content_hash(), rec.settlement_id(), "",
       std::to_string(std::max<int64_t>(options_.idempotency_ttl_seconds, 0)),
@@ -597,30 +619,23 @@ absl::StatusOr<StoredSettlement> SettlementStore::GetSettlement(std::string_view
   absl::StatusOr<std::string> tag = TagOfSettlementId(settlement_id);
   if (!tag.ok()) return tag.status();
   const std::string key = SettlementKey(settlement_id);
-  RedisResult r = redis_.Command({"HMGET", key, "rec", "status", "rev"});
+  const std::string rev = ReversalKey(settlement_id);
+  RedisResult r = redis_.Command({"MGET", key, rev});
   if (!r.ok()) return r.status();
-  if (r->elements.size() != 3) return Unexpected("HMGET of the settlement");
+  if (r->elements.size() != 2) return Unexpected("MGET of the settlement");
   if (r->elements[0].is_nil()) {
     return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
                            "settlement_id", "no settlement has this id in Redis");
   }
   StoredSettlement out;
-  if (absl::Status s = contract::ParseLedgerRecord(r->elements[0].str, key, &out.record);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = DecodeStored(r->elements[0].str, key, &out.record); !s.ok()) return s;
   if (out.record.settlement_id() != settlement_id) return Corrupt(Cat(key, " holds another id"));
-  const std::string& status = r->elements[1].str;
-  if (status == "REVERSED") {
+  if (!r->elements[1].is_nil()) {
     out.status = SettlementStatus::kReversed;
     out.reversal.emplace();
-    if (absl::Status s =
-            contract::ParseLedgerReversal(r->elements[2].str, Cat(key, " rev"), &*out.reversal);
-        !s.ok()) {
+    if (absl::Status s = DecodeStored(r->elements[1].str, rev, &*out.reversal); !s.ok()) {
       return s;
     }
-  } else if (status != "SETTLED") {
-    return Corrupt(Cat(key, " status"));
   }
   return out;
 }
@@ -650,15 +665,15 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
   const std::string journal = JournalKey(*tag);
   const std::string recon = ReconcileKey(*tag, settled.institution_id(), effect.settlement_date);
   const std::string idem = IdempotencyKey(*tag, settled.institution_id(), settled.request_id());
-  std::string bytes;
-  reversal.SerializeToString(&bytes);
+  const std::string bytes = PackRecord(reversal.SerializeAsString());
   std::vector<std::string> values = {""};
   AppendNonZeroTotals(effect.delta, &values);
   values[0] = std::to_string((values.size() - 1) / 2);
   AppendNonZeroAmounts(effect.amounts, &values);
-  RedisArgv argv = {stl, acc, journal, recon, idem, bytes};
+  const std::string rev = ReversalKey(settled.settlement_id());
+  RedisArgv argv = {stl, acc, journal, recon, idem, rev, bytes};
   for (const std::string& v : values) argv.push_back(v);
-  RedisResult r = RunScript(kReversalScript, argv, 5);
+  RedisResult r = RunScript(kReversalScript, argv, 6);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the reversal script");
@@ -678,8 +693,7 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
   }
   ReversalResult result;
   result.replayed = outcome == "REPLAYED";
-  if (absl::Status s = contract::ParseLedgerReversal(e[1].str, Cat(stl, " rev"),
-                                                     &result.reversal);
+  if (absl::Status s = DecodeStored(e[1].str, rev, &result.reversal);
       !s.ok()) {
     return s;
   }
@@ -734,25 +748,32 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::RangeJournal(std::str
   }
   RedisResult r = redis_.Command(argv);
   if (!r.ok()) return r.status();
+  return DecodeJournal(key, *r);
+}
+
+absl::StatusOr<std::vector<JournalEntry>> SettlementStore::DecodeJournal(const std::string& key,
+                                                                         const RedisReply& reply) {
   std::vector<JournalEntry> out;
-  out.reserve(r->elements.size());
-  for (const RedisReply& item : r->elements) {
+  out.reserve(reply.elements.size());
+  for (const RedisReply& item : reply.elements) {
     if (item.elements.size() != 2) return Unexpected("XRANGE");
     JournalEntry entry;
     entry.stream_id = item.elements[0].str;
     const std::string where = Cat(key, " entry ", entry.stream_id);
     const std::vector<RedisReply>& f = item.elements[1].elements;
     std::string_view kind;
+    std::string_view stored;
     for (size_t k = 0; k + 1 < f.size(); k += 2) {
       if (f[k].str == "kind") kind = f[k + 1].str;
-      if (f[k].str == "rec") entry.bytes = f[k + 1].str;
+      if (f[k].str == "rec") stored = f[k + 1].str;
     }
+    entry.bytes = std::string(stored);  // the unpacked record once it decodes
     if (kind == "SETTLE") {
       entry.kind = JournalKind::kSettle;
-      entry.status = contract::ParseLedgerRecord(entry.bytes, where, &entry.settlement);
+      entry.status = DecodeStored(stored, where, &entry.settlement, &entry.bytes);
     } else if (kind == "REVERSE") {
       entry.kind = JournalKind::kReverse;
-      entry.status = contract::ParseLedgerReversal(entry.bytes, where, &entry.reversal);
+      entry.status = DecodeStored(stored, where, &entry.reversal, &entry.bytes);
     } else {
       entry.status = Corrupt(Cat(where, ": kind '", kind, "' is neither SETTLE nor REVERSE"));
     }
@@ -830,7 +851,10 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
     }
     std::vector<RedisArgv> reads;
     reads.reserve(keys.size());
-    for (const std::string& key : keys) reads.push_back({"HMGET", key, "rec", "status", "rev"});
+    std::vector<std::string> revs;
+    revs.reserve(keys.size());
+    for (const RedisReply& id : listed) revs.push_back(ReversalKey(id.str));
+    for (size_t i = 0; i < keys.size(); ++i) reads.push_back({"MGET", keys[i], revs[i]});
     absl::StatusOr<std::vector<RedisResult>> records = redis_.Pipeline(reads);
     if (!records.ok()) return records.status();
     if (records->size() != reads.size()) return Unexpected("the reconcile detail read");
@@ -838,7 +862,7 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
       const RedisResult& r = (*records)[i];
       if (!r.ok()) return r.status();
       const std::vector<RedisReply>& f = r->elements;
-      if (f.size() != 3) return Unexpected("HMGET of a settlement");
+      if (f.size() != 2) return Unexpected("MGET of a settlement");
       ReconcileDetail d;
       d.settlement_id = listed[i].str;
       if (f[0].is_nil()) {
@@ -851,23 +875,16 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
                                    "ledger"));
       }
       v1::LedgerRecord record;
-      if (absl::Status s = contract::ParseLedgerRecord(f[0].str, keys[i], &record); !s.ok()) {
-        return s;
-      }
+      if (absl::Status s = DecodeStored(f[0].str, keys[i], &record); !s.ok()) return s;
       d.request_id = record.request_id();
       d.visit_type = static_cast<int32_t>(record.request().visit().type());
       contract::AmountsFromProto(record.response().amounts(), &d.amounts);
       d.settled_at_unix = record.settled_at_unix_ms() / 1000;
-      if (f[1].str == "REVERSED") {
+      if (!f[1].is_nil()) {
         d.status = SettlementStatus::kReversed;
         v1::LedgerReversal reversal;
-        if (absl::Status s = contract::ParseLedgerReversal(f[2].str, keys[i], &reversal);
-            !s.ok()) {
-          return s;
-        }
+        if (absl::Status s = DecodeStored(f[1].str, revs[i], &reversal); !s.ok()) return s;
         d.reversed_at_unix = reversal.reversed_at_unix_ms() / 1000;
-      } else if (f[1].str != "SETTLED") {
-        return Corrupt("status");
       }
       result.detail.push_back(std::move(d));
     }
@@ -908,6 +925,57 @@ absl::StatusOr<int64_t> SettlementStore::TrimJournal(int64_t before_ms) {
   return removed;
 }
 
+absl::StatusOr<std::vector<std::vector<JournalEntry>>> SettlementStore::ReadJournalHeads(
+    int64_t count) {
+  std::vector<std::string> keys;
+  keys.reserve(kTagCount);
+  for (int t = 0; t < kTagCount; ++t) keys.push_back(JournalKey(TagText(t)));
+  const std::string limit = std::to_string(std::max<int64_t>(count, 1));
+  std::vector<RedisArgv> commands;
+  commands.reserve(kTagCount);
+  for (const std::string& key : keys) commands.push_back({"XRANGE", key, "-", "+", "COUNT", limit});
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  if (replies->size() != commands.size()) return Unexpected("the journal heads read");
+  std::vector<std::vector<JournalEntry>> out;
+  out.reserve(kTagCount);
+  for (size_t t = 0; t < replies->size(); ++t) {
+    const RedisResult& r = (*replies)[t];
+    if (!r.ok()) return r.status();
+    absl::StatusOr<std::vector<JournalEntry>> entries = DecodeJournal(keys[t], *r);
+    if (!entries.ok()) return entries.status();
+    out.push_back(*std::move(entries));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<SettlementStore::JournalLength>> SettlementStore::JournalLengths() {
+  std::vector<std::string> keys;
+  keys.reserve(kTagCount);
+  for (int t = 0; t < kTagCount; ++t) keys.push_back(JournalKey(TagText(t)));
+  std::vector<RedisArgv> commands;
+  commands.reserve(2 * kTagCount);
+  for (const std::string& key : keys) {
+    commands.push_back({"XLEN", key});
+    commands.push_back({"XRANGE", key, "-", "+", "COUNT", "1"});
+  }
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  if (replies->size() != commands.size()) return Unexpected("the journal lengths read");
+  std::vector<JournalLength> out(kTagCount);
+  for (size_t t = 0; t < out.size(); ++t) {
+    const RedisResult& length = (*replies)[2 * t];
+    const RedisResult& oldest = (*replies)[2 * t + 1];
+    if (!length.ok()) return length.status();
+    if (!oldest.ok()) return oldest.status();
+    out[t].entries = length->integer;
+    if (!oldest->elements.empty() && !oldest->elements[0].elements.empty()) {
+      out[t].oldest_id = oldest->elements[0].elements[0].str;
+    }
+  }
+  return out;
+}
+
 absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_view through_id,
                                              const std::vector<JournalEntry>& shipped,
                                              int64_t hot_window_ms) {
@@ -916,13 +984,18 @@ absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_v
                                 "a tag is 2 lowercase hex characters");
   }
   // XTRIM MINID removes ids below its argument: the id after through_id.
+  // Both parts are checked here: a malformed <ms> would fail only the
+  // XTRIM, and the pipeline's PEXPIREATs would still run.
   const size_t dash = through_id.find('-');
+  uint64_t ms = 0;
   uint64_t seq = 0;
-  const std::string_view seq_text =
-      dash == std::string_view::npos ? std::string_view() : through_id.substr(dash + 1);
-  auto [p, ec] = std::from_chars(seq_text.data(), seq_text.data() + seq_text.size(), seq);
-  if (dash == std::string_view::npos || ec != std::errc() ||
-      p != seq_text.data() + seq_text.size() || seq_text.empty()) {
+  auto decimal = [](std::string_view digits, uint64_t* out) {
+    const char* end = digits.data() + digits.size();
+    auto [p, ec] = std::from_chars(digits.data(), end, *out);
+    return ec == std::errc() && p == end && !digits.empty();
+  };
+  if (dash == std::string_view::npos || !decimal(through_id.substr(0, dash), &ms) ||
+      !decimal(through_id.substr(dash + 1), &seq)) {
     return engine::InvalidField(reason::kJournalIdInvalid, "through_id",
                                 "through_id must be a stream id <ms>-<seq>");
   }
@@ -930,7 +1003,7 @@ absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_v
   std::vector<std::string> texts;
   texts.reserve(2 + shipped.size() * 6);
   texts.push_back(JournalKey(tag));
-  texts.push_back(Cat(through_id.substr(0, dash), "-", seq + 1));
+  texts.push_back(seq == UINT64_MAX ? Cat(ms + 1, "-0") : Cat(ms, "-", seq + 1));
   std::vector<RedisArgv> commands = {{"XTRIM", texts[0], "MINID", texts[1]}};
   auto expire = [&](std::string key, int64_t at_ms, bool only_later) {
     texts.push_back(std::move(key));
@@ -959,6 +1032,15 @@ absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_v
       // (GT: only ever later; a record without an expiry keeps none).
       expire(SettlementKey(e.reversal.settlement_id()),
              e.reversal.reversed_at_unix_ms() + hot_window_ms, true);
+      expire(ReversalKey(e.reversal.settlement_id()),
+             e.reversal.reversed_at_unix_ms() + hot_window_ms, false);
+      // Its reversed totals go with their day: a reversal after the day's
+      // index expired (a record settled late outlives it) writes the hash
+      // again, which would otherwise never expire.
+      contract::RecordEffect effect;
+      if (!contract::EffectOf(e.reversal, &effect).ok()) continue;
+      expire(ReconcileKey(tag, e.reversal.institution_id(), effect.settlement_date),
+             HotUntilMs(effect.settlement_date, hot_window_ms), false);
     }
   }
   // texts must not reallocate under the views: reserved above.

@@ -82,6 +82,7 @@ std::string AccumulatorsKey(std::string_view person_key, int32_t year);  // acc:
 std::string IdempotencyKey(std::string_view tag, std::string_view institution_id,
                            std::string_view request_id);  // idem:{ab}:<inst>:<request_id>
 std::string SettlementKey(std::string_view settlement_id);  // stl:{ab}:<id>; REQUIRES: valid id
+std::string ReversalKey(std::string_view settlement_id);    // rev:{ab}:<id>; REQUIRES: valid id
 std::string JournalKey(std::string_view tag);               // journal:{ab}
 // nonce:{ab}:<nonce>, an e-insurance code's nonce once a settlement used it
 // (value: the settlement id; expires when the code can no longer verify).
@@ -363,6 +364,22 @@ class SettlementStore {
   // not read the journal.
   absl::StatusOr<int64_t> TrimJournal(int64_t before_ms);
 
+  // The oldest `count` (> 0) entries of each of the 256 tags' journals, in
+  // one pipeline (XRANGE - + COUNT), oldest first; index = the tag's
+  // number (00 → 0, ff → 255). What a shipper reads each cycle: shipped
+  // entries leave the journal, so the oldest are the next to ship (or,
+  // after a crash between the ledger's commit and ReleaseShipped, shipped
+  // ones still to release).
+  absl::StatusOr<std::vector<std::vector<JournalEntry>>> ReadJournalHeads(int64_t count);
+
+  // Per tag (index = the tag's number): how many entries its journal holds
+  // and the stream id of the oldest ("" when empty). One pipeline.
+  struct JournalLength {
+    int64_t entries = 0;
+    std::string oldest_id;
+  };
+  absl::StatusOr<std::vector<JournalLength>> JournalLengths();
+
   // After the ledger committed `tag`'s journal entries up to and including
   // `through_id` (REQUIRES: `shipped` are those entries, decoded): one
   // pipeline that removes them from the journal (XTRIM MINID, exact: ids
@@ -381,6 +398,9 @@ class SettlementStore {
   absl::StatusOr<std::vector<JournalEntry>> RangeJournal(std::string_view tag,
                                                          const std::string& start, int64_t to_ms,
                                                          int64_t count);
+  // Decodes an XRANGE reply of journal `key`.
+  static absl::StatusOr<std::vector<JournalEntry>> DecodeJournal(const std::string& key,
+                                                                 const RedisReply& reply);
   // EVALSHA of script `index` with NOSCRIPT recovery (load, retry once).
   RedisResult RunScript(int index, const RedisArgv& keys_and_args, size_t key_count);
 

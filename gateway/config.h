@@ -105,6 +105,17 @@ struct GatewayConfig {
   // Minutes east of UTC of the bureau's clock (settled_at, default dates).
   int utc_offset_minutes = 480;
 
+  // The ledger (PostgreSQL, ledger/): where settlements are read once they
+  // have left Redis. A libpq connection string; empty = no ledger (a
+  // settlement older than the hot window is then NOT_FOUND). The gateway
+  // never writes to it (medsettle-ledger ship does) and starts without it:
+  // an unreachable ledger fails only the calls that need it.
+  std::string ledger_conninfo;
+  // How long a shipped settlement stays in Redis; must equal the shipper's
+  // --hot-window-hours. Reconcile of a day whose window has ended reads the
+  // ledger. 1..8760.
+  int ledger_hot_window_hours = 168;
+
   // Files.
   std::string key_file;     // pseudonymisation secret (≥ 32 bytes); required
   std::string catalog_file;  // catalog CSV; default: the bundled demo catalog

@@ -134,6 +134,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   handler_options.issuer_keys = *std::move(issuer_keys);
   handler_options.token_clock_skew_seconds = config.ec_token_clock_skew_seconds;
   handler_options.token_max_lifetime_minutes = config.ec_token_max_lifetime_minutes;
+  handler_options.hot_window_ms = int64_t{config.ledger_hot_window_hours} * 3600 * 1000;
   g->handler_ = std::make_unique<SettlementHandler>(g->engines_, *g->watcher_,
                                                     g->settlement_store_, g->keyer_,
                                                     g->counters_, handler_options);

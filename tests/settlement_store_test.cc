@@ -1,20 +1,29 @@
 // The settlement store (cache/settlement_store.h) against a real
 // redis-server of the test's own, with the shipped engine computing the
-// settlements: read → compute → commit, exactly once under replays and
-// races, version checks that write nothing, NOSCRIPT recovery, reversal,
-// the journal as the sum of what was committed, two round trips per
-// uncontended settlement, reconciliation by institution and day (totals
-// equal to the journal's, detail pages), the coverage read, idempotency
-// record expiry and journal trimming.
+// settlements and the commits built as the gateway builds them (one
+// medsettle.v1.LedgerRecord per settlement, contract::BuildLedgerRecord):
+// read → compute → commit, exactly once under replays and races, version
+// checks that write nothing, NOSCRIPT recovery, reversal, the journal as
+// the sum of what was committed, two round trips per uncontended
+// settlement, reconciliation by institution and day (totals equal to the
+// journal's, detail pages), the coverage read, idempotency record expiry,
+// journal trimming; the record stored once and journaled as the same bytes,
+// undecodable journal entries reported in place, ReleaseShipped (trim
+// through an id, expiries of the shipped records and their days), and the
+// memory a settlement costs.
 #include "cache/settlement_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -25,12 +34,18 @@
 
 #include "cache/connection_pool.h"
 #include "cache/enrollment_codec.h"
+#include "cache/record_codec.h"
 #include "cache/redis_client.h"
 #include "cache/snapshot_store.h"
 #include "engine/engine.h"
 #include "engine/status.h"
 #include "engine/text.h"
 #include "engine/types.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "medsettle/v1/ledger.pb.h"
+#include "medsettle/v1/settlement.pb.h"
+#include "proto/contract/convert.h"
+#include "proto/contract/ledger_record.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/redis_server.h"
 
@@ -53,6 +68,7 @@ const std::string kPersonKey =
 const std::string kInstitution = "H3308020001";
 const std::string kOtherInstitution = "H3308020002";
 constexpr int64_t kNowUnix = 1'718'000'000;  // 2024-06-10
+constexpr int64_t kNowMs = kNowUnix * 1000;
 constexpr std::string_view kDay = "2024-06-10";
 constexpr std::string_view kNextDay = "2024-06-11";
 // More persons of the snapshot, of the tags 3f (kPersonKey's), 00, a7, ff.
@@ -64,6 +80,23 @@ const std::string kTagA7Person =
     "a7b1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const std::string kTagFfPerson =
     "ffb1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+constexpr int64_t kDayMs = 86'400'000;
+
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// RFC 3339 in China Standard Time, as the gateway writes settled_at.
+std::string Rfc3339(int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds + 8 * 3600);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[40];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+  return text;
+}
 
 engine::Institution TheHospital(const std::string& institution_id = kInstitution) {
   engine::Institution h = medsettle::testing::Hospital(kKecheng, 2);
@@ -71,21 +104,104 @@ engine::Institution TheHospital(const std::string& institution_id = kInstitution
   return h;
 }
 
-// A general-outpatient bill large enough that 200 of them reach the
-// year's fund cap.
-engine::Claim Bill(const std::string& request_id, std::string_view date = kDay) {
-  engine::Claim c = medsettle::testing::Outpatient(
-      VisitType::kGeneralOutpatient, date,
-      {medsettle::testing::Line(1, "FA0001", "1", 1000),
-       medsettle::testing::Line(2, "XA0001", "20", 1500)});
-  c.request_id = request_id;
-  return c;
+void AddItem(v1::SettleRequest& request, int line_no, std::string_view code,
+             std::string_view name, std::string_view quantity, int64_t unit_price_cents,
+             int64_t amount_cents) {
+  v1::BillItem* item = request.add_items();
+  item->set_line_no(line_no);
+  item->set_code(std::string(code));
+  item->set_name(std::string(name));
+  item->set_quantity(std::string(quantity));
+  item->set_unit_price_cents(unit_price_cents);
+  item->set_amount_cents(amount_cents);
 }
 
-// What the gateway would send back: depends on the settlement and its id.
-std::string ResponseOf(const std::string& settlement_id, const Settlement& s) {
-  return Cat(settlement_id, "|total=", s.amounts.total_cents, "|fund=", s.amounts.base_fund_cents,
-             "|patient=", s.amounts.patient_cents);
+v1::SettleRequest OutpatientRequest(const std::string& request_id, std::string_view date) {
+  v1::SettleRequest r;
+  r.set_request_id(request_id);
+  // What the counter scanned; BuildLedgerRecord must drop it.
+  r.mutable_credential()->set_insurance_card_no("TESTCARD-0001");
+  r.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
+  r.mutable_visit()->set_service_date(std::string(date));
+  return r;
+}
+
+// A general-outpatient bill large enough that 200 of them reach the
+// year's fund cap.
+v1::SettleRequest Bill(const std::string& request_id, std::string_view date = kDay) {
+  v1::SettleRequest r = OutpatientRequest(request_id, date);
+  AddItem(r, 1, "FA0001", "普通门诊诊察费", "1", 1000, 1000);
+  AddItem(r, 2, "XA0001", "阿莫西林胶囊", "20", 1500, 30000);
+  return r;
+}
+
+// What a pharmacy sells in one purchase: four lines (class A, B, A with a
+// price cap, C).
+v1::SettleRequest PharmacyBill(const std::string& request_id, std::string_view date = kDay) {
+  v1::SettleRequest r = OutpatientRequest(request_id, date);
+  AddItem(r, 1, "XA0002", "二甲双胍片", "2", 1250, 2500);
+  AddItem(r, 2, "XB0001", "阿托伐他汀钙片", "1", 3580, 3580);
+  AddItem(r, 3, "XA0003", "硝苯地平缓释片", "3", 280, 840);
+  AddItem(r, 4, "XC0002", "保健营养品", "1", 6800, 6800);
+  return r;
+}
+
+::testing::AssertionResult SameMessage(const google::protobuf::Message& a,
+                                       const google::protobuf::Message& b) {
+  google::protobuf::util::MessageDifferencer differencer;
+  std::string diff;
+  differencer.ReportDifferencesToString(&diff);
+  if (differencer.Compare(a, b)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "messages differ: " << diff;
+}
+
+contract::RecordEffect EffectOf(const v1::LedgerRecord& record) {
+  contract::RecordEffect effect;
+  absl::Status s = contract::EffectOf(record, &effect);
+  EXPECT_TRUE(s.ok()) << s;
+  return effect;
+}
+contract::RecordEffect EffectOf(const v1::LedgerReversal& reversal) {
+  contract::RecordEffect effect;
+  absl::Status s = contract::EffectOf(reversal, &effect);
+  EXPECT_TRUE(s.ok()) << s;
+  return effect;
+}
+
+// The reversal of `settled` as the gateway's Reverse builds it.
+v1::LedgerReversal ReversalOf(const v1::LedgerRecord& settled, const std::string& request_id,
+                              int64_t reversed_at_ms, const std::string& certificate = "",
+                              const std::string& reason = "patient returned the goods") {
+  v1::ReverseResponse response;
+  response.set_reversal_id(Cat(settled.settlement_id(), "-r"));
+  response.set_settlement_id(settled.settlement_id());
+  response.set_status(v1::SETTLEMENT_STATUS_REVERSED);
+  *response.mutable_amounts() = settled.response().amounts();
+  response.set_reversed_at(Rfc3339(reversed_at_ms / 1000));
+  response.set_reason(reason);
+
+  v1::LedgerReversal r;
+  r.set_format(contract::kLedgerRecordFormat);
+  r.set_settlement_id(settled.settlement_id());
+  r.set_institution_id(settled.institution_id());
+  r.set_request_id(request_id);
+  r.set_reason(reason);
+  r.set_certificate_fingerprint(certificate);
+  r.set_reversed_at_unix_ms(reversed_at_ms);
+  r.set_person_key(settled.person_key());
+  r.set_year(settled.year());
+  r.set_settlement_date(settled.settlement_date());
+  *r.mutable_amounts() = settled.response().amounts();
+  *r.mutable_delta() = settled.response().accumulator_delta();
+  *r.mutable_response() = response;
+  r.set_settle_request_id(settled.request_id());
+  return r;
+}
+
+// Gives a commit another settlement id (a retry that computed again).
+void Reid(SettlementCommit& c, const std::string& settlement_id) {
+  c.record.set_settlement_id(settlement_id);
+  c.record.mutable_response()->set_settlement_id(settlement_id);
 }
 
 class SettlementStoreTest : public RedisServerTest {
@@ -96,9 +212,6 @@ class SettlementStoreTest : public RedisServerTest {
     medsettle::testing::ShippedEngine();  // loaded before any thread needs it
     pool_ = MakePool(16);
     store_ = std::make_unique<SettlementStore>(*pool_);
-    SnapshotStore snapshots(*pool_);
-    absl::StatusOr<std::string> v = snapshots.BeginLoad();
-    ASSERT_TRUE(v.ok()) << v.status();
     std::vector<engine::Enrollment> persons;
     for (const std::string& key :
          {kPersonKey, kSameTagPerson, kTag00Person, kTagA7Person, kTagFfPerson}) {
@@ -106,12 +219,21 @@ class SettlementStoreTest : public RedisServerTest {
       e.person_key = key;
       persons.push_back(e);
     }
+    version_ = LoadSnapshot(persons);
+  }
+
+  // Loads and commits a snapshot version of `persons`; its id.
+  std::string LoadSnapshot(const std::vector<engine::Enrollment>& persons) {
+    SnapshotStore snapshots(*pool_);
+    absl::StatusOr<std::string> v = snapshots.BeginLoad();
+    EXPECT_TRUE(v.ok()) << v.status();
+    if (!v.ok()) return "";
     absl::StatusOr<int64_t> added = snapshots.PutPersons(*v, persons);
-    ASSERT_TRUE(added.ok()) << added.status();
+    EXPECT_TRUE(added.ok()) << added.status();
     absl::Status committed = snapshots.Commit(
         *v, {.persons = static_cast<int64_t>(persons.size()), .institutions = 0}, "test");
-    ASSERT_TRUE(committed.ok()) << committed;
-    version_ = *v;
+    EXPECT_TRUE(committed.ok()) << committed;
+    return *v;
   }
 
   std::unique_ptr<ConnectionPool> MakePool(int size) {
@@ -131,41 +253,65 @@ class SettlementStoreTest : public RedisServerTest {
     return read.ok() ? *std::move(read) : SettleRead{};
   }
 
-  // Computes the settlement of `request_id` on `read` into a commit (of
-  // `person_key` at `institution`, a bill of `date`).
-  SettlementCommit Compute(const SettleRead& read, const std::string& request_id,
-                           Settlement* s, const std::string& person_key = kPersonKey,
-                           const std::string& institution = kInstitution,
-                           std::string_view date = kDay) {
-    engine::Institution h = TheHospital(institution);
-    engine::Claim claim = Bill(request_id, date);
+  // What the gateway does between the read and the commit: the engine
+  // settles the bill (converted from the request as the gateway converts
+  // it), the response is built from the settlement and the record from
+  // the request, the records as used, the year before and the response.
+  SettlementCommit ComputeBill(const SettleRead& read, const v1::SettleRequest& request,
+                               const engine::Institution& institution,
+                               const std::string& person_key, int64_t settled_at_ms,
+                               Settlement* s) {
+    engine::Claim claim;
+    absl::Status converted = contract::ClaimFromProto(request, &claim);
+    EXPECT_TRUE(converted.ok()) << converted;
+    EXPECT_TRUE(read.enrollment.has_value()) << person_key;
+    if (!converted.ok() || !read.enrollment.has_value()) return {};
     absl::Status settled = medsettle::testing::ShippedEngine().Settle(
-        {.enrollment = &*read.enrollment, .institution = &h,
+        {.enrollment = &*read.enrollment, .institution = &institution,
          .year_to_date = &read.accumulators, .claim = &claim},
         s);
     EXPECT_TRUE(settled.ok()) << settled;
+    if (!settled.ok()) return {};
+    v1::SettleResponse response;
+    contract::SettlementToProto(*s, claim, person_key, institution.institution_id, &response);
+    const std::string settlement_id = NewSettlementId(person_key, settled_at_ms);
+    response.set_settlement_id(settlement_id);
+    response.set_status(v1::SETTLEMENT_STATUS_SETTLED);
+    response.set_settled_at(Rfc3339(settled_at_ms / 1000));
     SettlementCommit c;
-    c.person_key = person_key;
-    c.year = kYear;
-    c.institution_id = institution;
-    c.request_id = request_id;
-    c.content_hash = Cat("hash-of-", request_id);
-    c.settlement_id = NewSettlementId(person_key, kNowUnix * 1000);
-    c.response = ResponseOf(c.settlement_id, *s);
+    contract::BuildLedgerRecord(
+        request, *read.enrollment, institution, read.accumulators, response,
+        {.settlement_id = settlement_id,
+         .institution_id = institution.institution_id,
+         .person_key = person_key,
+         .content_hash = Cat("hash-of-", request.request_id()),
+         .credential_kind = "INSURANCE_CARD",
+         .certificate_fingerprint = std::string(64, '9'),
+         .settled_at_unix_ms = settled_at_ms,
+         .snapshot_version = version_,
+         .policy_sha256 = std::string(64, '1'),
+         .catalog_sha256 = std::string(64, '2')},
+        &c.record);
     c.expected_version = read.accumulators.version;
-    c.after = s->after;
-    c.delta = s->delta;
-    c.settlement_date = s->settlement_date;
-    c.amounts = s->amounts;
-    c.visit = static_cast<int32_t>(claim.visit.type);
-    c.now_unix = kNowUnix;
     return c;
+  }
+
+  // Computes the settlement of `request_id` (Bill) on `read` into a commit
+  // (of `person_key` at `institution`, a bill of `date`, settled at
+  // `settled_at_ms`).
+  SettlementCommit Compute(const SettleRead& read, const std::string& request_id,
+                           Settlement* s, const std::string& person_key = kPersonKey,
+                           const std::string& institution = kInstitution,
+                           std::string_view date = kDay, int64_t settled_at_ms = kNowMs) {
+    return ComputeBill(read, Bill(request_id, date), TheHospital(institution), person_key,
+                       settled_at_ms, s);
   }
 
   // Reads, computes and commits a settlement of `person_key` at
   // `institution` on `date`; the commit as sent.
   SettlementCommit SettleOne(const std::string& person_key, const std::string& institution,
-                             std::string_view date, const std::string& request_id) {
+                             std::string_view date, const std::string& request_id,
+                             int64_t settled_at_ms = kNowMs) {
     absl::StatusOr<SettleRead> read =
         store_->ReadForSettle(version_, person_key, kYear, institution, request_id);
     EXPECT_TRUE(read.ok()) << read.status();
@@ -173,29 +319,47 @@ class SettlementStoreTest : public RedisServerTest {
     EXPECT_TRUE(read->enrollment.has_value()) << person_key;
     if (!read->enrollment.has_value()) return {};
     Settlement s;
-    SettlementCommit c = Compute(*read, request_id, &s, person_key, institution, date);
+    SettlementCommit c =
+        Compute(*read, request_id, &s, person_key, institution, date, settled_at_ms);
     EXPECT_EQ(Commit(c).outcome, CommitOutcome::kCommitted) << request_id;
     return c;
   }
 
   // Read, compute, commit; again on VERSION_MOVED, at most `attempts`
-  // times. A prior result found by the read is a replay.
+  // times. A prior result found by the read is a replay. `record` (when
+  // given) receives the settlement's record as the gateway would answer
+  // with it: the commit's, the prior one the read brought, or (a replay
+  // the commit found) the stored one.
   absl::StatusOr<CommitResult> SettleLoop(const std::string& request_id, int attempts,
-                                          int* tries = nullptr) {
+                                          int* tries = nullptr,
+                                          std::optional<v1::LedgerRecord>* record = nullptr) {
     for (int attempt = 1; attempt <= attempts; ++attempt) {
       if (tries != nullptr) *tries = attempt;
       absl::StatusOr<SettleRead> read =
           store_->ReadForSettle(version_, kPersonKey, kYear, kInstitution, request_id);
       if (!read.ok()) return read.status();
       if (read->prior.has_value()) {
+        if (record != nullptr) *record = read->prior->record;
         return CommitResult{.outcome = CommitOutcome::kReplayed,
-                            .settlement_id = read->prior->settlement_id,
-                            .response = read->prior->response};
+                            .settlement_id = read->prior->settlement_id};
       }
       Settlement s;
       SettlementCommit c = Compute(*read, request_id, &s);
       absl::StatusOr<CommitResult> r = store_->CommitSettlement(c);
-      if (!r.ok() || r->outcome != CommitOutcome::kVersionMoved) return r;
+      if (!r.ok()) return r;
+      if (r->outcome == CommitOutcome::kCommitted) {
+        if (record != nullptr) *record = c.record;
+        return r;
+      }
+      if (r->outcome == CommitOutcome::kReplayed) {
+        if (record != nullptr) {
+          absl::StatusOr<StoredSettlement> stored = store_->GetSettlement(r->settlement_id);
+          if (!stored.ok()) return stored.status();
+          *record = stored->record;
+        }
+        return r;
+      }
+      if (r->outcome != CommitOutcome::kVersionMoved) return r;
     }
     return absl::AbortedError("too many VERSION_MOVED");
   }
@@ -206,14 +370,95 @@ class SettlementStoreTest : public RedisServerTest {
     return r.ok() ? *r : CommitResult{};
   }
 
+  StoredSettlement Get(const std::string& settlement_id) {
+    absl::StatusOr<StoredSettlement> s = store_->GetSettlement(settlement_id);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *std::move(s) : StoredSettlement{};
+  }
+
   int64_t DbSize() {
     RedisResult r = pool_->Command({"DBSIZE"});
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? r->integer : -1;
   }
 
-  std::vector<JournalEntry> Journal() {
-    absl::StatusOr<std::vector<JournalEntry>> j = store_->ReadJournal("3f", 0, INT64_MAX);
+  // Every key with its serialized value (DUMP) and absolute expiry
+  // (PEXPIRETIME): equal states mean nothing was written.
+  std::map<std::string, std::string> State() {
+    std::map<std::string, std::string> out;
+    std::string cursor = "0";
+    do {
+      RedisResult scan = pool_->Command({"SCAN", cursor, "COUNT", "1000"});
+      EXPECT_TRUE(scan.ok()) << scan.status();
+      if (!scan.ok() || scan->elements.size() != 2) return out;
+      cursor = scan->elements[0].str;
+      for (const RedisReply& key : scan->elements[1].elements) {
+        RedisResult dump = pool_->Command({"DUMP", key.str});
+        RedisResult at = pool_->Command({"PEXPIRETIME", key.str});
+        EXPECT_TRUE(dump.ok() && at.ok());
+        if (dump.ok() && at.ok()) out[key.str] = Cat(at->integer, "|", dump->str);
+      }
+    } while (cursor != "0");
+    return out;
+  }
+
+  // Whether State() is still `before`; lists the keys added, removed or
+  // changed (values are binary: not printed).
+  ::testing::AssertionResult Unchanged(const std::map<std::string, std::string>& before) {
+    const std::map<std::string, std::string> now = State();
+    std::string changes;
+    for (const auto& [key, value] : now) {
+      auto it = before.find(key);
+      if (it == before.end()) {
+        changes += Cat(" added ", key, ";");
+      } else if (it->second != value) {
+        changes += Cat(" changed ", key, " (expiry ", it->second.substr(0, it->second.find('|')),
+                       " -> ", value.substr(0, value.find('|')), ");");
+      }
+    }
+    for (const auto& [key, value] : before) {
+      if (!now.contains(key)) changes += Cat(" removed ", key, ";");
+    }
+    if (changes.empty()) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "written:" << changes;
+  }
+
+  // PEXPIRETIME: the key's expiry in Unix ms, -1 none, -2 no such key.
+  int64_t ExpireAtMs(const std::string& key) {
+    RedisResult r = pool_->Command({"PEXPIRETIME", key});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->integer : -100;
+  }
+  int64_t Pttl(const std::string& key) {
+    RedisResult r = pool_->Command({"PTTL", key});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->integer : -100;
+  }
+  // GET of a string key ("" when absent).
+  std::string GetString(const std::string& key) {
+    RedisResult r = pool_->Command({"GET", key});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->str : std::string();
+  }
+  bool Exists(const std::string& key) {
+    RedisResult r = pool_->Command({"EXISTS", key});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() && r->integer == 1;
+  }
+  // HGETALL as a map.
+  std::map<std::string, std::string> Hash(const std::string& key) {
+    std::map<std::string, std::string> out;
+    RedisResult r = pool_->Command({"HGETALL", key});
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return out;
+    for (size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+      out[r->elements[i].str] = r->elements[i + 1].str;
+    }
+    return out;
+  }
+
+  std::vector<JournalEntry> Journal(std::string_view tag = "3f") {
+    absl::StatusOr<std::vector<JournalEntry>> j = store_->ReadJournal(tag, 0, INT64_MAX);
     EXPECT_TRUE(j.ok()) << j.status();
     return j.ok() ? *j : std::vector<JournalEntry>{};
   }
@@ -266,6 +511,13 @@ TEST(SettlementIds, BeginWithTheTagAndAreUnique) {
             "recon:{3f}:H1:2024-06-10:ids");
 }
 
+TEST(HotUntil, IsTheEndOfTheDayInChinaPlusTheWindow) {
+  // 2024-06-10 ends at 2024-06-10T16:00:00Z = 1718035200 s.
+  EXPECT_EQ(HotUntilMs(medsettle::testing::D("2024-06-10"), 0), int64_t{1'718'035'200'000});
+  EXPECT_EQ(HotUntilMs(medsettle::testing::D("2024-06-10"), 7 * kDayMs),
+            int64_t{1'718'035'200'000} + 7 * kDayMs);
+}
+
 TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
   SettleRead first = Read("r1");
   ASSERT_TRUE(first.enrollment.has_value());
@@ -276,8 +528,10 @@ TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
 
   Settlement s;
   SettlementCommit c = Compute(first, "r1", &s);
+  ASSERT_FALSE(HasFailure());
   CommitResult r = Commit(c);
   EXPECT_EQ(r.outcome, CommitOutcome::kCommitted);
+  EXPECT_EQ(r.settlement_id, c.record.settlement_id());
   EXPECT_EQ(r.accumulators_version, 1);
 
   SettleRead second = Read("r1");
@@ -285,50 +539,126 @@ TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
   EXPECT_TRUE(second.accumulators.SameTotals(s.after));
   ASSERT_TRUE(second.prior.has_value());
   EXPECT_EQ(second.prior->content_hash, "hash-of-r1");
-  EXPECT_EQ(second.prior->settlement_id, c.settlement_id);
-  EXPECT_EQ(second.prior->response, c.response);
+  EXPECT_EQ(second.prior->settlement_id, c.record.settlement_id());
+  EXPECT_FALSE(second.prior->reversed);
+  ASSERT_TRUE(second.prior->record.has_value());
+  EXPECT_TRUE(SameMessage(*second.prior->record, c.record));
 
-  absl::StatusOr<SettlementRecord> rec = store_->GetSettlement(c.settlement_id);
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  EXPECT_EQ(rec->status, SettlementStatus::kSettled);
-  EXPECT_EQ(rec->institution_id, kInstitution);
-  EXPECT_EQ(rec->person_key, kPersonKey);
-  EXPECT_EQ(rec->year, kYear);
-  EXPECT_EQ(rec->request_id, "r1");
-  EXPECT_EQ(rec->response, c.response);
-  EXPECT_TRUE(rec->delta.SameTotals(s.delta));
-  EXPECT_EQ(rec->amounts, s.amounts);
-  EXPECT_EQ(rec->settlement_date, s.settlement_date);
-  EXPECT_EQ(rec->visit, static_cast<int32_t>(VisitType::kGeneralOutpatient));
+  StoredSettlement rec = Get(c.record.settlement_id());
+  EXPECT_EQ(rec.status, SettlementStatus::kSettled);
+  EXPECT_FALSE(rec.reversal.has_value());
+  EXPECT_FALSE(rec.archived);
+  EXPECT_TRUE(SameMessage(rec.record, c.record));
+  EXPECT_EQ(rec.record.institution_id(), kInstitution);
+  EXPECT_EQ(rec.record.person_key(), kPersonKey);
+  EXPECT_EQ(rec.record.year(), kYear);
+  EXPECT_EQ(rec.record.request_id(), "r1");
+  EXPECT_EQ(rec.record.settlement_date(), kDay);
+  EXPECT_EQ(rec.record.settled_at_unix_ms(), kNowMs);
+  EXPECT_EQ(rec.record.request().visit().type(), v1::VISIT_TYPE_GENERAL_OUTPATIENT);
+  EXPECT_EQ(rec.record.request().items_size(), 2);
+  EXPECT_FALSE(rec.record.request().has_credential()) << "no credential reaches Redis";
+  EXPECT_EQ(rec.record.response().settlement_id(), c.record.settlement_id());
+  contract::RecordEffect effect = EffectOf(rec.record);
+  EXPECT_TRUE(effect.delta.SameTotals(s.delta));
+  EXPECT_EQ(effect.amounts, s.amounts);
+  EXPECT_EQ(effect.settlement_date, s.settlement_date);
 
   std::vector<JournalEntry> journal = Journal();
   ASSERT_EQ(journal.size(), 1u);
+  EXPECT_TRUE(journal[0].status.ok()) << journal[0].status;
   EXPECT_EQ(journal[0].kind, JournalKind::kSettle);
-  EXPECT_EQ(journal[0].settlement_id, c.settlement_id);
-  EXPECT_EQ(journal[0].institution_id, kInstitution);
-  EXPECT_TRUE(journal[0].delta.SameTotals(s.delta));
-  EXPECT_EQ(journal[0].amounts, s.amounts);
+  EXPECT_EQ(journal[0].settlement_id(), c.record.settlement_id());
+  EXPECT_TRUE(SameMessage(journal[0].settlement, c.record));
+  contract::RecordEffect journaled = EffectOf(journal[0].settlement);
+  EXPECT_TRUE(journaled.delta.SameTotals(s.delta));
+  EXPECT_EQ(journaled.amounts, s.amounts);
 }
 
-TEST_F(SettlementStoreTest, ReplayWithTheSameHashReturnsTheStoredResponseAndWritesNothing) {
+// One value, stored once: the settlement record holds the record's bytes
+// and its status, the journal entry the very same bytes, the idempotency
+// record only what a replay must check (no copy of the response).
+TEST_F(SettlementStoreTest, RecordRoundTripsAndIsStoredOnce) {
+  Settlement s;
+  SettlementCommit c = Compute(Read("r1"), "r1", &s);
+  ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
+  const std::string& id = c.record.settlement_id();
+
+  StoredSettlement stored = Get(id);
+  EXPECT_TRUE(SameMessage(stored.record, c.record));
+
+  // stl:… is a string: the record, packed (cache/record_codec.h).
+  const std::string stl = GetString(SettlementKey(id));
+  absl::StatusOr<std::string> unpacked = UnpackRecord(stl, "stl");
+  ASSERT_TRUE(unpacked.ok()) << unpacked.status();
+  EXPECT_LT(stl.size(), unpacked->size()) << "stored compressed";
+  v1::LedgerRecord parsed;
+  ASSERT_TRUE(parsed.ParseFromString(*unpacked));
+  EXPECT_TRUE(SameMessage(parsed, c.record));
+  EXPECT_EQ(unpacked->size(), c.record.ByteSizeLong());
+
+  std::vector<JournalEntry> journal = Journal();
+  ASSERT_EQ(journal.size(), 1u);
+  EXPECT_EQ(journal[0].bytes, *unpacked) << "the journal holds the same record";
+  RedisResult raw = pool_->Command({"XRANGE", JournalKey("3f"), "-", "+"});
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  ASSERT_EQ(raw->elements.size(), 1u);
+  EXPECT_EQ(raw->elements[0].elements[1].elements[3].str, stl) << "the very stored bytes";
+
+  const std::map<std::string, std::string> idem = Hash(IdempotencyKey("3f", kInstitution, "r1"));
+  EXPECT_EQ(idem, (std::map<std::string, std::string>{{"hash", "hash-of-r1"},
+                                                       {"settlement_id", id}}));
+
+  // The reversal: one value too, a key of its own and in the journal.
+  v1::LedgerReversal undo = ReversalOf(stored.record, "undo-r1", kNowMs + 60'000);
+  absl::StatusOr<ReversalResult> reversed = store_->CommitReversal(stored.record, undo);
+  ASSERT_TRUE(reversed.ok()) << reversed.status();
+  EXPECT_TRUE(SameMessage(reversed->reversal, undo));
+  EXPECT_EQ(GetString(SettlementKey(id)), stl) << "the record is immutable";
+  absl::StatusOr<std::string> rev = UnpackRecord(GetString(ReversalKey(id)), "rev");
+  ASSERT_TRUE(rev.ok()) << rev.status();
+  journal = Journal();
+  ASSERT_EQ(journal.size(), 2u);
+  EXPECT_EQ(journal[1].kind, JournalKind::kReverse);
+  EXPECT_EQ(journal[1].bytes, *rev);
+  EXPECT_TRUE(SameMessage(journal[1].reversal, undo));
+  StoredSettlement now = Get(id);
+  EXPECT_EQ(now.status, SettlementStatus::kReversed);
+  ASSERT_TRUE(now.reversal.has_value());
+  EXPECT_TRUE(SameMessage(*now.reversal, undo));
+  EXPECT_TRUE(SameMessage(now.record, c.record));
+  EXPECT_EQ(Hash(IdempotencyKey("3f", kInstitution, "r1")),
+            (std::map<std::string, std::string>{
+                {"hash", "hash-of-r1"}, {"settlement_id", id}, {"status", "REVERSED"}}));
+}
+
+TEST_F(SettlementStoreTest, ReplayWithTheSameHashReturnsTheStoredSettlementAndWritesNothing) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
   const int64_t keys = DbSize();
+  const std::map<std::string, std::string> state = State();
 
-  // A retry that computed again (new id, new response bytes) on stale data.
+  // A retry that computed again (new id, other response) on stale data.
   SettlementCommit again = c;
-  again.settlement_id = NewSettlementId(kPersonKey, kNowUnix * 1000);
-  again.response = "different bytes";
+  Reid(again, NewSettlementId(kPersonKey, kNowMs));
+  again.record.mutable_response()->mutable_amounts()->set_patient_cents(1);
   CommitResult r = Commit(again);
   EXPECT_EQ(r.outcome, CommitOutcome::kReplayed);
-  EXPECT_EQ(r.settlement_id, c.settlement_id);
-  EXPECT_EQ(r.response, c.response);
+  EXPECT_EQ(r.settlement_id, c.record.settlement_id());
+  EXPECT_FALSE(r.reversed);
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(state));
   EXPECT_EQ(Read("r1").accumulators.version, 1);
   EXPECT_EQ(Journal().size(), 1u);
-  EXPECT_EQ(ReasonOf(store_->GetSettlement(again.settlement_id).status()),
+  EXPECT_EQ(ReasonOf(store_->GetSettlement(again.record.settlement_id()).status()),
             reason::kSettlementNotFound);
+  // What a replay answers with is the stored record, not the retry's.
+  EXPECT_TRUE(SameMessage(Get(r.settlement_id).record, c.record));
+  SettleRead read = Read("r1");
+  ASSERT_TRUE(read.prior.has_value());
+  ASSERT_TRUE(read.prior->record.has_value());
+  EXPECT_TRUE(SameMessage(*read.prior->record, c.record));
 }
 
 TEST_F(SettlementStoreTest, SameRequestIdWithOtherContentIsAlreadyExistsAndWritesNothing) {
@@ -336,16 +666,18 @@ TEST_F(SettlementStoreTest, SameRequestIdWithOtherContentIsAlreadyExistsAndWrite
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
   const int64_t keys = DbSize();
+  const std::map<std::string, std::string> state = State();
 
   SettlementCommit other = c;
-  other.content_hash = "another bill";
-  other.settlement_id = NewSettlementId(kPersonKey, kNowUnix * 1000);
+  other.record.set_content_hash("another bill");
+  Reid(other, NewSettlementId(kPersonKey, kNowMs));
   other.expected_version = 1;
   absl::StatusOr<CommitResult> r = store_->CommitSettlement(other);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ReasonOf(r.status()), reason::kRequestIdReused);
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(state));
   SettleRead after = Read("r1");
   EXPECT_EQ(after.accumulators.version, 1);
   EXPECT_TRUE(after.accumulators.SameTotals(s.after));
@@ -357,6 +689,7 @@ TEST_F(SettlementStoreTest, MovedVersionIsReportedAndWritesNothing) {
   Settlement s1;
   ASSERT_EQ(Commit(Compute(Read("r1"), "r1", &s1)).outcome, CommitOutcome::kCommitted);
   const int64_t keys = DbSize();
+  const std::map<std::string, std::string> state = State();
 
   Settlement s2;
   SettlementCommit late = Compute(stale, "r2", &s2);
@@ -364,14 +697,16 @@ TEST_F(SettlementStoreTest, MovedVersionIsReportedAndWritesNothing) {
   EXPECT_EQ(r.outcome, CommitOutcome::kVersionMoved);
   EXPECT_EQ(r.accumulators_version, 1);
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(state));
   EXPECT_FALSE(Read("r2").prior.has_value());
   EXPECT_TRUE(Read("r2").accumulators.SameTotals(s1.after));
-  EXPECT_EQ(ReasonOf(store_->GetSettlement(late.settlement_id).status()),
+  EXPECT_EQ(ReasonOf(store_->GetSettlement(late.record.settlement_id()).status()),
             reason::kSettlementNotFound);
 
   // Read again, compute again: it commits.
   Settlement s3;
   EXPECT_EQ(Commit(Compute(Read("r2"), "r2", &s3)).outcome, CommitOutcome::kCommitted);
+  EXPECT_TRUE(Read("r2").accumulators.SameTotals(s3.after));
 }
 
 TEST_F(SettlementStoreTest, ScriptFlushedBetweenTwoCommitsIsReloaded) {
@@ -382,36 +717,49 @@ TEST_F(SettlementStoreTest, ScriptFlushedBetweenTwoCommitsIsReloaded) {
   CommitResult r = Commit(Compute(Read("r2"), "r2", &s));
   EXPECT_EQ(r.outcome, CommitOutcome::kCommitted);
   EXPECT_EQ(r.accumulators_version, 2);
+  // The reversal script too.
+  flush = pool_->Command({"SCRIPT", "FLUSH"});
+  ASSERT_TRUE(flush.ok()) << flush.status();
+  StoredSettlement stored = Get(r.settlement_id);
+  absl::StatusOr<ReversalResult> undo =
+      store_->CommitReversal(stored.record, ReversalOf(stored.record, "u2", kNowMs));
+  ASSERT_TRUE(undo.ok()) << undo.status();
+  EXPECT_EQ(undo->accumulators.version, 3);
 }
 
 TEST_F(SettlementStoreTest, FiftyThreadsOnOneRequestCommitExactlyOnce) {
   constexpr int kThreads = 50;
   std::vector<absl::StatusOr<CommitResult>> results(kThreads, absl::UnknownError("not run"));
+  std::vector<std::optional<v1::LedgerRecord>> records(kThreads);
   std::vector<std::thread> threads;
   std::atomic<bool> go{false};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       while (!go.load()) std::this_thread::yield();
-      results[static_cast<size_t>(t)] = SettleLoop("same-request", 100);
+      results[static_cast<size_t>(t)] =
+          SettleLoop("same-request", 100, nullptr, &records[static_cast<size_t>(t)]);
     });
   }
   go = true;
   for (std::thread& t : threads) t.join();
 
   int committed = 0;
-  std::string response;
+  std::string settlement_id;
   for (const absl::StatusOr<CommitResult>& r : results) {
     ASSERT_TRUE(r.ok()) << r.status();
     if (r->outcome == CommitOutcome::kCommitted) {
       ++committed;
-      response = r->response;
+      settlement_id = r->settlement_id;
     } else {
       EXPECT_EQ(r->outcome, CommitOutcome::kReplayed);
     }
   }
   EXPECT_EQ(committed, 1);
-  for (const absl::StatusOr<CommitResult>& r : results) {
-    EXPECT_EQ(r->response, response);
+  const StoredSettlement stored = Get(settlement_id);
+  for (size_t t = 0; t < results.size(); ++t) {
+    EXPECT_EQ(results[t]->settlement_id, settlement_id);
+    ASSERT_TRUE(records[t].has_value()) << "thread " << t;
+    EXPECT_TRUE(SameMessage(*records[t], stored.record)) << "thread " << t;
   }
   EXPECT_EQ(Read("x").accumulators.version, 1);
   EXPECT_EQ(Journal().size(), 1u);
@@ -445,7 +793,18 @@ TEST_F(SettlementStoreTest, ConcurrentSettlementsOfOnePersonSumToTheJournal) {
   std::vector<JournalEntry> journal = Journal();
   ASSERT_EQ(journal.size(), static_cast<size_t>(kThreads * kPerThread));
   Accumulators sum;
-  for (const JournalEntry& e : journal) sum.AddTotals(e.delta, 1);
+  for (const JournalEntry& e : journal) {
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    sum.AddTotals(EffectOf(e.settlement).delta, 1);
+    // Each record's year before + its delta = its year after.
+    Accumulators before;
+    ASSERT_TRUE(contract::AccumulatorsFromProto(e.settlement.year_to_date_before(), &before).ok());
+    Accumulators after;
+    ASSERT_TRUE(
+        contract::AccumulatorsFromProto(e.settlement.response().year_to_date(), &after).ok());
+    before.AddTotals(EffectOf(e.settlement).delta, 1);
+    EXPECT_TRUE(before.SameTotals(after)) << e.settlement_id();
+  }
   EXPECT_TRUE(sum.SameTotals(final_read.accumulators));
   EXPECT_EQ(final_read.accumulators.ledger(engine::Ledger::kGeneralOutpatient).visits,
             kThreads * kPerThread);
@@ -471,12 +830,13 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   SettlementCommit c2 = Compute(Read("r2"), "r2", &s2);
   ASSERT_EQ(Commit(c2).outcome, CommitOutcome::kCommitted);
 
-  ReversalRequest undo{.settlement_id = c2.settlement_id, .institution_id = kInstitution,
-                       .reversal_request_id = "undo-r2", .response = "reversed r2",
-                       .now_unix = kNowUnix + 60};
-  absl::StatusOr<ReversalResult> r = store_->CommitReversal(undo);
+  const StoredSettlement settled = Get(c2.record.settlement_id());
+  const v1::LedgerReversal undo =
+      ReversalOf(settled.record, "undo-r2", kNowMs + 60'000, std::string(64, 'd'));
+  absl::StatusOr<ReversalResult> r = store_->CommitReversal(settled.record, undo);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->replayed);
+  EXPECT_TRUE(SameMessage(r->reversal, undo));
   EXPECT_TRUE(r->accumulators.SameTotals(s1.after));
   EXPECT_EQ(r->accumulators.version, 3);
   absl::StatusOr<Accumulators> engine_says = engine::Engine::Reverse(s2.after, s2.delta);
@@ -484,14 +844,15 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   EXPECT_TRUE(r->accumulators.SameTotals(*engine_says));
   EXPECT_TRUE(Read("x").accumulators.SameTotals(s1.after));
 
-  absl::StatusOr<SettlementRecord> rec = store_->GetSettlement(c2.settlement_id);
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  EXPECT_EQ(rec->status, SettlementStatus::kReversed);
-  EXPECT_EQ(rec->reversal_request_id, "undo-r2");
-  EXPECT_EQ(rec->reversal_response, "reversed r2");
-  EXPECT_EQ(rec->reversed_at_unix, kNowUnix + 60);
+  StoredSettlement rec = Get(c2.record.settlement_id());
+  EXPECT_EQ(rec.status, SettlementStatus::kReversed);
+  ASSERT_TRUE(rec.reversal.has_value());
+  EXPECT_TRUE(SameMessage(*rec.reversal, undo));
+  EXPECT_EQ(rec.reversal->request_id(), "undo-r2");
+  EXPECT_EQ(rec.reversal->reversed_at_unix_ms(), kNowMs + 60'000);
+  EXPECT_TRUE(SameMessage(rec.record, c2.record));
   // The idempotency record carries the reversal: a replay of r2 knows it
-  // from its one read, and r1's does not.
+  // from its read, and r1's does not.
   ASSERT_TRUE(Read("r2").prior.has_value());
   EXPECT_TRUE(Read("r2").prior->reversed);
   EXPECT_FALSE(Read("r1").prior->reversed);
@@ -500,29 +861,35 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   EXPECT_EQ(replayed_commit->outcome, CommitOutcome::kReplayed);
   EXPECT_TRUE(replayed_commit->reversed);
 
-  // Again (even under another reversal id): the stored reversal, nothing written.
+  // Again (even under another reversal id, reason and time): the stored
+  // reversal, nothing written.
   const int64_t keys = DbSize();
-  ReversalRequest again = undo;
-  again.reversal_request_id = "undo-r2-retry";
-  again.response = "other";
-  absl::StatusOr<ReversalResult> replay = store_->CommitReversal(again);
+  const std::map<std::string, std::string> state = State();
+  const v1::LedgerReversal again =
+      ReversalOf(settled.record, "undo-r2-retry", kNowMs + 120'000, "", "other");
+  absl::StatusOr<ReversalResult> replay = store_->CommitReversal(settled.record, again);
   ASSERT_TRUE(replay.ok()) << replay.status();
   EXPECT_TRUE(replay->replayed);
-  EXPECT_EQ(replay->reversal_request_id, "undo-r2");
-  EXPECT_EQ(replay->response, "reversed r2");
-  EXPECT_EQ(replay->reversed_at_unix, kNowUnix + 60);
+  EXPECT_TRUE(SameMessage(replay->reversal, undo));
   EXPECT_EQ(replay->accumulators.version, 3);
   EXPECT_TRUE(replay->accumulators.SameTotals(s1.after));
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(state));
 
   std::vector<JournalEntry> journal = Journal();
   ASSERT_EQ(journal.size(), 3u);
   EXPECT_EQ(journal[2].kind, JournalKind::kReverse);
-  EXPECT_EQ(journal[2].settlement_id, c2.settlement_id);
-  EXPECT_EQ(journal[2].request_id, "undo-r2");
+  EXPECT_EQ(journal[2].settlement_id(), c2.record.settlement_id());
+  EXPECT_EQ(journal[2].reversal.request_id(), "undo-r2");
+  EXPECT_TRUE(SameMessage(journal[2].reversal, undo));
   Accumulators sum;
   for (const JournalEntry& e : journal) {
-    sum.AddTotals(e.delta, e.kind == JournalKind::kSettle ? 1 : -1);
+    ASSERT_TRUE(e.status.ok()) << e.status;
+    if (e.kind == JournalKind::kSettle) {
+      sum.AddTotals(EffectOf(e.settlement).delta, 1);
+    } else {
+      sum.AddTotals(EffectOf(e.reversal).delta, -1);
+    }
   }
   EXPECT_TRUE(sum.SameTotals(s1.after));
 }
@@ -533,33 +900,36 @@ TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
   SettlementCommit c1 = Compute(Read("n1"), "n1", &s1);
   c1.token_nonce = nonce;
   c1.nonce_expires_unix = kNowUnix + 300;
-  c1.audit = {.certificate_fingerprint = std::string(64, 'f'),
-              .credential_kind = "EC_TOKEN",
-              .presenter_key = std::string(64, 'e')};
+  c1.record.set_certificate_fingerprint(std::string(64, 'f'));
+  c1.record.set_credential_kind("EC_TOKEN");
+  c1.record.set_presenter_key(std::string(64, 'e'));
+  c1.record.set_voucher_issued_at_unix(kNowUnix - 30);
   ASSERT_EQ(Commit(c1).outcome, CommitOutcome::kCommitted);
 
   // The reads report who used it; without a nonce they do not ask.
   absl::StatusOr<SettleRead> read = store_->ReadForSettle(version_, kPersonKey, kYear,
                                                           kInstitution, "n2", {.nonce = nonce});
   ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(read->nonce_used_by, c1.settlement_id);
+  EXPECT_EQ(read->nonce_used_by, c1.record.settlement_id());
   absl::StatusOr<CoverageRead> coverage =
       store_->ReadForCoverage(version_, kPersonKey, kYear, {.nonce = nonce});
   ASSERT_TRUE(coverage.ok()) << coverage.status();
-  EXPECT_EQ(coverage->nonce_used_by, c1.settlement_id);
+  EXPECT_EQ(coverage->nonce_used_by, c1.record.settlement_id());
   EXPECT_EQ(Read("n2").nonce_used_by, "");
 
   // Another request with the same nonce: refused, nothing written. The same
   // request again: replayed (idempotency comes first).
   const int64_t keys = DbSize();
+  const std::map<std::string, std::string> state = State();
   Settlement s2;
   SettlementCommit c2 = Compute(*read, "n2", &s2);
   c2.token_nonce = nonce;
   c2.nonce_expires_unix = kNowUnix + 300;
   CommitResult refused = Commit(c2);
   EXPECT_EQ(refused.outcome, CommitOutcome::kNonceUsed);
-  EXPECT_EQ(refused.settlement_id, c1.settlement_id);
+  EXPECT_EQ(refused.settlement_id, c1.record.settlement_id());
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(state));
   EXPECT_EQ(Commit(c1).outcome, CommitOutcome::kReplayed);
 
   // The nonce expires when the code can no longer verify.
@@ -570,29 +940,27 @@ TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
 
   // The audit fields on the record and in the journal, for the settlement
   // and its reversal.
-  absl::StatusOr<SettlementRecord> rec = store_->GetSettlement(c1.settlement_id);
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  EXPECT_EQ(rec->audit.certificate_fingerprint, std::string(64, 'f'));
-  EXPECT_EQ(rec->audit.credential_kind, "EC_TOKEN");
-  EXPECT_EQ(rec->audit.presenter_key, std::string(64, 'e'));
-  ReversalRequest undo{.settlement_id = c1.settlement_id, .institution_id = kInstitution,
-                       .reversal_request_id = "undo-n1", .response = "reversed",
-                       .now_unix = kNowUnix + 60,
-                       .certificate_fingerprint = std::string(64, 'd')};
-  ASSERT_TRUE(store_->CommitReversal(undo).ok());
-  rec = store_->GetSettlement(c1.settlement_id);
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  EXPECT_EQ(rec->reversal_certificate_fingerprint, std::string(64, 'd'));
+  StoredSettlement rec = Get(c1.record.settlement_id());
+  EXPECT_EQ(rec.record.certificate_fingerprint(), std::string(64, 'f'));
+  EXPECT_EQ(rec.record.credential_kind(), "EC_TOKEN");
+  EXPECT_EQ(rec.record.presenter_key(), std::string(64, 'e'));
+  EXPECT_EQ(rec.record.voucher_issued_at_unix(), kNowUnix - 30);
+  ASSERT_TRUE(store_->CommitReversal(rec.record, ReversalOf(rec.record, "undo-n1",
+                                                            kNowMs + 60'000,
+                                                            std::string(64, 'd')))
+                  .ok());
+  rec = Get(c1.record.settlement_id());
+  ASSERT_TRUE(rec.reversal.has_value());
+  EXPECT_EQ(rec.reversal->certificate_fingerprint(), std::string(64, 'd'));
   std::vector<JournalEntry> journal = Journal();
   ASSERT_EQ(journal.size(), 2u);
-  EXPECT_EQ(journal[0].outcome, "SETTLED");
-  EXPECT_EQ(journal[0].audit.certificate_fingerprint, std::string(64, 'f'));
-  EXPECT_EQ(journal[0].audit.credential_kind, "EC_TOKEN");
-  EXPECT_EQ(journal[0].audit.presenter_key, std::string(64, 'e'));
-  EXPECT_EQ(journal[1].outcome, "REVERSED");
-  EXPECT_EQ(journal[1].audit.certificate_fingerprint, std::string(64, 'd'));
-  EXPECT_EQ(journal[1].audit.credential_kind, "EC_TOKEN");
-  EXPECT_EQ(journal[1].audit.presenter_key, std::string(64, 'e'));
+  EXPECT_EQ(journal[0].kind, JournalKind::kSettle);
+  EXPECT_EQ(journal[0].settlement.certificate_fingerprint(), std::string(64, 'f'));
+  EXPECT_EQ(journal[0].settlement.credential_kind(), "EC_TOKEN");
+  EXPECT_EQ(journal[0].settlement.presenter_key(), std::string(64, 'e'));
+  EXPECT_EQ(journal[1].kind, JournalKind::kReverse);
+  EXPECT_EQ(journal[1].reversal.certificate_fingerprint(), std::string(64, 'd'));
+  EXPECT_EQ(journal[1].reversal.person_key(), kPersonKey);
 }
 
 TEST_F(SettlementStoreTest, ReadsBringThePresentersEnrollmentInTheSamePipeline) {
@@ -635,36 +1003,102 @@ TEST_F(SettlementStoreTest, ReversalRefusals) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
+  const StoredSettlement stored = Get(c.record.settlement_id());
   const int64_t keys = DbSize();
+  const std::map<std::string, std::string> state = State();
 
-  ReversalRequest foreign{.settlement_id = c.settlement_id, .institution_id = "H9999",
-                          .reversal_request_id = "u1", .response = "x", .now_unix = kNowUnix};
-  absl::StatusOr<ReversalResult> r = store_->CommitReversal(foreign);
+  // Another institution's reversal.
+  v1::LedgerReversal foreign = ReversalOf(stored.record, "u1", kNowMs);
+  foreign.set_institution_id("H9999");
+  absl::StatusOr<ReversalResult> r = store_->CommitReversal(stored.record, foreign);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ReasonOf(r.status()), reason::kNotYourSettlement);
+  EXPECT_TRUE(Unchanged(state));
 
-  ReversalRequest unknown = foreign;
-  unknown.institution_id = kInstitution;
-  unknown.settlement_id = "3f-000000000000-0000000000000000";
-  r = store_->CommitReversal(unknown);
+  // A settlement Redis does not hold.
+  v1::LedgerRecord unknown = stored.record;
+  unknown.set_settlement_id("3f-000000000000-0000000000000000");
+  r = store_->CommitReversal(unknown, ReversalOf(unknown, "u1", kNowMs));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReasonOf(r.status()), reason::kSettlementNotFound);
+  EXPECT_TRUE(Unchanged(state));
 
-  // Accumulators below the delta (not this year's settlement): refused, nothing written.
+  // Accumulators below the delta (not this year's settlement): refused,
+  // nothing written.
   const std::string acc = AccumulatorsKey(kPersonKey, kYear);
   RedisResult lowered = pool_->Command({"HSET", acc, "go.visits", "0"});
   ASSERT_TRUE(lowered.ok()) << lowered.status();
-  ReversalRequest mine = unknown;
-  mine.settlement_id = c.settlement_id;
-  r = store_->CommitReversal(mine);
+  const std::map<std::string, std::string> lowered_state = State();
+  r = store_->CommitReversal(stored.record, ReversalOf(stored.record, "u1", kNowMs));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(r.status()), engine::reason::kAccumulatorsInvalid);
-  absl::StatusOr<SettlementRecord> rec = store_->GetSettlement(c.settlement_id);
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  EXPECT_EQ(rec->status, SettlementStatus::kSettled);
+  EXPECT_EQ(Get(c.record.settlement_id()).status, SettlementStatus::kSettled);
   EXPECT_EQ(Read("x").accumulators.version, 1);
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(lowered_state));
   EXPECT_EQ(Journal().size(), 1u);
+}
+
+// The reversal must name the settlement it reverses (id, person, year,
+// date, settle request): otherwise INVALID_ARGUMENT before any command; an
+// institution other than the settling one is PERMISSION_DENIED.
+TEST_F(SettlementStoreTest, ReversalNamingAnotherSettlementOrPersonIsRefusedAndWritesNothing) {
+  Settlement s;
+  SettlementCommit c1 = Compute(Read("r1"), "r1", &s);
+  ASSERT_EQ(Commit(c1).outcome, CommitOutcome::kCommitted);
+  SettlementCommit c2 = Compute(Read("r2"), "r2", &s);
+  ASSERT_EQ(Commit(c2).outcome, CommitOutcome::kCommitted);
+  SettlementCommit other_person = SettleOne(kSameTagPerson, kInstitution, kDay, "r3");
+  ASSERT_FALSE(HasFailure());
+  const StoredSettlement stored = Get(c1.record.settlement_id());
+  const std::map<std::string, std::string> state = State();
+
+  struct Case {
+    std::string what;
+    v1::LedgerReversal reversal;
+  };
+  std::vector<Case> cases;
+  const v1::LedgerReversal good = ReversalOf(stored.record, "u1", kNowMs);
+  {
+    // The reversal of another settlement (c2) presented with c1's record.
+    cases.push_back({"another settlement", ReversalOf(c2.record, "u1", kNowMs)});
+    cases.push_back({"another person's settlement", ReversalOf(other_person.record, "u1", kNowMs)});
+    v1::LedgerReversal r = good;
+    r.set_person_key(kSameTagPerson);
+    cases.push_back({"another person", r});
+    r = good;
+    r.set_settlement_id(c2.record.settlement_id());
+    cases.push_back({"another settlement id", r});
+    r = good;
+    r.set_year(kYear + 1);
+    cases.push_back({"another year", r});
+    r = good;
+    r.set_settlement_date(std::string(kNextDay));
+    cases.push_back({"another date", r});
+    r = good;
+    r.set_settle_request_id("r2");
+    cases.push_back({"another settle request", r});
+  }
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.what);
+    absl::StatusOr<ReversalResult> r = store_->CommitReversal(stored.record, k.reversal);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+    EXPECT_TRUE(Unchanged(state));
+  }
+
+  v1::LedgerReversal foreign = good;
+  foreign.set_institution_id(kOtherInstitution);
+  absl::StatusOr<ReversalResult> r = store_->CommitReversal(stored.record, foreign);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReasonOf(r.status()), reason::kNotYourSettlement);
+  EXPECT_TRUE(Unchanged(state));
+
+  // The matching reversal goes through, and reverses c1 only.
+  r = store_->CommitReversal(stored.record, good);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Get(c1.record.settlement_id()).status, SettlementStatus::kReversed);
+  EXPECT_EQ(Get(c2.record.settlement_id()).status, SettlementStatus::kSettled);
+  EXPECT_EQ(Get(other_person.record.settlement_id()).status, SettlementStatus::kSettled);
 }
 
 TEST_F(SettlementStoreTest, ReadOfAnUnknownPersonAndBadInputs) {
@@ -679,23 +1113,50 @@ TEST_F(SettlementStoreTest, ReadOfAnUnknownPersonAndBadInputs) {
             reason::kPersonKeyInvalid);
 
   Settlement s;
-  SettlementCommit c = Compute(Read("r1"), "r1", &s);
-  c.settlement_id = NewSettlementId(stranger, kNowUnix * 1000);  // another tag
+  const SettlementCommit good = Compute(Read("r1"), "r1", &s);
+  const std::map<std::string, std::string> state = State();
+  SettlementCommit c = good;
+  Reid(c, NewSettlementId(stranger, kNowMs));  // another tag
   EXPECT_EQ(ReasonOf(store_->CommitSettlement(c).status()), reason::kSettlementIdInvalid);
+  c = good;
+  Reid(c, "nonsense");
+  EXPECT_EQ(ReasonOf(store_->CommitSettlement(c).status()), reason::kSettlementIdInvalid);
+  c = good;
+  c.record.set_person_key("3F");
+  EXPECT_EQ(ReasonOf(store_->CommitSettlement(c).status()), reason::kPersonKeyInvalid);
+  // A record whose delta or date is malformed is refused before the script.
+  c = good;
+  c.record.mutable_response()->mutable_accumulator_delta()->mutable_critical_illness()
+      ->set_burden_cents(-1);
+  EXPECT_FALSE(store_->CommitSettlement(c).ok());
+  c = good;
+  c.record.set_settlement_date("2024-13-01");
+  EXPECT_FALSE(store_->CommitSettlement(c).ok());
+  EXPECT_TRUE(Unchanged(state));
   EXPECT_EQ(ReasonOf(store_->GetSettlement("nonsense").status()), reason::kSettlementIdInvalid);
+
+  // A stored record that does not decode is reported, not returned.
+  ASSERT_EQ(Commit(good).outcome, CommitOutcome::kCommitted);
+  RedisResult garbled =
+      pool_->Command({"SET", SettlementKey(good.record.settlement_id()), "\xff\xff"});
+  ASSERT_TRUE(garbled.ok()) << garbled.status();
+  absl::StatusOr<StoredSettlement> broken = store_->GetSettlement(good.record.settlement_id());
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ReasonOf(broken.status()), contract::reason::kLedgerRecordInvalid);
 
   // A total that is not an integer is corruption, not zero.
   RedisResult bad = pool_->Command({"HSET", AccumulatorsKey(kPersonKey, kYear), "go.fund", "x"});
   ASSERT_TRUE(bad.ok()) << bad.status();
-  EXPECT_EQ(ReasonOf(store_->ReadForSettle(version_, kPersonKey, kYear, kInstitution, "r1")
+  EXPECT_EQ(ReasonOf(store_->ReadForSettle(version_, kPersonKey, kYear, kInstitution, "r9")
                          .status()),
             reason::kSettlementRecordCorrupt);
 }
 
 // Redis counts each read of a client socket (INFO stats
 // total_reads_processed): an uncontended settlement is two, the read
-// pipeline and the EVALSHA. An observer pool reads the counters; each of
-// its INFOs adds one read to the difference.
+// pipeline and the EVALSHA; a replay's read is two as well, the read
+// pipeline and the record's HMGET, and a first read one. An observer pool
+// reads the counters; each of its INFOs adds one read to the difference.
 TEST_F(SettlementStoreTest, UncontendedSettlementIsTwoRoundTrips) {
   std::unique_ptr<ConnectionPool> client = MakePool(1);
   std::unique_ptr<ConnectionPool> observer = MakePool(1);
@@ -732,8 +1193,394 @@ TEST_F(SettlementStoreTest, UncontendedSettlementIsTwoRoundTrips) {
   const int64_t observer_reads = reads_mid - reads_before;  // what the observer's INFOs cost
   EXPECT_EQ(observer_reads, 3);
   EXPECT_EQ(reads_after - reads_mid, 2 + 1) << "read pipeline + EVALSHA + the observer's INFO";
+
+  // Only a replay pays for the record: a second round trip, no script.
+  const int64_t evalsha_mid = info("commandstats", "cmdstat_evalsha");
+  const int64_t replay_before = info("stats", "total_reads_processed");
+  SettleRead replay = Read("measured", &store);
+  const int64_t replay_after = info("stats", "total_reads_processed");
+  ASSERT_TRUE(replay.prior.has_value());
+  EXPECT_TRUE(replay.prior->record.has_value());
+  EXPECT_EQ(replay_after - replay_before, 2 + 1)
+      << "read pipeline + the record's HMGET + the observer's INFO";
+  SettleRead fresh = Read("not-yet", &store);
+  const int64_t fresh_after = info("stats", "total_reads_processed");
+  EXPECT_FALSE(fresh.prior.has_value());
+  EXPECT_EQ(fresh_after - replay_after, 1 + 1) << "read pipeline + the observer's INFO";
+  EXPECT_EQ(info("commandstats", "cmdstat_evalsha") - evalsha_mid, 0);
 }
 
+// ---- The journal holds records ---------------------------------------------
+
+// An entry that does not decode comes back in place, with a status naming
+// the stream id; the entries around it decode.
+TEST_F(SettlementStoreTest, UndecodableJournalEntryIsReportedInPlace) {
+  SettlementCommit first = SettleOne(kPersonKey, kInstitution, kDay, "j1");
+  RedisResult bogus =
+      pool_->Command({"XADD", JournalKey("3f"), "*", "kind", "SETTLE", "rec", "\xff\x01garbage"});
+  ASSERT_TRUE(bogus.ok()) << bogus.status();
+  const std::string bogus_id = bogus->str;
+  RedisResult no_record = pool_->Command({"XADD", JournalKey("3f"), "*", "kind", "REVERSE"});
+  ASSERT_TRUE(no_record.ok()) << no_record.status();
+  RedisResult unknown = pool_->Command(
+      {"XADD", JournalKey("3f"), "*", "kind", "ADJUST", "rec", first.record.SerializeAsString()});
+  ASSERT_TRUE(unknown.ok()) << unknown.status();
+  SettlementCommit last = SettleOne(kPersonKey, kInstitution, kDay, "j2");
+  ASSERT_FALSE(HasFailure());
+
+  std::vector<JournalEntry> journal = Journal();
+  ASSERT_EQ(journal.size(), 5u);
+  EXPECT_TRUE(journal[0].status.ok()) << journal[0].status;
+  EXPECT_TRUE(SameMessage(journal[0].settlement, first.record));
+  EXPECT_TRUE(journal[4].status.ok()) << journal[4].status;
+  EXPECT_TRUE(SameMessage(journal[4].settlement, last.record));
+
+  EXPECT_EQ(journal[1].stream_id, bogus_id);
+  EXPECT_EQ(journal[1].status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ReasonOf(journal[1].status), contract::reason::kLedgerRecordInvalid);
+  EXPECT_NE(journal[1].status.message().find(bogus_id), std::string_view::npos)
+      << journal[1].status;
+  EXPECT_EQ(journal[1].bytes, "\xff\x01garbage");
+
+  EXPECT_EQ(journal[2].stream_id, no_record->str);
+  EXPECT_EQ(ReasonOf(journal[2].status), contract::reason::kLedgerRecordInvalid);
+  EXPECT_NE(journal[2].status.message().find(no_record->str), std::string_view::npos);
+
+  EXPECT_EQ(journal[3].stream_id, unknown->str);
+  EXPECT_EQ(journal[3].status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ReasonOf(journal[3].status), reason::kSettlementRecordCorrupt);
+  EXPECT_NE(journal[3].status.message().find(unknown->str), std::string_view::npos);
+
+  // The same through a paged read.
+  absl::StatusOr<std::vector<JournalEntry>> page =
+      store_->ReadJournalAfter("3f", journal[0].stream_id, INT64_MAX, 1);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].stream_id, bogus_id);
+  EXPECT_FALSE((*page)[0].status.ok());
+}
+
+// ---- ReleaseShipped --------------------------------------------------------
+
+TEST_F(SettlementStoreTest, ReleaseShippedTrimsThroughTheIdAndSetsTheExpiries) {
+  const int64_t now = WallNowMs();
+  // A window that keeps kDay's index about ten days from now, and records
+  // (settled now) about as long as that window.
+  const int64_t window = now - HotUntilMs(medsettle::testing::D(kDay), 0) + 10 * kDayMs;
+  SettlementCommit a = SettleOne(kPersonKey, kInstitution, kDay, "s1", now);
+  SettlementCommit b = SettleOne(kSameTagPerson, kOtherInstitution, kDay, "s2", now + 1);
+  ASSERT_FALSE(HasFailure());
+  std::vector<JournalEntry> shipped = Journal();
+  ASSERT_EQ(shipped.size(), 2u);
+  SettlementCommit later = SettleOne(kPersonKey, kInstitution, kDay, "s3", now + 2);
+  ASSERT_FALSE(HasFailure());
+  const std::string idem_a = IdempotencyKey("3f", kInstitution, "s1");
+  const int64_t idem_expiry = ExpireAtMs(idem_a);
+
+  ASSERT_TRUE(store_->ReleaseShipped("3f", shipped[1].stream_id, shipped, window).ok());
+
+  // The journal: exactly the shipped entries are gone.
+  std::vector<JournalEntry> left = Journal();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].settlement_id(), later.record.settlement_id());
+
+  // The shipped records expire `window` after they were settled.
+  for (const SettlementCommit* c : {&a, &b}) {
+    const std::string key = SettlementKey(c->record.settlement_id());
+    EXPECT_EQ(ExpireAtMs(key), c->record.settled_at_unix_ms() + window) << key;
+    const int64_t pttl = Pttl(key);
+    EXPECT_GT(pttl, 0) << key;
+    const int64_t expected = c->record.settled_at_unix_ms() + window - WallNowMs();
+    EXPECT_LE(std::abs(pttl - expected), 5000) << key;
+  }
+  EXPECT_EQ(ExpireAtMs(SettlementKey(later.record.settlement_id())), -1) << "not shipped";
+  // Their days' Reconcile index: the end of the day plus the window.
+  const engine::Date day = medsettle::testing::D(kDay);
+  const int64_t day_until = HotUntilMs(day, window);
+  for (const std::string& institution : {kInstitution, kOtherInstitution}) {
+    EXPECT_EQ(ExpireAtMs(ReconcileKey("3f", institution, day)), day_until) << institution;
+    EXPECT_EQ(ExpireAtMs(ReconcileIdsKey("3f", institution, day)), day_until) << institution;
+    EXPECT_GT(Pttl(ReconcileKey("3f", institution, day)), 9 * kDayMs);
+  }
+  // Nothing else: the accumulators, the idempotency records.
+  EXPECT_EQ(ExpireAtMs(AccumulatorsKey(kPersonKey, kYear)), -1);
+  EXPECT_EQ(ExpireAtMs(AccumulatorsKey(kSameTagPerson, kYear)), -1);
+  EXPECT_EQ(ExpireAtMs(idem_a), idem_expiry);
+  // Still hot: read, reconciled, replayed as before.
+  EXPECT_TRUE(SameMessage(Get(a.record.settlement_id()).record, a.record));
+  EXPECT_EQ(ReconcileOk(kInstitution, kDay).settled.count, 2);
+
+  // Again (a shipper that crashed after the ledger's commit): the same.
+  const std::map<std::string, std::string> state = State();
+  ASSERT_TRUE(store_->ReleaseShipped("3f", shipped[1].stream_id, shipped, window).ok());
+  EXPECT_TRUE(Unchanged(state));
+
+  // Through the first entry only: the second stays.
+  SettlementCommit c4 = SettleOne(kPersonKey, kInstitution, kDay, "s4", now + 3);
+  ASSERT_FALSE(HasFailure());
+  std::vector<JournalEntry> two = Journal();
+  ASSERT_EQ(two.size(), 2u);
+  ASSERT_TRUE(store_->ReleaseShipped("3f", two[0].stream_id, {two[0]}, window).ok());
+  left = Journal();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].stream_id, two[1].stream_id);
+  EXPECT_EQ(left[0].settlement_id(), c4.record.settlement_id());
+  EXPECT_EQ(ExpireAtMs(SettlementKey(c4.record.settlement_id())), -1);
+  EXPECT_EQ(ExpireAtMs(SettlementKey(later.record.settlement_id())),
+            later.record.settled_at_unix_ms() + window);
+}
+
+TEST_F(SettlementStoreTest, ReleaseShippedReversalExtendsTheRecordsExpiryOnly) {
+  const int64_t now = WallNowMs();
+  const int64_t window = now - HotUntilMs(medsettle::testing::D(kDay), 0) + 10 * kDayMs;
+  SettlementCommit c = SettleOne(kPersonKey, kInstitution, kDay, "s1", now);
+  ASSERT_FALSE(HasFailure());
+  const std::string key = SettlementKey(c.record.settlement_id());
+
+  // Shipped as settled: expires `window` after the settlement.
+  std::vector<JournalEntry> settled = Journal();
+  ASSERT_EQ(settled.size(), 1u);
+  ASSERT_TRUE(store_->ReleaseShipped("3f", settled[0].stream_id, settled, window).ok());
+  EXPECT_EQ(ExpireAtMs(key), now + window);
+
+  // Reversed an hour later and shipped: `window` after the reversal.
+  const int64_t reversed_at = now + 3'600'000;
+  StoredSettlement stored = Get(c.record.settlement_id());
+  ASSERT_TRUE(store_->CommitReversal(stored.record,
+                                     ReversalOf(stored.record, "u1", reversed_at))
+                  .ok());
+  EXPECT_EQ(ExpireAtMs(key), now + window) << "the reversal script keeps the expiry";
+  std::vector<JournalEntry> reversal = Journal();
+  ASSERT_EQ(reversal.size(), 1u);
+  ASSERT_EQ(reversal[0].kind, JournalKind::kReverse);
+  ASSERT_TRUE(store_->ReleaseShipped("3f", reversal[0].stream_id, reversal, window).ok());
+  EXPECT_EQ(ExpireAtMs(key), reversed_at + window);
+  const int64_t pttl = Pttl(key);
+  EXPECT_LE(std::abs(pttl - (reversed_at + window - WallNowMs())), 5000);
+  EXPECT_TRUE(Journal().empty());
+
+  // A reversal entry never shortens it (GT): shipped again with a short window.
+  ASSERT_TRUE(store_->ReleaseShipped("3f", reversal[0].stream_id, reversal, kDayMs).ok());
+  EXPECT_EQ(ExpireAtMs(key), reversed_at + window);
+  EXPECT_EQ(Get(c.record.settlement_id()).status, SettlementStatus::kReversed);
+
+  // Settlement and reversal shipped in one batch: the later of the two.
+  SettlementCommit d = SettleOne(kPersonKey, kInstitution, kDay, "s2", now);
+  ASSERT_FALSE(HasFailure());
+  stored = Get(d.record.settlement_id());
+  ASSERT_TRUE(store_->CommitReversal(stored.record,
+                                     ReversalOf(stored.record, "u2", reversed_at))
+                  .ok());
+  std::vector<JournalEntry> both = Journal();
+  ASSERT_EQ(both.size(), 2u);
+  ASSERT_TRUE(store_->ReleaseShipped("3f", both[1].stream_id, both, window).ok());
+  EXPECT_EQ(ExpireAtMs(SettlementKey(d.record.settlement_id())), reversed_at + window);
+}
+
+TEST_F(SettlementStoreTest, ReleaseShippedPastTheWindowRemovesTheRecord) {
+  // Settled in 2024 (kNowMs) with a one-hour window: long over.
+  SettlementCommit old = SettleOne(kPersonKey, kInstitution, kDay, "old");
+  SettlementCommit hot = SettleOne(kTag00Person, kInstitution, kDay, "hot", WallNowMs());
+  ASSERT_FALSE(HasFailure());
+  std::vector<JournalEntry> shipped = Journal();
+  ASSERT_EQ(shipped.size(), 1u);
+  ASSERT_TRUE(
+      store_->ReleaseShipped("3f", shipped[0].stream_id, shipped, int64_t{3'600'000}).ok());
+
+  EXPECT_FALSE(Exists(SettlementKey(old.record.settlement_id())));
+  absl::StatusOr<StoredSettlement> gone = store_->GetSettlement(old.record.settlement_id());
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(gone.status()), reason::kSettlementNotFound);
+  // Its day's index in the tag went with it (the day ended long ago).
+  const engine::Date day = medsettle::testing::D(kDay);
+  EXPECT_FALSE(Exists(ReconcileKey("3f", kInstitution, day)));
+  EXPECT_FALSE(Exists(ReconcileIdsKey("3f", kInstitution, day)));
+  // Another tag's is not touched.
+  EXPECT_TRUE(Exists(ReconcileKey("00", kInstitution, day)));
+  EXPECT_TRUE(SameMessage(Get(hot.record.settlement_id()).record, hot.record));
+
+  // A replay still finds the idempotency record: prior without the record
+  // (the ledger has it).
+  SettleRead replay = Read("old");
+  ASSERT_TRUE(replay.prior.has_value());
+  EXPECT_EQ(replay.prior->settlement_id, old.record.settlement_id());
+  EXPECT_FALSE(replay.prior->record.has_value());
+  // Too late to reverse in Redis, and nothing written.
+  const std::map<std::string, std::string> state = State();
+  absl::StatusOr<ReversalResult> undo =
+      store_->CommitReversal(old.record, ReversalOf(old.record, "u1", WallNowMs()));
+  EXPECT_EQ(undo.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(undo.status()), reason::kSettlementNotFound);
+  EXPECT_TRUE(Unchanged(state));
+}
+
+// A record settled after its day's window ended outlives the day's index;
+// reversing it then writes the day's reversed totals again, and shipping
+// that reversal must let them expire too.
+TEST_F(SettlementStoreTest, ReleaseShippedReversalAfterTheDayEndedLeavesNoIndexBehind) {
+  const int64_t now = WallNowMs();
+  SettlementCommit c = SettleOne(kPersonKey, kInstitution, kDay, "late", now);
+  ASSERT_FALSE(HasFailure());
+  const engine::Date day = medsettle::testing::D(kDay);
+  std::vector<JournalEntry> settled = Journal();
+  ASSERT_TRUE(store_->ReleaseShipped("3f", settled[0].stream_id, settled, kDayMs).ok());
+  EXPECT_FALSE(Exists(ReconcileKey("3f", kInstitution, day))) << "kDay ended long ago";
+  EXPECT_EQ(ExpireAtMs(SettlementKey(c.record.settlement_id())), now + kDayMs);
+
+  StoredSettlement stored = Get(c.record.settlement_id());
+  ASSERT_TRUE(
+      store_->CommitReversal(stored.record, ReversalOf(stored.record, "u1", now + 1000)).ok());
+  std::vector<JournalEntry> reversal = Journal();
+  ASSERT_EQ(reversal.size(), 1u);
+  ASSERT_TRUE(store_->ReleaseShipped("3f", reversal[0].stream_id, reversal, kDayMs).ok());
+  const std::string recon = ReconcileKey("3f", kInstitution, day);
+  EXPECT_TRUE(!Exists(recon) || ExpireAtMs(recon) >= 0)
+      << "the reversed totals of a shipped day never expire: " << ExpireAtMs(recon);
+}
+
+TEST_F(SettlementStoreTest, ReleaseShippedWithAMalformedIdWritesNothing) {
+  const int64_t now = WallNowMs();
+  SettleOne(kPersonKey, kInstitution, kDay, "s1", now);
+  SettleOne(kPersonKey, kInstitution, kDay, "s2", now);
+  ASSERT_FALSE(HasFailure());
+  std::vector<JournalEntry> shipped = Journal();
+  ASSERT_EQ(shipped.size(), 2u);
+  const std::map<std::string, std::string> state = State();
+  for (const char* bad : {"", "1718000000000", "x-1", "1-", "-1", "1-x", "1-2-3", " 1-0",
+                          "1-0 ", "+1-0", "1-+0", "1--1", "99999999999999999999999-0"}) {
+    absl::Status s = store_->ReleaseShipped("3f", bad, shipped, 10 * kDayMs);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << "'" << bad << "': " << s;
+    EXPECT_EQ(ReasonOf(s), reason::kJournalIdInvalid) << bad;
+    EXPECT_EQ(FieldOf(s), "through_id") << bad;
+    EXPECT_TRUE(Unchanged(state)) << bad;
+  }
+  absl::Status s = store_->ReleaseShipped("3F", shipped[1].stream_id, shipped, 10 * kDayMs);
+  EXPECT_EQ(ReasonOf(s), reason::kSettlementIdInvalid);
+  EXPECT_TRUE(Unchanged(state));
+  // Entries that did not decode are skipped; the trim still happens.
+  std::vector<JournalEntry> broken = shipped;
+  broken[0].status = absl::InternalError("did not decode");
+  ASSERT_TRUE(store_->ReleaseShipped("3f", shipped[1].stream_id, broken, 10 * kDayMs).ok());
+  EXPECT_TRUE(Journal().empty());
+  EXPECT_EQ(ExpireAtMs(SettlementKey(shipped[0].settlement_id())), -1);
+  EXPECT_EQ(ExpireAtMs(SettlementKey(shipped[1].settlement_id())),
+            shipped[1].settlement.settled_at_unix_ms() + 10 * kDayMs);
+}
+
+// ---- Memory ------------------------------------------------------------------
+
+// What a settlement costs Redis: 2,000 persons each settle one pharmacy
+// purchase (four lines); used_memory before and after, per settlement.
+// Then 2,000 more, now that every tag's journal and Reconcile index exist
+// (the first batch also pays their fixed costs: 256 streams, each with a
+// preallocated tail node, and 256 index keys pairs). Printed for
+// docs/REDIS-KEYS.md, with MEMORY USAGE of one settlement's keys. The bound
+// only catches the response stored twice again (about +2 KB): the record
+// plus its journal copy is expected.
+TEST_F(SettlementStoreTest, MemoryPerSettlement) {
+  constexpr int kPersons = 2000;
+  std::mt19937_64 random(20241210);
+  std::vector<engine::Enrollment> persons;
+  std::set<std::string> keys;
+  while (static_cast<int>(persons.size()) < 2 * kPersons) {
+    std::string key;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 64; ++i) key.push_back(kHex[random() & 15]);
+    if (!keys.insert(key).second) continue;
+    engine::Enrollment e = medsettle::testing::Person(kQuzhou, kYear);
+    e.person_key = key;
+    persons.push_back(e);
+  }
+  const std::string version = LoadSnapshot(persons);
+  ASSERT_FALSE(HasFailure());
+  engine::Institution pharmacy = medsettle::testing::Pharmacy(kKecheng);
+  pharmacy.institution_id = "P3308020001";
+
+  auto used_memory = [&]() -> int64_t {
+    RedisResult r = pool_->Command({"INFO", "memory"});
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return -1;
+    const std::string needle = "used_memory:";
+    const size_t at = r->str.find(needle);
+    return at == std::string::npos ? -1
+                                   : std::strtoll(r->str.c_str() + at + needle.size(), nullptr, 10);
+  };
+  int64_t record_bytes = 0;
+  int64_t response_bytes = 0;
+  auto settle = [&](const engine::Enrollment& person, const std::string& request_id) {
+    absl::StatusOr<SettleRead> read = store_->ReadForSettle(
+        version, person.person_key, kYear, pharmacy.institution_id, request_id);
+    ASSERT_TRUE(read.ok()) << read.status();
+    Settlement s;
+    SettlementCommit c = ComputeBill(*read, PharmacyBill(request_id), pharmacy,
+                                     person.person_key, kNowMs, &s);
+    ASSERT_FALSE(HasFailure());
+    record_bytes += static_cast<int64_t>(c.record.ByteSizeLong());
+    response_bytes += static_cast<int64_t>(c.record.response().ByteSizeLong());
+    absl::StatusOr<CommitResult> r = store_->CommitSettlement(c);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->outcome, CommitOutcome::kCommitted);
+  };
+  // Loads the script and creates the journal of the first person's tag.
+  settle(persons[0], "warm-up");
+  ASSERT_FALSE(HasFailure());
+  record_bytes = 0;
+  response_bytes = 0;
+
+  std::vector<double> per_settlement;
+  for (int batch = 0; batch < 2; ++batch) {
+    const int64_t before = used_memory();
+    for (int i = batch * kPersons; i < (batch + 1) * kPersons; ++i) {
+      settle(persons[static_cast<size_t>(i)], Cat("m", i));
+      ASSERT_FALSE(HasFailure()) << i;
+    }
+    const int64_t after = used_memory();
+    per_settlement.push_back(static_cast<double>(after - before) / kPersons);
+    std::cout << "[memory] " << kPersons << " pharmacy settlements (4 lines) of distinct persons"
+              << (batch == 0 ? " (first in their tags)" : " (tags already in use)") << ": "
+              << (after - before) << " bytes of used_memory, "
+              << static_cast<int64_t>(per_settlement.back()) << " bytes per settlement\n";
+  }
+  const int64_t settled = 2 * kPersons;
+  std::cout << "[memory] serialized LedgerRecord " << record_bytes / settled
+            << " bytes on average, of which the response " << response_bytes / settled << "\n";
+
+  // Where it goes (MEMORY USAGE, exact): one settlement's own keys, and
+  // the journals' and Reconcile index's share per settlement.
+  auto usage = [&](const std::string& key) -> int64_t {
+    RedisResult r = pool_->Command({"MEMORY", "USAGE", key, "SAMPLES", "0"});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->integer : -1;
+  };
+  const engine::Enrollment& sample = persons[kPersons / 2];
+  const std::string request_id = Cat("m", kPersons / 2);
+  const std::string tag = sample.person_key.substr(0, 2);
+  absl::StatusOr<SettleRead> sample_read = store_->ReadForSettle(
+      version, sample.person_key, kYear, pharmacy.institution_id, request_id);
+  ASSERT_TRUE(sample_read.ok() && sample_read->prior.has_value());
+  int64_t journals = 0;
+  int64_t recon = 0;
+  for (int t = 0; t < 256; ++t) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const std::string tag_text = {kHex[t >> 4], kHex[t & 15]};
+    const engine::Date day = medsettle::testing::D(kDay);
+    journals += std::max<int64_t>(usage(JournalKey(tag_text)), 0);
+    recon += std::max<int64_t>(usage(ReconcileKey(tag_text, pharmacy.institution_id, day)), 0);
+    recon += std::max<int64_t>(usage(ReconcileIdsKey(tag_text, pharmacy.institution_id, day)), 0);
+  }
+  std::cout << "[memory] MEMORY USAGE: stl "
+            << usage(SettlementKey(sample_read->prior->settlement_id)) << ", idem "
+            << usage(IdempotencyKey(tag, pharmacy.institution_id, request_id)) << ", acc "
+            << usage(AccumulatorsKey(sample.person_key, kYear)) << "; per settlement: journal "
+            << journals / (settled + 1) << ", Reconcile index " << recon / (settled + 1) << "\n";
+
+  EXPECT_GT(per_settlement[1], static_cast<double>(record_bytes / settled))
+      << "the record is stored";
+  for (double bytes : per_settlement) {
+    EXPECT_LT(bytes, 7000) << "the record is stored once and journaled once; a second copy of "
+                              "the response costs about 2 KB more";
+  }
+}
 
 // ---- Reconcile ---------------------------------------------------------
 
@@ -770,14 +1617,12 @@ class ReconcileTest : public SettlementStoreTest {
     next_day_.push_back(SettleOne(kTagFfPerson, kInstitution, kNextDay, "n2"));
     ASSERT_FALSE(HasFailure());
 
-    reversed_ = day_[3].settlement_id;  // kTag00Person's
-    for (const auto& [id, institution] :
-         {std::pair{reversed_, kInstitution}, std::pair{other_[0].settlement_id,
-                                                        kOtherInstitution}}) {
+    reversed_ = day_[3].record.settlement_id();  // kTag00Person's
+    for (const std::string& id : {reversed_, other_[0].record.settlement_id()}) {
+      absl::StatusOr<StoredSettlement> stored = store_->GetSettlement(id);
+      ASSERT_TRUE(stored.ok()) << stored.status();
       absl::StatusOr<ReversalResult> r = store_->CommitReversal(
-          {.settlement_id = id, .institution_id = institution,
-           .reversal_request_id = Cat("undo-", id), .response = "undone",
-           .now_unix = kReversedAt});
+          stored->record, ReversalOf(stored->record, Cat("undo-", id), kReversedAt * 1000));
       ASSERT_TRUE(r.ok()) << r.status();
     }
   }
@@ -787,13 +1632,17 @@ class ReconcileTest : public SettlementStoreTest {
   void JournalTotals(const std::string& institution, std::string_view day,
                      ReconcileTotals* settled, ReconcileTotals* reversed) {
     for (const JournalEntry& e : AllJournals()) {
-      if (e.institution_id != institution ||
-          e.settlement_date != medsettle::testing::D(day)) {
-        continue;
-      }
-      ReconcileTotals& t = e.kind == JournalKind::kSettle ? *settled : *reversed;
+      ASSERT_TRUE(e.status.ok()) << e.status;
+      const bool settle = e.kind == JournalKind::kSettle;
+      const std::string& inst =
+          settle ? e.settlement.institution_id() : e.reversal.institution_id();
+      const std::string& date =
+          settle ? e.settlement.settlement_date() : e.reversal.settlement_date();
+      if (inst != institution || date != day) continue;
+      ReconcileTotals& t = settle ? *settled : *reversed;
       ++t.count;
-      AddAmounts(t.amounts, e.amounts, 1);
+      AddAmounts(t.amounts, settle ? EffectOf(e.settlement).amounts : EffectOf(e.reversal).amounts,
+                 1);
     }
   }
 
@@ -837,19 +1686,19 @@ TEST_F(ReconcileTest, TotalsEqualTheJournalOfTheInstitutionAndDay) {
 
   // The figures are the commits' own amounts, and not zero.
   engine::Amounts settled;
-  for (const SettlementCommit& c : day_) AddAmounts(settled, c.amounts, 1);
+  for (const SettlementCommit& c : day_) AddAmounts(settled, EffectOf(c.record).amounts, 1);
   ReconcileResult r = ReconcileOk(kInstitution, kDay);
   EXPECT_EQ(r.settled.amounts, settled);
   EXPECT_GT(r.settled.amounts.total_cents, 0);
-  EXPECT_EQ(r.reversed.amounts, day_[3].amounts);
+  EXPECT_EQ(r.reversed.amounts, EffectOf(day_[3].record).amounts);
 
   // A replayed commit and a replayed reversal change nothing.
   SettlementCommit again = day_[0];
-  again.settlement_id = NewSettlementId(kPersonKey, kNowUnix * 1000);
+  Reid(again, NewSettlementId(kPersonKey, kNowMs));
   EXPECT_EQ(Commit(again).outcome, CommitOutcome::kReplayed);
-  absl::StatusOr<ReversalResult> undo = store_->CommitReversal(
-      {.settlement_id = reversed_, .institution_id = kInstitution,
-       .reversal_request_id = "undo-again", .response = "x", .now_unix = kNowUnix});
+  const StoredSettlement stored = Get(reversed_);
+  absl::StatusOr<ReversalResult> undo =
+      store_->CommitReversal(stored.record, ReversalOf(stored.record, "undo-again", kNowMs));
   ASSERT_TRUE(undo.ok()) << undo.status();
   EXPECT_TRUE(undo->replayed);
   ReconcileResult after = ReconcileOk(kInstitution, kDay);
@@ -861,7 +1710,7 @@ TEST_F(ReconcileTest, TotalsEqualTheJournalOfTheInstitutionAndDay) {
 
 TEST_F(ReconcileTest, DetailPagesListEverySettlementOnce) {
   std::map<std::string, const SettlementCommit*> expected;
-  for (const SettlementCommit& c : day_) expected[c.settlement_id] = &c;
+  for (const SettlementCommit& c : day_) expected[c.record.settlement_id()] = &c;
   ReconcileResult whole = ReconcileOk(kInstitution, kDay);
 
   for (int page_size : {1, 2, 3, 7, 1000}) {
@@ -895,8 +1744,8 @@ TEST_F(ReconcileTest, DetailPagesListEverySettlementOnce) {
       auto it = expected.find(d.settlement_id);
       ASSERT_NE(it, expected.end()) << "not kInstitution's of kDay: " << d.settlement_id;
       const SettlementCommit& c = *it->second;
-      EXPECT_EQ(d.request_id, c.request_id);
-      EXPECT_EQ(d.amounts, c.amounts);
+      EXPECT_EQ(d.request_id, c.record.request_id());
+      EXPECT_EQ(d.amounts, EffectOf(c.record).amounts);
       EXPECT_EQ(d.visit_type, static_cast<int32_t>(VisitType::kGeneralOutpatient));
       EXPECT_EQ(d.settled_at_unix, kNowUnix);
       if (d.settlement_id == reversed_) {
@@ -934,7 +1783,7 @@ TEST_F(ReconcileTest, DetailPagesListEverySettlementOnce) {
     token = page.next_page_token;
   }
   EXPECT_EQ(rest.size(), 7u);
-  EXPECT_TRUE(rest.contains(late.settlement_id));
+  EXPECT_TRUE(rest.contains(late.record.settlement_id()));
 }
 
 TEST_F(ReconcileTest, BadPageSizeAndTokenAreRefused) {
@@ -975,13 +1824,15 @@ TEST_F(ReconcileTest, BadPageSizeAndTokenAreRefused) {
 TEST_F(SettlementStoreTest, CommitWithoutASettlementDateIsRefusedAndWritesNothing) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
-  c.settlement_date = engine::Date();
+  c.record.clear_settlement_date();
   const int64_t keys = DbSize();
+  const std::map<std::string, std::string> state = State();
   absl::StatusOr<CommitResult> r = store_->CommitSettlement(c);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReasonOf(r.status()), engine::reason::kDateMissing);
   EXPECT_EQ(FieldOf(r.status()), "settlement_date");
   EXPECT_EQ(DbSize(), keys);
+  EXPECT_TRUE(Unchanged(state));
 }
 
 TEST_F(SettlementStoreTest, ReadForCoverageReadsEnrollmentAndAccumulators) {
@@ -1051,11 +1902,13 @@ TEST_F(SettlementStoreTest, IdempotencyRecordExpiresOnlyWhenConfigured) {
   const int64_t left = ttl(IdempotencyKey("3f", kInstitution, "r2"));
   EXPECT_GT(left, 0);
   EXPECT_LE(left, kTtl);
-  // The settlement record, the accumulators and the index never expire.
-  EXPECT_EQ(ttl(SettlementKey(c.settlement_id)), -1);
+  // The settlement record, the accumulators and the index do not expire
+  // (until shipped: ReleaseShipped).
+  const engine::Date day = medsettle::testing::D(kDay);
+  EXPECT_EQ(ttl(SettlementKey(c.record.settlement_id())), -1);
   EXPECT_EQ(ttl(AccumulatorsKey(kPersonKey, kYear)), -1);
-  EXPECT_EQ(ttl(ReconcileKey("3f", kInstitution, c.settlement_date)), -1);
-  EXPECT_EQ(ttl(ReconcileIdsKey("3f", kInstitution, c.settlement_date)), -1);
+  EXPECT_EQ(ttl(ReconcileKey("3f", kInstitution, day)), -1);
+  EXPECT_EQ(ttl(ReconcileIdsKey("3f", kInstitution, day)), -1);
   EXPECT_EQ(ttl(IdempotencyKey("3f", kInstitution, "r1")), -1) << "earlier record unchanged";
 
   // Expired (here: deleted as expiry would): the same request settles again.
@@ -1084,7 +1937,7 @@ TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
   ASSERT_EQ(all.size(), 4u);
   int64_t cut = 0;
   for (const JournalEntry& e : all) {
-    if (e.settlement_id == third.settlement_id) cut = ms_of(e.stream_id);
+    if (e.settlement_id() == third.record.settlement_id()) cut = ms_of(e.stream_id);
   }
   ASSERT_GT(cut, 0);
   int64_t older = 0;
@@ -1102,7 +1955,9 @@ TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
   EXPECT_EQ(*store_->TrimJournal(cut), 0) << "again: nothing more";
 
   // Everything; the reconciliation does not depend on the journal.
-  removed = store_->TrimJournal(ms_of(all.back().stream_id) + 60'000);
+  int64_t newest = 0;
+  for (const JournalEntry& e : all) newest = std::max<int64_t>(newest, ms_of(e.stream_id));
+  removed = store_->TrimJournal(newest + 60'000);
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_EQ(*removed, static_cast<int64_t>(left.size()));
   EXPECT_TRUE(AllJournals().empty());
@@ -1112,22 +1967,28 @@ TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
 TEST_F(SettlementStoreTest, JournalPagesContinueAfterAnIdInsideOneMillisecond) {
   // A burst of commits puts several entries in one millisecond (<ms>-0,
   // <ms>-1, …); here with explicit ids, so page boundaries fall inside it
-  // for sure.
+  // for sure. The entries hold real records (request ids b0 … b6).
+  Settlement s;
+  const SettlementCommit base = Compute(Read("b"), "b", &s);
+  ASSERT_FALSE(HasFailure());
   const std::string key = JournalKey("3f");
   const std::vector<std::string> ids = {"1718000000000-0", "1718000000000-1", "1718000000000-2",
                                         "1718000000000-3", "1718000000000-4", "1718000000001-0",
                                         "1718000000002-0"};
   for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string request_id = Cat("b", i);
-    RedisResult r = pool_->Command({"XADD", key, ids[i], "kind", "SETTLE", "settlement_id",
-                                    Cat("3f-", request_id), "person_key", kPersonKey, "year",
-                                    "2024", "institution", kInstitution, "request_id", request_id,
-                                    "date", kDay, "at", "1718000000", "a.total", "100"});
+    v1::LedgerRecord record = base.record;
+    record.set_request_id(Cat("b", i));
+    record.set_settlement_id(NewSettlementId(kPersonKey, kNowMs));
+    const std::string bytes = record.SerializeAsString();
+    RedisResult r = pool_->Command({"XADD", key, ids[i], "kind", "SETTLE", "rec", bytes});
     ASSERT_TRUE(r.ok()) << r.status();
   }
   auto stream_ids = [](const std::vector<JournalEntry>& entries) {
     std::vector<std::string> out;
-    for (const JournalEntry& e : entries) out.push_back(e.stream_id);
+    for (const JournalEntry& e : entries) {
+      EXPECT_TRUE(e.status.ok()) << e.status;
+      out.push_back(e.stream_id);
+    }
     return out;
   };
 
@@ -1144,7 +2005,7 @@ TEST_F(SettlementStoreTest, JournalPagesContinueAfterAnIdInsideOneMillisecond) {
   }
   EXPECT_EQ(read, ids) << "every entry once, in order";
   EXPECT_EQ(sizes, (std::vector<size_t>{2, 2, 2, 1, 0}));
-  EXPECT_EQ((*store_->ReadJournal("3f", 0, INT64_MAX))[2].request_id, "b2");
+  EXPECT_EQ((*store_->ReadJournal("3f", 0, INT64_MAX))[2].settlement.request_id(), "b2");
 
   // to_ms is inclusive and whole: the rest of its millisecond, none after.
   page = store_->ReadJournalAfter("3f", ids[2], 1718000000000, 0);
