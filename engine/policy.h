@@ -211,11 +211,19 @@ struct Scheme {
 };
 
 // How a visit type is settled: by which scheme, plus an optional maternity
-// top-up of the base fund to a floor (after the cap).
+// top-up of the base fund to a floor, never above the in-scope amount
+// (Dianjiang caesarean: 600). The top-up is paid after the cap — the cap
+// does not limit it — but it is base fund of the visit like the rest of
+// it: it is booked in the scheme's own ledger, so it counts in that
+// ledger's fund paid and uses room under the scheme's fund cap for later
+// visits (it may take the fund paid above the cap), and it is not part of
+// the critical-illness burden.
 struct VisitRoute {
   int32_t scheme = -1;  // index into Policy::schemes
   std::optional<Cents> top_up_to_cents;
-  Ledger top_up_ledger = Ledger::kDelivery;
+  // Where the top-up is booked: always the scheme's ledger, set by the
+  // loader (not a policy key).
+  Ledger top_up_ledger = Ledger::kInpatient;
   std::string top_up_source;
 };
 

@@ -1058,20 +1058,32 @@ absl::Status Loader::ParseVisits(const YAML::Node& n, const std::string& path,
     if (route.scheme < 0) {
       return Fail(m.At("scheme"), scheme, Cat("unknown scheme \"", name, "\""));
     }
+    const Scheme& routed = policy->schemes[static_cast<size_t>(route.scheme)];
+    // The top-up is base fund of the visit: it is booked in the scheme's
+    // ledger and counts against its cap like the rest (POLICY-NOTES
+    // Dianjiang maternity Reading); no policy chooses another ledger.
+    if (std::optional<YAML::Node> ledger = m.Find("top_up_ledger")) {
+      return Fail(m.At("top_up_ledger"), *ledger,
+                  Cat("a top-up is booked in its scheme's ledger (", Name(routed.ledger),
+                      ") and counts against the scheme's fund cap; remove top_up_ledger"));
+    }
     if (std::optional<YAML::Node> top_up = m.Find("top_up_yuan")) {
-      if (policy->schemes[static_cast<size_t>(route.scheme)].kind != Scheme::Kind::kCoinsurance) {
+      if (routed.kind != Scheme::Kind::kCoinsurance) {
         return Fail(m.At("top_up_yuan"), *top_up, "a top-up needs a coinsurance scheme");
+      }
+      if (!routed.fund_cap.amounts.empty() &&
+          (routed.fund_cap.ledgers & LedgerBit(routed.ledger)) == 0) {
+        return Fail(m.At("top_up_yuan"), *top_up,
+                    Cat("a top-up counts against its scheme's fund cap: the cap's ledgers must "
+                        "include the scheme's ledger ", Name(routed.ledger)));
       }
       Cents cents = 0;
       MEDSETTLE_POLICY_TRY(Yuan(*top_up, m.At("top_up_yuan"), &cents));
       route.top_up_to_cents = cents;
-      route.top_up_ledger = Ledger::kDelivery;
-      if (std::optional<YAML::Node> ledger = m.Find("top_up_ledger")) {
-        MEDSETTLE_POLICY_TRY(LedgerValue(*ledger, m.At("top_up_ledger"), &route.top_up_ledger));
-      }
+      route.top_up_ledger = routed.ledger;
       MEDSETTLE_POLICY_TRY(FlatSource(m, "top_up", &route.top_up_source));
     } else {
-      for (std::string_view k : {"top_up_ledger", "top_up_source", "top_up_assumed"}) {
+      for (std::string_view k : {"top_up_source", "top_up_assumed"}) {
         if (std::optional<YAML::Node> v = m.Find(k)) return Fail(m.At(k), *v, "needs top_up_yuan");
       }
     }

@@ -5,6 +5,7 @@
 // ../shared/POLICY-NOTES.md "Computation conventions"; the numbers cited as
 // (Cn) below are its items.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <limits>
 
@@ -35,6 +36,22 @@ absl::Status Broken(std::string_view what) {
                  Cat("settlement refused, invariant violated: ", what));
 }
 
+// The fund caps one settlement applied, and the base fund it booked that no
+// cap limits (allowances, top-ups), per ledger: what CheckInvariants needs
+// to tell capped money, which never goes above a cap, from uncapped money,
+// which may take a cap's ledgers above it (a top-up "after the cap").
+struct CapBook {
+  struct Applied {
+    LedgerMask ledgers = 0;  // the cap's ledgers
+    Cents cap_cents = 0;
+    size_t detail = 0;  // index of the scheme's FundDetail
+  };
+  // A scheme and at most one spill-over target (chains are refused at load).
+  std::array<Applied, 2> applied{};
+  size_t applied_count = 0;
+  std::array<Cents, kLedgerCount> uncapped_cents{};
+};
+
 // What one scheme paid in this settlement.
 struct SchemePayment {
   Cents deductible_cents = 0;
@@ -50,6 +67,7 @@ class Settler {
       : policy_(policy), current_(year_to_date), facts_(facts), out_(out) {}
 
   const Accumulators& current() const { return current_; }
+  const CapBook& caps() const { return caps_; }
   Facts& facts() { return facts_; }
 
   // Applies `scheme` to `in_scope` (of which `tcm_in_scope` comes from TCM
@@ -65,6 +83,23 @@ class Settler {
       t.in_scope_cents += in_scope;
       t.fund_paid_cents += fund;
       t.visits += visits;
+    }
+  }
+  // Base fund that no cap limits (an allowance, a top-up), booked in
+  // `ledger` like any other fund paid there: it counts against every cap
+  // whose ledgers include `ledger` for the visits that follow.
+  void AddUncappedFund(Ledger ledger, Cents fund) {
+    AddLedger(ledger, 0, 0, fund, 0);
+    caps_.uncapped_cents[static_cast<size_t>(ledger)] += fund;
+  }
+  // After every payment: what each applied cap has left after this
+  // settlement, max(0, cap − fund paid in its ledgers), which counts the
+  // uncapped money booked there too.
+  void RefreshCapsRemaining() {
+    for (size_t i = 0; i < caps_.applied_count; ++i) {
+      const CapBook::Applied& cap = caps_.applied[i];
+      out_->fund_details[cap.detail].cap_remaining_cents =
+          std::max<Cents>(0, cap.cap_cents - current_.FundPaid(cap.ledgers));
     }
   }
   void AddCriticalIllness(Cents burden, Cents paid) {
@@ -89,6 +124,7 @@ class Settler {
   Accumulators current_;
   Facts facts_;
   Settlement* out_;
+  CapBook caps_;
 };
 
 absl::StatusOr<Cents> Settler::Deductible(const Scheme& scheme, int32_t cls, Cents in_scope) {
@@ -138,7 +174,8 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
     Trace({.rule = TraceRule::kAllowance, .source = scheme.allowance_source,
            .subject = scheme.name, .amount_cents = pay.fund_cents,
            .base_cents = scheme.allowance_cents});
-    AddLedger(scheme.ledger, 0, in_scope, pay.fund_cents, visits);
+    AddLedger(scheme.ledger, 0, in_scope, 0, visits);
+    AddUncappedFund(scheme.ledger, pay.fund_cents);
     out_->fund_details.push_back({.fund = Fund::kBase, .scheme = scheme.name,
                                   .eligible_cents = in_scope, .paid_cents = pay.fund_cents,
                                   .uncapped = true});
@@ -231,13 +268,19 @@ absl::StatusOr<SchemePayment> Settler::ApplyScheme(const Scheme& scheme, Cents i
   }
   const Cents rounded = RoundHalfUpDiv(numerator, kFullRatioBp);
 
-  // The annual cap (C3), possibly shared with other schemes' ledgers.
+  // The annual cap (C3), possibly shared with other schemes' ledgers. The
+  // fund paid there may already stand above the cap (a top-up is paid after
+  // the cap but counts in it): then nothing is left, never less than 0.
   Cents cap_left = kUnbounded;
   const bool capped = !scheme.fund_cap.amounts.empty();
   if (capped) {
     const Cents* cap = FirstMatch(scheme.fund_cap.amounts, facts);
     if (cap == nullptr) return PolicyGap(policy_, Cat(scheme.name, ".fund_cap"));
     cap_left = std::max<Cents>(0, *cap - current_.FundPaid(scheme.fund_cap.ledgers));
+    if (caps_.applied_count == caps_.applied.size()) return Broken("more caps than schemes");
+    caps_.applied[caps_.applied_count++] = {.ledgers = scheme.fund_cap.ledgers,
+                                            .cap_cents = *cap,
+                                            .detail = out_->fund_details.size()};
   }
   pay.fund_cents = std::min(rounded, cap_left);
   pay.covered_cents = in_scope;
@@ -372,7 +415,7 @@ absl::StatusOr<Cents> ApplySupplementary(const Policy& policy, const Institution
 // Always-on checks (they are cheap): a failure is a bug, and the
 // settlement is refused rather than recorded.
 absl::Status CheckInvariants(const Policy& policy, const Accumulators& year_to_date,
-                             const Settlement& s) {
+                             const CapBook& caps, const Settlement& s) {
   const Amounts& a = s.amounts;
   for (Cents v : {a.total_cents, a.out_of_scope_cents, a.over_limit_cents, a.pre_self_pay_cents,
                   a.in_scope_cents, a.deductible_cents, a.base_fund_cents,
@@ -400,6 +443,29 @@ absl::Status CheckInvariants(const Policy& policy, const Accumulators& year_to_d
         after.in_scope_cents != before.in_scope_cents + delta.in_scope_cents ||
         after.fund_paid_cents != before.fund_paid_cents + delta.fund_paid_cents) {
       return Broken("ledger totals are not year-to-date plus delta");
+    }
+  }
+  // Every yuan of base fund is booked once, in one ledger.
+  Cents booked = 0;
+  for (const LedgerTotals& delta : s.delta.ledgers) booked += delta.fund_paid_cents;
+  if (booked != a.base_fund_cents) return Broken("base fund not booked once in the ledgers");
+  // No fund cap exceeded: the capped money of this settlement in a cap's
+  // ledgers (its fund paid there less the uncapped allowances and top-ups)
+  // never takes them above the cap, or further above it if the year
+  // already was (an earlier top-up). Uncapped money may: a top-up "after
+  // the cap" is paid in full and still counts in the ledger's fund paid.
+  for (size_t i = 0; i < caps.applied_count; ++i) {
+    const CapBook::Applied& cap = caps.applied[i];
+    Cents uncapped = 0;
+    for (int l = 0; l < kLedgerCount; ++l) {
+      if (cap.ledgers & (1u << l)) uncapped += caps.uncapped_cents[static_cast<size_t>(l)];
+    }
+    const Cents before = year_to_date.FundPaid(cap.ledgers);
+    const Cents capped = s.delta.FundPaid(cap.ledgers) - uncapped;
+    if (capped < 0 || before + capped > std::max(cap.cap_cents, before) ||
+        s.fund_details[cap.detail].cap_remaining_cents !=
+            std::max<Cents>(0, cap.cap_cents - s.after.FundPaid(cap.ledgers))) {
+      return Broken(Cat(s.fund_details[cap.detail].scheme, " fund cap exceeded"));
     }
   }
   for (const Scheme& scheme : policy.schemes) {
@@ -525,8 +591,12 @@ absl::Status Engine::Settle(const SettleInput& input, Settlement* out) const {
     for (LineResult& line : out->lines) line.tcm_bonus = false;
   }
 
-  // Maternity top-up: the base fund is raised to a floor, after the cap,
-  // never above the in-scope amount.
+  // Maternity top-up: the base fund is raised to a floor, never above the
+  // in-scope amount. It is paid after the cap (the cap does not limit it)
+  // but it is base fund of this visit like the rest: booked in the
+  // scheme's ledger (route.top_up_ledger, which the loader sets to it), it
+  // counts in that ledger's fund paid and so uses room under the cap of
+  // later visits; it may take that fund paid above the cap.
   if (route.top_up_to_cents) {
     const Cents floor = std::min(*route.top_up_to_cents, split.in_scope_cents);
     if (amounts.base_fund_cents < floor) {
@@ -534,14 +604,16 @@ absl::Status Engine::Settle(const SettleInput& input, Settlement* out) const {
       settler.Trace({.rule = TraceRule::kTopUp, .source = route.top_up_source,
                      .subject = kTopUpName, .amount_cents = top_up,
                      .base_cents = *route.top_up_to_cents});
-      settler.AddLedger(route.top_up_ledger, 0, 0, top_up, 0);
+      settler.AddUncappedFund(route.top_up_ledger, top_up);
       out->fund_details.push_back({.fund = Fund::kBase, .scheme = kTopUpName,
                                    .eligible_cents = floor, .paid_cents = top_up,
                                    .uncapped = true});
       amounts.base_fund_cents = floor;
     }
   }
+  settler.RefreshCapsRemaining();
 
+  // The burden is what the base fund (a top-up included) left in scope.
   if (policy.critical_illness.enabled && scheme.critical_illness) {
     absl::StatusOr<Cents> paid = ApplyCriticalIllness(
         policy, settler, split.in_scope_cents - amounts.base_fund_cents, out);
@@ -573,7 +645,7 @@ absl::Status Engine::Settle(const SettleInput& input, Settlement* out) const {
   out->after = settler.current();
   out->after.version = year_to_date.version + 1;
   out->delta.version = 1;
-  return CheckInvariants(policy, year_to_date, *out);
+  return CheckInvariants(policy, year_to_date, settler.caps(), *out);
 }
 
 }  // namespace medsettle::engine

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/status.h"
@@ -739,6 +740,10 @@ TEST(Dianjiang2024, CaesareanSettledAsInpatientWithTopUpTo600) {
   EXPECT_EQ(a.after.critical_illness_burden_cents, 40000);  // counts as inpatient
   EXPECT_EQ(a.after.ledger(Ledger::kInpatient).visits, 1);
   EXPECT_EQ(a.after.ledger(Ledger::kInpatient).deductible_paid_cents, 30000);
+  // The whole 600.00 (490.00 + the 110.00 top-up) is inpatient fund paid;
+  // nothing is booked in the delivery ledger.
+  EXPECT_EQ(a.delta.ledger(Ledger::kInpatient).fund_paid_cents, 60000);
+  EXPECT_EQ(a.after.ledger(Ledger::kDelivery).fund_paid_cents, 0);
   // 500.00: (500 − 300) × 70% = 140.00 → top-up to min(600, 500) = 500.00,
   // never more than in scope; the patient pays nothing.
   Settlement b;
@@ -756,6 +761,7 @@ TEST(Dianjiang2024, CaesareanSettledAsInpatientWithTopUpTo600) {
   Settlement d;
   ASSERT_TRUE(SettleWith(mother, level2, capped, caesarean(100000), &d).ok());
   ExpectSplit(d, {.deductible = 30000, .base_fund = 60000, .patient = 40000});
+  EXPECT_EQ(d.after.ledger(Ledger::kInpatient).fund_paid_cents, 8060000);  // 80,000 + 600
   // Critical illness counts it: burden so far exactly 17,833.00; burden
   // 1000 − 600 = 400.00, all above → 400 × 60% = 240.00; patient 1000 − 600
   // − 240 = 160.00.
@@ -764,6 +770,169 @@ TEST(Dianjiang2024, CaesareanSettledAsInpatientWithTopUpTo600) {
   Settlement e;
   ASSERT_TRUE(SettleWith(mother, level2, at_threshold, caesarean(100000), &e).ok());
   ExpectSplit(e, {.base_fund = 60000, .critical_illness = 24000, .patient = 16000});
+}
+
+// The base-fund detail of `scheme` in `s` (the inpatient cap's remaining).
+FundDetail BaseDetail(const Settlement& s, std::string_view scheme) {
+  for (const FundDetail& d : s.fund_details) {
+    if (d.fund == Fund::kBase && d.scheme == scheme) return d;
+  }
+  ADD_FAILURE() << "no base-fund detail " << scheme;
+  return {};
+}
+
+// The inpatient fund cap as CheckCoverage reports it for `person` on `ytd`.
+RemainingLimit InpatientCap(const Enrollment& person, const Accumulators& ytd) {
+  const Policy& policy = *ShippedEngine().policies().FindById("dianjiang-2024");
+  for (const RemainingLimit& l : ShippedEngine().Remaining(policy, person, ytd)) {
+    if (l.name == "inpatient fund cap") return l;
+  }
+  ADD_FAILURE() << "no inpatient fund cap";
+  return {};
+}
+
+// POLICY-NOTES Maternity Reading: the top-up is base fund of the stay, not
+// limited by the cap, but it counts in the year's inpatient fund paid, so
+// it uses room under the cap of the stays that follow.
+TEST(Dianjiang2024, CaesareanTopUpCountsInTheInpatientFundPaidAndUsesLaterCapRoom) {
+  const Enrollment mother = Insured(1);  // 一档: inpatient cap 80,000
+  // Earlier this year, level 1, 98,850.00: deductible 100; 98,750 × 80% =
+  // 79,000.00 (within the cap). Burden 98,850 − 79,000 = 19,850.00: (19,850
+  // − 17,833) × 60% = 1,210.20; patient 98,850 − 79,000 − 1,210.20 = 18,639.80.
+  Settlement earlier;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 1), {},
+                         Admission("2024-03-01", "2024-03-20", 9885000), &earlier).ok());
+  ExpectSplit(earlier, {.deductible = 10000, .base_fund = 7900000, .critical_illness = 121020,
+                        .patient = 1863980});
+  // Stay 1, caesarean at level 2, FA0007 1,000.00: deductible 300; (1000 −
+  // 300) × 70% = 490.00 ≤ 80,000 − 79,000 = 1,000.00 left → 490.00 < 600:
+  // topped up by 110.00 to 600.00. Burden 1000 − 600 = 400.00 (the top-up is
+  // base fund, not burden), all above the threshold: × 60% = 240.00;
+  // patient 1000 − 600 − 240 = 160.00.
+  Settlement caesarean;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 2), earlier.after,
+                         Stay(VisitType::kDeliveryCaesarean, "2024-07-01", "2024-07-06",
+                              {Line(1, "FA0007", "1", 100000)}),
+                         &caesarean).ok());
+  ExpectSplit(caesarean, {.in_scope = 100000, .deductible = 30000, .base_fund = 60000,
+                          .critical_illness = 24000, .patient = 16000});
+  EXPECT_TRUE(HasStep(caesarean, TraceRule::kTopUp));
+  // Inpatient fund paid 79,000 + 490 + 110 = 79,600.00 (not 79,490.00);
+  // the delivery ledger holds nothing; cap left 80,000 − 79,600 = 400.00.
+  EXPECT_EQ(caesarean.delta.ledger(Ledger::kInpatient).fund_paid_cents, 60000);
+  EXPECT_EQ(caesarean.after.ledger(Ledger::kInpatient).fund_paid_cents, 7960000);
+  EXPECT_EQ(caesarean.after.ledger(Ledger::kDelivery).fund_paid_cents, 0);
+  EXPECT_EQ(BaseDetail(caesarean, "inpatient").paid_cents, 49000);
+  EXPECT_EQ(BaseDetail(caesarean, "inpatient").cap_remaining_cents, 40000);
+  EXPECT_EQ(BaseDetail(caesarean, "maternity_top_up").paid_cents, 11000);
+  EXPECT_EQ(InpatientCap(mother, caesarean.after).remaining_cents, 40000);
+  // Burden 19,850 + 400 = 20,250.00; critical illness 1,210.20 + 240 = 1,450.20.
+  EXPECT_EQ(caesarean.after.critical_illness_burden_cents, 2025000);
+  EXPECT_EQ(caesarean.after.critical_illness_paid_cents, 145020);
+
+  // Stay 2, ordinary inpatient at level 2, 2,000.00: deductible 300; (2000 −
+  // 300) × 70% = 1,190.00, capped at 80,000 − 79,600 = 400.00 (510.00 if the
+  // top-up had not counted). Burden 2000 − 400 = 1,600.00 × 60% = 960.00;
+  // patient 2000 − 400 − 960 = 640.00.
+  Settlement later;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 2), caesarean.after,
+                         Admission("2024-09-01", "2024-09-05", 200000), &later).ok());
+  ExpectSplit(later, {.deductible = 30000, .base_fund = 40000, .critical_illness = 96000,
+                      .patient = 64000});
+  EXPECT_FALSE(HasStep(later, TraceRule::kTopUp));
+  // Inpatient fund paid 79,600 + 400 = 80,000.00: the cap, exactly.
+  EXPECT_EQ(later.after.ledger(Ledger::kInpatient).fund_paid_cents, 8000000);
+  EXPECT_EQ(BaseDetail(later, "inpatient").cap_remaining_cents, 0);
+  EXPECT_EQ(later.after.critical_illness_burden_cents, 2185000);  // 20,250 + 1,600
+
+  // Reversing the caesarean gives its 600.00 back to the cap: the same
+  // stay 2 then finds 80,000 − 79,000 = 1,000.00 left → min(1,190, 1,000)
+  // = 1,000.00.
+  absl::StatusOr<Accumulators> undone = Engine::Reverse(caesarean.after, caesarean.delta);
+  ASSERT_TRUE(undone.ok()) << undone.status();
+  EXPECT_EQ(undone->ledger(Ledger::kInpatient).fund_paid_cents, 7900000);
+  Settlement without;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 2), *undone,
+                         Admission("2024-09-01", "2024-09-05", 200000), &without).ok());
+  ExpectSplit(without, {.deductible = 30000, .base_fund = 100000});
+}
+
+// The top-up is paid even when the cap is used up, and it takes the
+// inpatient fund paid above the cap; what stands above the cap is not taken
+// back from later stays (the room left is max(0, cap − fund paid) = 0, never
+// negative): they, and major-disease outpatient visits sharing the cap, get
+// 0 from the base fund, and their whole in-scope amount is burden.
+TEST(Dianjiang2024, CaesareanTopUpAfterTheCapTakesTheFundPaidAboveItAndLaterStaysGetNothing) {
+  const Enrollment mother = UremiaPatient(1);  // 一档: cap 80,000 (inpatient and dialysis)
+  // Earlier this year, level 1, 100,100.00: deductible 100; 100,000 × 80% =
+  // 80,000.00: the cap is used up. Burden 20,100.00: (20,100 − 17,833) × 60%
+  // = 1,360.20; patient 100,100 − 80,000 − 1,360.20 = 18,739.80.
+  Settlement earlier;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 1), {},
+                         Admission("2024-03-01", "2024-03-20", 10010000), &earlier).ok());
+  ExpectSplit(earlier, {.deductible = 10000, .base_fund = 8000000, .critical_illness = 136020,
+                        .patient = 1873980});
+  EXPECT_EQ(InpatientCap(mother, earlier.after).remaining_cents, 0);
+  // Caesarean at level 2, 1,000.00: deductible 300; 700 × 70% = 490.00, but
+  // max(0, 80,000 − 80,000) = 0 left → 0; topped up by 600.00 to 600.00.
+  // Burden 1000 − 600 = 400.00 × 60% = 240.00; patient 1000 − 600 − 240 = 160.00.
+  Settlement caesarean;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 2), earlier.after,
+                         Stay(VisitType::kDeliveryCaesarean, "2024-07-01", "2024-07-06",
+                              {Line(1, "FA0007", "1", 100000)}),
+                         &caesarean).ok());
+  ExpectSplit(caesarean, {.deductible = 30000, .base_fund = 60000, .critical_illness = 24000,
+                          .patient = 16000});
+  EXPECT_EQ(BaseDetail(caesarean, "inpatient").paid_cents, 0);
+  EXPECT_EQ(BaseDetail(caesarean, "maternity_top_up").paid_cents, 60000);
+  // Inpatient fund paid 80,000 + 600 = 80,600.00: above the cap by the
+  // top-up, by design; the cap reports 80,600 used, 0 left.
+  EXPECT_EQ(caesarean.after.ledger(Ledger::kInpatient).fund_paid_cents, 8060000);
+  EXPECT_EQ(BaseDetail(caesarean, "inpatient").cap_remaining_cents, 0);
+  const RemainingLimit cap = InpatientCap(mother, caesarean.after);
+  EXPECT_EQ(cap.limit_cents, 8000000);
+  EXPECT_EQ(cap.used_cents, 8060000);
+  EXPECT_EQ(cap.remaining_cents, 0);
+
+  // A later ordinary stay at level 2, 2,000.00: deductible 300; 1,700 × 70%
+  // = 1,190.00, max(0, 80,000 − 80,600) = 0 left → 0. Burden 2,000.00 × 60%
+  // = 1,200.00; patient 2000 − 1200 = 800.00. Fund paid stays 80,600.00.
+  Settlement later;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 2), caesarean.after,
+                         Admission("2024-09-01", "2024-09-05", 200000), &later).ok());
+  ExpectSplit(later, {.deductible = 30000, .base_fund = 0, .critical_illness = 120000,
+                      .patient = 80000});
+  EXPECT_EQ(later.after.ledger(Ledger::kInpatient).fund_paid_cents, 8060000);
+  // Dialysis at level 1, 1 × 400.00 (shares the cap): deductible 100 (once a
+  // year); 300 × 80% = 240.00, 0 left → 0. Burden 400.00 × 60% = 240.00;
+  // patient 400 − 240 = 160.00.
+  Settlement dialysis;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 1), later.after,
+                         Dialysis("2024-10-01", "1"), &dialysis).ok());
+  ExpectSplit(dialysis, {.deductible = 10000, .base_fund = 0, .critical_illness = 24000,
+                         .patient = 16000});
+  // Burden 20,100 + 400 + 2,000 + 400 = 22,900.00.
+  EXPECT_EQ(dialysis.after.critical_illness_burden_cents, 2290000);
+
+  // Crossing the cap within the stay: 79,800.00 paid before (level 1,
+  // 99,850.00: 99,750 × 80%). The caesarean's 490.00 is capped at 200.00 left,
+  // the top-up adds 400.00 → 600.00; fund paid 79,800 + 200 + 400 = 80,400.00.
+  // (Earlier burden 99,850 − 79,800 = 20,050.00, so the caesarean's 400.00
+  // burden × 60% = 240.00; patient 160.00.)
+  Settlement near;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 1), {},
+                         Admission("2024-03-01", "2024-03-20", 9985000), &near).ok());
+  ExpectSplit(near, {.base_fund = 7980000});
+  Settlement crossing;
+  ASSERT_TRUE(SettleWith(mother, Hospital(kDianjiang, 2), near.after,
+                         Stay(VisitType::kDeliveryCaesarean, "2024-07-01", "2024-07-06",
+                              {Line(1, "FA0007", "1", 100000)}),
+                         &crossing).ok());
+  ExpectSplit(crossing, {.base_fund = 60000, .critical_illness = 24000, .patient = 16000});
+  EXPECT_EQ(BaseDetail(crossing, "inpatient").paid_cents, 20000);
+  EXPECT_EQ(BaseDetail(crossing, "maternity_top_up").paid_cents, 40000);
+  EXPECT_EQ(crossing.after.ledger(Ledger::kInpatient).fund_paid_cents, 8040000);
+  EXPECT_EQ(InpatientCap(mother, crossing.after).remaining_cents, 0);
 }
 
 // ---------------------------------------------------------------------------

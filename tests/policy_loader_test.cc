@@ -105,7 +105,8 @@ TEST(ShippedPolicies, DianjiangTiersMaternityAndUncoveredLevel3) {
   const VisitRoute& caesarean = p.routes[static_cast<size_t>(VisitType::kDeliveryCaesarean)];
   EXPECT_EQ(caesarean.scheme, p.SchemeIndex("inpatient"));
   EXPECT_EQ(caesarean.top_up_to_cents, 60000);
-  EXPECT_EQ(caesarean.top_up_ledger, Ledger::kDelivery);
+  // Booked in the routed scheme's ledger, under its cap (POLICY-NOTES Reading).
+  EXPECT_EQ(caesarean.top_up_ledger, Ledger::kInpatient);
   const Scheme& natural = SchemeNamed(p, "delivery_natural");
   EXPECT_EQ(natural.kind, Scheme::Kind::kAllowance);
   EXPECT_EQ(natural.allowance_cents, 60000);
