@@ -219,7 +219,9 @@ std::string_view Name(JournalKind kind);  // "SETTLE", "REVERSE"
 struct JournalEntry {
   std::string stream_id;  // "<ms>-<seq>"
   JournalKind kind = JournalKind::kSettle;
-  std::string bytes;                // the value as stored
+  // The record serialized (unpacked: cache/record_codec.h) once it decodes;
+  // the value as stored when it does not.
+  std::string bytes;
   v1::LedgerRecord settlement;      // kSettle, when `status` is ok
   v1::LedgerReversal reversal;      // kReverse, when `status` is ok
   // Whether the entry decoded: INTERNAL LEDGER_RECORD_INVALID (or

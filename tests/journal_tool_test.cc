@@ -1,13 +1,19 @@
 // medsettle-journal end to end, in-process (tools/journal/journal_tool.h)
 // against a real redis-server, over journal entries written by real
-// commits and reversals (cache::SettlementStore): export returns every
-// entry of every tag exactly once in stream-id order with its audit fields
-// and amounts, filtered by institution and time window; pages that end
-// inside one millisecond lose and repeat nothing; the JSON parses back
-// (quotes, backslashes, control characters, UTF-8); --out writes the file
-// whole, mode 0600, and refuses a FILE.tmp left behind; trim refuses
-// without --yes and a --before less than an hour ago, and otherwise removes
-// exactly the older entries; stats counts; bad flags exit 2.
+// commits and reversals (cache::SettlementStore) of records built as the
+// gateway builds them (the shipped engine settles, contract::
+// SettlementToProto and BuildLedgerRecord make the one LedgerRecord; the
+// reversal is the gateway's LedgerReversal): export returns every entry of
+// every tag exactly once in stream-id order, each line's record parsing
+// back (protobuf's JSON parser) to a record equal to the one committed,
+// audit fields included; filtered by the record's institution and by time
+// window; pages that end inside one millisecond lose and repeat nothing;
+// the JSON escapes quotes, backslashes and control characters; an entry
+// that does not decode stops the export naming its tag and stream id;
+// --out writes the file whole, mode 0600, and refuses a FILE.tmp left
+// behind; trim refuses without --yes and a --before less than an hour ago,
+// and otherwise removes exactly the older entries; stats counts; bad flags
+// exit 2.
 //
 // Nothing here depends on how fast the machine is or on the wall clock:
 // where a test needs entries in one millisecond, or a window, or a cut
@@ -32,18 +38,27 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cache/connection_pool.h"
+#include "cache/record_codec.h"
 #include "cache/redis_client.h"
 #include "cache/settlement_store.h"
 #include "cache/snapshot_store.h"
+#include "engine/date.h"
+#include "engine/engine.h"
 #include "engine/status.h"
 #include "engine/text.h"
 #include "engine/types.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "medsettle/v1/ledger.pb.h"
+#include "medsettle/v1/settlement.pb.h"
+#include "proto/contract/convert.h"
+#include "proto/contract/ledger_record.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/redis_server.h"
 
@@ -54,10 +69,13 @@ using engine::Cat;
 using medsettle::testing::RedisServerTest;
 
 constexpr engine::RegionCode kQuzhou = 330800;
+constexpr engine::RegionCode kKecheng = 330802;
 constexpr int32_t kYear = 2024;
 constexpr int64_t kNowUnix = 1'718'000'000;  // 2024-06-10
+constexpr int64_t kNowMs = kNowUnix * 1000;
+constexpr int64_t kReversedAtMs = kNowMs + 60'000;
 const std::string kInstitution = "H3308020001";
-const std::string kOtherInstitution = "P3308020007";
+const std::string kOtherInstitution = "H3308020007";
 // Persons of the snapshot, of the tags 3f (two), 00, a7 and ff.
 const std::string kPerson3f = "3fa1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const std::string kOther3f = "3f00000000000000000000000000000000000000000000000000000000000001";
@@ -66,120 +84,135 @@ const std::string kPersonA7 = "a7b1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718
 const std::string kPersonFf = "ffb1c2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const std::string kCert = std::string(64, 'c');
 const std::string kReversalCert = std::string(64, 'e');
+const std::string kPolicySha = std::string(64, '1');
+const std::string kCatalogSha = std::string(64, '2');
+// The bill's one line: a class A drug without a price cap, so the whole
+// amount is in scope whatever the test's total.
+constexpr std::string_view kDrugName = "阿莫西林胶囊";
 
-// ---- A minimal JSON reader: one flat object of strings and integers ----
-
-using JsonValue = std::variant<std::string, int64_t>;
-using JsonObject = std::map<std::string, JsonValue>;
-
-class FlatJson {
- public:
-  explicit FlatJson(std::string_view text) : s_(text) {}
-
-  // The object, or nullopt when `text` is not exactly one flat object of
-  // strings and integers with unique keys (and proper escapes).
-  std::optional<JsonObject> Parse() {
-    JsonObject out;
-    if (!Eat('{')) return std::nullopt;
-    if (Eat('}')) return k_ == s_.size() ? std::optional<JsonObject>(out) : std::nullopt;
-    do {
-      std::optional<std::string> key = String();
-      if (!key.has_value() || !Eat(':') || out.count(*key)) return std::nullopt;
-      if (k_ < s_.size() && s_[k_] == '"') {
-        std::optional<std::string> v = String();
-        if (!v.has_value()) return std::nullopt;
-        out[*key] = *v;
-      } else {
-        std::optional<int64_t> v = Integer();
-        if (!v.has_value()) return std::nullopt;
-        out[*key] = *v;
-      }
-    } while (Eat(','));
-    if (!Eat('}') || k_ != s_.size()) return std::nullopt;
-    return out;
-  }
-
- private:
-  bool Eat(char c) {
-    if (k_ < s_.size() && s_[k_] == c) {
-      ++k_;
-      return true;
-    }
-    return false;
-  }
-  std::optional<int64_t> Integer() {
-    size_t start = k_;
-    if (k_ < s_.size() && s_[k_] == '-') ++k_;
-    while (k_ < s_.size() && s_[k_] >= '0' && s_[k_] <= '9') ++k_;
-    if (k_ == start) return std::nullopt;
-    return std::stoll(std::string(s_.substr(start, k_ - start)));
-  }
-  std::optional<std::string> String() {
-    if (!Eat('"')) return std::nullopt;
-    std::string out;
-    while (k_ < s_.size()) {
-      const auto c = static_cast<unsigned char>(s_[k_++]);
-      if (c == '"') return out;
-      if (c < 0x20) return std::nullopt;  // JSON forbids raw control characters
-      if (c != '\\') {
-        out.push_back(static_cast<char>(c));
-        continue;
-      }
-      if (k_ >= s_.size()) return std::nullopt;
-      const char e = s_[k_++];
-      switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u': {
-          if (k_ + 4 > s_.size()) return std::nullopt;
-          const int code = std::stoi(std::string(s_.substr(k_, 4)), nullptr, 16);
-          k_ += 4;
-          if (code >= 0x80) return std::nullopt;  // the tool escapes ASCII only
-          out.push_back(static_cast<char>(code));
-          break;
-        }
-        default: return std::nullopt;
-      }
-    }
-    return std::nullopt;
-  }
-
-  std::string_view s_;
-  size_t k_ = 0;
+// The audit fields of a settlement: the caller's certificate, the
+// credential presented (by kind) and the family member who presented it.
+struct Audit {
+  std::string certificate_fingerprint = kCert;
+  std::string credential_kind = "ID_CARD";
+  std::string presenter_key;
+  int64_t voucher_issued_at_unix = 0;  // an e-insurance code's
 };
 
-std::string Str(const JsonObject& o, const std::string& key) {
-  auto it = o.find(key);
-  if (it == o.end() || !std::holds_alternative<std::string>(it->second)) {
-    ADD_FAILURE() << "no string " << key;
-    return "";
-  }
-  return std::get<std::string>(it->second);
+::testing::AssertionResult SameMessage(const google::protobuf::Message& a,
+                                       const google::protobuf::Message& b) {
+  google::protobuf::util::MessageDifferencer differencer;
+  std::string diff;
+  differencer.ReportDifferencesToString(&diff);
+  if (differencer.Compare(a, b)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "messages differ: " << diff;
 }
 
-int64_t Int(const JsonObject& o, const std::string& key) {
-  auto it = o.find(key);
-  if (it == o.end() || !std::holds_alternative<int64_t>(it->second)) {
-    ADD_FAILURE() << "no integer " << key;
-    return -1;
+// ---- Reading an export line back ----
+
+// One line of an export, read back: the keys every line has, and its
+// record parsed by protobuf's own JSON parser.
+struct Line {
+  std::string text;  // as written
+  std::string id, tag, kind, settlement_id, institution, date;
+  int64_t at_ms = -1;
+  v1::LedgerRecord settlement;  // kind SETTLE
+  v1::LedgerReversal reversal;  // kind REVERSE
+  // The record's request id (a REVERSE entry's: the reversal's own).
+  std::string request_id() const {
+    return kind == "SETTLE" ? settlement.request_id() : reversal.request_id();
   }
-  return std::get<int64_t>(it->second);
+};
+
+// The keys of a line, in the order the tool writes them.
+const std::vector<std::string> kLineKeys = {"id",          "tag",  "kind",  "settlement_id",
+                                            "institution", "date", "at_ms", "record"};
+
+// `text` as a Line; nullopt (and a test failure) unless it is one JSON
+// object with exactly kLineKeys, in that order, at_ms an integer, the
+// record last and parsing as the message its kind names (unknown fields
+// refused).
+std::optional<Line> ParseLine(const std::string& text) {
+  // JSON as a whole: google.protobuf.Struct takes any JSON object.
+  google::protobuf::Struct object;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(text, &object);
+  if (!parsed.ok()) {
+    ADD_FAILURE() << "not JSON (" << parsed.ToString() << "): " << text;
+    return std::nullopt;
+  }
+  std::set<std::string> keys;
+  for (const auto& [key, value] : object.fields()) keys.insert(key);
+  if (keys != std::set<std::string>(kLineKeys.begin(), kLineKeys.end())) {
+    ADD_FAILURE() << "not the keys of a line: " << text;
+    return std::nullopt;
+  }
+  Line line;
+  line.text = text;
+  auto str = [&object](const std::string& key) {
+    const google::protobuf::Value& v = object.fields().at(key);
+    EXPECT_EQ(v.kind_case(), google::protobuf::Value::kStringValue) << key;
+    return v.string_value();
+  };
+  line.id = str("id");
+  line.tag = str("tag");
+  line.kind = str("kind");
+  line.settlement_id = str("settlement_id");
+  line.institution = str("institution");
+  line.date = str("date");
+  const google::protobuf::Value& at = object.fields().at("at_ms");
+  EXPECT_EQ(at.kind_case(), google::protobuf::Value::kNumberValue) << "at_ms is a JSON number";
+  EXPECT_EQ(object.fields().at("record").kind_case(), google::protobuf::Value::kStructValue);
+
+  // The keys in order, at_ms an integer, the record last: the line is this
+  // prefix (its values are plain ASCII: no escapes), digits, the record.
+  const std::string prefix =
+      Cat(R"({"id":")", line.id, R"(","tag":")", line.tag, R"(","kind":")", line.kind,
+          R"(","settlement_id":")", line.settlement_id, R"(","institution":")",
+          line.institution, R"(","date":")", line.date, R"(","at_ms":)");
+  if (text.rfind(prefix, 0) != 0) {
+    ADD_FAILURE() << "keys out of order: " << text;
+    return std::nullopt;
+  }
+  size_t k = prefix.size();
+  while (k < text.size() && text[k] >= '0' && text[k] <= '9') ++k;
+  if (k == prefix.size()) {
+    ADD_FAILURE() << "at_ms is not an integer: " << text;
+    return std::nullopt;
+  }
+  line.at_ms = std::stoll(text.substr(prefix.size(), k - prefix.size()));
+  EXPECT_EQ(static_cast<double>(line.at_ms), at.number_value());
+  const std::string record_key = R"(,"record":)";
+  if (text.compare(k, record_key.size(), record_key) != 0 || text.back() != '}') {
+    ADD_FAILURE() << "the record is not the last key: " << text;
+    return std::nullopt;
+  }
+  const size_t start = k + record_key.size();
+  const std::string record = text.substr(start, text.size() - 1 - start);
+  google::protobuf::util::JsonParseOptions strict;
+  strict.ignore_unknown_fields = false;
+  google::protobuf::util::Status back;
+  if (line.kind == "SETTLE") {
+    back = google::protobuf::util::JsonStringToMessage(record, &line.settlement, strict);
+  } else if (line.kind == "REVERSE") {
+    back = google::protobuf::util::JsonStringToMessage(record, &line.reversal, strict);
+  } else {
+    ADD_FAILURE() << "kind " << line.kind;
+    return std::nullopt;
+  }
+  if (!back.ok()) {
+    ADD_FAILURE() << "the record does not parse back (" << back.ToString() << "): " << record;
+    return std::nullopt;
+  }
+  return line;
 }
 
-std::vector<JsonObject> ParseLines(const std::string& ndjson) {
-  std::vector<JsonObject> out;
+std::vector<Line> ParseLines(const std::string& ndjson) {
+  std::vector<Line> out;
   std::istringstream in(ndjson);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::optional<JsonObject> o = FlatJson(line).Parse();
-    EXPECT_TRUE(o.has_value()) << "not a flat JSON object: " << line;
-    if (o.has_value()) out.push_back(*std::move(o));
+  std::string text;
+  while (std::getline(in, text)) {
+    std::optional<Line> line = ParseLine(text);
+    if (line.has_value()) out.push_back(*std::move(line));
   }
   return out;
 }
@@ -215,11 +248,30 @@ std::string ReadAll(const std::string& path) {
   return s.str();
 }
 
+// A general-outpatient bill of 2024-06-10 with one line of `total_cents`,
+// with the credential the counter scanned (BuildLedgerRecord drops it).
+v1::SettleRequest Bill(const std::string& request_id, int64_t total_cents) {
+  v1::SettleRequest r;
+  r.set_request_id(request_id);
+  r.mutable_credential()->set_insurance_card_no("TESTCARD-0001");
+  r.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
+  r.mutable_visit()->set_service_date("2024-06-10");
+  v1::BillItem* item = r.add_items();
+  item->set_line_no(1);
+  item->set_code("XA0001");
+  item->set_name(std::string(kDrugName));
+  item->set_quantity("1");
+  item->set_unit_price_cents(total_cents);
+  item->set_amount_cents(total_cents);
+  return r;
+}
+
 class JournalToolTest : public RedisServerTest {
  protected:
   void SetUp() override {
     RedisServerTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
+    medsettle::testing::ShippedEngine();
     cache::PoolOptions options;
     options.redis = {.host = redis().host(), .port = redis().port(),
                      .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
@@ -247,40 +299,62 @@ class JournalToolTest : public RedisServerTest {
     std::filesystem::create_directories(dir_);
   }
 
-  // Reads the person's year and commits a settlement of `total_cents` (the
-  // fund pays half) with `audit`; the commit as sent.
+  // Settles a bill of `total_cents` for `person` at `institution` as the
+  // gateway does (gateway/settlement_handler.cc): reads the person's year,
+  // the shipped engine settles, the response and from it the one record
+  // are built (with `audit`), the record is committed. The commit as sent.
   cache::SettlementCommit Settle(const std::string& person, const std::string& institution,
                                  const std::string& request_id, int64_t total_cents,
-                                 cache::AuditFields audit = {.certificate_fingerprint = kCert,
-                                                             .credential_kind = "ID_CARD"}) {
+                                 const Audit& audit = {}) {
     absl::StatusOr<cache::SettleRead> read =
         store_->ReadForSettle(version_, person, kYear, institution, request_id);
     EXPECT_TRUE(read.ok()) << read.status();
     if (!read.ok()) return {};
     EXPECT_TRUE(read->enrollment.has_value()) << person;
+    if (!read->enrollment.has_value()) return {};
+    const v1::SettleRequest request = Bill(request_id, total_cents);
+    engine::Claim claim;
+    absl::Status converted = contract::ClaimFromProto(request, &claim);
+    EXPECT_TRUE(converted.ok()) << converted;
+    if (!converted.ok()) return {};
+    // The engine admits printable request ids only, as the gateway does;
+    // the escaping test commits others, so the engine sees a stand-in.
+    claim.request_id = "bill";
+    engine::Institution hospital = medsettle::testing::Hospital(kKecheng, 2);
+    hospital.institution_id = institution;
+    engine::Settlement settlement;
+    absl::Status settled = medsettle::testing::ShippedEngine().Settle(
+        {.enrollment = &*read->enrollment, .institution = &hospital,
+         .year_to_date = &read->accumulators, .claim = &claim},
+        &settlement);
+    EXPECT_TRUE(settled.ok()) << settled;
+    if (!settled.ok()) return {};
+    claim.request_id = request_id;
+    v1::SettleResponse response;
+    contract::SettlementToProto(settlement, claim, person, institution, &response);
+    response.set_presenter_key(audit.presenter_key);
+    const std::string settlement_id = cache::NewSettlementId(person, kNowMs);
+    response.set_settlement_id(settlement_id);
+    response.set_status(v1::SETTLEMENT_STATUS_SETTLED);
+    response.set_settled_at(engine::FormatRfc3339(kNowUnix, 480));
+    EXPECT_EQ(response.amounts().total_cents(), total_cents);
     cache::SettlementCommit c;
-    c.person_key = person;
-    c.year = kYear;
-    c.institution_id = institution;
-    c.request_id = request_id;
-    c.content_hash = Cat("hash-of-", request_id);
-    c.settlement_id = cache::NewSettlementId(person, kNowUnix * 1000);
-    c.response = Cat("response-", request_id);
+    contract::BuildLedgerRecord(request, *read->enrollment, hospital, read->accumulators,
+                                response,
+                                {.settlement_id = settlement_id,
+                                 .institution_id = institution,
+                                 .person_key = person,
+                                 .content_hash = Cat("hash-of-", request_id),
+                                 .credential_kind = audit.credential_kind,
+                                 .presenter_key = audit.presenter_key,
+                                 .certificate_fingerprint = audit.certificate_fingerprint,
+                                 .settled_at_unix_ms = kNowMs,
+                                 .snapshot_version = version_,
+                                 .policy_sha256 = kPolicySha,
+                                 .catalog_sha256 = kCatalogSha,
+                                 .voucher_issued_at_unix = audit.voucher_issued_at_unix},
+                                &c.record);
     c.expected_version = read->accumulators.version;
-    engine::LedgerTotals& ledger = c.delta.ledgers[0];
-    ledger.in_scope_cents = total_cents;
-    ledger.fund_paid_cents = total_cents / 2;
-    ledger.visits = 1;
-    c.after = read->accumulators;
-    c.after.AddTotals(c.delta, 1);
-    c.amounts.total_cents = total_cents;
-    c.amounts.in_scope_cents = total_cents;
-    c.amounts.base_fund_cents = total_cents / 2;
-    c.amounts.patient_cents = total_cents - total_cents / 2;
-    c.settlement_date = medsettle::testing::D("2024-06-10");
-    c.visit = 1;
-    c.now_unix = kNowUnix;
-    c.audit = std::move(audit);
     absl::StatusOr<cache::CommitResult> r = store_->CommitSettlement(c);
     EXPECT_TRUE(r.ok()) << r.status();
     if (r.ok()) {
@@ -289,13 +363,44 @@ class JournalToolTest : public RedisServerTest {
     return c;
   }
 
-  void Reverse(const cache::SettlementCommit& c, const std::string& reversal_request_id) {
-    absl::StatusOr<cache::ReversalResult> r = store_->CommitReversal(
-        {.settlement_id = c.settlement_id, .institution_id = c.institution_id,
-         .reversal_request_id = reversal_request_id, .response = "reversed",
-         .now_unix = kNowUnix + 60, .certificate_fingerprint = kReversalCert});
-    ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_FALSE(r->replayed);
+  // Reverses the settlement of `c` as the gateway does: the stored record,
+  // the reversal built from it (the reversing call's certificate, a minute
+  // later), committed. The reversal as sent.
+  v1::LedgerReversal Reverse(const cache::SettlementCommit& c, const std::string& request_id) {
+    absl::StatusOr<cache::StoredSettlement> stored =
+        store_->GetSettlement(c.record.settlement_id());
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    if (!stored.ok()) return {};
+    const v1::LedgerRecord& settled = stored->record;
+    const std::string why = "patient returned the goods";
+    v1::ReverseResponse response;
+    response.set_reversal_id(Cat(settled.settlement_id(), "-r"));
+    response.set_settlement_id(settled.settlement_id());
+    response.set_status(v1::SETTLEMENT_STATUS_REVERSED);
+    *response.mutable_amounts() = settled.response().amounts();
+    response.set_reversed_at(engine::FormatRfc3339(kReversedAtMs / 1000, 480));
+    response.set_reason(why);
+    v1::LedgerReversal reversal;
+    reversal.set_format(contract::kLedgerRecordFormat);
+    reversal.set_settlement_id(settled.settlement_id());
+    reversal.set_institution_id(settled.institution_id());
+    reversal.set_request_id(request_id);
+    reversal.set_reason(why);
+    reversal.set_certificate_fingerprint(kReversalCert);
+    reversal.set_reversed_at_unix_ms(kReversedAtMs);
+    reversal.set_person_key(settled.person_key());
+    reversal.set_year(settled.year());
+    reversal.set_settlement_date(settled.settlement_date());
+    *reversal.mutable_amounts() = settled.response().amounts();
+    *reversal.mutable_delta() = settled.response().accumulator_delta();
+    *reversal.mutable_response() = response;
+    reversal.set_settle_request_id(settled.request_id());
+    absl::StatusOr<cache::ReversalResult> r = store_->CommitReversal(settled, reversal);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) {
+      EXPECT_FALSE(r->replayed);
+    }
+    return reversal;
   }
 
   // Every entry of every tag, read whole with ReadJournal, as (tag, entry).
@@ -313,7 +418,8 @@ class JournalToolTest : public RedisServerTest {
   }
 
   // One journal entry as a commit wrote it: the fields (name, value) in
-  // the order XRANGE returns them, which is the order XADD got them.
+  // the order XRANGE returns them, which is the order XADD got them
+  // ("kind", then "rec": the record as stored).
   struct RawEntry {
     std::string tag;
     std::string id;
@@ -365,12 +471,60 @@ class JournalToolTest : public RedisServerTest {
     EXPECT_EQ(r->str, id);
   }
 
+  // XADD journal:{<tag>} <id> of `fields` (name, value, …) as given: an
+  // entry written by something other than the store.
+  void AddRaw(const std::string& tag, const std::string& id,
+              const std::vector<std::string>& fields) {
+    cache::RedisArgv argv = {"XADD", cache::JournalKey(tag), id};
+    for (const std::string& f : fields) argv.push_back(f);
+    cache::RedisResult r = pool_->Command(argv);
+    ASSERT_TRUE(r.ok()) << tag << " " << id << ": " << r.status();
+  }
+
   // The value of the field `name` of `e` ("" when absent).
   static std::string RawField(const RawEntry& e, const std::string& name) {
     for (const auto& [n, v] : e.fields) {
       if (n == name) return v;
     }
     return "";
+  }
+
+  // The serialized record `e` holds (its "rec", unpacked as the store does).
+  static std::string RecordBytes(const RawEntry& e) {
+    absl::StatusOr<std::string> bytes = cache::UnpackRecord(RawField(e, "rec"), e.id);
+    EXPECT_TRUE(bytes.ok()) << bytes.status();
+    return bytes.ok() ? *bytes : "";
+  }
+
+  // The request id of the record `e` holds (a REVERSE entry's: the
+  // reversal's own).
+  static std::string RequestIdOf(const RawEntry& e) {
+    const std::string bytes = RecordBytes(e);
+    if (RawField(e, "kind") == "REVERSE") {
+      v1::LedgerReversal r;
+      EXPECT_TRUE(r.ParseFromString(bytes)) << e.id;
+      return r.request_id();
+    }
+    v1::LedgerRecord r;
+    EXPECT_TRUE(r.ParseFromString(bytes)) << e.id;
+    return r.request_id();
+  }
+  static std::string RequestIdOf(const cache::JournalEntry& e) {
+    EXPECT_TRUE(e.status.ok()) << e.status;
+    return e.kind == cache::JournalKind::kSettle ? e.settlement.request_id()
+                                                 : e.reversal.request_id();
+  }
+
+  // The "rec" of the SETTLE entry `e` with the record's request id
+  // `request_id`, packed as the store packs it: for Put's `changes`.
+  static std::string WithRequestId(const RawEntry& e, const std::string& request_id) {
+    EXPECT_EQ(RawField(e, "kind"), "SETTLE");
+    v1::LedgerRecord r;
+    EXPECT_TRUE(r.ParseFromString(RecordBytes(e))) << e.id;
+    r.set_request_id(request_id);
+    r.mutable_request()->set_request_id(request_id);
+    r.mutable_response()->set_request_id(request_id);
+    return cache::PackRecord(r.SerializeAsString());
   }
 
   // Redis's clock (TIME) in Unix ms: the clock trim checks against.
@@ -391,7 +545,7 @@ class JournalToolTest : public RedisServerTest {
   }
 
   // `export` with the arguments; the parsed lines (exit 0 expected).
-  std::vector<JsonObject> Export(std::vector<std::string> args) {
+  std::vector<Line> Export(std::vector<std::string> args) {
     args.insert(args.begin(), "export");
     const int code = Run(args);
     EXPECT_EQ(code, 0) << err_.str();
@@ -406,22 +560,28 @@ class JournalToolTest : public RedisServerTest {
   std::ostringstream out_, err_;
 };
 
-TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsAuditFields) {
+TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsWholeRecord) {
   std::vector<cache::SettlementCommit> commits;
+  std::vector<Audit> audits;
   const std::vector<std::string> persons = {kPerson3f, kPerson00, kPersonA7, kPersonFf, kOther3f};
   for (int i = 0; i < 15; ++i) {
-    cache::AuditFields audit{.certificate_fingerprint = kCert, .credential_kind = "ID_CARD"};
-    if (i % 3 == 1) audit = {.certificate_fingerprint = kCert, .credential_kind = "EC_TOKEN",
-                             .presenter_key = kPersonA7};
+    Audit audit;
+    if (i % 3 == 1) {
+      audit = {.certificate_fingerprint = kCert, .credential_kind = "EC_TOKEN",
+               .presenter_key = kPersonA7, .voucher_issued_at_unix = kNowUnix - 600};
+    }
+    audits.push_back(audit);
     commits.push_back(Settle(persons[static_cast<size_t>(i) % persons.size()],
                              i % 2 == 0 ? kInstitution : kOtherInstitution, Cat("r", i),
-                             1000 + i, audit));
+                             10'000 + i, audit));
   }
-  Reverse(commits[4], "undo-4");
-  Reverse(commits[7], "undo-7");
+  std::map<std::string, v1::LedgerReversal> reversals;
+  for (size_t i : {size_t{4}, size_t{7}}) {
+    reversals[commits[i].record.settlement_id()] = Reverse(commits[i], Cat("undo-", i));
+  }
   ASSERT_FALSE(HasFailure());
 
-  std::vector<JsonObject> lines = Export({"--from", "0", "--to", kAllTo});
+  std::vector<Line> lines = Export({"--from", "0", "--to", kAllTo});
   const auto all = AllEntries();
   ASSERT_EQ(lines.size(), 17u);
   ASSERT_EQ(lines.size(), all.size());
@@ -429,69 +589,100 @@ TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsAuditFields
   // Stream-id order across the tags, equal ids by tag; each entry once.
   std::set<std::pair<std::string, std::string>> seen;
   for (size_t k = 0; k < lines.size(); ++k) {
-    const std::string id = Str(lines[k], "id");
-    const std::string tag = Str(lines[k], "tag");
+    const std::string& id = lines[k].id;
+    const std::string& tag = lines[k].tag;
     EXPECT_TRUE(seen.insert({tag, id}).second) << "twice: " << tag << " " << id;
     if (k > 0) {
-      const auto before = std::make_tuple(IdParts(Str(lines[k - 1], "id")),
-                                          Str(lines[k - 1], "tag"));
+      const auto before = std::make_tuple(IdParts(lines[k - 1].id), lines[k - 1].tag);
       EXPECT_LT(before, std::make_tuple(IdParts(id), tag)) << "line " << k;
     }
   }
   for (const auto& [tag, e] : all) EXPECT_TRUE(seen.count({tag, e.stream_id})) << e.stream_id;
 
-  // Every field, against what was committed.
-  std::map<std::string, const JsonObject*> settles, reverses;
-  for (const JsonObject& o : lines) {
-    (Str(o, "kind") == "SETTLE" ? settles : reverses)[Str(o, "settlement_id")] = &o;
+  // Every line's record parses back to the record committed, whole.
+  std::map<std::string, const Line*> settles, reverses;
+  for (const Line& l : lines) {
+    (l.kind == "SETTLE" ? settles : reverses)[l.settlement_id] = &l;
   }
   ASSERT_EQ(settles.size(), 15u);
   ASSERT_EQ(reverses.size(), 2u);
   for (size_t i = 0; i < commits.size(); ++i) {
-    const cache::SettlementCommit& c = commits[i];
-    ASSERT_TRUE(settles.count(c.settlement_id)) << c.settlement_id;
-    const JsonObject& o = *settles[c.settlement_id];
-    EXPECT_EQ(Str(o, "tag"), c.person_key.substr(0, 2));
-    EXPECT_EQ(Str(o, "person_key"), c.person_key);
-    EXPECT_EQ(Int(o, "year"), kYear);
-    EXPECT_EQ(Str(o, "institution"), c.institution_id);
-    EXPECT_EQ(Str(o, "request_id"), c.request_id);
-    EXPECT_EQ(Str(o, "date"), "2024-06-10");
-    EXPECT_EQ(Int(o, "at"), kNowUnix);
-    EXPECT_EQ(Str(o, "cert"), kCert);
-    EXPECT_EQ(Str(o, "credential"), c.audit.credential_kind);
-    EXPECT_EQ(Str(o, "presenter"), c.audit.presenter_key);
-    EXPECT_EQ(Str(o, "outcome"), "SETTLED");
-    EXPECT_EQ(Int(o, "a.total"), c.amounts.total_cents);
-    EXPECT_EQ(Int(o, "a.base_fund"), c.amounts.base_fund_cents);
-    EXPECT_EQ(Int(o, "a.patient"), c.amounts.patient_cents);
-    EXPECT_EQ(Int(o, "a.critical_illness"), 0) << "a zero amount is written as 0";
-    EXPECT_EQ(Int(o, "d.go.in"), c.delta.ledgers[0].in_scope_cents);
-    EXPECT_EQ(Int(o, "d.go.fund"), c.delta.ledgers[0].fund_paid_cents);
-    EXPECT_EQ(Int(o, "d.go.visits"), 1);
-    EXPECT_EQ(Int(o, "d.ci.paid"), 0);
-    // Every line has every key: 14 fields, 10 amounts, every total.
-    EXPECT_EQ(o.size(), 14 + cache::AmountFieldNames().size() +
-                            cache::AccumulatorFieldNames().size());
+    const v1::LedgerRecord& committed = commits[i].record;
+    ASSERT_TRUE(settles.count(committed.settlement_id())) << committed.settlement_id();
+    const Line& l = *settles[committed.settlement_id()];
+    EXPECT_EQ(l.tag, committed.person_key().substr(0, 2));
+    EXPECT_EQ(l.institution, committed.institution_id());
+    EXPECT_EQ(l.date, "2024-06-10");
+    EXPECT_EQ(l.at_ms, kNowMs);
+    EXPECT_TRUE(SameMessage(l.settlement, committed)) << l.text;
+    // What that equality covers, by name: the audit fields, the bill
+    // without its credential, the records as used, the rules, the result.
+    const v1::LedgerRecord& r = l.settlement;
+    EXPECT_EQ(r.certificate_fingerprint(), kCert);
+    EXPECT_EQ(r.credential_kind(), audits[i].credential_kind);
+    EXPECT_EQ(r.presenter_key(), audits[i].presenter_key);
+    EXPECT_EQ(r.voucher_issued_at_unix(), audits[i].voucher_issued_at_unix);
+    EXPECT_EQ(r.request_id(), Cat("r", i));
+    EXPECT_EQ(r.content_hash(), Cat("hash-of-r", i));
+    ASSERT_EQ(r.request().items_size(), 1);
+    EXPECT_EQ(r.request().items(0).name(), kDrugName);
+    EXPECT_FALSE(r.request().has_credential()) << "never the credential";
+    EXPECT_EQ(r.enrollment().person_key(), committed.person_key());
+    EXPECT_EQ(r.institution().institution_id(), committed.institution_id());
+    EXPECT_EQ(r.snapshot_version(), version_);
+    EXPECT_FALSE(r.policy_id().empty());
+    EXPECT_EQ(r.policy_sha256(), kPolicySha);
+    EXPECT_EQ(r.catalog_sha256(), kCatalogSha);
+    EXPECT_EQ(r.response().amounts().total_cents(), 10'000 + static_cast<int64_t>(i));
+    const v1::Amounts& a = r.response().amounts();
+    EXPECT_EQ(a.base_fund_cents() + a.critical_illness_cents() + a.supplementary_cents() +
+                  a.patient_cents(),
+              a.total_cents())
+        << "the payers' shares";
+    EXPECT_EQ(r.response().lines_size(), 1);
+    EXPECT_GT(r.response().trace_size(), 0);
+    EXPECT_TRUE(r.response().has_accumulator_delta());
+    EXPECT_TRUE(r.has_year_to_date_before());
+    // Protobuf's JSON: the proto field names, int64 as strings.
+    EXPECT_NE(l.text.find(Cat(R"("certificate_fingerprint":")", kCert, "\"")), std::string::npos);
+    EXPECT_NE(l.text.find(Cat(R"("credential_kind":")", audits[i].credential_kind, "\"")),
+              std::string::npos);
+    EXPECT_NE(l.text.find(Cat(R"("settled_at_unix_ms":")", kNowMs, "\"")), std::string::npos)
+        << l.text;
+    EXPECT_NE(l.text.find(Cat(R"("total_cents":")", 10'000 + i, "\"")), std::string::npos);
+    if (!audits[i].presenter_key.empty()) {
+      EXPECT_NE(l.text.find(Cat(R"("presenter_key":")", kPersonA7, "\"")), std::string::npos);
+    }
   }
   for (size_t i : {size_t{4}, size_t{7}}) {
-    const cache::SettlementCommit& c = commits[i];
-    ASSERT_TRUE(reverses.count(c.settlement_id));
-    const JsonObject& o = *reverses[c.settlement_id];
-    EXPECT_EQ(Str(o, "request_id"), Cat("undo-", i));
-    EXPECT_EQ(Str(o, "cert"), kReversalCert) << "the reversing call's certificate";
-    EXPECT_EQ(Str(o, "credential"), c.audit.credential_kind) << "the settlement's";
-    EXPECT_EQ(Str(o, "presenter"), c.audit.presenter_key);
-    EXPECT_EQ(Str(o, "outcome"), "REVERSED");
-    EXPECT_EQ(Int(o, "at"), kNowUnix + 60);
-    EXPECT_EQ(Int(o, "a.total"), c.amounts.total_cents) << "positive: subtract it";
-    EXPECT_EQ(Int(o, "d.go.in"), c.delta.ledgers[0].in_scope_cents);
+    const std::string& id = commits[i].record.settlement_id();
+    ASSERT_TRUE(reverses.count(id));
+    const Line& l = *reverses[id];
+    EXPECT_EQ(l.tag, id.substr(0, 2));
+    EXPECT_EQ(l.institution, commits[i].record.institution_id());
+    EXPECT_EQ(l.date, "2024-06-10") << "the settlement's accounting day";
+    EXPECT_EQ(l.at_ms, kReversedAtMs);
+    EXPECT_TRUE(SameMessage(l.reversal, reversals.at(id))) << l.text;
+    EXPECT_EQ(l.reversal.request_id(), Cat("undo-", i));
+    EXPECT_EQ(l.reversal.settle_request_id(), Cat("r", i));
+    EXPECT_EQ(l.reversal.certificate_fingerprint(), kReversalCert)
+        << "the reversing call's certificate";
+    EXPECT_EQ(l.reversal.amounts().total_cents(), 10'000 + static_cast<int64_t>(i))
+        << "positive: subtract it";
+    EXPECT_TRUE(SameMessage(l.reversal.delta(), commits[i].record.response().accumulator_delta()));
+    EXPECT_NE(l.text.find(Cat(R"("reversed_at_unix_ms":")", kReversedAtMs, "\"")),
+              std::string::npos)
+        << l.text;
   }
 
-  // The summary (stderr without --out).
+  // The summary (stderr without --out), from the records' amounts.
   int64_t settled = 0;
-  for (const cache::SettlementCommit& c : commits) settled += c.amounts.total_cents;
-  const int64_t reversed = commits[4].amounts.total_cents + commits[7].amounts.total_cents;
+  for (const cache::SettlementCommit& c : commits) {
+    settled += c.record.response().amounts().total_cents();
+  }
+  int64_t reversed = 0;
+  for (const auto& [id, r] : reversals) reversed += r.amounts().total_cents();
+  ASSERT_EQ(reversed, 10'004 + 10'007);
   const std::string summary = err_.str();
   EXPECT_NE(summary.find("exported 17 entries"), std::string::npos) << summary;
   EXPECT_NE(summary.find(Cat("SETTLE: 15 entries, a.total ", settled, " 分")), std::string::npos)
@@ -500,18 +691,18 @@ TEST_F(JournalToolTest, ExportHasEveryEntryOnceInStreamIdOrderWithItsAuditFields
             std::string::npos)
       << summary;
   EXPECT_NE(summary.find(Cat("net a.total: ", settled - reversed, " 分")), std::string::npos);
-  EXPECT_NE(summary.find(Cat("first: ", Str(lines.front(), "id"), " (tag ",
-                             Str(lines.front(), "tag"))),
+  EXPECT_NE(summary.find(Cat("first: ", lines.front().id, " (tag ", lines.front().tag)),
             std::string::npos)
       << summary;
-  EXPECT_NE(summary.find(Cat("last: ", Str(lines.back(), "id"))), std::string::npos) << summary;
+  EXPECT_NE(summary.find(Cat("last: ", lines.back().id)), std::string::npos) << summary;
 }
 
 TEST_F(JournalToolTest, ExportFiltersByInstitutionAndTimeWindow) {
   // Three batches of real commits, added back under chosen ids: the early
   // batch before the window [09:00, 10:00) of 2024-06-10 (+08:00), the middle
   // one in it, the late one after it, with an entry a millisecond from each
-  // edge and on the edges themselves.
+  // edge and on the edges themselves. The window is of stream ids: the
+  // records' own times (at_ms) stay those of the commits.
   for (const char* prefix : {"early", "middle", "late"}) {
     Settle(kPerson3f, kInstitution, Cat(prefix, "-1"), 100);
     Settle(kPerson00, kOtherInstitution, Cat(prefix, "-2"), 200);
@@ -534,14 +725,14 @@ TEST_F(JournalToolTest, ExportFiltersByInstitutionAndTimeWindow) {
   const std::vector<RawEntry> entries = TakeJournal();
   ASSERT_EQ(entries.size(), 9u);
   for (const RawEntry& e : entries) {  // each tag's in commit order: early, middle, late
-    ASSERT_TRUE(ids.count(RawField(e, "request_id"))) << RawField(e, "request_id");
-    Put(e, ids.at(RawField(e, "request_id")));
+    ASSERT_TRUE(ids.count(RequestIdOf(e))) << RequestIdOf(e);
+    Put(e, ids.at(RequestIdOf(e)));
   }
   ASSERT_FALSE(HasFailure());
 
   auto request_ids = [&](std::vector<std::string> args) {
     std::set<std::string> out;
-    for (const JsonObject& o : Export(std::move(args))) out.insert(Str(o, "request_id"));
+    for (const Line& l : Export(std::move(args))) out.insert(l.request_id());
     return out;
   };
   const std::set<std::string> middle = {"middle-1", "middle-2", "middle-3"};
@@ -553,17 +744,21 @@ TEST_F(JournalToolTest, ExportFiltersByInstitutionAndTimeWindow) {
             middle);
   EXPECT_EQ(err_.str().find("warning"), std::string::npos) << "a window in the past";
 
-  // One institution, the whole journal, and within the window.
-  std::vector<JsonObject> other =
+  // One institution (the record's), the whole journal, and within the
+  // window.
+  std::vector<Line> other =
       Export({"--from", "0", "--to", kAllTo, "--institution", kOtherInstitution});
   std::set<std::string> got;
-  for (const JsonObject& o : other) {
-    EXPECT_EQ(Str(o, "institution"), kOtherInstitution);
-    got.insert(Str(o, "request_id"));
+  for (const Line& l : other) {
+    EXPECT_EQ(l.institution, kOtherInstitution);
+    EXPECT_EQ(l.settlement.institution_id(), kOtherInstitution);
+    got.insert(l.request_id());
   }
   EXPECT_EQ(got, (std::set<std::string>{"early-2", "middle-2", "late-2"}));
   EXPECT_NE(err_.str().find("exported 3 entries"), std::string::npos) << err_.str();
   EXPECT_NE(err_.str().find("of institution " + kOtherInstitution), std::string::npos);
+  EXPECT_NE(err_.str().find("SETTLE: 3 entries, a.total 600 分"), std::string::npos)
+      << err_.str();
   EXPECT_EQ(request_ids({"--from", std::to_string(from), "--to", std::to_string(to),
                          "--institution", kOtherInstitution}),
             (std::set<std::string>{"middle-2"}));
@@ -580,7 +775,8 @@ TEST_F(JournalToolTest, PagesEndingInsideOneMillisecondLoseAndRepeatNothing) {
   // fast enough, so the entries of one real commit per tag are added back
   // under chosen ids instead: bursts of up to 7 in one millisecond, ids
   // that two or three tags share, and page boundaries inside a millisecond
-  // for every page size below.
+  // for every page size below. Each copy's record carries a request id
+  // naming the stream id it was added under.
   Settle(kPerson3f, kInstitution, "template-3f", 10);
   Settle(kPerson00, kOtherInstitution, "template-00", 20);
   Settle(kPersonA7, kInstitution, "template-a7", 30);
@@ -608,7 +804,8 @@ TEST_F(JournalToolTest, PagesEndingInsideOneMillisecondLoseAndRepeatNothing) {
   for (const Burst& b : bursts) {
     for (int64_t seq = 0; seq < b.entries; ++seq) {
       const std::string id = Id(ms + b.offset_ms, seq);
-      Put(templates.at(b.tag), id, {{"request_id", Cat(b.tag, ":", id)}});
+      const RawEntry& t = templates.at(b.tag);
+      Put(t, id, {{"rec", WithRequestId(t, Cat(b.tag, ":", id))}});
       want.emplace_back(ms + b.offset_ms, seq, b.tag);
     }
   }
@@ -624,11 +821,11 @@ TEST_F(JournalToolTest, PagesEndingInsideOneMillisecondLoseAndRepeatNothing) {
     }
     return out;
   };
-  auto exported = [](const std::vector<JsonObject>& lines) {
+  auto exported = [](const std::vector<Line>& lines) {
     std::vector<std::string> out;
-    for (const JsonObject& o : lines) {
-      out.push_back(Cat(Str(o, "tag"), ":", Str(o, "id")));
-      EXPECT_EQ(Str(o, "request_id"), out.back()) << "the entry added under that id";
+    for (const Line& l : lines) {
+      out.push_back(Cat(l.tag, ":", l.id));
+      EXPECT_EQ(l.request_id(), out.back()) << "the entry added under that id";
     }
     return out;
   };
@@ -686,15 +883,26 @@ TEST_F(JournalToolTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
   Settle(kPerson00, kInstitution, "tab\there\x01", 600,
          {.certificate_fingerprint = "", .credential_kind = "INSURANCE_CARD"});
   ASSERT_FALSE(HasFailure());
-  std::vector<JsonObject> lines = Export({"--from", "0", "--to", kAllTo});
+  std::vector<Line> lines = Export({"--from", "0", "--to", kAllTo});
   ASSERT_EQ(lines.size(), 2u);
   std::set<std::string> request_ids;
-  for (const JsonObject& o : lines) request_ids.insert(Str(o, "request_id"));
+  for (const Line& l : lines) request_ids.insert(l.request_id());
   EXPECT_EQ(request_ids, (std::set<std::string>{odd, "tab\there\x01"}));
   EXPECT_NE(out_.str().find(R"("request_id":"r\"q\\1/x")"), std::string::npos) << out_.str();
   EXPECT_NE(out_.str().find(R"("request_id":"tab\there\u0001")"), std::string::npos)
       << out_.str();
-  EXPECT_NE(out_.str().find(R"("cert":"")"), std::string::npos) << "a dev call's empty cert";
+  // UTF-8 text of the bill (the item's name) passes through unescaped.
+  EXPECT_NE(out_.str().find(Cat(R"("name":")", kDrugName, "\"")), std::string::npos)
+      << out_.str();
+  // A dev call's empty certificate: a field at its default is omitted from
+  // protobuf's JSON, and reads back as "".
+  for (const Line& l : lines) {
+    if (l.settlement.request_id() != odd) {
+      EXPECT_EQ(l.text.find("certificate_fingerprint"), std::string::npos) << l.text;
+      EXPECT_EQ(l.settlement.certificate_fingerprint(), "");
+      EXPECT_EQ(l.settlement.credential_kind(), "INSURANCE_CARD");
+    }
+  }
 
   // UTF-8 passes through; bytes that are not UTF-8 are refused, not altered.
   EXPECT_EQ(*JsonString("医保\x7f"), "\"医保\\u007f\"");
@@ -705,10 +913,103 @@ TEST_F(JournalToolTest, JsonEscapesQuotesBackslashesAndControlCharacters) {
   }
   cache::JournalEntry e;
   e.stream_id = "1-0";
-  e.request_id = "bad\xff";
+  e.settlement.set_settlement_id("bad\xff");
   absl::StatusOr<std::string> line = EntryJson("3f", e);
-  EXPECT_EQ(engine::FieldOf(line.status()), "request_id");
+  EXPECT_EQ(engine::ReasonOf(line.status()), reason::kJournalNotExportable);
+  EXPECT_EQ(engine::FieldOf(line.status()), "settlement_id");
   EXPECT_NE(std::string(line.status().message()).find("1-0"), std::string::npos);
+  // An entry that did not decode is no line.
+  e.settlement.set_settlement_id("3f-0190000000000-0000000000000000");
+  e.status = absl::InternalError("LEDGER_RECORD_INVALID: does not parse");
+  line = EntryJson("3f", e);
+  EXPECT_EQ(line.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(engine::ReasonOf(line.status()), reason::kJournalEntryInvalid);
+  EXPECT_NE(std::string(line.status().message()).find("journal entry 1-0 of tag 3f"),
+            std::string::npos)
+      << line.status();
+}
+
+TEST_F(JournalToolTest, AnEntryThatDoesNotDecodeStopsTheExportNamingIt) {
+  // Two good entries (tags 3f and a7, at chosen ids), then in tag 5a,
+  // after them, an entry written by something other than the store.
+  Settle(kPerson3f, kInstitution, "good-1", 100);
+  Settle(kPersonA7, kOtherInstitution, "good-2", 200);
+  ASSERT_FALSE(HasFailure());
+  const std::vector<RawEntry> good = TakeJournal();
+  ASSERT_EQ(good.size(), 2u);
+  Put(good[0], Id(kDayMs, 0));
+  Put(good[1], Id(kDayMs + 1, 0));
+  ASSERT_FALSE(HasFailure());
+  const std::string bad_id = Id(kDayMs + 10, 0);
+
+  v1::LedgerRecord future_format;
+  ASSERT_TRUE(future_format.ParseFromString(RecordBytes(good[0])));
+  future_format.set_format(contract::kLedgerRecordFormat + 1);
+  const std::string packed = RawField(good[0], "rec");
+  ASSERT_GT(packed.size(), 8u);
+  struct Bogus {
+    std::string what;
+    std::vector<std::string> fields;
+    std::string store_reason;  // what the store says of it
+  };
+  const std::vector<Bogus> cases = {
+      {"not a record", {"kind", "SETTLE", "rec", "not a record"}, "LEDGER_RECORD_INVALID"},
+      {"an entry of the journal's old layout, without rec",
+       {"kind", "SETTLE", "settlement_id", "5a-0190000000000-0000000000000000", "request_id",
+        "old", "a.total", "100"},
+       "LEDGER_RECORD_INVALID"},
+      {"a kind that is neither SETTLE nor REVERSE", {"kind", "REFUND", "rec", packed},
+       "SETTLEMENT_RECORD_CORRUPT"},
+      {"a record cut short", {"kind", "SETTLE", "rec", packed.substr(0, packed.size() / 2)},
+       "LEDGER_RECORD_INVALID"},
+      {"a record format this build does not know",
+       {"kind", "SETTLE", "rec", cache::PackRecord(future_format.SerializeAsString())},
+       "LEDGER_RECORD_INVALID"},
+  };
+  const std::string path = dir_ + "/journal.ndjson";
+  for (const Bogus& b : cases) {
+    SCOPED_TRACE(b.what);
+    ASSERT_TRUE(pool_->Command({"DEL", cache::JournalKey("5a")}).ok());
+    AddRaw("5a", bad_id, b.fields);
+    ASSERT_FALSE(HasFailure());
+    {
+      absl::StatusOr<std::vector<cache::JournalEntry>> j =
+          store_->ReadJournal("5a", 0, INT64_MAX);
+      ASSERT_TRUE(j.ok()) << j.status();
+      ASSERT_EQ(j->size(), 1u);
+      ASSERT_FALSE((*j)[0].status.ok()) << "the store reads it as not decoding";
+    }
+
+    // To standard output: the lines before it, then the stop, naming it.
+    EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo}), 1);
+    const std::string err = err_.str();
+    EXPECT_NE(err.find(Cat("INTERNAL ", reason::kJournalEntryInvalid)), std::string::npos)
+        << err;
+    EXPECT_NE(err.find(Cat("journal entry ", bad_id, " of tag 5a (journal:{5a})")),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(b.store_reason), std::string::npos) << err;
+    EXPECT_EQ(err.find("exported"), std::string::npos) << "no summary: " << err;
+    const std::vector<Line> before = ParseLines(out_.str());
+    ASSERT_EQ(before.size(), 2u) << out_.str();
+    EXPECT_EQ(before[0].request_id(), "good-1");
+    EXPECT_EQ(before[1].request_id(), "good-2");
+
+    // Also under --institution: whose entry it is cannot be read.
+    EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--institution", kInstitution}), 1);
+    EXPECT_NE(err_.str().find(std::string(reason::kJournalEntryInvalid)), std::string::npos)
+        << err_.str();
+
+    // To a file: nothing renamed into place, no FILE.tmp left.
+    EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--out", path}), 1);
+    EXPECT_NE(err_.str().find(bad_id), std::string::npos) << err_.str();
+    EXPECT_EQ(out_.str(), "");
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+
+    // A window that ends before it exports.
+    EXPECT_EQ(Export({"--from", "0", "--to", std::to_string(kDayMs + 10)}).size(), 2u);
+  }
 }
 
 // The permission bits of `path` (07777 of st_mode), -1 when it is missing.
@@ -733,6 +1034,7 @@ TEST_F(JournalToolTest, ExportToAFileRenamesItIntoPlaceAndPrintsTheSummary) {
   ::umask(umask_before);
   ASSERT_EQ(code, 0) << err_.str();
   EXPECT_EQ(ReadAll(path), to_stdout);
+  EXPECT_EQ(ParseLines(ReadAll(path)).size(), 2u);
   EXPECT_EQ(ModeOf(path), 0600);
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   EXPECT_NE(out_.str().find("exported 2 entries"), std::string::npos) << out_.str();
@@ -773,14 +1075,14 @@ TEST_F(JournalToolTest, ExportToAFileRenamesItIntoPlaceAndPrintsTheSummary) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/elsewhere"));
   std::filesystem::remove(path + ".tmp");
 
-  // An export that fails midway (an entry JSON cannot hold) removes its
-  // FILE.tmp and leaves the older FILE as it was.
-  cache::RedisResult bad = pool_->Command(
-      {"XADD", cache::JournalKey("5a"), "1-0", "kind", "SETTLE", "request_id", "bad\xff"});
-  ASSERT_TRUE(bad.ok()) << bad.status();
+  // An export that fails midway (an entry that does not decode, added by
+  // hand) removes its FILE.tmp and leaves the older FILE as it was.
+  AddRaw("5a", "1-0", {"kind", "SETTLE", "rec", "garbage"});
+  ASSERT_FALSE(HasFailure());
   EXPECT_EQ(Run({"export", "--from", "0", "--to", kAllTo, "--out", path}), 1);
-  EXPECT_NE(err_.str().find(std::string(reason::kJournalNotExportable)), std::string::npos)
+  EXPECT_NE(err_.str().find(std::string(reason::kJournalEntryInvalid)), std::string::npos)
       << err_.str();
+  EXPECT_NE(err_.str().find("journal entry 1-0 of tag 5a"), std::string::npos) << err_.str();
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   EXPECT_EQ(ReadAll(path), to_stdout);
 }
@@ -807,8 +1109,8 @@ TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
   const std::vector<RawEntry> entries = TakeJournal();
   ASSERT_EQ(entries.size(), 6u);
   for (const RawEntry& e : entries) {  // each tag's in commit order: old, then new
-    ASSERT_TRUE(ids.count(RawField(e, "request_id"))) << RawField(e, "request_id");
-    Put(e, ids.at(RawField(e, "request_id")));
+    ASSERT_TRUE(ids.count(RequestIdOf(e))) << RequestIdOf(e);
+    Put(e, ids.at(RequestIdOf(e)));
   }
   ASSERT_FALSE(HasFailure());
   ASSERT_EQ(AllEntries().size(), 6u);
@@ -840,7 +1142,7 @@ TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
   const std::string path = dir_ + "/before-cut.ndjson";
   ASSERT_EQ(Run({"export", "--from", "0", "--to", before, "--out", path}), 0) << err_.str();
   std::set<std::string> exported;
-  for (const JsonObject& o : ParseLines(ReadAll(path))) exported.insert(Str(o, "request_id"));
+  for (const Line& l : ParseLines(ReadAll(path))) exported.insert(l.request_id());
   EXPECT_EQ(exported, (std::set<std::string>{"old-1", "old-2", "old-3", "old-undo"}));
   ASSERT_EQ(Run({"trim", "--before", FormatTime(cut), "--yes"},
                 {.now_ms = cut + kTrimMinAgeMs}),
@@ -851,7 +1153,7 @@ TEST_F(JournalToolTest, TrimRefusesWithoutYesAndTooRecentTimesThenCutsExactly) {
   ASSERT_EQ(left.size(), 2u);
   for (const auto& [tag, e] : left) {
     EXPECT_GE(MsOf(e.stream_id), cut);
-    EXPECT_EQ(e.request_id.rfind("new", 0), 0u) << e.request_id;
+    EXPECT_EQ(RequestIdOf(e).rfind("new", 0), 0u) << RequestIdOf(e);
   }
   // Again, by Redis's clock (the cut lies long before it): nothing more.
   ASSERT_EQ(Run({"trim", "--before", before, "--yes"}), 0) << err_.str();

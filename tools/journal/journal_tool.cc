@@ -26,6 +26,7 @@
 #include "engine/date.h"
 #include "engine/status.h"
 #include "engine/text.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace medsettle::journal_tool {
 namespace {
@@ -109,10 +110,45 @@ size_t Utf8Length(std::string_view s, size_t k) {
   return n;
 }
 
+// The export's stop at an entry that does not decode: the tag, the stream
+// id and what the store found (its code, reason and message).
+absl::Status EntryNotDecoded(std::string_view tag, const cache::JournalEntry& e) {
+  return engine::Refusal(
+      absl::StatusCode::kInternal, reason::kJournalEntryInvalid, "",
+      Cat("journal entry ", e.stream_id, " of tag ", tag, " (", cache::JournalKey(tag),
+          ") does not decode: ", Message(e.status),
+          "; the export stops at it (an entry is never skipped): find out what wrote it"));
+}
+
+// What the line says of an entry besides its record.
+struct EntryHead {
+  std::string_view settlement_id;
+  std::string_view institution;
+  std::string_view date;
+  int64_t at_ms = 0;
+  int64_t total_cents = 0;  // the record's amounts.total_cents
+};
+EntryHead HeadOf(const cache::JournalEntry& e) {
+  if (e.kind == cache::JournalKind::kSettle) {
+    const v1::LedgerRecord& r = e.settlement;
+    return {.settlement_id = r.settlement_id(),
+            .institution = r.institution_id(),
+            .date = r.settlement_date(),
+            .at_ms = r.settled_at_unix_ms(),
+            .total_cents = r.response().amounts().total_cents()};
+  }
+  const v1::LedgerReversal& r = e.reversal;
+  return {.settlement_id = r.settlement_id(),
+          .institution = r.institution_id(),
+          .date = r.settlement_date(),
+          .at_ms = r.reversed_at_unix_ms(),
+          .total_cents = r.amounts().total_cents()};
+}
+
 // Where `export --out FILE` writes: FILE.tmp, created new with mode 0600
-// (the export holds person keys and certificate fingerprints), written
-// through its descriptor, fsynced and renamed to FILE once complete (a
-// reader never sees half an export under FILE's name). An existing
+// (the export holds whole records: person keys, certificate fingerprints,
+// bills), written through its descriptor, fsynced and renamed to FILE once
+// complete (a reader never sees half an export under FILE's name). An existing
 // FILE.tmp is refused, never reused or removed: it is left by an export
 // that was killed (no destructor runs on SIGKILL or Ctrl-C) or belongs to
 // one still running. The destructor removes FILE.tmp only when this object
@@ -557,7 +593,26 @@ absl::StatusOr<std::string> JsonString(std::string_view s) {
   return out;
 }
 
+absl::StatusOr<std::string> RecordJson(const google::protobuf::Message& record) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;  // one line
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = false;
+  options.always_print_enums_as_ints = false;
+  std::string json;
+  const auto printed = google::protobuf::util::MessageToJsonString(record, &json, options);
+  if (!printed.ok()) {
+    return engine::Refusal(absl::StatusCode::kFailedPrecondition, reason::kJournalNotExportable,
+                           "record",
+                           Cat("protobuf cannot print the ", record.GetTypeName(),
+                               " as JSON: ", printed.ToString()));
+  }
+  return json;
+}
+
 absl::StatusOr<std::string> EntryJson(std::string_view tag, const cache::JournalEntry& e) {
+  if (!e.status.ok()) return EntryNotDecoded(tag, e);
+  const EntryHead head = HeadOf(e);
   std::string line = "{";
   absl::Status failed;
   auto text = [&](std::string_view key, std::string_view value) {
@@ -571,32 +626,24 @@ absl::StatusOr<std::string> EntryJson(std::string_view tag, const cache::Journal
     }
     line += Cat(line.size() > 1 ? "," : "", "\"", key, "\":", *quoted);
   };
-  auto number = [&line](std::string_view key, int64_t value) {
-    line += Cat(",\"", key, "\":", value);
-  };
   text("id", e.stream_id);
   text("tag", tag);
   text("kind", cache::Name(e.kind));
-  text("settlement_id", e.settlement_id);
-  text("person_key", e.person_key);
-  number("year", e.year);
-  text("institution", e.institution_id);
-  text("request_id", e.request_id);
-  text("date", e.settlement_date.ToString());
-  number("at", e.at_unix);
-  text("cert", e.audit.certificate_fingerprint);
-  text("credential", e.audit.credential_kind);
-  text("presenter", e.audit.presenter_key);
-  text("outcome", e.outcome);
+  text("settlement_id", head.settlement_id);
+  text("institution", head.institution);
+  text("date", head.date);
   if (!failed.ok()) return failed;
-  const std::vector<std::string>& amounts = cache::AmountFieldNames();
-  for (size_t i = 0; i < amounts.size(); ++i) {
-    number(Cat("a.", amounts[i]), cache::AmountValue(e.amounts, i));
+  line += Cat(",\"at_ms\":", head.at_ms);
+  absl::StatusOr<std::string> record =
+      e.kind == cache::JournalKind::kSettle ? RecordJson(e.settlement) : RecordJson(e.reversal);
+  if (!record.ok()) {
+    return engine::Refusal(record.status().code(), reason::kJournalNotExportable, "record",
+                           Cat("journal entry ", e.stream_id, " of tag ", tag, ": ",
+                               std::string_view(record.status().message().data(),
+                                                record.status().message().size())));
   }
-  const std::vector<std::string>& totals = cache::AccumulatorFieldNames();
-  for (size_t i = 0; i < totals.size(); ++i) {
-    number(Cat("d.", totals[i]), cache::AccumulatorTotal(e.delta, i));
-  }
+  line += ",\"record\":";
+  line += *record;
   line.push_back('}');
   return line;
 }
@@ -691,7 +738,10 @@ absl::StatusOr<ExportSummary> Export(cache::SettlementStore& store, const Export
     // Moved out: the next page may replace c.page.
     cache::JournalEntry entry = std::move(c.page[c.next]);
     ++c.next;
-    if (options.institution.empty() || entry.institution_id == options.institution) {
+    // Before the filter: whose entry it is cannot be read.
+    if (!entry.status.ok()) return EntryNotDecoded(c.tag, entry);
+    const EntryHead head = HeadOf(entry);
+    if (options.institution.empty() || head.institution == options.institution) {
       absl::StatusOr<std::string> line = EntryJson(c.tag, entry);
       if (!line.ok()) return line.status();
       out << *line << '\n';
@@ -705,10 +755,10 @@ absl::StatusOr<ExportSummary> Export(cache::SettlementStore& store, const Export
       ++summary.entries;
       if (entry.kind == cache::JournalKind::kSettle) {
         ++summary.settle_entries;
-        summary.settled_total_cents += entry.amounts.total_cents;
+        summary.settled_total_cents += head.total_cents;
       } else {
         ++summary.reverse_entries;
-        summary.reversed_total_cents += entry.amounts.total_cents;
+        summary.reversed_total_cents += head.total_cents;
       }
     }
     absl::StatusOr<bool> has = load_head(c);

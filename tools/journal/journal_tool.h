@@ -3,9 +3,14 @@
 // it (tools/journal/README.md). The logic lives here so tests can run every
 // command in-process; main.cc only forwards argv.
 //
-// The journal holds person keys, never ID numbers; an export holds what
-// the journal holds (person keys, certificate fingerprints), so --out
-// creates its file with mode 0600.
+// A journal entry is one record (cache/settlement_store.h): a SETTLE
+// entry's medsettle.v1.LedgerRecord or a REVERSE entry's LedgerReversal
+// (proto/medsettle/v1/ledger.proto); an export line carries it whole as
+// protobuf JSON. The journal holds person keys, never ID numbers; an
+// export holds what the records hold (person keys, certificate
+// fingerprints, the bills, the enrollments as used), so --out creates its
+// file with mode 0600. With a ledger, its shipper removes shipped entries
+// from the journal itself; `trim` is for deployments without one.
 #ifndef MEDSETTLE_TOOLS_JOURNAL_JOURNAL_TOOL_H_
 #define MEDSETTLE_TOOLS_JOURNAL_JOURNAL_TOOL_H_
 
@@ -19,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "cache/redis_client.h"
 #include "cache/settlement_store.h"
+#include "google/protobuf/message.h"
 
 namespace medsettle::journal_tool {
 
@@ -31,9 +37,20 @@ inline constexpr std::string_view kJournalInputInvalid = "JOURNAL_INPUT_INVALID"
 // kTrimMinAgeMs before now (Redis's clock). Exit code 1.
 inline constexpr std::string_view kTrimTooRecent = "TRIM_TOO_RECENT";
 // FAILED_PRECONDITION: an entry holds a value that is not UTF-8, so it
-// cannot be written as JSON without changing it; the message names the
-// entry and the field. Nothing is renamed into place. Exit code 1.
+// cannot be written as JSON without changing it, or its record cannot be
+// printed as JSON; the message names the entry and the field. Nothing is
+// renamed into place. Exit code 1. (A record read from the journal never
+// holds such strings: decoding a proto3 record refuses them, and the
+// entry is then kJournalEntryInvalid.)
 inline constexpr std::string_view kJournalNotExportable = "JOURNAL_NOT_EXPORTABLE";
+// INTERNAL: a journal entry in the window does not decode (its status in
+// cache::JournalEntry is not ok: an unknown kind, a record that does not
+// decompress or parse, a record format this build does not know). The
+// export stops there, naming the tag and the stream id and the store's
+// reason (LEDGER_RECORD_INVALID, SETTLEMENT_RECORD_CORRUPT); an entry is
+// never skipped silently, also not under --institution (whose entry it is
+// cannot be read). Nothing is renamed into place. Exit code 1.
+inline constexpr std::string_view kJournalEntryInvalid = "JOURNAL_ENTRY_INVALID";
 // FAILED_PRECONDITION: export --out FILE finds FILE.tmp already there
 // (left by an export that was killed, or one still running); it is
 // neither reused nor removed, and FILE is not touched. Exit code 1.
@@ -67,14 +84,29 @@ std::string FormatTime(int64_t unix_ms);
 // FAILED_PRECONDITION kJournalNotExportable when `s` is not UTF-8.
 absl::StatusOr<std::string> JsonString(std::string_view s);
 
-// One journal entry of `tag` as one line of JSON (no newline). Keys, in
-// this order, on every line: id, tag, kind, settlement_id, person_key,
-// year, institution, request_id, date, at, cert, credential, presenter,
-// outcome, then every amount "a.<amount>" (cache::AmountFieldNames) and
-// every total "d.<total>" (cache::AccumulatorFieldNames) as integers (分,
-// visits for "d.*.visits"); a value the stream omits (zero) is 0.
-// kJournalNotExportable as JsonString, naming the entry and field.
+// One decoded journal entry of `tag` as one line of JSON (no newline).
+// Keys, in this order, on every line:
+//   id, tag         the stream id and the hash tag
+//   kind            "SETTLE" or "REVERSE"
+//   settlement_id   the record's (for REVERSE: the settlement reversed)
+//   institution     the record's institution_id
+//   date            the record's settlement_date (YYYY-MM-DD, the accounting day)
+//   at_ms           settled_at_unix_ms / reversed_at_unix_ms, a JSON integer
+//   record          the whole LedgerRecord (SETTLE) or LedgerReversal
+//                   (REVERSE) as protobuf JSON (RecordJson)
+// kJournalEntryInvalid when entry.status is not ok; kJournalNotExportable
+// as JsonString (or a record protobuf cannot print), naming the entry and
+// the field.
 absl::StatusOr<std::string> EntryJson(std::string_view tag, const cache::JournalEntry& entry);
+
+// A record as protobuf's JSON mapping (google::protobuf::util::
+// MessageToJsonString), compact on one line: the proto field names
+// (preserve_proto_field_names), enums by name, int64/uint64 as JSON strings
+// ("settled_at_unix_ms":"1718000000000"), fields at their default value (0,
+// "", false, empty) omitted. JsonStringToMessage parses it back to an
+// equal message. FAILED_PRECONDITION kJournalNotExportable (field
+// "record") when protobuf refuses it.
+absl::StatusOr<std::string> RecordJson(const google::protobuf::Message& record);
 
 struct ExportOptions {
   int64_t from_ms = 0;  // inclusive
@@ -89,21 +121,27 @@ struct ExportSummary {
   std::string last_id, last_tag;
   int64_t settle_entries = 0;
   int64_t reverse_entries = 0;
-  int64_t settled_total_cents = 0;   // sum of a.total over SETTLE entries
-  int64_t reversed_total_cents = 0;  // sum of a.total over REVERSE entries
-  int64_t reads = 0;                 // XRANGE calls made
+  // Sum of the records' total: LedgerRecord response.amounts.total_cents
+  // over SETTLE entries, LedgerReversal amounts.total_cents over REVERSE
+  // entries (positive: what was given back).
+  int64_t settled_total_cents = 0;
+  int64_t reversed_total_cents = 0;
+  int64_t reads = 0;  // XRANGE calls made
 };
 
 // Writes every journal entry of the 256 tags with a stream id in
-// [from_ms, to_ms) (of `institution` when set) to `out`, one EntryJson line
-// each, merged in stream-id order (ms, then sequence; equal ids by tag).
+// [from_ms, to_ms) (whose record's institution_id is `institution` when
+// set) to `out`, one EntryJson line each, merged in stream-id order (ms,
+// then sequence; equal ids by tag).
 // Each tag is read in pages of page_size entries, a page continuing after
 // the previous page's last id, so no tag is ever loaded whole and no entry
 // is lost or repeated at a page boundary. Not a snapshot: choose to_ms in
 // the past (entries appended now have ids of now). INVALID_ARGUMENT
 // kJournalInputInvalid for from_ms >= to_ms, a negative from_ms or a bad
-// page size; Redis errors as such; kJournalNotExportable. On an error the
-// lines written so far are incomplete.
+// page size; Redis errors as such; INTERNAL kJournalEntryInvalid at the
+// first entry that does not decode (whatever its institution);
+// kJournalNotExportable. On an error the lines written so far are
+// incomplete.
 absl::StatusOr<ExportSummary> Export(cache::SettlementStore& store, const ExportOptions& options,
                                      std::ostream& out);
 
