@@ -1,20 +1,13 @@
 #include "cache/rule_files.h"
 
-#include <openssl/evp.h>
-
+#include "engine/files/loaded_engine.h"
 #include "engine/status.h"
 #include "engine/text.h"
 
 namespace medsettle::cache {
 
 using engine::Cat;
-
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  return engine::LowerHex(std::string_view(reinterpret_cast<const char*>(digest), length));
-}
+using engine_files::Sha256Hex;
 
 std::string RuleFileKey(std::string_view sha256) { return Cat("rules:{rules}:", sha256); }
 

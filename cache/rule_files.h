@@ -5,7 +5,7 @@
 // years ago is recomputed with the exact rules it was settled under.
 // Key: rules:{rules}:<sha256> (one hash tag: a handful of keys, never
 // expiring — a new key only when a file changes), fields kind ("policy" |
-// "catalog"), name (the policy id or the catalog's file name), content.
+// "catalog"), name (the file's name), content.
 #ifndef MEDSETTLE_CACHE_RULE_FILES_H_
 #define MEDSETTLE_CACHE_RULE_FILES_H_
 
@@ -23,7 +23,7 @@ namespace medsettle::cache {
 struct RuleFile {
   std::string sha256;  // lowercase hex SHA-256 of `content`
   std::string kind;    // "policy" or "catalog"
-  std::string name;    // policy id, or the catalog's file name
+  std::string name;    // the file's name ("quzhou-2025.yaml", "demo-catalog.csv")
   std::string content;
 };
 
@@ -37,9 +37,6 @@ absl::Status PublishRuleFiles(RedisClient& redis, const std::vector<RuleFile>& f
 // The published file of `sha256`; nullopt when no gateway published it.
 // INTERNAL when the stored content does not match its digest.
 absl::StatusOr<std::optional<RuleFile>> ReadRuleFile(RedisClient& redis, std::string_view sha256);
-
-// Lowercase hex SHA-256 of `bytes`.
-std::string Sha256Hex(std::string_view bytes);
 
 }  // namespace medsettle::cache
 

@@ -925,6 +925,51 @@ absl::StatusOr<int64_t> SettlementStore::TrimJournal(int64_t before_ms) {
   return removed;
 }
 
+absl::StatusOr<std::vector<SettlementStore::StoredYear>> SettlementStore::ReadYears(
+    const std::vector<std::pair<std::string, int32_t>>& person_years) {
+  std::vector<std::string> keys;
+  keys.reserve(person_years.size());
+  for (const auto& [person_key, year] : person_years) {
+    if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+    keys.push_back(AccumulatorsKey(person_key, year));
+  }
+  std::vector<RedisArgv> commands;
+  commands.reserve(keys.size());
+  for (const std::string& key : keys) commands.push_back({"HGETALL", key});
+  std::vector<StoredYear> out;
+  out.reserve(keys.size());
+  if (commands.empty()) return out;
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  if (replies->size() != commands.size()) return Unexpected("the accumulators read");
+  for (const RedisResult& r : *replies) {
+    if (!r.ok()) return r.status();
+    absl::StatusOr<engine::Accumulators> a = ParseAccumulators(r->elements, 0);
+    if (!a.ok()) return a.status();
+    out.push_back(StoredYear{.accumulators = *a, .exists = !r->elements.empty()});
+  }
+  return out;
+}
+
+absl::Status SettlementStore::WriteYear(std::string_view person_key, int32_t year,
+                                        const engine::Accumulators& totals, int64_t version) {
+  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  if (absl::Status s = engine::ValidateAccumulators(totals); !s.ok()) return s;
+  const std::string key = AccumulatorsKey(person_key, year);
+  std::vector<std::string> values;
+  AppendNonZeroTotals(totals, &values);
+  const std::string version_text = std::to_string(version);
+  RedisArgv hset = {"HSET", key, "version", version_text};
+  for (const std::string& v : values) hset.push_back(v);
+  absl::StatusOr<std::vector<RedisResult>> replies =
+      redis_.Pipeline({{"MULTI"}, {"DEL", key}, hset, {"EXEC"}});
+  if (!replies.ok()) return replies.status();
+  for (const RedisResult& r : *replies) {
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::vector<JournalEntry>>> SettlementStore::ReadJournalHeads(
     int64_t count) {
   std::vector<std::string> keys;

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -365,6 +366,25 @@ class SettlementStore {
   // trimmed already: call again (trimming is idempotent). Reconcile does
   // not read the journal.
   absl::StatusOr<int64_t> TrimJournal(int64_t before_ms);
+
+  // The year accumulators of each (person key, year), in one pipeline
+  // (HGETALL each); a year never settled is all zero, version 0, and
+  // `exists` false. For operators' checks (medsettle-ledger verify and
+  // rebuild). INVALID_ARGUMENT kPersonKeyInvalid; INTERNAL
+  // kSettlementRecordCorrupt for a total that is not an integer.
+  struct StoredYear {
+    engine::Accumulators accumulators;
+    bool exists = false;
+  };
+  absl::StatusOr<std::vector<StoredYear>> ReadYears(
+      const std::vector<std::pair<std::string, int32_t>>& person_years);
+
+  // Sets a person-year's accumulators to `totals` (only the non-zero totals
+  // are stored; the others removed) with version `version`, in one
+  // transaction (MULTI/EXEC): what `medsettle-ledger rebuild` writes.
+  // REQUIRES: no gateway is settling the person (the tool says when).
+  absl::Status WriteYear(std::string_view person_key, int32_t year,
+                         const engine::Accumulators& totals, int64_t version);
 
   // The oldest `count` (> 0) entries of each of the 256 tags' journals, in
   // one pipeline (XRANGE - + COUNT), oldest first; index = the tag's

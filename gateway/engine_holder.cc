@@ -1,23 +1,27 @@
 #include "gateway/engine_holder.h"
 
-#include "tools/calc/calc_runner.h"
+#include <utility>
 
 namespace medsettle::gateway {
 
 absl::Status EngineHolder::Reload() {
-  absl::StatusOr<engine::PolicySet> policies = calc::LoadPolicyDir(policy_dir_);
-  if (!policies.ok()) return policies.status();
-  absl::StatusOr<engine::Catalog> catalog = calc::LoadCatalogFile(catalog_file_);
-  if (!catalog.ok()) return catalog.status();
-  auto fresh = std::make_shared<const engine::Engine>(*std::move(policies), *std::move(catalog));
+  absl::StatusOr<engine_files::LoadedEngine> loaded =
+      engine_files::LoadEngine(policy_dir_, catalog_file_);
+  if (!loaded.ok()) return loaded.status();
+  auto fresh = std::make_shared<const engine_files::LoadedEngine>(*std::move(loaded));
   std::lock_guard<std::mutex> lock(mutex_);
-  engine_ = std::move(fresh);
+  loaded_ = std::move(fresh);
   return absl::OkStatus();
 }
 
 std::shared_ptr<const engine::Engine> EngineHolder::Get() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return engine_;
+  return loaded_ == nullptr ? nullptr : loaded_->engine;
+}
+
+std::shared_ptr<const engine_files::LoadedEngine> EngineHolder::GetLoaded() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return loaded_;
 }
 
 }  // namespace medsettle::gateway

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <vector>
 
+#include "cache/rule_files.h"
+#include "gateway/ledger_archive.h"
 #include "engine/status.h"
 #include "engine/text.h"
 #include "medsettle/v1/service.pb.h"
@@ -128,13 +130,25 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   // Redis down or no snapshot yet is not fatal: the watcher keeps polling.
   (void)g->watcher_->RefreshNow();
 
+  if (!config.ledger_conninfo.empty()) {
+    g->archive_ = std::make_unique<LedgerArchive>(ledger::LedgerOptions{
+        .conninfo = config.ledger_conninfo,
+        .connect_timeout_s = std::max(1, config.redis_connect_timeout_ms / 1000),
+        .statement_timeout_ms = config.request_timeout_ms,
+        .application_name = "medsettle-gateway"});
+  }
   HandlerOptions handler_options;
+  handler_options.archive = g->archive_.get();
   handler_options.commit_retries = config.commit_retries;
   handler_options.utc_offset_minutes = config.utc_offset_minutes;
   handler_options.issuer_keys = *std::move(issuer_keys);
   handler_options.token_clock_skew_seconds = config.ec_token_clock_skew_seconds;
   handler_options.token_max_lifetime_minutes = config.ec_token_max_lifetime_minutes;
   handler_options.hot_window_ms = int64_t{config.ledger_hot_window_hours} * 3600 * 1000;
+  handler_options.ensure_rules_published =
+      [self](const std::shared_ptr<const engine_files::LoadedEngine>& loaded) {
+        return self->EnsureRulesPublished(loaded);
+      };
   g->handler_ = std::make_unique<SettlementHandler>(g->engines_, *g->watcher_,
                                                     g->settlement_store_, g->keyer_,
                                                     g->counters_, handler_options);
@@ -190,6 +204,27 @@ absl::Status GatewayServer::ReloadEngine() {
   if (!keys.ok()) return keys.status();
   if (absl::Status s = engines_.Reload(); !s.ok()) return s;
   handler_->SetIssuerKeys(*std::move(keys));
+  return absl::OkStatus();
+}
+
+absl::Status GatewayServer::EnsureRulesPublished(
+    const std::shared_ptr<const engine_files::LoadedEngine>& loaded) {
+  if (rules_published_raw_.load(std::memory_order_acquire) == loaded.get()) {
+    return absl::OkStatus();
+  }
+  std::lock_guard<std::mutex> lock(rules_mutex_);
+  if (rules_published_.get() == loaded.get()) return absl::OkStatus();
+  std::vector<cache::RuleFile> files;
+  for (const auto& [policy_id, file] : loaded->policies) {
+    (void)policy_id;
+    files.push_back({.sha256 = file.sha256_hex, .kind = "policy", .name = file.file_name,
+                     .content = file.bytes});
+  }
+  files.push_back({.sha256 = loaded->catalog.sha256_hex, .kind = "catalog",
+                   .name = loaded->catalog.file_name, .content = loaded->catalog.bytes});
+  if (absl::Status s = cache::PublishRuleFiles(redis_, files); !s.ok()) return s;
+  rules_published_ = loaded;
+  rules_published_raw_.store(loaded.get(), std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -86,6 +86,9 @@ class GatewayServer {
  private:
   explicit GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer);
   void SetServing(bool serving);
+  // Publishes `loaded`'s policy files and catalog in Redis once
+  // (HandlerOptions::ensure_rules_published).
+  absl::Status EnsureRulesPublished(const std::shared_ptr<const engine_files::LoadedEngine>& loaded);
 
   const GatewayConfig config_;
   cache::PersonKeyer keyer_;
@@ -96,6 +99,7 @@ class GatewayServer {
   GatewayCounters counters_;
   std::unique_ptr<SnapshotWatcher> watcher_;
   WorkerPool workers_;
+  std::unique_ptr<SettlementArchive> archive_;  // null without ledger.conninfo
   std::unique_ptr<SettlementHandler> handler_;
   std::unique_ptr<Authenticator> authenticator_;  // MtlsAuthenticator unless insecure_dev
   RateLimiter rate_limiter_;
@@ -103,6 +107,12 @@ class GatewayServer {
   std::string transport_description_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+
+  // The engine whose files are in Redis: held so its address is not reused
+  // while `rules_published_raw_` (the lock-free check) names it.
+  std::mutex rules_mutex_;
+  std::shared_ptr<const engine_files::LoadedEngine> rules_published_;  // guarded by rules_mutex_
+  std::atomic<const engine_files::LoadedEngine*> rules_published_raw_{nullptr};
 
   std::mutex health_mutex_;
   bool serving_ = false;   // guarded by health_mutex_

@@ -29,9 +29,6 @@ absl::Status CheckDeadline(const CallContext& call) {
                  "the call's deadline passed before it could finish; nothing was committed");
 }
 
-struct RuleDigests { std::string policy_sha256, catalog_sha256; };
-RuleDigests DigestsOfPlaceholder(const engine::Engine&, std::string_view) { return {}; }
-
 absl::Status MissingSettlementId() {
   return engine::InvalidField(reason::kSettlementIdMissing, "settlement_id",
                               "settlement_id is required");
@@ -245,11 +242,14 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
                                               const v1::SettleRequest& request, bool commit,
                                               v1::SettleResponse* response) {
   // Everything that needs no Redis first: bad input costs no round trip.
-  std::shared_ptr<const engine::Engine> engine = engines_.Get();
-  if (engine == nullptr) {
+  // The engine and the digests of the files it was built from, taken once:
+  // the record names the rules this very engine applied.
+  std::shared_ptr<const engine_files::LoadedEngine> loaded = engines_.GetLoaded();
+  if (loaded == nullptr) {
     return Refusal(absl::StatusCode::kUnavailable, reason::kEngineNotLoaded, "",
                    "the settlement engine is not loaded");
   }
+  const std::shared_ptr<const engine::Engine>& engine = loaded->engine;
   engine::Claim claim;
   if (absl::Status s = contract::ClaimFromProto(request, &claim, ""); !s.ok()) return s;
   // Engine::Settle validates again; checking here too means a bad bill is
@@ -345,7 +345,7 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     response->set_settlement_id(settlement_id);
     response->set_status(v1::SETTLEMENT_STATUS_SETTLED);
     response->set_settled_at(Timestamp(now_ms / 1000));
-    const RuleDigests digests = DigestsOfPlaceholder(*engine, settlement.policy_id);
+    const engine_files::SourceFile* policy_file = loaded->PolicySource(settlement.policy_id);
     cache::SettlementCommit c;
     contract::BuildLedgerRecord(
         request, *read.enrollment, *institution, read.accumulators, *response,
@@ -358,8 +358,8 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
          .certificate_fingerprint = call.certificate_fingerprint,
          .settled_at_unix_ms = now_ms,
          .snapshot_version = (*view)->version(),
-         .policy_sha256 = digests.policy_sha256,
-         .catalog_sha256 = digests.catalog_sha256,
+         .policy_sha256 = policy_file != nullptr ? policy_file->sha256_hex : std::string(),
+         .catalog_sha256 = loaded->catalog.sha256_hex,
          .voucher_issued_at_unix = person->voucher_issued_at_unix.value_or(0)},
         &c.record);
     c.expected_version = read.accumulators.version;
@@ -367,6 +367,9 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     c.nonce_expires_unix = person->usable_until_unix;
 
     if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+    if (options_.ensure_rules_published) {
+      if (absl::Status s = options_.ensure_rules_published(loaded); !s.ok()) return s;
+    }
     absl::StatusOr<cache::CommitResult> result = store_.CommitSettlement(c);
     if (!result.ok()) return result.status();
     switch (result->outcome) {

@@ -101,6 +101,12 @@ struct HandlerOptions {
   // null: only Redis (a settlement past the hot window is NOT_FOUND).
   // Must outlive the handler.
   SettlementArchive* archive = nullptr;
+  // Called before a commit with the engine it settled with: publishes the
+  // engine's policy files and catalog in Redis (cache/rule_files.h) if that
+  // was not done yet, so that no record names rules the ledger cannot get.
+  // An error refuses the settlement (nothing committed). Null: nothing to do.
+  std::function<absl::Status(const std::shared_ptr<const engine_files::LoadedEngine>&)>
+      ensure_rules_published;
   // How long a shipped settlement stays in Redis (ledger.hot_window_hours;
   // the shipper's --hot-window must match): Reconcile of a day whose window
   // has ended reads the archive.

@@ -1,12 +1,9 @@
 #include "tools/calc/calc_runner.h"
 
 #include <algorithm>
-#include <fstream>
 #include <istream>
 #include <optional>
 #include <ostream>
-#include <sstream>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -22,11 +19,6 @@ namespace {
 
 namespace reason = engine::reason;
 namespace fs = std::filesystem;
-
-absl::Status NotFound(std::string_view why, const fs::path& path, std::string_view what) {
-  return engine::Refusal(absl::StatusCode::kNotFound, why, "",
-                         std::string(what) + " " + path.string());
-}
 
 // The engine names claim fields relative to the SettleRequest
 // ("items[2].amount_cents", "visit.type"), as the gateway's callers see them;
@@ -80,46 +72,17 @@ std::string StatusCodeName(absl::StatusCode code) {
   return name;
 }
 
-absl::StatusOr<std::string> ReadFile(const fs::path& path, std::string_view why) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return NotFound(why, path, "cannot open");
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (file.bad()) return NotFound(why, path, "cannot read");
-  return std::move(text).str();
-}
-
 absl::StatusOr<engine::PolicySet> LoadPolicyDir(const fs::path& dir) {
-  std::error_code error;
-  fs::directory_iterator it(dir, error);
-  if (error) return NotFound(reason::kPolicyFileInvalid, dir, "cannot list policy folder");
-  std::vector<fs::path> files;
-  for (const fs::directory_entry& entry : it) {
-    if (entry.path().extension() == ".yaml" && entry.is_regular_file(error)) {
-      files.push_back(entry.path());
-    }
-  }
-  if (files.empty()) {
-    return engine::InvalidField(reason::kPolicyFileInvalid, "",
-                                "no *.yaml policy file in " + dir.string());
-  }
-  std::sort(files.begin(), files.end(),
-            [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
-  engine::PolicySet set;
-  for (const fs::path& file : files) {
-    absl::StatusOr<std::string> text = ReadFile(file, reason::kPolicyFileInvalid);
-    if (!text.ok()) return text.status();
-    absl::StatusOr<engine::Policy> policy = engine::ParsePolicy(file.filename().string(), *text);
-    if (!policy.ok()) return policy.status();
-    if (absl::Status s = set.Add(*std::move(policy)); !s.ok()) return s;
-  }
-  return set;
+  absl::StatusOr<std::vector<engine_files::SourceFile>> files = engine_files::ReadPolicyDir(dir);
+  if (!files.ok()) return files.status();
+  return engine_files::ParsePolicies(*files);
 }
 
 absl::StatusOr<engine::Catalog> LoadCatalogFile(const fs::path& file) {
-  absl::StatusOr<std::string> text = ReadFile(file, reason::kCatalogFileInvalid);
-  if (!text.ok()) return text.status();
-  return engine::Catalog::Parse(file.filename().string(), *text);
+  absl::StatusOr<engine_files::SourceFile> read =
+      engine_files::ReadSourceFile(file, reason::kCatalogFileInvalid);
+  if (!read.ok()) return read.status();
+  return engine::Catalog::Parse(read->file_name, read->bytes);
 }
 
 absl::Status ParseScenarioJson(std::string_view json, v1::CalcScenario* scenario) {

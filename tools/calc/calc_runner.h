@@ -1,6 +1,7 @@
-// The reusable part of medsettle-calc: loading policies and a catalog from
-// files, and settling CalcScenarios (one, or an NDJSON stream) with the
-// engine, without a server, a clock or Redis. main.cc only parses flags.
+// The reusable part of medsettle-calc: settling CalcScenarios (one, or an
+// NDJSON stream) with the engine, without a server, a clock or Redis.
+// Policies and the catalog are loaded by medsettle::engine_files
+// (engine/files/loaded_engine.h). main.cc only parses flags.
 #ifndef MEDSETTLE_TOOLS_CALC_CALC_RUNNER_H_
 #define MEDSETTLE_TOOLS_CALC_CALC_RUNNER_H_
 
@@ -13,18 +14,21 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
+#include "engine/files/loaded_engine.h"
 #include "medsettle/v1/calc.pb.h"
 #include "medsettle/v1/settlement.pb.h"
 
 namespace medsettle::calc {
 
-// The whole text of a file. NOT_FOUND (reason `reason`) when it cannot be read.
-absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path, std::string_view reason);
+// The whole text of a file (scenario files too). NOT_FOUND (reason
+// `reason`) when it cannot be read.
+using engine_files::ReadFile;
 
-// Every *.yaml in `dir`, in file-name order, parsed and added to one set.
-// Errors: the first file's ParsePolicy / PolicySet::Add error; NOT_FOUND or
-// INVALID_ARGUMENT (POLICY_FILE_INVALID) when the folder cannot be listed or
-// holds no policy file.
+// Every *.yaml in `dir`, in file-name order, parsed and added to one set
+// (engine_files::ReadPolicyDir, then ParsePolicies). Errors: the first
+// file's ParsePolicy / PolicySet::Add error; NOT_FOUND or INVALID_ARGUMENT
+// (POLICY_FILE_INVALID) when the folder cannot be listed or holds no policy
+// file. To build an engine, engine_files::LoadEngine keeps the digests too.
 absl::StatusOr<engine::PolicySet> LoadPolicyDir(const std::filesystem::path& dir);
 
 // A catalog CSV file (Catalog::Parse, named by its file name).

@@ -9,11 +9,11 @@
 // Exit 2 on a usage error.
 #include <cstdio>
 #include <iostream>
-#include <memory>
 #include <string>
 #include <string_view>
 
 #include "engine/engine.h"
+#include "engine/files/loaded_engine.h"
 #include "engine/status.h"
 #include "tools/calc/calc_runner.h"
 #include "tools/calc/explain.h"
@@ -85,17 +85,6 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-absl::StatusOr<std::unique_ptr<medsettle::engine::Engine>> LoadEngine(const Flags& flags) {
-  absl::StatusOr<medsettle::engine::PolicySet> policies =
-      medsettle::calc::LoadPolicyDir(flags.policies);
-  if (!policies.ok()) return policies.status();
-  absl::StatusOr<medsettle::engine::Catalog> catalog =
-      medsettle::calc::LoadCatalogFile(flags.catalog);
-  if (!catalog.ok()) return catalog.status();
-  // Held in place: settlements point into the engine's policies.
-  return std::make_unique<medsettle::engine::Engine>(*std::move(policies), *std::move(catalog));
-}
-
 int RunOne(const medsettle::engine::Engine& engine, const Flags& flags) {
   absl::StatusOr<std::string> json =
       medsettle::calc::ReadFile(flags.scenario, medsettle::engine::reason::kScenarioInvalid);
@@ -151,11 +140,13 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  absl::StatusOr<std::unique_ptr<medsettle::engine::Engine>> engine = LoadEngine(flags);
-  if (!engine.ok()) {
-    if (!flags.scenario.empty()) return Fail(engine.status());
-    std::cerr << "medsettle-calc: " << std::string(engine.status().message()) << "\n";
+  absl::StatusOr<medsettle::engine_files::LoadedEngine> loaded =
+      medsettle::engine_files::LoadEngine(flags.policies, flags.catalog);
+  if (!loaded.ok()) {
+    if (!flags.scenario.empty()) return Fail(loaded.status());
+    std::cerr << "medsettle-calc: " << std::string(loaded.status().message()) << "\n";
     return 1;
   }
-  return flags.scenario.empty() ? RunStream(**engine) : RunOne(**engine, flags);
+  const medsettle::engine::Engine& engine = *loaded->engine;
+  return flags.scenario.empty() ? RunStream(engine) : RunOne(engine, flags);
 }
