@@ -12,6 +12,11 @@ PACKAGES=(
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc libabsl-dev
   # storage, crypto, configuration
   libhiredis-dev libssl-dev libyaml-cpp-dev redis-server
+  # the ledger (PostgreSQL 15, the system of record) and the settlement
+  # records' compression (zstd with a trained dictionary)
+  postgresql libpq-dev libzstd-dev
+  # command-line parsing of the newer tools (medsettle-ledger)
+  libcli11-dev
   # e-insurance code QR codes (medsettle-voucher --qr; qrencode for operators)
   libqrencode-dev qrencode
   # tests and benchmarks; clang and its runtime for the libFuzzer targets
