@@ -2,7 +2,10 @@
 # The demo tour (the README's first command runs it through deploy/run.sh):
 #
 #   1. a redis-server of its own (the shipped config, a free port, data and
-#      log under the run directory),
+#      log under the run directory), and a PostgreSQL server of its own for
+#      the ledger (deploy/postgres/pg-local.sh: initdb under the run
+#      directory, a free loopback port), migrated by medsettle-ledger, with
+#      the shipper (medsettle-ledger ship) moving every settlement into it,
 #   2. a synthetic population, pseudonymised and loaded as a snapshot,
 #   3. a development PKI (deploy/pki/make-dev-pki.sh: a CA, the gateway's
 #      certificate, one certificate per demo institution) under the run
@@ -14,8 +17,12 @@
 #      by scanning the patient's e-insurance code (issued and drawn as a QR
 #      code by medsettle-voucher with a development issuer key; scanning it
 #      twice is refused), a replayed request, a reversal, the day's
-#      reconciliation,
-#   5. then it leaves the gateway serving until Ctrl-C, printing how to call it.
+#      reconciliation, an institution suspended and reinstated,
+#   5. the ledger: the day's settlements and reconciliation read from
+#      PostgreSQL in the national platform's terms (3201/3202), the
+#      shipper's status, every settlement recomputed from its record with
+#      the stored rules, Redis verified against the ledger,
+#   6. then it leaves the gateway serving until Ctrl-C, printing how to call it.
 #
 # usage: bash deploy/demo.sh BUILD_DIR
 # Environment: MEDSETTLE_RUN_DIR (default run/demo under the checkout),
@@ -34,7 +41,8 @@ gateway_bin="$build/gateway/medsettle-gateway"
 cli_bin="$build/tools/cli/medsettle-cli"
 snapshot_bin="$build/tools/snapshot/medsettle-snapshot"
 voucher_bin="$build/tools/voucher/medsettle-voucher"
-for b in "$gateway_bin" "$cli_bin" "$snapshot_bin" "$voucher_bin"; do
+ledger_bin="$build/tools/ledger/medsettle-ledger"
+for b in "$gateway_bin" "$cli_bin" "$snapshot_bin" "$voucher_bin" "$ledger_bin"; do
   [ -x "$b" ] || { echo "demo: $b is not built" >&2; exit 1; }
 done
 
@@ -52,9 +60,13 @@ rm -rf "$run_dir"
 mkdir -p "$run_dir/redis"
 redis_pid=""
 gateway_pid=""
+shipper_pid=""
+pg_dir="$run_dir/pg"
 cleanup() {
   [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
+  [ -n "$shipper_pid" ] && kill "$shipper_pid" 2>/dev/null && wait "$shipper_pid" 2>/dev/null
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  [ -f "$pg_dir/port" ] && bash "$here/deploy/postgres/pg-local.sh" stop "$pg_dir" >/dev/null 2>&1
   true
 }
 trap cleanup EXIT
@@ -71,6 +83,18 @@ for _ in $(seq 1 100); do
 done
 redis-cli -p "$redis_port" ping >/dev/null || { echo "demo: redis did not start; see $run_dir/redis.log" >&2; exit 1; }
 echo "redis-server on 127.0.0.1:$redis_port, data in $run_dir/redis"
+
+step "1b. The ledger: PostgreSQL of its own (deploy/postgres/pg-local.sh), migrated; the shipper"
+ledger=$(bash "$here/deploy/postgres/pg-local.sh" start "$pg_dir" | tail -n 1)
+export MEDSETTLE_LEDGER="$ledger"
+"$ledger_bin" migrate
+# The shipper moves the journal of every tag into the ledger exactly once;
+# a shipped settlement stays in Redis for the hot window (7 days), then only
+# the ledger has it.
+"$ledger_bin" ship --redis "127.0.0.1:$redis_port" --report-seconds 0 \
+  >"$run_dir/shipper.log" 2>&1 &
+shipper_pid=$!
+echo "PostgreSQL: $ledger (data in $pg_dir); shipper log $run_dir/shipper.log"
 
 step "2. Enrollment snapshot: $persons synthetic persons and 36 institutions"
 head -c 32 /dev/urandom > "$run_dir/person-key"
@@ -116,7 +140,7 @@ gateway_port=$(free_port 50051)
 "$gateway_bin" --listen "127.0.0.1:$gateway_port" --redis "127.0.0.1:$redis_port" \
   --key-file "$run_dir/person-key" \
   --tls-cert "$pki/server.pem" --tls-key "$pki/server.key.pem" --tls-client-ca "$pki/ca.pem" \
-  --tls-crl-dir "$pki/crl" --ec-issuer-keys "$run_dir/issuer-keys" \
+  --tls-crl-dir "$pki/crl" --ec-issuer-keys "$run_dir/issuer-keys" --ledger "$ledger" \
   >"$run_dir/gateway.log" 2>&1 &
 gateway_pid=$!
 # Every call below trusts the demo CA for the gateway's certificate and
@@ -223,6 +247,26 @@ registry_says "covered  *yes"
 cli "$pharmacy" settle --request "$examples/quzhou-2025-pharmacy-purchase.json" \
   --id-card "$pharmacy_id" --request-id demo-pharmacy-3
 
+step "5. The ledger (PostgreSQL, the system of record): what the shipper moved there"
+# Wait until the shipper has caught up (every journal empty), then read the ledger.
+for _ in $(seq 1 100); do
+  "$ledger_bin" status --redis "127.0.0.1:$redis_port" --json | grep -q '"waiting":0,' && break
+  sleep 0.1
+done
+"$ledger_bin" status --redis "127.0.0.1:$redis_port"
+echo
+echo "The hospital's discharge day, from the ledger, as the national platform reconciles it"
+echo "(3201 totals per clearing type, refunds included; 3202 one line per settlement and refund):"
+"$ledger_bin" reconcile --institution "$hospital" --date 2025-03-17
+echo
+echo "The pharmacy's day (2025-08-22), from the ledger:"
+"$ledger_bin" reconcile --institution "$pharmacy" --date 2025-08-22
+echo
+echo "Every settlement of 2025 recomputed from its ledger record with the rules it was settled under:"
+"$ledger_bin" recompute --from 2025-01-01 --to 2025-12-31
+echo "Redis's accumulators and reconcile index against the ledger:"
+"$ledger_bin" verify --redis "127.0.0.1:$redis_port"
+
 if [ "$serve" = 0 ]; then
   step "Tour complete (MEDSETTLE_DEMO_SERVE=0): stopping"
   exit 0
@@ -247,6 +291,10 @@ more with: bash $here/deploy/pki/make-dev-pki.sh $pki ID...), the registry in
 $run_dir/institutions.csv. Gateway log: $run_dir/gateway.log
 grpcurl works too (reflection is on):
   grpcurl -cacert $pki/ca.pem -cert $pki/$hospital.pem -key $pki/$hospital.key.pem 127.0.0.1:$gateway_port list
-Press Ctrl-C to stop the gateway and Redis.
+The ledger (PostgreSQL): export MEDSETTLE_LEDGER="$ledger"
+  $ledger_bin status --redis 127.0.0.1:$redis_port
+  $ledger_bin reconcile --institution $hospital --date 2025-03-17 --format json
+  psql "$ledger" -c 'select settlement_id, institution_id, settlement_date, total_cents from ledger.settlements'
+Press Ctrl-C to stop the gateway, the shipper, Redis and PostgreSQL.
 EOF
 wait "$gateway_pid"

@@ -29,9 +29,9 @@ cmake -S "$here" -B "$build_dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="$build_type" -DMEDSETTLE_WERROR="$werror" \
   -DMEDSETTLE_SANITIZE="$sanitize" >/dev/null
 if [ "$mode" = demo ]; then
-  # The demo needs only these four programs.
+  # The demo needs only these five programs.
   cmake --build "$build_dir" --target medsettle-gateway medsettle-cli medsettle-snapshot \
-    medsettle-voucher
+    medsettle-voucher medsettle-ledger
   exec bash "$here/deploy/demo.sh" "$build_dir"
 fi
 cmake --build "$build_dir"

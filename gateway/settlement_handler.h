@@ -69,8 +69,6 @@ inline constexpr std::string_view kSettlementIdMissing = "SETTLEMENT_ID_MISSING"
 // own timer: the outcome is unknown, so re-send the same request (it
 // replays if it was committed).
 inline constexpr std::string_view kDeadlineExceeded = "DEADLINE_EXCEEDED";
-// INTERNAL: a stored response could not be decoded.
-inline constexpr std::string_view kStoredResponseCorrupt = "STORED_RESPONSE_CORRUPT";
 // FAILED_PRECONDITION: Reverse of a settlement that has left Redis (shipped
 // to the ledger and older than the hot window).
 inline constexpr std::string_view kReversalWindowClosed = "REVERSAL_WINDOW_CLOSED";
