@@ -44,9 +44,10 @@ constexpr std::string_view kAmountColumns =
     "deductible_cents, base_fund_cents, critical_illness_cents, supplementary_cents, "
     "patient_cents";
 
-// Ship's staging tables: per session, emptied at every COMMIT. They carry
-// the targets' CHECK constraints, so a bad row fails in COPY, whose error
-// names its line (and so the entry).
+// Ship's staging tables for a batch that meets rows already stored: per
+// session, emptied at every COMMIT. They carry the targets' CHECK
+// constraints, so a bad row fails in COPY, whose error names its row (and
+// so the entry).
 constexpr std::string_view kCreateStaging = R"sql(
 CREATE TEMP TABLE IF NOT EXISTS ship_settlements
   (LIKE ledger.settlements INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMPRESSION)
@@ -80,19 +81,22 @@ std::string Where(const ShipEntry& e) {
              e.is_reversal ? "reversal of settlement " : "settlement ", id, ")");
 }
 
-void AppendInt(std::string& out, int64_t v) {
-  char buffer[24];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), v);
-  (void)ec;
-  out.append(buffer, static_cast<size_t>(end - buffer));
-}
+namespace pc = pgcopy;
+
+constexpr int16_t kSettlementFields = 30;  // kSettlementColumns
+constexpr int16_t kReversalFields = 26;    // kReversalColumns
 
 void AppendNullable(std::string& out, const std::string& value) {
   if (value.empty()) {
-    out += "\\N";
+    pc::AppendNull(out);
   } else {
-    pt::AppendCopyField(out, value);
+    pc::AppendBytes(out, value);
   }
+}
+
+void AppendDate(std::string& out, const std::string& text) {
+  // Ship parsed every date before the first COPY.
+  pc::AppendDate(out, engine::Date::Parse(text)->days());
 }
 
 void AppendAmounts(std::string& out, const v1::Amounts& a) {
@@ -100,102 +104,80 @@ void AppendAmounts(std::string& out, const v1::Amounts& a) {
                     a.pre_self_pay_cents(), a.in_scope_cents(), a.deductible_cents(),
                     a.base_fund_cents(), a.critical_illness_cents(), a.supplementary_cents(),
                     a.patient_cents()}) {
-    AppendInt(out, v);
-    out.push_back('\t');
+    pc::AppendInt8(out, v);
   }
 }
 
-// The message as proto3 JSON with the .proto field names (record_json),
-// escaped for COPY.
+// The message as proto3 JSON with the .proto field names: a json field (its
+// binary form is the text). json, not jsonb: the server's jsonb parsing was
+// a quarter of Ship's cost (docs/PERFORMANCE.md).
 absl::Status AppendJson(std::string& out, const google::protobuf::Message& message,
                         const ShipEntry& e) {
-  thread_local std::string json;
-  json.clear();
-  if (absl::Status s = AppendRecordJson(message, &json); !s.ok()) {
+  const size_t field = pc::BeginField(out);
+  if (absl::Status s = AppendRecordJson(message, &out); !s.ok()) {
     return engine::Refusal(absl::StatusCode::kInternal, contract::reason::kLedgerRecordInvalid,
                            "", Cat(Where(e), ": not convertible to JSON: ",
                                    std::string(s.message())));
   }
-  pt::AppendCopyField(out, json);
+  pc::EndField(out, field);
   return absl::OkStatus();
 }
 
+void AppendJournal(std::string& out, const ShipEntry& e) {
+  pc::AppendBytes(out, e.tag);
+  pc::AppendBytes(out, StreamId(e.position));
+}
+
+// One row of kSettlementColumns.
 absl::Status AppendSettlementRow(std::string& out, const ShipEntry& e) {
   const v1::LedgerRecord& r = e.settlement;
-  pt::AppendCopyField(out, r.settlement_id());
-  out.push_back('\t');
-  pt::AppendCopyField(out, r.settlement_date());
-  out.push_back('\t');
-  pt::AppendTimestampUtc(out, r.settled_at_unix_ms());
-  out.push_back('\t');
-  AppendInt(out, r.year());
-  out.push_back('\t');
-  for (const std::string* s : {&r.institution_id(), &r.request_id(), &r.person_key(),
-                               &r.credential_kind()}) {
-    pt::AppendCopyField(out, *s);
-    out.push_back('\t');
-  }
+  pc::BeginRow(out, kSettlementFields);
+  pc::AppendBytes(out, r.settlement_id());
+  AppendDate(out, r.settlement_date());
+  pc::AppendTimestampMs(out, r.settled_at_unix_ms());
+  pc::AppendInt4(out, r.year());
+  pc::AppendBytes(out, r.institution_id());
+  pc::AppendBytes(out, r.request_id());
+  pc::AppendBytes(out, r.person_key());
+  pc::AppendBytes(out, r.credential_kind());
   AppendNullable(out, r.presenter_key());
-  out.push_back('\t');
   AppendNullable(out, r.certificate_fingerprint());
-  out.push_back('\t');
   const v1::VisitType visit = r.response().visit_type() != v1::VISIT_TYPE_UNSPECIFIED
                                   ? r.response().visit_type()
                                   : r.request().visit().type();
-  out += v1::VisitType_Name(visit);
-  out.push_back('\t');
-  for (const std::string* s : {&r.snapshot_version(), &r.policy_id(), &r.policy_sha256(),
-                               &r.catalog_sha256()}) {
-    pt::AppendCopyField(out, *s);
-    out.push_back('\t');
-  }
+  pc::AppendBytes(out, v1::VisitType_Name(visit));
+  pc::AppendBytes(out, r.snapshot_version());
+  pc::AppendBytes(out, r.policy_id());
+  pc::AppendBytes(out, r.policy_sha256());
+  pc::AppendBytes(out, r.catalog_sha256());
   AppendAmounts(out, r.response().amounts());
-  pt::AppendCopyBytea(out, r.response().accumulator_delta().SerializeAsString());
-  out.push_back('\t');
-  pt::AppendCopyBytea(out, e.bytes);
-  out.push_back('\t');
+  pc::AppendBytes(out, r.response().accumulator_delta().SerializeAsString());
+  pc::AppendBytes(out, e.bytes);
   if (absl::Status s = AppendJson(out, r, e); !s.ok()) return s;
-  out.push_back('\t');
-  out += e.tag;
-  out.push_back('\t');
-  out += StreamId(e.position);
-  out.push_back('\n');
+  AppendJournal(out, e);
   return absl::OkStatus();
 }
 
+// One row of kReversalColumns.
 absl::Status AppendReversalRow(std::string& out, const ShipEntry& e) {
   const v1::LedgerReversal& r = e.reversal;
-  pt::AppendCopyField(out, r.settlement_id());
-  out.push_back('\t');
-  pt::AppendCopyField(out, r.settlement_date());
-  out.push_back('\t');
-  pt::AppendTimestampUtc(out, r.reversed_at_unix_ms());
-  out.push_back('\t');
-  for (const std::string* s : {&r.institution_id(), &r.request_id(), &r.settle_request_id()}) {
-    pt::AppendCopyField(out, *s);
-    out.push_back('\t');
-  }
+  pc::BeginRow(out, kReversalFields);
+  pc::AppendBytes(out, r.settlement_id());
+  AppendDate(out, r.settlement_date());
+  pc::AppendTimestampMs(out, r.reversed_at_unix_ms());
+  pc::AppendBytes(out, r.institution_id());
+  pc::AppendBytes(out, r.request_id());
+  pc::AppendBytes(out, r.settle_request_id());
   AppendNullable(out, r.response().reversal_id());
-  out.push_back('\t');
-  pt::AppendCopyField(out, r.reason());
-  out.push_back('\t');
+  pc::AppendBytes(out, r.reason());
   AppendNullable(out, r.certificate_fingerprint());
-  out.push_back('\t');
-  pt::AppendCopyField(out, r.person_key());
-  out.push_back('\t');
-  AppendInt(out, r.year());
-  out.push_back('\t');
+  pc::AppendBytes(out, r.person_key());
+  pc::AppendInt4(out, r.year());
   AppendAmounts(out, r.amounts());
-  pt::AppendCopyBytea(out, r.delta().SerializeAsString());
-  out.push_back('\t');
-  pt::AppendCopyBytea(out, e.bytes);
-  out.push_back('\t');
+  pc::AppendBytes(out, r.delta().SerializeAsString());
+  pc::AppendBytes(out, e.bytes);
   if (absl::Status s = AppendJson(out, r, e); !s.ok()) return s;
-  out.push_back('\t');
-  out += e.tag;
-  out.push_back('\t');
-  out += StreamId(e.position);
-  out.push_back('\n');
+  AppendJournal(out, e);
   return absl::OkStatus();
 }
 
@@ -210,15 +192,16 @@ size_t CopyLine(std::string_view context) {
   return line;
 }
 
-// A refusal of Ship for `e`, keeping `s`'s code and reason.
+// A refusal of Ship for `e` (the COPY failed at its row), keeping `s`'s
+// code and reason.
 // `table` is the ledger's table whose constraints the staging table copies.
 absl::Status AboutEntry(const absl::Status& s, const ShipEntry& e, const PgError& error,
                         std::string_view table) {
   std::string message =
-      Cat(Where(e), " breaks ", error.constraint.empty() ? std::string("a constraint")
-                                                          : Cat("constraint ", error.constraint),
-          " of ledger.", table, " [SQLSTATE ", error.sqlstate, ": ", error.message,
-          "]; nothing of the batch was written");
+      Cat(Where(e),
+          error.constraint.empty() ? Cat(" is refused by ledger.", table)
+                                   : Cat(" breaks constraint ", error.constraint, " of ledger.", table),
+          " [SQLSTATE ", error.sqlstate, ": ", error.message, "]; nothing of the batch was written");
   return engine::Refusal(s.code(), engine::ReasonOf(s), "", message);
 }
 
@@ -606,11 +589,27 @@ absl::Status LedgerStore::ShipInTransaction(const std::vector<ShipEntry>& entrie
                   const std::vector<const ShipEntry*>& rows, bool reversal) -> absl::Status {
     if (rows.empty()) return absl::OkStatus();
     const std::string target = merge ? Cat("pg_temp.ship_", table) : Cat("ledger.", table);
-    if (absl::Status s = conn_->BeginCopy(Cat("COPY ", target, " (", columns, ") FROM STDIN"));
+    if (absl::Status s = conn_->BeginCopy(
+            Cat("COPY ", target, " (", columns, ") FROM STDIN (FORMAT binary)"));
         !s.ok()) {
       return s;
     }
+    // The server may end the COPY with an error while rows are still being
+    // sent (libpq sees it in PutCopyData) or at its end (EndCopy).
+    auto failed = [&](const absl::Status& status) -> absl::Status {
+      if (conn_->broken()) return status;
+      if (conn_->last_error().sqlstate == "23505" && !merge) {
+        *duplicate = true;  // in the ledger already: merge instead
+        return status;
+      }
+      const size_t line = CopyLine(conn_->last_error().context);
+      if (line >= 1 && line <= rows.size()) {
+        return AboutEntry(status, *rows[line - 1], conn_->last_error(), table);
+      }
+      return status;
+    };
     buffer.clear();
+    pc::AppendHeader(buffer);
     for (const ShipEntry* e : rows) {
       absl::Status row = reversal ? AppendReversalRow(buffer, *e) : AppendSettlementRow(buffer, *e);
       if (!row.ok()) {
@@ -618,23 +617,14 @@ absl::Status LedgerStore::ShipInTransaction(const std::vector<ShipEntry>& entrie
         return row;
       }
       if (buffer.size() >= kCopyChunkBytes) {
-        if (absl::Status s = conn_->PutCopyData(buffer); !s.ok()) return s;
+        if (absl::Status s = conn_->PutCopyData(buffer); !s.ok()) return failed(s);
         buffer.clear();
       }
     }
-    if (absl::Status s = conn_->PutCopyData(buffer); !s.ok()) return s;
+    pc::AppendTrailer(buffer);
+    if (absl::Status s = conn_->PutCopyData(buffer); !s.ok()) return failed(s);
     absl::StatusOr<int64_t> copied = conn_->EndCopy();
-    if (!copied.ok()) {
-      if (conn_->last_error().sqlstate == "23505" && !merge) {
-        *duplicate = true;  // in the ledger already: merge instead
-        return copied.status();
-      }
-      const size_t line = CopyLine(conn_->last_error().context);
-      if (line >= 1 && line <= rows.size() && !conn_->broken()) {
-        return AboutEntry(copied.status(), *rows[line - 1], conn_->last_error(), table);
-      }
-      return copied.status();
-    }
+    if (!copied.ok()) return failed(copied.status());
     return absl::OkStatus();
   };
   if (absl::Status s = copy("settlements", kSettlementColumns, settlements, false); !s.ok()) {

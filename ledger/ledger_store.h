@@ -222,7 +222,8 @@ class LedgerStore {
   // if held before, the shipper lock.
   absl::Status EnsureConnected();
   absl::Status TakeShipperLock();
-  // Makes the month partitions `months` (first days) need, unless known.
+  // Makes both tables' partitions of the months `month_keys` (year * 100 +
+  // month) unless this session knows them made.
   absl::Status EnsurePartitions(const std::set<int32_t>& month_keys);
   // One attempt of Ship: COPY straight into the ledger, or (merge) through
   // the staging tables with ON CONFLICT DO NOTHING. `duplicate` is set when
@@ -232,10 +233,10 @@ class LedgerStore {
 
   const LedgerOptions options_;
   std::unique_ptr<PgConnection> conn_;
-  bool shipper_lock_wanted_ = false;     // LockShipper was called
-  bool shipper_lock_held_ = false;       // by this session (conn_)
-  bool staging_ready_ = false;            // this session's temp tables exist
-  std::set<int32_t> known_partitions_;    // year * 100 + month, both tables made
+  bool shipper_lock_wanted_ = false;   // LockShipper was called
+  bool shipper_lock_held_ = false;     // by this session (conn_)
+  bool staging_ready_ = false;         // this session's temp tables exist
+  std::set<int32_t> known_partitions_; // year * 100 + month, both tables made
   bool partitions_loaded_ = false;
 };
 

@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <charconv>
+#include <type_traits>
 #include <utility>
 
 #include "engine/status.h"
@@ -242,7 +243,8 @@ absl::StatusOr<PgResult> PgConnection::Exec(std::string_view sql,
                                nullptr, values.data(), lengths.data(), formats.data(),
                                /*resultFormat=*/0);
   if (raw != nullptr && (PQresultStatus(raw) == PGRES_TUPLES_OK ||
-                         PQresultStatus(raw) == PGRES_COMMAND_OK)) {
+                         PQresultStatus(raw) == PGRES_COMMAND_OK ||
+                         PQresultStatus(raw) == PGRES_EMPTY_QUERY)) {
     return PgResult(raw);
   }
   // Name the statement by its first words (enough to find it in the code).
@@ -399,91 +401,73 @@ absl::Status PgTransaction::Commit() {
   return conn->Commit();
 }
 
+// ---- pgcopy ---------------------------------------------------------------
+
+namespace pgcopy {
+namespace {
+
+template <typename T>
+void AppendBigEndian(std::string& out, T value) {
+  auto bits = static_cast<std::make_unsigned_t<T>>(value);
+  char bytes[sizeof(T)];
+  for (int i = static_cast<int>(sizeof(T)) - 1; i >= 0; --i) {
+    bytes[i] = static_cast<char>(bits & 0xff);
+    bits = static_cast<std::make_unsigned_t<T>>(bits >> 8);
+  }
+  out.append(bytes, sizeof(T));
+}
+
+// PostgreSQL counts dates and timestamps from 2000-01-01.
+constexpr int32_t kPgEpochDays = 10957;                 // 1970-01-01 → 2000-01-01
+constexpr int64_t kPgEpochMs = int64_t{kPgEpochDays} * 86'400'000;
+
+}  // namespace
+
+void AppendHeader(std::string& out) {
+  out.append("PGCOPY\n\377\r\n\0", 11);
+  AppendBigEndian<int32_t>(out, 0);  // flags: no OIDs
+  AppendBigEndian<int32_t>(out, 0);  // header extension: none
+}
+void AppendTrailer(std::string& out) { AppendBigEndian<int16_t>(out, -1); }
+void BeginRow(std::string& out, int16_t fields) { AppendBigEndian<int16_t>(out, fields); }
+void AppendNull(std::string& out) { AppendBigEndian<int32_t>(out, -1); }
+void AppendBytes(std::string& out, std::string_view bytes) {
+  AppendBigEndian<int32_t>(out, static_cast<int32_t>(bytes.size()));
+  out.append(bytes);
+}
+void AppendInt4(std::string& out, int32_t value) {
+  AppendBigEndian<int32_t>(out, 4);
+  AppendBigEndian<int32_t>(out, value);
+}
+void AppendInt8(std::string& out, int64_t value) {
+  AppendBigEndian<int32_t>(out, 8);
+  AppendBigEndian<int64_t>(out, value);
+}
+void AppendDate(std::string& out, int32_t days_since_1970) {
+  AppendBigEndian<int32_t>(out, 4);
+  AppendBigEndian<int32_t>(out, days_since_1970 - kPgEpochDays);
+}
+void AppendTimestampMs(std::string& out, int64_t unix_ms) {
+  AppendBigEndian<int32_t>(out, 8);
+  AppendBigEndian<int64_t>(out, (unix_ms - kPgEpochMs) * 1000);  // microseconds
+}
+size_t BeginField(std::string& out) {
+  const size_t at = out.size();
+  out.append(4, '\0');
+  return at;
+}
+void EndField(std::string& out, size_t begun) {
+  const auto length = static_cast<uint32_t>(out.size() - begun - 4);
+  for (int i = 0; i < 4; ++i) {
+    out[begun + static_cast<size_t>(i)] = static_cast<char>((length >> (24 - 8 * i)) & 0xff);
+  }
+}
+
+}  // namespace pgcopy
+
 // ---- pgtext ---------------------------------------------------------------
 
 namespace pgtext {
-
-void AppendCopyField(std::string& out, std::string_view value) {
-  size_t start = 0;
-  for (size_t i = 0; i < value.size(); ++i) {
-    const char c = value[i];
-    const char* escape = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n"
-                       : c == '\r' ? "\\r" : nullptr;
-    if (escape == nullptr) continue;
-    out.append(value.substr(start, i - start));
-    out.append(escape);
-    start = i + 1;
-  }
-  out.append(value.substr(start));
-}
-
-void AppendCopyBytea(std::string& out, std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  const size_t at = out.size();
-  out.resize(at + 3 + 2 * bytes.size());
-  char* p = out.data() + at;
-  *p++ = '\\';
-  *p++ = '\\';
-  *p++ = 'x';
-  for (char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    *p++ = kDigits[b >> 4];
-    *p++ = kDigits[b & 15];
-  }
-}
-
-void AppendTimestampUtc(std::string& out, int64_t unix_ms) {
-  // Floor division: instants before 1970 have negative milliseconds.
-  int64_t days = unix_ms / 86'400'000;
-  int64_t ms_of_day = unix_ms % 86'400'000;
-  if (ms_of_day < 0) {
-    ms_of_day += 86'400'000;
-    --days;
-  }
-  // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-compatible
-  // low-level date algorithms").
-  const int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  char buffer[40];
-  const auto two = [](char* p, int64_t v) {
-    p[0] = static_cast<char>('0' + v / 10);
-    p[1] = static_cast<char>('0' + v % 10);
-  };
-  auto [end, ec] = std::to_chars(buffer, buffer + 12, year);
-  (void)ec;
-  char* p = end;
-  *p++ = '-';
-  two(p, month);
-  p += 2;
-  *p++ = '-';
-  two(p, day);
-  p += 2;
-  *p++ = ' ';
-  two(p, ms_of_day / 3'600'000);
-  p += 2;
-  *p++ = ':';
-  two(p, ms_of_day / 60'000 % 60);
-  p += 2;
-  *p++ = ':';
-  two(p, ms_of_day / 1000 % 60);
-  p += 2;
-  *p++ = '.';
-  const int64_t ms = ms_of_day % 1000;
-  *p++ = static_cast<char>('0' + ms / 100);
-  two(p, ms % 100);
-  p += 2;
-  *p++ = '+';
-  *p++ = '0';
-  *p++ = '0';
-  out.append(buffer, static_cast<size_t>(p - buffer));
-}
 
 std::string ArrayLiteral(const std::vector<std::string>& items) {
   std::string out = "{";

@@ -1,6 +1,7 @@
 #include "ledger/record_json.h"
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <charconv>

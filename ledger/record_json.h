@@ -4,7 +4,7 @@
 // preserve_proto_field_names — same fields, same values, int64 as strings,
 // enums by name, defaults omitted — written by walking the message with
 // reflection instead of through the binary form and a type resolver: about
-// six times faster on a pharmacy record, which is most of Ship's client
+// five times faster on a pharmacy record, which is most of Ship's client
 // work. Formatting may differ (which characters are \u-escaped); as jsonb
 // the values are equal (tests/ledger_store_test.cc checks it on the server).
 // Messages with fields this writer does not handle (maps, bytes, floating

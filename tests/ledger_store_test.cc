@@ -18,6 +18,7 @@
 #include "ledger/migrations.h"
 #include "ledger/pg_connection.h"
 #include "ledger/reasons.h"
+#include "ledger/record_json.h"
 #include "proto/contract/ledger_record.h"
 #include "tests/support/postgres_server.h"
 
@@ -237,23 +238,9 @@ class LedgerStoreTest : public LedgerTestBase {
 
 // ---- pure helpers -------------------------------------------------------------
 
-TEST(PgText, CopyFieldsTimestampsAndArrays) {
-  std::string out;
-  pgtext::AppendCopyField(out, "a\\b\tc\nd\re");
-  EXPECT_EQ(out, "a\\\\b\\tc\\nd\\re");
-  out.clear();
-  pgtext::AppendCopyBytea(out, std::string("\x00\xff\x10", 3));
-  EXPECT_EQ(out, "\\\\x00ff10");
-  out.clear();
-  pgtext::AppendTimestampUtc(out, 1'741'060'000'123);  // date -u -d @1741060000
-  EXPECT_EQ(out, "2025-03-04 03:46:40.123+00");
-  out.clear();
-  pgtext::AppendTimestampUtc(out, -1);  // one millisecond before the epoch
-  EXPECT_EQ(out, "1969-12-31 23:59:59.999+00");
-  out.clear();
-  pgtext::AppendTimestampUtc(out, 951'782'400'000);  // a leap day
-  EXPECT_EQ(out, "2000-02-29 00:00:00.000+00");
+TEST(PgText, ArrayLiterals) {
   EXPECT_EQ(pgtext::ArrayLiteral({"3f", "a0"}), "{3f,a0}");
+  EXPECT_EQ(pgtext::ArrayLiteral({}), "{}");
 }
 
 TEST(EmbeddedMigrations, NumberedFromOneWithDigests) {
@@ -326,6 +313,49 @@ TEST_F(PgConnectionTest, CopyAndTransactions) {
   EXPECT_TRUE(c->Exec("SELECT 1").ok());
 }
 
+// Binary COPY: every kind of field Ship sends, read back as text.
+TEST_F(PgConnectionTest, BinaryCopyRoundTrips) {
+  std::unique_ptr<PgConnection> c = Connect();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->ExecScript("CREATE TABLE b (t text, y bytea, i integer, n bigint, d date, "
+                            "ts timestamptz, j jsonb, z text)")
+                  .ok());
+  std::string data;
+  pgcopy::AppendHeader(data);
+  for (int row = 0; row < 2; ++row) {
+    pgcopy::BeginRow(data, 8);
+    pgcopy::AppendBytes(data, "文本\ttab\\");
+    pgcopy::AppendBytes(data, std::string("\x00\xff\x10", 3));
+    pgcopy::AppendInt4(data, -2025);
+    pgcopy::AppendInt8(data, int64_t{1} << 60);
+    pgcopy::AppendDate(data, engine::Date::Parse(row == 0 ? "2024-02-29" : "1999-12-31")->days());
+    pgcopy::AppendTimestampMs(data, row == 0 ? 1'741'060'000'123 : -1);  // 2025-03-04T03:46:40.123Z
+    const size_t field = pgcopy::BeginField(data);
+    data.push_back('\x01');  // jsonb version
+    data += R"({"b": "x\\y", "a": 1})";
+    pgcopy::EndField(data, field);
+    pgcopy::AppendNull(data);
+  }
+  pgcopy::AppendTrailer(data);
+  ASSERT_TRUE(c->BeginCopy("COPY b FROM STDIN (FORMAT binary)").ok());
+  ASSERT_TRUE(c->PutCopyData(data).ok());
+  absl::StatusOr<int64_t> rows = c->EndCopy();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(*rows, 2);
+  absl::StatusOr<PgResult> r = c->Exec("SELECT t, y, i, n, d, ts, j, z IS NULL FROM b");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->text(0, 0), "文本\ttab\\");
+  EXPECT_EQ(r->bytea(0, 1), std::string("\x00\xff\x10", 3));
+  EXPECT_EQ(r->int64(0, 2), -2025);
+  EXPECT_EQ(r->int64(0, 3), int64_t{1} << 60);
+  EXPECT_EQ(r->text(0, 4), "2024-02-29");
+  EXPECT_EQ(r->text(0, 5), "2025-03-04 03:46:40.123+00");  // date -u -d @1741060000
+  EXPECT_EQ(r->text(0, 6), R"({"a": 1, "b": "x\\y"})");
+  EXPECT_EQ(r->text(0, 7), "t");
+  EXPECT_EQ(r->text(1, 4), "1999-12-31");
+  EXPECT_EQ(r->text(1, 5), "1969-12-31 23:59:59.999+00");  // one millisecond before the epoch
+}
+
 TEST_F(PgConnectionTest, StatementTimeoutIsDeadlineExceeded) {
   std::unique_ptr<PgConnection> c = Connect(/*statement_timeout_ms=*/200);
   ASSERT_NE(c, nullptr);
@@ -354,6 +384,38 @@ TEST_F(PgConnectionTest, ConnectionLossMarksBrokenAndUnreachableIsUnavailable) {
   ASSERT_FALSE(down.ok());
   EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ReasonOf(down.status()), reason::kLedgerUnavailable);
+}
+
+// record_json: the reflection writer gives the same JSON value as
+// MessageToJsonString (compared as jsonb by the server), also for strings
+// that need escaping, proto3 optional fields set to zero, oneofs, and
+// enum values the descriptor does not know.
+TEST_F(PgConnectionTest, RecordJsonIsTheSameJsonbAsProtobufs) {
+  std::unique_ptr<PgConnection> c = Connect();
+  ASSERT_NE(c, nullptr);
+  v1::LedgerRecord odd = MakeSettlement({.n = 9, .critical_illness_cents = 1, .supplementary_cents = 2, .patient_cents = 3997});
+  odd.mutable_request()->mutable_items(0)->set_name(
+      std::string("quote\" back\\slash <tag> & tab\t nl\n cr\r bell\x07 del\x7f ") +
+      "中文 emoji \xF0\x9F\x98\x80 \xE2\x80\xA8 end");
+  odd.mutable_request()->mutable_visit()->set_specialty(v1::SPECIALTY_UNSPECIFIED);  // optional, set to 0
+  v1::ClaimLater* later = odd.mutable_response()->add_claim_later();
+  later->set_base_cents(0);  // optional int64 set to 0: printed
+  later->set_responsibility(2);
+  odd.mutable_request()->mutable_credential()->set_id_card_no("");  // oneof set to "": printed
+  odd.mutable_response()->set_visit_type(static_cast<v1::VisitType>(42));  // unknown enum value
+  odd.mutable_response()->set_replayed(true);
+  odd.mutable_response()->mutable_year_to_date()->set_version(int64_t{1} << 60);
+  const v1::LedgerReversal reversal = MakeReversal(MakeSettlement({.n = 10}), 11);
+  const std::vector<const google::protobuf::Message*> messages = {
+      &odd, &reversal, &odd.response().accumulator_delta(), &odd.request()};
+  for (const google::protobuf::Message* m : messages) {
+    std::string fast, reference;
+    ASSERT_TRUE(AppendRecordJson(*m, &fast).ok());
+    ASSERT_TRUE(ReferenceRecordJson(*m, &reference).ok());
+    absl::StatusOr<PgResult> same = c->Exec("SELECT $1::jsonb = $2::jsonb", {fast, reference});
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ(same->text(0, 0), "t") << "fast:      " << fast << "\nreference: " << reference;
+  }
 }
 
 // ---- migrations ---------------------------------------------------------------
@@ -555,6 +617,30 @@ TEST_F(LedgerStoreTest, RetryAfterALostCommitIsHarmless) {
   ASSERT_TRUE(store_->Ship(batch).ok());
   EXPECT_EQ(Settlements(), 2);
   EXPECT_EQ(Reversals(), 1);
+}
+
+// Batches of many megabytes: the server may fail the COPY while rows are
+// still being sent; the refusal still names the entry, and a retry of
+// stored rows still merges.
+TEST_F(LedgerStoreTest, LargeBatchesNameTheEntryAndMergeRetries) {
+  std::vector<ShipEntry> batch;
+  for (int n = 0; n < 3000; ++n) batch.push_back(Entry(MakeSettlement({.person = n, .n = n}), 1000 + n));
+  ASSERT_TRUE(store_->Ship(batch).ok());
+  ASSERT_TRUE(Admin().Exec("UPDATE ledger.ship_cursors SET last_ms = 999").ok());
+  absl::Status retry = store_->Ship(batch);
+  ASSERT_TRUE(retry.ok()) << retry;
+  EXPECT_EQ(Settlements(), 3000);
+
+  std::vector<ShipEntry> next;
+  for (int n = 3000; n < 6000; ++n) next.push_back(Entry(MakeSettlement({.person = n, .n = n}), 1000 + n));
+  v1::LedgerRecord bad = MakeSettlement({.person = 5000, .n = 5000});
+  bad.mutable_response()->mutable_amounts()->set_base_fund_cents(-1);
+  next[2000] = Entry(bad, 1000 + 5000);
+  absl::Status s = store_->Ship(next);
+  EXPECT_EQ(ReasonOf(s), reason::kLedgerConstraintViolated) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(bad.settlement_id()));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("journal:{3f} 6000-0"));
+  EXPECT_EQ(Settlements(), 3000);
 }
 
 TEST_F(LedgerStoreTest, SameIdWithOtherBytesIsAConflict) {

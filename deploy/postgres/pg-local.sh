@@ -40,7 +40,7 @@ find_bindir() {
   fi
   local best="" major best_major=-1 dir
   for dir in /usr/lib/postgresql/*/bin; do
-    [ -x "$dir/pg_ctl" ] && [ -x "$dir/initdb" ] || continue
+    if [ ! -x "$dir/pg_ctl" ] || [ ! -x "$dir/initdb" ]; then continue; fi
     major=$(basename "$(dirname "$dir")")
     major=${major%%.*}
     if [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -gt "$best_major" ]; then
@@ -67,8 +67,8 @@ port_taken() {
 }
 
 free_port() {
-  local p i
-  for i in $(seq 1 50); do
+  local p _
+  for _ in $(seq 1 50); do
     p=$((20000 + RANDOM % 40000))
     if ! port_taken "$p"; then
       echo "$p"

@@ -3,22 +3,29 @@
 //
 //   build/<dir>/tests/benchmarks/ledger_ship_benchmark
 //
-// (MEDSETTLE_LEDGER_CONNINFO=<conninfo> ships into that server instead;
-// the ledger schema is migrated there) starts its own server (tests/support/postgres_server.h: fsync and
-// synchronous_commit on, shared_buffers 32MB), migrates it, and ships
-// 50,000 pharmacy-sized settlement records (4 bill lines, about 2 KB
+// starts its own server (tests/support/postgres_server.h: fsync and
+// synchronous_commit on; shared_buffers 256MB and wal_buffers 16MB, as a
+// production server would be sized), migrates it, and ships 50,000
+// pharmacy-sized settlement records (4 bill lines, about 2.2 KB
 // serialized, as cache/record_codec.h measures the gateway's) per batch
-// size, each batch one LedgerStore::Ship (COPY into staging, INSERT …
-// SELECT … ON CONFLICT DO NOTHING, cursors, COMMIT). Records are spread
-// over the 256 tags, 30 days and 200 institutions; 3% of the entries are
-// reversals of settlements of earlier batches. items_per_second is
-// settlements (entries) per second, wall clock, client and server together.
-// BM_RecordToJson is the part of Ship's client work that is JSON.
-#include <google/protobuf/util/json_util.h>
+// size, each batch one LedgerStore::Ship (binary COPY straight into the
+// partitions, cursors, COMMIT). Records are spread over the 256 tags, 30
+// days and 200 institutions; 3% of the entries are reversals of
+// settlements of earlier batches. items_per_second is entries per second,
+// wall clock, client and server together; server_cpu_us is the server
+// backend's CPU per entry (the client's is the CPU column divided by the
+// batch size), which does not depend on what else the machine runs.
+// MEDSETTLE_LEDGER_CONNINFO=<conninfo> ships into that server instead (the
+// ledger schema is migrated there; server_cpu_us is then not measured).
+// BM_RecordToJson is the JSON part of Ship's client work (the reflection
+// writer Ship uses, and protobuf's converter for comparison).
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +35,7 @@
 #include "ledger/ledger_store.h"
 #include "ledger/migrations.h"
 #include "ledger/pg_connection.h"
+#include "ledger/record_json.h"
 #include "proto/contract/ledger_record.h"
 #include "tests/support/postgres_server.h"
 
@@ -228,8 +236,26 @@ v1::LedgerReversal ReversalOf(const v1::LedgerRecord& r) {
   return v;
 }
 
+// CPU seconds the process `pid` has used (user + system), from /proc; the
+// server's backend runs on this machine. -1 when unreadable.
+double ProcessCpuSeconds(int pid) {
+  std::ifstream stat(Cat("/proc/", pid, "/stat"));
+  std::string text;
+  std::getline(stat, text);
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 struct Ledger {
   std::unique_ptr<testing::PostgresServer> server;
+  int backend_pid = 0;  // the store's session, when the server is local
   std::unique_ptr<LedgerStore> store;
   Digests digests;
   uint64_t next = 0;       // the next record number
@@ -243,6 +269,7 @@ void BM_Ship(benchmark::State& state) {
   const auto batch = static_cast<size_t>(state.range(0));
   int64_t entries = 0;
   int64_t bytes = 0;
+  const double server_cpu_before = l.backend_pid > 0 ? ProcessCpuSeconds(l.backend_pid) : -1;
   for (auto _ : state) {
     state.PauseTiming();  // building the entries is the shipper's work, not Ship's
     std::vector<ShipEntry> ship;
@@ -277,17 +304,24 @@ void BM_Ship(benchmark::State& state) {
     for (v1::LedgerRecord& r : shipped_now) l.reversible.push_back(std::move(r));
   }
   state.SetItemsProcessed(entries);
+  if (server_cpu_before >= 0 && entries > 0) {
+    // The backend's CPU per entry (the client's is the CPU column divided
+    // by the batch size): what the throughput would be on idle cores.
+    state.counters["server_cpu_us"] = benchmark::Counter(
+        (ProcessCpuSeconds(l.backend_pid) - server_cpu_before) * 1e6 / static_cast<double>(entries));
+  }
   state.counters["record_bytes"] = benchmark::Counter(static_cast<double>(bytes) / static_cast<double>(entries));
 }
 
+// record_json of one pharmacy record: the reflection writer Ship uses
+// (range 0) and protobuf's MessageToJsonString (range 1).
 void BM_RecordToJson(benchmark::State& state) {
   const v1::LedgerRecord r = PharmacyRecord(7, g_ledger->digests);
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
   std::string json;
   for (auto _ : state) {
     json.clear();
-    benchmark::DoNotOptimize(google::protobuf::util::MessageToJsonString(r, &json, options));
+    absl::Status s = state.range(0) == 0 ? AppendRecordJson(r, &json) : ReferenceRecordJson(r, &json);
+    benchmark::DoNotOptimize(s);
   }
   state.SetItemsProcessed(state.iterations());
   state.counters["json_bytes"] = static_cast<double>(json.size());
@@ -305,8 +339,10 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("MEDSETTLE_LEDGER_CONNINFO"); env != nullptr && *env != '\0') {
     conninfo = env;  // an existing server (e.g. deploy/postgres/pg-local.sh, or production-like)
   } else {
+    // As a production server would be sized (Debian's default is 128MB),
+    // not as small as the tests' 32MB.
     absl::StatusOr<std::unique_ptr<medsettle::testing::PostgresServer>> server =
-        medsettle::testing::PostgresServer::Start();
+        medsettle::testing::PostgresServer::Start({"shared_buffers=256MB", "wal_buffers=16MB"});
     if (!server.ok()) {
       std::fprintf(stderr, "ledger_ship_benchmark: %s\n",
                    std::string(server.status().message()).c_str());
@@ -329,7 +365,8 @@ int main(int argc, char** argv) {
     l.digests = {std::string(digests->text(0, 0)), std::string(digests->text(0, 1))};
   }
   absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> store =
-      ledger::LedgerStore::Open(ledger::LedgerOptions{.conninfo = conninfo});
+      ledger::LedgerStore::Open(ledger::LedgerOptions{.conninfo = conninfo,
+                                                      .application_name = "ledger_ship_benchmark"});
   if (!store.ok()) return 1;
   l.store = *std::move(store);
   if (!l.store->PutRuleFiles({{l.digests.policy, "policy", "quzhou-2025", std::string(ledger::kPolicy)},
@@ -337,9 +374,18 @@ int main(int argc, char** argv) {
            .ok()) {
     return 1;
   }
+  if (l.server != nullptr) {
+    absl::StatusOr<std::unique_ptr<ledger::PgConnection>> admin =
+        ledger::PgConnection::Connect(ledger::PgOptions{.conninfo = conninfo});
+    absl::StatusOr<ledger::PgResult> pid =
+        admin.ok() ? (*admin)->Exec("SELECT pid FROM pg_stat_activity "
+                                    "WHERE application_name = 'ledger_ship_benchmark'")
+                   : absl::StatusOr<ledger::PgResult>(admin.status());
+    if (pid.ok() && pid->rows() == 1) l.backend_pid = static_cast<int>(pid->int64(0, 0));
+  }
   ledger::g_ledger = &l;
 
-  benchmark::RegisterBenchmark("BM_RecordToJson", ledger::BM_RecordToJson);
+  benchmark::RegisterBenchmark("BM_RecordToJson", ledger::BM_RecordToJson)->Arg(0)->Arg(1);
   for (int batch : {500, 5'000, 50'000}) {
     benchmark::RegisterBenchmark("BM_Ship", ledger::BM_Ship)
         ->Arg(batch)

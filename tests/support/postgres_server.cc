@@ -165,14 +165,16 @@ std::string FindPostgresBinDir() {
   return best;
 }
 
-PostgresServer::PostgresServer(std::string bin_dir, std::string dir)
-    : bin_dir_(std::move(bin_dir)), dir_(std::move(dir)) {}
+PostgresServer::PostgresServer(std::string bin_dir, std::string dir,
+                               std::vector<std::string> settings)
+    : bin_dir_(std::move(bin_dir)), dir_(std::move(dir)), settings_(std::move(settings)) {}
 
 std::string PostgresServer::conninfo() const {
   return "host=" + host_ + " port=" + std::to_string(port_) + " user=postgres dbname=postgres";
 }
 
-absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
+absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
+    std::vector<std::string> settings) {
   const std::string bin_dir = FindPostgresBinDir();
   if (bin_dir.empty()) {
     return Error(absl::StatusCode::kNotFound,
@@ -191,7 +193,8 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   if (mkdtemp(buffer.data()) == nullptr) {
     return Error(absl::StatusCode::kInternal, "mkdtemp " + pattern + ": " + std::strerror(errno));
   }
-  std::unique_ptr<PostgresServer> server(new PostgresServer(bin_dir, buffer.data()));
+  std::unique_ptr<PostgresServer> server(
+      new PostgresServer(bin_dir, buffer.data(), std::move(settings)));
   if (as->drop && chown(server->dir_.c_str(), as->uid, as->gid) != 0) {
     return Error(absl::StatusCode::kInternal,
                  "chown " + server->dir_ + " to postgres: " + std::strerror(errno));
@@ -255,6 +258,10 @@ absl::Status PostgresServer::SpawnAndWait(int ready_timeout_ms, bool* retryable)
                                    "-c", "max_connections=40",
                                    "-c", "max_wal_size=2GB",
                                    "-c", "logging_collector=off"};
+  for (const std::string& setting : settings_) {
+    args.push_back("-c");
+    args.push_back(setting);
+  }
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {

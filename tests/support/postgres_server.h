@@ -20,6 +20,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -41,7 +42,10 @@ class PostgresServer {
   // A port taken meanwhile is retried with another. NOT_FOUND when the
   // PostgreSQL binaries are missing (or, as root, the postgres user);
   // otherwise an error naming the log file.
-  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start();
+  // `settings` ("name=value") are passed as -c after the defaults, e.g.
+  // {"shared_buffers=256MB"} for a benchmark.
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start(
+      std::vector<std::string> settings = {});
 
   // Stops the server (Stop) and removes its directory.
   ~PostgresServer();
@@ -69,7 +73,7 @@ class PostgresServer {
   absl::Status Restart();
 
  private:
-  PostgresServer(std::string bin_dir, std::string dir);
+  PostgresServer(std::string bin_dir, std::string dir, std::vector<std::string> settings);
   // Spawns the postmaster on port_ and waits until ready; `retryable` is
   // set when it exited early (most likely the port was taken).
   absl::Status SpawnAndWait(int ready_timeout_ms, bool* retryable);
@@ -77,6 +81,7 @@ class PostgresServer {
 
   std::string bin_dir_;
   std::string dir_;
+  std::vector<std::string> settings_;
   std::string host_ = "127.0.0.1";
   int port_ = 0;
   std::atomic<pid_t> pid_{0};
