@@ -25,6 +25,7 @@
 #include "ledger/ledger_store.h"
 #include "ledger/migrations.h"
 #include "ledger/pg_connection.h"
+#include "ledger/reasons.h"
 #include "ledger/recompute.h"
 #include "ledger/shipper.h"
 #include "proto/contract/ledger_record.h"
@@ -276,7 +277,16 @@ int Command::Ship() {
   if (flags_.hot_window_hours < 1) return Usage("--hot-window-hours must be at least 1");
   absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> store = OpenLedger();
   if (!store.ok()) return Fail("opening the ledger", store.status());
-  if (absl::Status s = (*store)->LockShipper(); !s.ok()) return Fail("ship", s);
+  // A shipper killed a moment ago still holds the lock until the server
+  // notices its connection is gone: wait for that, a little.
+  absl::Status locked = (*store)->LockShipper();
+  for (int i = 0; i < 100 && !locked.ok() &&
+                  engine::ReasonOf(locked) == ledger::reason::kLedgerShipperRunning && !Stopped();
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    locked = (*store)->LockShipper();
+  }
+  if (!locked.ok()) return Fail("ship", locked);
   absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(2);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
   cache::SettlementStore settlements(**redis);
@@ -311,15 +321,22 @@ int Command::Ship() {
        << "\n";
   out_.flush();
   if (flags_.drain) {
-    // Until a cycle finds nothing: the journals hold nothing unshipped.
+    // Until a cycle finds nothing: the journals hold nothing unshipped but
+    // what waits behind an entry that does not decode. A stuck tag stops
+    // only itself: the other tags are drained first, then it is reported.
+    std::map<std::string, absl::Status> stuck;
     for (;;) {
       absl::StatusOr<ledger::CycleResult> cycle = shipper.ShipOnce();
       if (!cycle.ok()) return Fail("ship", cycle.status());
       options.on_cycle(*cycle);
-      for (const auto& [tag, status] : cycle->stuck) {
-        return Fail(Cat("ship: tag ", tag, " is stuck"), status);
-      }
+      stuck = cycle->stuck;
       if (cycle->shipped == 0 && cycle->released == 0) break;
+    }
+    if (!stuck.empty()) {
+      out_ << "shipped " << shipped << " journal entries, released " << released
+           << " from Redis\n";
+      for (const auto& [tag, status] : stuck) Fail(Cat("ship: tag ", tag, " is stuck"), status);
+      return 1;
     }
   } else {
     std::atomic<bool> never{false};
