@@ -1049,7 +1049,10 @@ absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_v
   texts.reserve(2 + shipped.size() * 6);
   texts.push_back(JournalKey(tag));
   texts.push_back(seq == UINT64_MAX ? Cat(ms + 1, "-0") : Cat(ms, "-", seq + 1));
-  std::vector<RedisArgv> commands = {{"XTRIM", texts[0], "MINID", texts[1]}};
+  // The expiries first, the XTRIM last: after a failed pipeline any prefix
+  // may have been applied, and an entry trimmed before its record's expiry
+  // was set would never be released again (the record would stay for ever).
+  std::vector<RedisArgv> commands;
   auto expire = [&](std::string key, int64_t at_ms, bool only_later) {
     texts.push_back(std::move(key));
     const std::string& k = texts.back();
@@ -1088,6 +1091,7 @@ absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_v
              HotUntilMs(effect.settlement_date, hot_window_ms), false);
     }
   }
+  commands.push_back({"XTRIM", texts[0], "MINID", texts[1]});
   // texts must not reallocate under the views: reserved above.
   absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
   if (!replies.ok()) return replies.status();

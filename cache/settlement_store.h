@@ -409,8 +409,11 @@ class SettlementStore {
   // the end of the hot window: each settlement record expires
   // `hot_window_ms` after it was settled (or reversed, if later), each
   // Reconcile index of a shipped settlement `hot_window_ms` after the end
-  // of its accounting day (HotUntilMs). Idempotent: a repeat after a crash
-  // sets the same expiries. Entries whose status is not ok are skipped.
+  // of its accounting day (HotUntilMs). The trim comes last in the
+  // pipeline, so entries leave the journal only after their expiries were
+  // set. Idempotent: a repeat after a crash or a failed pipeline (the
+  // entries are then still in the journal) sets the same expiries. Entries
+  // whose status is not ok are skipped.
   absl::Status ReleaseShipped(std::string_view tag, std::string_view through_id,
                               const std::vector<JournalEntry>& shipped, int64_t hot_window_ms);
 
