@@ -475,7 +475,8 @@ class JournalToolTest : public RedisServerTest {
   // entry written by something other than the store.
   void AddRaw(const std::string& tag, const std::string& id,
               const std::vector<std::string>& fields) {
-    cache::RedisArgv argv = {"XADD", cache::JournalKey(tag), id};
+    const std::string key = cache::JournalKey(tag);  // outlives the views in argv
+    cache::RedisArgv argv = {"XADD", key, id};
     for (const std::string& f : fields) argv.push_back(f);
     cache::RedisResult r = pool_->Command(argv);
     ASSERT_TRUE(r.ok()) << tag << " " << id << ": " << r.status();
