@@ -17,6 +17,11 @@ PACKAGES=(
   postgresql libpq-dev libzstd-dev
   # command-line parsing of the newer tools (medsettle-ledger)
   libcli11-dev
+  # the metrics endpoint's HTTP server (gateway, shipper)
+  libcpp-httplib-dev
+  # operations: promtool checks the metrics output, scrape configuration and
+  # alert rules; headless Chromium renders the load generator's HTML report
+  prometheus chromium
   # e-insurance code QR codes (medsettle-voucher --qr; qrencode for operators)
   libqrencode-dev qrencode
   # tests and benchmarks; clang and its runtime for the libFuzzer targets

@@ -115,6 +115,12 @@ struct GatewayConfig {
   // --hot-window-hours. Reconcile of a day whose window has ended reads the
   // ledger. 1..8760.
   int ledger_hot_window_hours = 168;
+  // The shipping backlog (gateway/shipping_monitor.h): how often the
+  // journal's length and oldest entry are read, and the lag beyond which
+  // health reports medsettle.ledger.Shipping NOT_SERVING. The gateway
+  // journals whether or not a ledger is configured, so this runs always.
+  int ledger_backlog_poll_ms = 5000;
+  int ledger_max_shipping_lag_seconds = 300;
 
   // Files.
   std::string key_file;     // pseudonymisation secret (≥ 32 bytes); required

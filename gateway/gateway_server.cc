@@ -129,6 +129,12 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
       [self](bool serving) { self->SetServing(serving); });
   // Redis down or no snapshot yet is not fatal: the watcher keeps polling.
   (void)g->watcher_->RefreshNow();
+  g->shipping_monitor_ = std::make_unique<ShippingMonitor>(
+      g->settlement_store_,
+      ShippingMonitor::Options{.poll_ms = config.ledger_backlog_poll_ms,
+                               .max_lag_seconds = config.ledger_max_shipping_lag_seconds},
+      [self](bool serving) { self->SetShippingServing(serving); });
+  (void)g->shipping_monitor_->PollNow();
 
   if (!config.ledger_conninfo.empty()) {
     g->archive_ = std::make_unique<LedgerArchive>(ledger::LedgerOptions{
@@ -182,10 +188,13 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   {
     std::lock_guard<std::mutex> lock(g->health_mutex_);
     const bool serving = g->serving_;
-    g->server_->GetHealthCheckService()->SetServingStatus(serving);
+    g->server_->GetHealthCheckService()->SetServingStatus("", serving);
     g->server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
+    g->server_->GetHealthCheckService()->SetServingStatus(std::string(kShippingHealthService),
+                                                          g->shipping_serving_);
   }
   g->watcher_->Start();
+  g->shipping_monitor_->Start();
   return g;
 }
 
@@ -231,9 +240,20 @@ absl::Status GatewayServer::EnsureRulesPublished(
 void GatewayServer::SetServing(bool serving) {
   std::lock_guard<std::mutex> lock(health_mutex_);
   serving_ = serving;
+  // By name: the overload without one would set every service, the
+  // shipping backlog's included.
   if (server_ != nullptr && !stopped_) {
-    server_->GetHealthCheckService()->SetServingStatus(serving);
+    server_->GetHealthCheckService()->SetServingStatus("", serving);
     server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
+  }
+}
+
+void GatewayServer::SetShippingServing(bool serving) {
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  shipping_serving_ = serving;
+  if (server_ != nullptr && !stopped_) {
+    server_->GetHealthCheckService()->SetServingStatus(std::string(kShippingHealthService),
+                                                      serving);
   }
 }
 
@@ -252,6 +272,7 @@ void GatewayServer::Shutdown() {
   }
   workers_.Stop();
   if (watcher_ != nullptr) watcher_->Stop();
+  if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
 }
 
 }  // namespace medsettle::gateway

@@ -41,6 +41,7 @@
 #include "gateway/grpc_service.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/settlement_handler.h"
+#include "gateway/shipping_monitor.h"
 #include "gateway/snapshot_watcher.h"
 #include "gateway/tls_files.h"
 #include "gateway/worker_pool.h"
@@ -82,10 +83,13 @@ class GatewayServer {
   void Shutdown();
 
   const GatewayCounters& counters() const { return counters_; }
+  // The journal's backlog as last read (health service kShippingHealthService).
+  ShippingBacklog shipping_backlog() const { return shipping_monitor_->Current(); }
 
  private:
   explicit GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer);
   void SetServing(bool serving);
+  void SetShippingServing(bool serving);
   // Publishes `loaded`'s policy files and catalog in Redis once
   // (HandlerOptions::ensure_rules_published).
   absl::Status EnsureRulesPublished(const std::shared_ptr<const engine_files::LoadedEngine>& loaded);
@@ -98,6 +102,7 @@ class GatewayServer {
   cache::SettlementStore settlement_store_;
   GatewayCounters counters_;
   std::unique_ptr<SnapshotWatcher> watcher_;
+  std::unique_ptr<ShippingMonitor> shipping_monitor_;
   WorkerPool workers_;
   std::unique_ptr<SettlementArchive> archive_;  // null without ledger.conninfo
   std::unique_ptr<SettlementHandler> handler_;
@@ -116,6 +121,7 @@ class GatewayServer {
 
   std::mutex health_mutex_;
   bool serving_ = false;   // guarded by health_mutex_
+  bool shipping_serving_ = false;  // guarded by health_mutex_
   bool stopped_ = false;   // guarded by health_mutex_
 };
 

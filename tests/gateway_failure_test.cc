@@ -861,6 +861,59 @@ TEST_F(GatewayFailureTest, HealthFollowsRedis) {
 
 }
 
+// The shipping backlog (gateway/shipping_monitor.h): with no shipper
+// running, a settlement's journal entry waits; once it is older than
+// ledger.max_shipping_lag_seconds, medsettle.ledger.Shipping turns
+// NOT_SERVING while the whole server stays SERVING (settlements go on);
+// when the journal is empty again (what a shipper's release does), it is
+// SERVING again.
+TEST_F(GatewayFailureTest, HealthReportsTheShippingBacklog) {
+  START_GATEWAY([](gateway::GatewayConfig& c) {
+    c.ledger_backlog_poll_ms = 100;
+    c.ledger_max_shipping_lag_seconds = 1;
+  });
+  std::shared_ptr<grpc::Channel> channel = h().NewChannel();
+  const std::string shipping(gateway::kShippingHealthService);
+  EXPECT_GE(PollUntil(2000, [&] { return HealthCheck(channel, shipping) == kServing; }), 0)
+      << "an empty journal is no backlog; health is " << HealthCheck(channel, shipping);
+
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  v1::SettleResponse settled;
+  ASSERT_TRUE(h().Call(&Stub::Settle, inst, Bill("backlog-1", QuzhouId(3)), &settled).ok());
+  EXPECT_GE(PollUntil(1000, [&] { return h().gateway().shipping_backlog().entries == 1; }), 0)
+      << "the journal holds the settlement: " << h().gateway().shipping_backlog().entries;
+
+  const int64_t late_ms =
+      PollUntil(4000, [&] { return HealthCheck(channel, shipping) == kNotServing; });
+  EXPECT_GE(late_ms, 0) << "a 1 s lag limit passed with an entry waiting";
+  EXPECT_GE(h().gateway().shipping_backlog().lag_ms, 1000);
+  EXPECT_EQ(HealthCheck(channel, ""), kServing) << "settlements go on during a backlog";
+  EXPECT_EQ(HealthCheck(channel, std::string(gateway::kServiceName)), kServing);
+
+  // What the shipper does after its commit: the journal empties.
+  const std::string journal = cache::JournalKey(settled.settlement_id().substr(0, 2));
+  ASSERT_TRUE(h().redis_client().Command({"DEL", journal}).ok());
+  EXPECT_GE(PollUntil(2000, [&] { return HealthCheck(channel, shipping) == kServing; }), 0)
+      << "the backlog was shipped; health is " << HealthCheck(channel, shipping);
+  EXPECT_EQ(h().gateway().shipping_backlog().entries, 0);
+
+  h().redis().Stop();
+  EXPECT_GE(PollUntil(3000, [&] { return HealthCheck(channel, shipping) == kNotServing; }), 0)
+      << "an unreadable journal is an unknown backlog, not an empty one";
+  const gateway::ShippingBacklog down = h().gateway().shipping_backlog();
+  EXPECT_FALSE(down.known) << down.entries << " entries, lag " << down.lag_ms << " ms, at "
+                           << down.measured_at_ms;
+}
+
+TEST(ShippingMonitor, StreamIdAgeIsTheEntrysAge) {
+  EXPECT_EQ(gateway::StreamIdAgeMs("1000-0", 3500), 2500);
+  EXPECT_EQ(gateway::StreamIdAgeMs("1000-17", 1000), 0);
+  EXPECT_EQ(gateway::StreamIdAgeMs("5000-0", 1000), 0) << "a clock behind Redis is no lag";
+  EXPECT_EQ(gateway::StreamIdAgeMs("", 1000), 0);
+  EXPECT_EQ(gateway::StreamIdAgeMs("x-1", 1000), 0);
+  EXPECT_EQ(gateway::StreamIdAgeMs("12a-1", 100000), 0);
+}
+
 TEST_F(GatewayFailureTest, ReflectionListsAndDescribesTheService) {
   START_GATEWAY();
   std::shared_ptr<grpc::Channel> channel = h().NewChannel();
