@@ -170,6 +170,7 @@ absl::StatusOr<CycleResult> Shipper::ShipOnce() {
 
 void Shipper::Run(const std::atomic<bool>& stop) {
   int backoff_ms = options_.backoff_ms;
+  std::map<std::string, int64_t> stuck_reported_ms;  // tag → when last reported
   while (!stop.load()) {
     absl::StatusOr<CycleResult> cycle = ShipOnce();
     if (!cycle.ok()) {
@@ -180,13 +181,19 @@ void Shipper::Run(const std::atomic<bool>& stop) {
     }
     backoff_ms = options_.backoff_ms;
     if (options_.on_cycle) options_.on_cycle(*cycle);
+    const int64_t now = NowMs();
+    std::erase_if(stuck_reported_ms,
+                  [&](const auto& tag_at) { return !cycle->stuck.contains(tag_at.first); });
     for (const auto& [tag, status] : cycle->stuck) {
+      auto [at, first] = stuck_reported_ms.try_emplace(tag, now);
+      if (!first && now - at->second < options_.stuck_report_ms) continue;
+      at->second = now;
       if (options_.on_error) options_.on_error(status);
     }
     // A full read means more is waiting: go on at once.
-    if (cycle->shipped == 0 && cycle->released == 0) {
-      PauseUnlessStopped(cycle->stuck.empty() ? options_.idle_ms : backoff_ms, stop);
-    }
+    // A stuck tag costs one short read per cycle; pausing longer for it
+    // would delay every other tag.
+    if (cycle->shipped == 0 && cycle->released == 0) PauseUnlessStopped(options_.idle_ms, stop);
   }
 }
 

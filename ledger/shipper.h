@@ -53,6 +53,11 @@ struct ShipperOptions {
   // Pause after a failed cycle, doubled up to max_backoff_ms.
   int backoff_ms = 100;
   int max_backoff_ms = 5000;
+  // A stuck tag (an entry that does not decode) is reported through
+  // on_error when it first stops and then at most this often, not every
+  // cycle: the other tags keep cycling, and a log line per cycle would be
+  // thousands an hour.
+  int64_t stuck_report_ms = 60'000;
   std::function<int64_t()> now_ms;  // injectable clock; default: the system's
   // Called with every failed cycle's status (logging).
   std::function<void(const absl::Status&)> on_error;
@@ -79,8 +84,9 @@ class Shipper {
   absl::StatusOr<CycleResult> ShipOnce();
 
   // Cycles until `stop` is set (checked between cycles and during pauses).
-  // Errors are reported through on_error and retried with backoff; Run
-  // returns only when stopped.
+  // Errors are reported through on_error and retried with backoff; stuck
+  // tags as ShipperOptions::stuck_report_ms says. Run returns only when
+  // stopped.
   void Run(const std::atomic<bool>& stop);
 
  private:

@@ -1305,6 +1305,39 @@ TEST_F(LedgerShipTest, AnUndecodableEntryStopsOnlyItsTag) {
   EXPECT_NE(json.out.find("\"stuck\":true"), std::string::npos) << json.out;
   std::printf("status with a stuck tag:\n%s", status.out.c_str());
 
+  // The daemon reports the stuck tag once, not every cycle, while the
+  // other tags keep shipping around it.
+  {
+    absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> ledger =
+        ledger::LedgerStore::Open({.conninfo = conninfo()});
+    ASSERT_TRUE(ledger.ok()) << ledger.status();
+    ASSERT_TRUE((*ledger)->LockShipper().ok());
+    std::vector<std::string> reports;
+    ledger::Shipper shipper(*pool_, *store_, **ledger,
+                            {.idle_ms = 5,
+                             .backoff_ms = 5,
+                             .on_error = [&](const absl::Status& s) {
+                               reports.emplace_back(s.message());
+                             }});
+    std::atomic<bool> stop{false};
+    std::thread run([&] { shipper.Run(stop); });
+    const int64_t until = WallNowMs() + 1500;
+    for (int i = 0; WallNowMs() < until; ++i) {
+      settle(others[static_cast<size_t>(i) % others.size()]);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    // Then until the others' last entries are shipped (a cycle or two).
+    const int64_t drained_by = WallNowMs() + 5000;
+    while (JournalTotal(*store_) > 3 && WallNowMs() < drained_by) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stop = true;
+    run.join();
+    ASSERT_EQ(reports.size(), 1u) << "a stuck tag is reported when it stops, then once a minute";
+    EXPECT_NE(reports[0].find("journal:{ab} entry " + bogus_id), std::string::npos) << reports[0];
+    EXPECT_EQ(JournalTotal(*store_), 3) << "the others shipped; tag ab's three entries wait";
+  }
+
   // The operator removes the entry (after saving it): the tag ships on.
   ASSERT_TRUE(pool_->Command({"XDEL", cache::JournalKey("ab"), bogus_id}).ok());
   const ToolResult again = Drain();
