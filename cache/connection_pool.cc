@@ -46,6 +46,7 @@ ConnectionPool::~ConnectionPool() {
 }
 
 absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(int timeout_ms) {
+  const auto asked = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   if (!returned_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                           [this] { return !idle_.empty(); })) {
@@ -56,6 +57,12 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(int timeout_ms) {
   }
   std::unique_ptr<RedisConnection> connection = std::move(idle_.back());
   idle_.pop_back();
+  lock.unlock();
+  if (options_.on_acquire) {
+    options_.on_acquire(std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - asked)
+                            .count());
+  }
   return Lease(this, std::move(connection));
 }
 

@@ -15,6 +15,8 @@
 #define MEDSETTLE_CACHE_CONNECTION_POOL_H_
 
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -30,6 +32,10 @@ struct PoolOptions {
   RedisOptions redis;
   int size = 8;                 // connections, fixed for the pool's life
   int acquire_timeout_ms = 50;  // how long Command and Pipeline wait for one
+  // Called after every Acquire that got a connection, with the microseconds
+  // it waited (the gateway's pool-wait histogram). Must be cheap and
+  // thread-safe. Null: not measured.
+  std::function<void(int64_t wait_us)> on_acquire;
 };
 
 class ConnectionPool final : public RedisClient {

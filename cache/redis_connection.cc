@@ -1,5 +1,6 @@
 #include "cache/redis_connection.h"
 
+
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include <cassert>
+#include <chrono>
 #include <utility>
 
 #include "engine/status.h"
@@ -227,10 +229,19 @@ absl::StatusOr<RedisReply> RedisConnection::ReadReply() {
 RedisResult RedisConnection::Command(const RedisArgv& argv) {
   ScopedSigpipeSuppression no_sigpipe;
   if (absl::Status status = EnsureConnected(); !status.ok()) return status;
+  const auto sent = std::chrono::steady_clock::now();
   if (absl::Status status = Append(argv); !status.ok()) return status;
   absl::StatusOr<RedisReply> reply = ReadReply();
   if (!reply.ok()) return reply.status();
+  ReportRoundTrip(sent);
   return ToResult(*std::move(reply));
+}
+
+void RedisConnection::ReportRoundTrip(std::chrono::steady_clock::time_point sent) const {
+  if (!options_.on_round_trip) return;
+  options_.on_round_trip(std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - sent)
+                             .count());
 }
 
 absl::StatusOr<std::vector<RedisResult>> RedisConnection::Pipeline(
@@ -239,6 +250,7 @@ absl::StatusOr<std::vector<RedisResult>> RedisConnection::Pipeline(
   if (commands.empty()) return results;
   ScopedSigpipeSuppression no_sigpipe;
   if (absl::Status status = EnsureConnected(); !status.ok()) return status;
+  const auto sent = std::chrono::steady_clock::now();
   for (const RedisArgv& argv : commands) {
     if (absl::Status status = Append(argv); !status.ok()) return status;
   }
@@ -250,6 +262,7 @@ absl::StatusOr<std::vector<RedisResult>> RedisConnection::Pipeline(
     if (!reply.ok()) return reply.status();
     results.push_back(ToResult(*std::move(reply)));
   }
+  ReportRoundTrip(sent);
   return results;
 }
 

@@ -17,6 +17,8 @@
 #ifndef MEDSETTLE_CACHE_REDIS_CONNECTION_H_
 #define MEDSETTLE_CACHE_REDIS_CONNECTION_H_
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,6 +38,11 @@ struct RedisOptions {
   int port = 6379;
   int connect_timeout_ms = 200;  // bounds the TCP connect
   int command_timeout_ms = 500;  // bounds each socket read and write
+  // Called after every Command or Pipeline that read all its replies, with
+  // the microseconds from the send to the last reply (the gateway's Redis
+  // round-trip histogram). Runs on the caller's thread; must be cheap and
+  // thread-safe (a pool's connections share it). Null: not measured.
+  std::function<void(int64_t round_trip_us)> on_round_trip;
 };
 
 class RedisConnection {
@@ -82,6 +89,8 @@ class RedisConnection {
   absl::Status Append(const RedisArgv& argv);
   // Reads the next reply (flushing the output buffer first).
   absl::StatusOr<RedisReply> ReadReply();
+  // Calls options_.on_round_trip with the time since `sent`, if set.
+  void ReportRoundTrip(std::chrono::steady_clock::time_point sent) const;
 
   RedisOptions options_;
   ContextPtr context_;

@@ -91,10 +91,12 @@ export MEDSETTLE_LEDGER="$ledger"
 # The shipper moves the journal of every tag into the ledger exactly once;
 # a shipped settlement stays in Redis for the hot window (7 days), then only
 # the ledger has it.
+shipper_metrics_port=$(free_port 9465)
 "$ledger_bin" ship --redis "127.0.0.1:$redis_port" --report-seconds 0 \
-  >"$run_dir/shipper.log" 2>&1 &
+  --metrics-listen "127.0.0.1:$shipper_metrics_port" >"$run_dir/shipper.log" 2>&1 &
 shipper_pid=$!
 echo "PostgreSQL: $ledger (data in $pg_dir); shipper log $run_dir/shipper.log"
+echo "shipper metrics: http://127.0.0.1:$shipper_metrics_port/metrics"
 
 step "2. Enrollment snapshot: $persons synthetic persons and 36 institutions"
 head -c 32 /dev/urandom > "$run_dir/person-key"
@@ -137,7 +139,9 @@ mkdir -p "$run_dir/issuer-keys"
 cp "$run_dir/voucher-platform/demo-vp-1.pub.pem" "$run_dir/issuer-keys/"
 echo "voucher platform key demo-vp-1: private in $run_dir/voucher-platform, public in $run_dir/issuer-keys"
 gateway_port=$(free_port 50051)
+metrics_port=$(free_port 9464)
 "$gateway_bin" --listen "127.0.0.1:$gateway_port" --redis "127.0.0.1:$redis_port" \
+  --metrics-listen "127.0.0.1:$metrics_port" \
   --key-file "$run_dir/person-key" \
   --tls-cert "$pki/server.pem" --tls-key "$pki/server.key.pem" --tls-client-ca "$pki/ca.pem" \
   --tls-crl-dir "$pki/crl" --ec-issuer-keys "$run_dir/issuer-keys" --ledger "$ledger" \
@@ -154,6 +158,8 @@ for _ in $(seq 1 100); do
 done
 "$cli_bin" --cert "$pki/$hospital.pem" --key "$pki/$hospital.key.pem" health
 grep -E '^medsettle-gateway: (listening|mutual TLS)' "$run_dir/gateway.log"
+echo "gateway metrics: http://127.0.0.1:$metrics_port/metrics (Prometheus text; /healthz too);"
+echo "its JSON log lines (refusals, failures, state changes) are in $run_dir/gateway.log"
 echo "Every medsettle-cli call below trusts the demo CA (MEDSETTLE_CA=$pki/ca.pem) and"
 echo "presents the calling institution's certificate and key (--cert, --key)."
 
@@ -266,6 +272,20 @@ echo "Every settlement of 2025 recomputed from its ledger record with the rules 
 "$ledger_bin" recompute --from 2025-01-01 --to 2025-12-31
 echo "Redis's accumulators and reconcile index against the ledger:"
 "$ledger_bin" verify --redis "127.0.0.1:$redis_port"
+
+step "6. What operations see: the gateway's Prometheus metrics and its JSON log lines"
+http_get() {  # http_get PORT PATH: the body of a GET (bash's /dev/tcp; no curl needed)
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+echo "\$ curl -s http://127.0.0.1:$metrics_port/metrics | grep -E '^(medsettle_settlements_total|medsettle_refusals_total|grpc_server_handled_total.*Settle.*OK|medsettle_ledger_shipping)'"
+http_get "$metrics_port" /metrics |
+  grep -E '^(medsettle_settlements_total|medsettle_refusals_total|grpc_server_handled_total.*Settle.*"OK"|medsettle_ledger_shipping)' |
+  grep -v ' 0$' || true
+echo "\$ grep call_refused run/demo/gateway.log | head -3"
+grep '"event":"call_refused"' "$run_dir/gateway.log" | head -3 || true
 
 if [ "$serve" = 0 ]; then
   step "Tour complete (MEDSETTLE_DEMO_SERVE=0): stopping"

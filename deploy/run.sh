@@ -2,6 +2,8 @@
 # The project's two entry points, for a fresh Debian machine (as root):
 #   bash deploy/run.sh demo   install what is missing, build, run the main job
 #   bash deploy/run.sh test   install what is missing, build, run every test
+#   bash deploy/run.sh load   install what is missing, build, run a short load test
+#                             with its reports (deploy/loadtest.sh: run/loadtest/)
 # Environment: MEDSETTLE_BUILD_TYPE (Release|Debug, default Release),
 # MEDSETTLE_SANITIZE (e.g. address,undefined; default none),
 # MEDSETTLE_BUILD_DIR (default build/<type lowercase>[-sanitizers]),
@@ -11,8 +13,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode="${1:-}"
 case "$mode" in
-  demo|test) ;;
-  *) echo "usage: bash deploy/run.sh demo|test" >&2; exit 2 ;;
+  demo|test|load) ;;
+  *) echo "usage: bash deploy/run.sh demo|test|load" >&2; exit 2 ;;
 esac
 
 build_type="${MEDSETTLE_BUILD_TYPE:-Release}"
@@ -33,6 +35,12 @@ if [ "$mode" = demo ]; then
   cmake --build "$build_dir" --target medsettle-gateway medsettle-cli medsettle-snapshot \
     medsettle-voucher medsettle-ledger
   exec bash "$here/deploy/demo.sh" "$build_dir"
+fi
+if [ "$mode" = load ]; then
+  # The load test needs only these four programs.
+  cmake --build "$build_dir" --target medsettle-gateway medsettle-snapshot medsettle-voucher \
+    medsettle-loadgen
+  exec bash "$here/deploy/loadtest.sh" "$build_dir"
 fi
 cmake --build "$build_dir"
 ctest_args=()

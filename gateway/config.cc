@@ -13,6 +13,7 @@
 #include "engine/status.h"
 #include "engine/text.h"
 #include "gateway/authenticator.h"
+#include "logging/json_log.h"
 
 namespace medsettle::gateway {
 
@@ -155,6 +156,15 @@ const std::vector<Setting>& Settings() {
       {"ledger.max_shipping_lag_seconds", "max-shipping-lag-seconds",
        "shipping lag beyond which health reports medsettle.ledger.Shipping NOT_SERVING",
        IntField(&GatewayConfig::ledger_max_shipping_lag_seconds)},
+      {"metrics.listen", "metrics-listen",
+       "host:port of the Prometheus endpoint (/metrics, /healthz); \"\" = off",
+       StringField(&GatewayConfig::metrics_listen)},
+      {"log.level", "log-level", "lowest level of the JSON log lines: debug|info|warn|error",
+       StringField(&GatewayConfig::log_level)},
+      {"log.lines_per_second", "", "log lines per second per event (0 = unlimited)",
+       IntField(&GatewayConfig::log_lines_per_second)},
+      {"log.burst", "", "log lines an event may write at once before the rate applies",
+       IntField(&GatewayConfig::log_burst)},
       {"files.key_file", "key-file", "pseudonymisation secret file (required)",
        StringField(&GatewayConfig::key_file), true},
       {"files.catalog", "catalog", "catalog CSV", StringField(&GatewayConfig::catalog_file),
@@ -402,6 +412,8 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
       {"ledger.hot_window_hours", c.ledger_hot_window_hours, 1, 8760},
       {"ledger.backlog_poll_ms", c.ledger_backlog_poll_ms, 100, 3600000},
       {"ledger.max_shipping_lag_seconds", c.ledger_max_shipping_lag_seconds, 1, 604800},
+      {"log.lines_per_second", c.log_lines_per_second, 0, 1000000},
+      {"log.burst", c.log_burst, 1, 1000000},
       {"tls.reload_interval_s", c.tls_reload_interval_s, 1, 3600},
       {"ec_token.clock_skew_seconds", c.ec_token_clock_skew_seconds, 0, 600},
       {"ec_token.max_lifetime_minutes", c.ec_token_max_lifetime_minutes, 1, 1440},
@@ -420,6 +432,24 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
     }
     if (!overridden.insert(id).second) return Invalid(key, "given twice");
     if (absl::Status s = CheckRateLimit(key, limit); !s.ok()) return s;
+  }
+  if (logging::Level level; !logging::ParseLevel(c.log_level, &level)) {
+    return Invalid("log.level", Cat("\"", c.log_level, "\" is not debug, info, warn or error"));
+  }
+  if (!c.metrics_listen.empty()) {
+    const size_t colon = c.metrics_listen.rfind(':');
+    int port = -1;
+    if (colon != std::string::npos && colon > 0) {
+      const std::string_view digits = std::string_view(c.metrics_listen).substr(colon + 1);
+      if (!digits.empty() && digits.size() <= 5 &&
+          digits.find_first_not_of("0123456789") == std::string_view::npos) {
+        port = std::stoi(std::string(digits));
+      }
+    }
+    if (port < 0 || port > 65535) {
+      return Invalid("metrics.listen",
+                     Cat("\"", c.metrics_listen, "\" is not HOST:PORT (port 0..65535) or \"\""));
+    }
   }
   if (c.key_file.empty()) {
     return Invalid("files.key_file", "required (--key-file): the pseudonymisation secret");

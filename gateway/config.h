@@ -122,6 +122,19 @@ struct GatewayConfig {
   int ledger_backlog_poll_ms = 5000;
   int ledger_max_shipping_lag_seconds = 300;
 
+  // Observability. The Prometheus endpoint (GET /metrics, GET /healthz;
+  // metrics/http_endpoint.h): host:port, port 0 picks a free one, "" = off.
+  // It has no authentication: keep it on loopback unless a scraper
+  // elsewhere needs it. A port that cannot be bound is logged and the
+  // gateway serves on without it (settlements matter more than metrics;
+  // the scraper's `up` alert says so).
+  std::string metrics_listen = "127.0.0.1:9464";
+  // Structured logs on stderr (logging/json_log.h): the lowest level
+  // written ("debug", "info", "warn", "error") and the rate limit per
+  // event (lines per second, burst; 0 lines_per_second = unlimited).
+  std::string log_level = "info";
+  int log_lines_per_second = 20;
+  int log_burst = 100;
   // Files.
   std::string key_file;     // pseudonymisation secret (≥ 32 bytes); required
   std::string catalog_file;  // catalog CSV; default: the bundled demo catalog

@@ -47,6 +47,29 @@ absl::StatusOr<cache::PersonKeyer> ReadKeyer(const std::string& key_file) {
 constexpr int kMaxConnectionAgeMs = 30 * 60 * 1000;
 constexpr int kConnectionGraceMs = 5 * 60 * 1000;
 
+logging::LogOptions LogOptionsOf(const GatewayConfig& c, StartOptions& start) {
+  logging::LogOptions options;
+  (void)logging::ParseLevel(c.log_level, &options.min_level);  // ValidateConfig checked it
+  options.lines_per_second = c.log_lines_per_second;
+  options.burst = c.log_burst;
+  options.utc_offset_minutes = c.utc_offset_minutes;
+  options.sink = std::move(start.log_sink);
+  return options;
+}
+
+// Observes `micros` in the histogram `*slot` once it is set.
+void ObserveMicros(const std::atomic<metrics::Histogram*>& slot, int64_t micros) {
+  if (metrics::Histogram* h = slot.load(std::memory_order_acquire)) {
+    h->Observe(static_cast<double>(micros) / 1e6);
+  }
+}
+
+int64_t NowUnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 cache::PoolOptions PoolOptionsOf(const GatewayConfig& c) {
   cache::PoolOptions options;
   options.redis.host = c.redis_host;
@@ -60,11 +83,18 @@ cache::PoolOptions PoolOptionsOf(const GatewayConfig& c) {
 
 }  // namespace
 
-GatewayServer::GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer)
+GatewayServer::GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer,
+                             StartOptions options)
     : config_(config),
+      log_(LogOptionsOf(config, options)),
       keyer_(std::move(keyer)),
       engines_(config.policy_dir, config.catalog_file),
-      redis_(PoolOptionsOf(config)),
+      redis_([&] {
+        cache::PoolOptions pool = PoolOptionsOf(config);
+        pool.redis.on_round_trip = [this](int64_t us) { ObserveMicros(redis_round_trip_, us); };
+        pool.on_acquire = [this](int64_t us) { ObserveMicros(redis_pool_wait_, us); };
+        return pool;
+      }()),
       snapshot_store_(redis_),
       settlement_store_(redis_, cache::SettlementStoreOptions{
                                     .idempotency_ttl_seconds =
@@ -83,7 +113,8 @@ absl::StatusOr<std::shared_ptr<const credentials::IssuerKeyring>> LoadIssuerKeys
   return std::make_shared<const credentials::IssuerKeyring>(*std::move(keys));
 }
 
-absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const GatewayConfig& config) {
+absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const GatewayConfig& config,
+                                                                    StartOptions start) {
   absl::StatusOr<cache::PersonKeyer> keyer = ReadKeyer(config.key_file);
   if (!keyer.ok()) return keyer.status();
   absl::StatusOr<std::shared_ptr<const credentials::IssuerKeyring>> issuer_keys =
@@ -118,7 +149,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
     authenticator = std::make_unique<MtlsAuthenticator>();
     transport = Cat("mutual TLS: ", *tls);
   }
-  std::unique_ptr<GatewayServer> g(new GatewayServer(config, *std::move(keyer)));
+  std::unique_ptr<GatewayServer> g(new GatewayServer(config, *std::move(keyer), std::move(start)));
+  if (absl::Status s = g->RegisterMetrics(); !s.ok()) return s;
   g->authenticator_ = std::move(authenticator);
   g->transport_description_ = std::move(transport);
   if (absl::Status s = g->engines_.Reload(); !s.ok()) return s;
@@ -127,6 +159,10 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   g->watcher_ = std::make_unique<SnapshotWatcher>(
       g->snapshot_store_, config.snapshot_refresh_ms,
       [self](bool serving) { self->SetServing(serving); });
+  g->watcher_->set_on_flip([self](const std::string& from, const std::string& to) {
+    self->log_.Write(logging::Level::kInfo, "snapshot_current",
+                     {{"from", from}, {"to", to}});
+  });
   // Redis down or no snapshot yet is not fatal: the watcher keeps polling.
   (void)g->watcher_->RefreshNow();
   g->shipping_monitor_ = std::make_unique<ShippingMonitor>(
@@ -160,7 +196,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
                                                     g->counters_, handler_options);
   g->service_ = std::make_unique<SettlementGrpcService>(*g->authenticator_, g->rate_limiter_,
                                                         *g->handler_, g->workers_, g->counters_,
-                                                        config.request_timeout_ms);
+                                                        *g->observer_, config.request_timeout_ms);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -195,6 +231,33 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   }
   g->watcher_->Start();
   g->shipping_monitor_->Start();
+  if (!config.metrics_listen.empty()) {
+    const size_t colon = config.metrics_listen.rfind(':');
+    auto endpoint = std::make_unique<metrics::MetricsEndpoint>(
+        g->registry_,
+        metrics::EndpointOptions{
+            .host = config.metrics_listen.substr(0, colon),
+            .port = std::stoi(config.metrics_listen.substr(colon + 1)),
+            .health = [self]() -> absl::Status {
+              std::lock_guard<std::mutex> lock(self->health_mutex_);
+              if (self->serving_ && !self->stopped_) return absl::OkStatus();
+              return absl::UnavailableError("NOT_SERVING (Redis, or no snapshot current)");
+            },
+            // Bounds how long Shutdown waits for an idle scraper's connection.
+            .keep_alive_timeout_s = 2});
+    if (absl::Status s = endpoint->Start(); s.ok()) {
+      g->metrics_endpoint_ = std::move(endpoint);
+    } else {
+      // Settlements matter more than metrics: serve on, say so loudly.
+      g->log_.Write(logging::Level::kError, "metrics_listen_failed",
+                    {{"listen", config.metrics_listen}, {"message", std::string(s.message())}});
+    }
+  }
+  g->log_.Write(logging::Level::kInfo, "gateway_started",
+                {{"port", g->port_},
+                 {"metrics_port", g->metrics_port()},
+                 {"transport", config.insecure_dev ? "insecure-dev" : "mutual TLS"},
+                 {"snapshot", g->snapshot_version().value_or("")}});
   return g;
 }
 
@@ -237,8 +300,156 @@ absl::Status GatewayServer::EnsureRulesPublished(
   return absl::OkStatus();
 }
 
+int GatewayServer::metrics_port() const {
+  return metrics_endpoint_ != nullptr ? metrics_endpoint_->port() : 0;
+}
+
+absl::Status GatewayServer::RegisterMetrics() {
+  const std::vector<double> latency(metrics::kGrpcLatencyBucketsSeconds.begin(),
+                                    metrics::kGrpcLatencyBucketsSeconds.end());
+  absl::StatusOr<metrics::HistogramFamily*> round_trip = registry_.AddHistogram(
+      "medsettle_redis_roundtrip_seconds",
+      "Time from sending a Redis command (or pipeline) to its last reply.", {}, latency);
+  if (!round_trip.ok()) return round_trip.status();
+  redis_round_trip_.store(&(*round_trip)->WithLabels({}), std::memory_order_release);
+  absl::StatusOr<metrics::HistogramFamily*> pool_wait = registry_.AddHistogram(
+      "medsettle_redis_pool_wait_seconds",
+      "Time a request waited for a free Redis connection of the pool.", {}, latency);
+  if (!pool_wait.ok()) return pool_wait.status();
+  redis_pool_wait_.store(&(*pool_wait)->WithLabels({}), std::memory_order_release);
+
+  absl::StatusOr<std::unique_ptr<CallObserver>> observer =
+      CallObserver::Create(counters_, log_, &registry_);
+  if (!observer.ok()) return observer.status();
+  observer_ = *std::move(observer);
+
+  using metrics::CallbackSample;
+  using metrics::MetricType;
+  struct Gauge {
+    std::string_view name, help;
+    std::function<double()> value;
+  };
+  const Gauge gauges[] = {
+      {"medsettle_redis_up", "1 when Redis answered the gateway's last snapshot poll, else 0.",
+       [this] { return watcher_ != nullptr && watcher_->redis_answering() ? 1.0 : 0.0; }},
+      {"medsettle_snapshot_age_seconds",
+       "Seconds since the current enrollment snapshot was committed (0: none or unknown).",
+       [this]() -> double {
+         const int64_t at = watcher_ != nullptr ? watcher_->current_committed_at_unix() : 0;
+         return at > 0 ? static_cast<double>(NowUnixSeconds() - at) : 0.0;
+       }},
+      {"medsettle_ledger_shipping_backlog_entries",
+       "Journal entries in Redis not yet shipped to the ledger (PostgreSQL).",
+       [this] {
+         return shipping_monitor_ != nullptr
+                    ? static_cast<double>(shipping_monitor_->Current().entries)
+                    : 0.0;
+       }},
+      {"medsettle_ledger_shipping_lag_seconds",
+       "Age of the oldest journal entry not yet shipped to the ledger.",
+       [this] {
+         return shipping_monitor_ != nullptr
+                    ? static_cast<double>(shipping_monitor_->Current().lag_ms) / 1000.0
+                    : 0.0;
+       }},
+      {"medsettle_worker_queue_depth", "Calls admitted and waiting for a worker thread.",
+       [this] { return static_cast<double>(workers_.queued()); }},
+  };
+  for (const Gauge& g : gauges) {
+    if (absl::Status s = registry_.AddCallbackGauge(g.name, g.help, g.value); !s.ok()) return s;
+  }
+  struct Count {
+    std::string_view name, help;
+    const std::atomic<uint64_t>* value;
+  };
+  const Count counts[] = {
+      {"medsettle_commit_retries_total",
+       "Settlements computed again because the person's accumulators moved before the commit.",
+       &counters_.commit_retries},
+      {"medsettle_rate_limited_total", "Calls refused RATE_LIMITED (an institution over its limit).",
+       &counters_.rate_limited_refusals},
+      {"medsettle_overload_refusals_total",
+       "Calls refused GATEWAY_OVERLOADED (the worker queue was full).",
+       &counters_.overload_refusals},
+  };
+  for (const Count& c : counts) {
+    if (absl::Status s = registry_.AddCallbackFamily(
+            c.name, c.help, MetricType::kCounter, {},
+            [value = c.value] {
+              return std::vector<CallbackSample>{
+                  {{}, static_cast<double>(value->load(std::memory_order_relaxed))}};
+            });
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = registry_.AddCallbackFamily(
+          "medsettle_log_lines_suppressed_total",
+          "Log lines not written because their event was over its rate limit.",
+          MetricType::kCounter, {},
+          [this] {
+            return std::vector<CallbackSample>{
+                {{}, static_cast<double>(log_.suppressed_total())}};
+          });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = registry_.AddCallbackFamily(
+          "medsettle_snapshot_version", "The enrollment snapshot version in use (value 1).",
+          MetricType::kGauge, {"version"},
+          [this] {
+            std::vector<CallbackSample> out;
+            if (std::optional<std::string> v = snapshot_version()) out.push_back({{*v}, 1});
+            return out;
+          });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = registry_.AddCallbackFamily(
+          "medsettle_tls_certificate_expiry_timestamp_seconds",
+          "When the gateway's server certificate expires (Unix seconds).", MetricType::kGauge,
+          {"certificate"},
+          [this] {
+            std::vector<CallbackSample> out;
+            const TlsExpiry e = ReadTlsExpiry(config_);
+            if (e.server_not_after_unix > 0) {
+              out.push_back({{"server"}, static_cast<double>(e.server_not_after_unix)});
+            }
+            return out;
+          });
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = registry_.AddCallbackFamily(
+          "medsettle_tls_crl_next_update_timestamp_seconds",
+          "Per CRL issuer in tls.crl_dir: the latest nextUpdate (Unix seconds); a client CA "
+          "whose CRL passed it refuses every connection.",
+          MetricType::kGauge, {"issuer"},
+          [this] {
+            std::vector<CallbackSample> out;
+            for (const auto& [issuer, next] : ReadTlsExpiry(config_).crl_next_update_unix) {
+              out.push_back({{issuer}, static_cast<double>(next)});
+            }
+            return out;
+          });
+      !s.ok()) {
+    return s;
+  }
+  return registry_.AddCallbackFamily(
+      "medsettle_build_info", "The gateway's build (value 1).", MetricType::kGauge,
+      {"version"}, [] { return std::vector<CallbackSample>{{{MEDSETTLE_VERSION}, 1}}; });
+}
+
 void GatewayServer::SetServing(bool serving) {
   std::lock_guard<std::mutex> lock(health_mutex_);
+  if (serving != serving_ || !health_logged_) {
+    const bool redis = watcher_ != nullptr && watcher_->redis_answering();
+    log_.Write(serving ? logging::Level::kInfo : logging::Level::kError,
+               serving ? "serving" : "not_serving",
+               {{"redis_up", redis},
+                {"cause", serving ? "" : (redis ? "no snapshot is current" : "Redis does not answer")}});
+    health_logged_ = true;
+  }
   serving_ = serving;
   // By name: the overload without one would set every service, the
   // shipping backlog's included.
@@ -250,6 +461,15 @@ void GatewayServer::SetServing(bool serving) {
 
 void GatewayServer::SetShippingServing(bool serving) {
   std::lock_guard<std::mutex> lock(health_mutex_);
+  if (shipping_monitor_ != nullptr) {
+    const ShippingBacklog b = shipping_monitor_->Current();
+    log_.Write(serving ? logging::Level::kInfo : logging::Level::kWarn,
+               serving ? "shipping_backlog_ok" : "shipping_backlog_late",
+               {{"entries", b.entries},
+                {"lag_seconds", static_cast<double>(b.lag_ms) / 1000.0},
+                {"known", b.known},
+                {"max_lag_seconds", config_.ledger_max_shipping_lag_seconds}});
+  }
   shipping_serving_ = serving;
   if (server_ != nullptr && !stopped_) {
     server_->GetHealthCheckService()->SetServingStatus(std::string(kShippingHealthService),
@@ -273,6 +493,8 @@ void GatewayServer::Shutdown() {
   workers_.Stop();
   if (watcher_ != nullptr) watcher_->Stop();
   if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
+  // Last: the scraper sees the drain through to its end.
+  if (metrics_endpoint_ != nullptr) metrics_endpoint_->Stop();
 }
 
 }  // namespace medsettle::gateway

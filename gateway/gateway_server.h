@@ -37,6 +37,7 @@
 #include "gateway/authenticator.h"
 #include "gateway/config.h"
 #include "gateway/counters.h"
+#include "gateway/call_observer.h"
 #include "gateway/engine_holder.h"
 #include "gateway/grpc_service.h"
 #include "gateway/rate_limiter.h"
@@ -45,6 +46,9 @@
 #include "gateway/snapshot_watcher.h"
 #include "gateway/tls_files.h"
 #include "gateway/worker_pool.h"
+#include "logging/json_log.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/registry.h"
 
 namespace medsettle::gateway {
 
@@ -60,10 +64,17 @@ inline constexpr std::string_view kKeyFileUnreadable = "KEY_FILE_UNREADABLE";
 // The service name health checks report besides "" (the whole server).
 inline constexpr std::string_view kServiceName = "medsettle.v1.SettlementService";
 
+// What a GatewayServer takes besides its configuration (tests).
+struct StartOptions {
+  // Where the JSON log lines go; default stderr.
+  std::function<void(std::string_view line)> log_sink;
+};
+
 class GatewayServer {
  public:
   // REQUIRES: ValidateConfig(config) ok, catalog_file and policy_dir set.
-  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(const GatewayConfig& config);
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Start(const GatewayConfig& config,
+                                                              StartOptions options = {});
   ~GatewayServer();  // Shutdown() if not done
 
   GatewayServer(const GatewayServer&) = delete;
@@ -83,11 +94,20 @@ class GatewayServer {
   void Shutdown();
 
   const GatewayCounters& counters() const { return counters_; }
+  // The Prometheus endpoint's bound port; 0 when metrics.listen is "" or
+  // its port could not be bound (logged as metrics_listen_failed).
+  int metrics_port() const;
+  // The metrics as the endpoint renders them (tests, and a stop summary).
+  const metrics::Registry& metrics() const { return registry_; }
+  logging::JsonLog& log() { return log_; }
   // The journal's backlog as last read (health service kShippingHealthService).
   ShippingBacklog shipping_backlog() const { return shipping_monitor_->Current(); }
 
  private:
-  explicit GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer);
+  GatewayServer(const GatewayConfig& config, cache::PersonKeyer keyer, StartOptions options);
+  // The gateway's own gauges and counters (Redis, snapshot, backlog, queue,
+  // TLS expiry, build) as scrape-time callbacks.
+  absl::Status RegisterMetrics();
   void SetServing(bool serving);
   void SetShippingServing(bool serving);
   // Publishes `loaded`'s policy files and catalog in Redis once
@@ -95,12 +115,20 @@ class GatewayServer {
   absl::Status EnsureRulesPublished(const std::shared_ptr<const engine_files::LoadedEngine>& loaded);
 
   const GatewayConfig config_;
+  logging::JsonLog log_;
+  // Declared before redis_: the pool's round-trip and wait callbacks
+  // observe these histograms (set by RegisterMetrics, before any call).
+  metrics::Registry registry_;
+  std::atomic<metrics::Histogram*> redis_round_trip_{nullptr};
+  std::atomic<metrics::Histogram*> redis_pool_wait_{nullptr};
   cache::PersonKeyer keyer_;
   EngineHolder engines_;
   cache::ConnectionPool redis_;
   cache::SnapshotStore snapshot_store_;
   cache::SettlementStore settlement_store_;
   GatewayCounters counters_;
+  std::unique_ptr<CallObserver> observer_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;  // null when off or unbound
   std::unique_ptr<SnapshotWatcher> watcher_;
   std::unique_ptr<ShippingMonitor> shipping_monitor_;
   WorkerPool workers_;
@@ -122,6 +150,7 @@ class GatewayServer {
   std::mutex health_mutex_;
   bool serving_ = false;   // guarded by health_mutex_
   bool shipping_serving_ = false;  // guarded by health_mutex_
+  bool health_logged_ = false;     // guarded by health_mutex_
   bool stopped_ = false;   // guarded by health_mutex_
 };
 

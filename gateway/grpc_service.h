@@ -11,9 +11,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <string_view>
 
 #include "gateway/authenticator.h"
+#include "gateway/call_observer.h"
 #include "gateway/counters.h"
 #include "gateway/rate_limiter.h"
 #include "gateway/settlement_handler.h"
@@ -33,7 +35,8 @@ class SettlementGrpcService final : public v1::SettlementService::CallbackServic
   // Every reference must outlive the service.
   SettlementGrpcService(const Authenticator& authenticator, RateLimiter& rate_limiter,
                         SettlementHandler& handler, WorkerPool& workers,
-                        GatewayCounters& counters, int request_timeout_ms);
+                        GatewayCounters& counters, CallObserver& observer,
+                        int request_timeout_ms);
 
   grpc::ServerUnaryReactor* CheckCoverage(grpc::CallbackServerContext* context,
                                           const v1::CheckCoverageRequest* request,
@@ -55,17 +58,24 @@ class SettlementGrpcService final : public v1::SettlementService::CallbackServic
                                       v1::ReconcileResponse* response) override;
 
  private:
+  // What the observer is told of a call besides its status. The views and
+  // the function read the call's request and response: valid until Finish.
+  struct CallTags {
+    std::string_view request_id;
+    std::function<bool()> replayed;  // null: never a replay
+  };
   // Authenticates, admits by rate limit, then runs `work(call)` on a worker
-  // and finishes.
+  // and finishes; the observer sees the start, the queue wait and the end.
   template <typename Work>
   grpc::ServerUnaryReactor* Dispatch(Method method, grpc::CallbackServerContext* context,
-                                     Work work);
+                                     CallTags tags, Work work);
 
   const Authenticator& authenticator_;
   RateLimiter& rate_limiter_;
   SettlementHandler& handler_;
   WorkerPool& workers_;
   GatewayCounters& counters_;
+  CallObserver& observer_;
   const int request_timeout_ms_;
 };
 

@@ -40,6 +40,7 @@ SnapshotWatcher::~SnapshotWatcher() { Stop(); }
 
 absl::Status SnapshotWatcher::RefreshNow() {
   absl::StatusOr<std::optional<std::string>> version = store_.CurrentVersion();
+  redis_answering_.store(version.ok(), std::memory_order_relaxed);
   if (!version.ok()) {
     SetHealth(false);  // Redis is not answering: keep the last view, report it
     return version.status();
@@ -54,12 +55,27 @@ absl::Status SnapshotWatcher::RefreshNow() {
     SetHealth(false);
     return revision.status();
   }
+  std::string flipped_from;
+  bool flipped = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (current_ == nullptr || current_->version() != **version ||
         current_->registry_revision() != *revision) {
+      flipped = current_ == nullptr || current_->version() != **version;
+      if (current_ != nullptr) flipped_from = current_->version();
       current_ = std::make_shared<SnapshotView>(store_, **version, *revision);
     }
+  }
+  if (flipped) {
+    // Its commit time, for the snapshot's age (one read, at flips only).
+    int64_t committed_at = 0;
+    if (absl::StatusOr<cache::SnapshotStatus> status = store_.Status(); status.ok()) {
+      for (const cache::SnapshotVersionInfo& v : status->versions) {
+        if (v.version == **version) committed_at = v.committed_at_unix;
+      }
+    }
+    committed_at_unix_.store(committed_at, std::memory_order_relaxed);
+    if (on_flip_) on_flip_(flipped_from, **version);
   }
   SetHealth(true);
   return absl::OkStatus();

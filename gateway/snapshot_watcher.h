@@ -73,6 +73,12 @@ class SnapshotWatcher {
   // the polling thread (and from RefreshNow) whenever health changes.
   SnapshotWatcher(cache::SnapshotStore& store, int refresh_ms,
                   std::function<void(bool serving)> on_health = nullptr);
+
+  // Called from the polling thread when the current version changes
+  // (`from` is "" at the first one): the gateway logs it.
+  void set_on_flip(std::function<void(const std::string& from, const std::string& to)> on_flip) {
+    on_flip_ = std::move(on_flip);
+  }
   ~SnapshotWatcher();
 
   SnapshotWatcher(const SnapshotWatcher&) = delete;
@@ -88,6 +94,14 @@ class SnapshotWatcher {
   // none is known.
   absl::StatusOr<std::shared_ptr<SnapshotView>> Current() const;
 
+  // Whether Redis answered the last poll (metric medsettle_redis_up).
+  bool redis_answering() const { return redis_answering_.load(std::memory_order_relaxed); }
+  // When the current version was committed (its loader's meta), Unix
+  // seconds; 0 when unknown (metric medsettle_snapshot_age_seconds).
+  int64_t current_committed_at_unix() const {
+    return committed_at_unix_.load(std::memory_order_relaxed);
+  }
+
  private:
   void Loop();
   void SetHealth(bool serving);
@@ -95,6 +109,9 @@ class SnapshotWatcher {
   cache::SnapshotStore& store_;
   const int refresh_ms_;
   std::function<void(bool)> on_health_;
+  std::function<void(const std::string&, const std::string&)> on_flip_;
+  std::atomic<bool> redis_answering_{false};
+  std::atomic<int64_t> committed_at_unix_{0};
 
   mutable std::mutex mutex_;
   std::shared_ptr<SnapshotView> current_;  // guarded by mutex_

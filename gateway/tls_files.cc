@@ -498,4 +498,37 @@ absl::StatusOr<std::string> CheckTlsFiles(const GatewayConfig& config) {
              config.tls_reload_interval_s, " s", revocation);
 }
 
+namespace {
+
+int64_t UnixOf(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+TlsExpiry ReadTlsExpiry(const GatewayConfig& config) {
+  TlsExpiry out;
+  if (config.insecure_dev) return out;
+  if (std::optional<std::string> pem = ReadText(config.tls_cert_file)) {
+    std::vector<X509Ptr> certs = Certificates(*pem);
+    if (!certs.empty()) out.server_not_after_unix = UnixOf(X509_get0_notAfter(certs[0].get()));
+  }
+  if (config.tls_crl_dir.empty()) return out;
+  std::map<std::string, int64_t> latest;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(config.tls_crl_dir, error)) {
+    if (!entry.is_regular_file(error)) continue;
+    std::optional<std::string> pem = ReadText(entry.path());
+    if (!pem) continue;
+    for (const CrlPtr& crl : ReadPemObjects(*pem).crls) {
+      int64_t& next = latest[NameText(X509_CRL_get_issuer(crl.get()))];
+      next = std::max(next, UnixOf(X509_CRL_get0_nextUpdate(crl.get())));
+    }
+  }
+  out.crl_next_update_unix.assign(latest.begin(), latest.end());
+  return out;
+}
+
 }  // namespace medsettle::gateway

@@ -9,6 +9,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "gateway/config.h"
@@ -40,6 +42,18 @@ inline constexpr std::string_view kTlsFileInvalid = "TLS_FILE_INVALID";
 // NOT_FOUND kTlsFileUnreadable, INVALID_ARGUMENT kTlsFileInvalid; the field
 // is the configuration key.
 absl::StatusOr<std::string> CheckTlsFiles(const GatewayConfig& config);
+
+// When the TLS material in use stops being good, for the metrics
+// medsettle_tls_certificate_expiry_timestamp_seconds and
+// medsettle_tls_crl_next_update_timestamp_seconds (alerts fire days
+// ahead). Read from the files as they are now (gRPC re-reads them too).
+struct TlsExpiry {
+  int64_t server_not_after_unix = 0;  // 0: the certificate cannot be read
+  // Per CRL issuer (RFC 2253 name): the latest nextUpdate among its CRLs
+  // in tls.crl_dir.
+  std::vector<std::pair<std::string, int64_t>> crl_next_update_unix;
+};
+TlsExpiry ReadTlsExpiry(const GatewayConfig& config);
 
 }  // namespace medsettle::gateway
 

@@ -84,6 +84,7 @@ absl::Status Shipper::EnsureRuleFiles(const std::vector<ShipEntry>& entries) {
 }
 
 absl::StatusOr<CycleResult> Shipper::ShipOnce() {
+  const auto started = std::chrono::steady_clock::now();
   if (!cursors_loaded_) {
     absl::StatusOr<std::map<std::string, StreamPosition>> cursors = ledger_.Cursors();
     if (!cursors.ok()) return cursors.status();
@@ -165,6 +166,9 @@ absl::StatusOr<CycleResult> Shipper::ShipOnce() {
     }
     result.released += static_cast<int64_t>(r.entries.size());
   }
+  result.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
   return result;
 }
 
@@ -174,6 +178,7 @@ void Shipper::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     absl::StatusOr<CycleResult> cycle = ShipOnce();
     if (!cycle.ok()) {
+      if (options_.on_cycle_failed) options_.on_cycle_failed();
       if (options_.on_error) options_.on_error(cycle.status());
       PauseUnlessStopped(backoff_ms, stop);
       backoff_ms = std::min(backoff_ms * 2, options_.max_backoff_ms);

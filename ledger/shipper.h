@@ -61,8 +61,10 @@ struct ShipperOptions {
   std::function<int64_t()> now_ms;  // injectable clock; default: the system's
   // Called with every failed cycle's status (logging).
   std::function<void(const absl::Status&)> on_error;
-  // Called after every successful cycle (progress reports).
+  // Called after every successful cycle (progress reports, metrics).
   std::function<void(const CycleResult&)> on_cycle;
+  // Called after every failed cycle, before on_error (metrics).
+  std::function<void()> on_cycle_failed;
 };
 
 struct CycleResult {
@@ -70,6 +72,7 @@ struct CycleResult {
   int64_t released = 0;  // entries trimmed from Redis (shipped now or before)
   // Tags stopped at an entry that does not decode: "3f" → the error.
   std::map<std::string, absl::Status> stuck;
+  int64_t duration_us = 0;  // the cycle's wall time
 };
 
 class Shipper {

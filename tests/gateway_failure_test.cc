@@ -23,11 +23,19 @@
 //
 // Every wait is a bounded poll; every timing bound is generous (a loaded
 // 2-core machine) but far below the call deadlines it is about.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 #include <grpcpp/generic/generic_stub.h>
 
 #include <google/protobuf/descriptor.pb.h>
 
+#include <fstream>
+#include <sstream>
+#include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -912,6 +920,132 @@ TEST(ShippingMonitor, StreamIdAgeIsTheEntrysAge) {
   EXPECT_EQ(gateway::StreamIdAgeMs("", 1000), 0);
   EXPECT_EQ(gateway::StreamIdAgeMs("x-1", 1000), 0);
   EXPECT_EQ(gateway::StreamIdAgeMs("12a-1", 100000), 0);
+}
+
+// ---- metrics and structured logs --------------------------------------------
+
+// GET `path` from 127.0.0.1:`port` with a plain socket: the status line and
+// headers, then the body ("" on a connection failure).
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[65536];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+        out.append(buffer, static_cast<size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// The value of the sample line that starts with `series` (name and labels
+// exactly as rendered), or -1.
+double Sample(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+// Calls through a real gateway show in its /metrics — under the
+// go-grpc-prometheus names and ours — and its refusals in JSON log lines
+// that name the request and reason and never the ID number; promtool
+// accepts the exposition.
+TEST(GatewayObservability, MetricsAndLogsFollowTheCalls) {
+  std::mutex lines_mutex;
+  std::vector<std::string> lines;
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> started = GatewayHarness::Start(
+      Persons(), Institutions(), nullptr,
+      {.log_sink = [&](std::string_view line) {
+        std::lock_guard<std::mutex> lock(lines_mutex);
+        lines.emplace_back(line);
+      }});
+  if (!started.ok() && started.status().code() == absl::StatusCode::kNotFound) {
+    GTEST_SKIP() << started.status().message();
+  }
+  ASSERT_TRUE(started.ok()) << started.status();
+  GatewayHarness& h = **started;
+  const int port = h.gateway().metrics_port();
+  ASSERT_GT(port, 0) << "metrics.listen 127.0.0.1:0 binds a free port";
+
+  const std::string inst = Hospital(kQuzhou, 2).institution_id;
+  const std::string id = QuzhouId(5);
+  v1::SettleResponse out;
+  ASSERT_TRUE(h.Call(&Stub::Settle, inst, Bill("obs-1", id), &out).ok());
+  ASSERT_TRUE(h.Call(&Stub::Settle, inst, Bill("obs-1", id), &out).ok());
+  EXPECT_TRUE(out.replayed());
+  v1::SettleRequest bad = Bill("obs-2", id);
+  bad.mutable_items(0)->set_quantity("-1");
+  const CallResult refused = h.Call(&Stub::Settle, inst, bad, &out);
+  ASSERT_FALSE(refused.ok());
+
+  const std::string response = HttpGet(port, "/metrics");
+  ASSERT_NE(response.find("HTTP/1.1 200"), std::string::npos) << response.substr(0, 200);
+  const std::string body = response.substr(response.find("\r\n\r\n") + 4);
+  const std::string settle =
+      "grpc_type=\"unary\",grpc_service=\"medsettle.v1.SettlementService\",grpc_method=\"Settle\"";
+  EXPECT_EQ(Sample(body, "grpc_server_started_total{" + settle + "}"), 3) << body;
+  EXPECT_EQ(Sample(body, "grpc_server_handled_total{" + settle + ",grpc_code=\"OK\"}"), 2);
+  EXPECT_EQ(Sample(body, "grpc_server_handling_seconds_count{" + settle + "}"), 3);
+  EXPECT_EQ(Sample(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"settled\"}"), 1);
+  EXPECT_EQ(Sample(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"replayed\"}"), 1);
+  EXPECT_EQ(Sample(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"refused\"}"), 1);
+  EXPECT_EQ(Sample(body, "medsettle_refusals_total{method=\"Settle\",reason=\"" + refused.reason +
+                             "\"}"),
+            1)
+      << body;
+  EXPECT_EQ(Sample(body, "medsettle_redis_up"), 1);
+  EXPECT_GE(Sample(body, "medsettle_snapshot_age_seconds"), 0);
+  EXPECT_NE(body.find("medsettle_snapshot_version{version=\""), std::string::npos);
+  EXPECT_GT(Sample(body, "medsettle_redis_roundtrip_seconds_count"), 0);
+  EXPECT_GT(Sample(body, "medsettle_worker_queue_wait_seconds_count"), 0);
+  EXPECT_EQ(body.find(id), std::string::npos) << "no ID number in the metrics";
+
+  // promtool, as the scrape configuration's users will.
+  const std::string file = ::testing::TempDir() + "gateway-metrics.txt";
+  {
+    std::ofstream f(file);
+    f << body;
+  }
+  const int promtool = std::system(("promtool check metrics < " + file + " > " + file +
+                                    ".out 2>&1").c_str());
+  std::ifstream lint(file + ".out");
+  std::stringstream lint_text;
+  lint_text << lint.rdbuf();
+  EXPECT_EQ(promtool, 0) << "promtool check metrics (deploy/install-deps.sh installs it): "
+                         << lint_text.str();
+
+  EXPECT_NE(HttpGet(port, "/healthz").find("HTTP/1.1 200"), std::string::npos);
+
+  std::lock_guard<std::mutex> lock(lines_mutex);
+  bool saw_refusal = false;
+  for (const std::string& line : lines) {
+    EXPECT_EQ(line.find(id), std::string::npos) << "an ID number in a log line: " << line;
+    EXPECT_EQ(line.back(), '\n');
+    if (line.find("\"event\":\"call_refused\"") != std::string::npos) {
+      saw_refusal = true;
+      EXPECT_NE(line.find("\"request_id\":\"obs-2\""), std::string::npos) << line;
+      EXPECT_NE(line.find("\"reason\":\"" + refused.reason + "\""), std::string::npos) << line;
+      EXPECT_NE(line.find("\"institution\":\"" + inst + "\""), std::string::npos) << line;
+      EXPECT_NE(line.find("\"method\":\"Settle\""), std::string::npos) << line;
+    }
+  }
+  EXPECT_TRUE(saw_refusal) << lines.size() << " lines, none a refusal";
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("\"event\":\"gateway_started\"") != std::string::npos;
+  }));
 }
 
 TEST_F(GatewayFailureTest, ReflectionListsAndDescribesTheService) {

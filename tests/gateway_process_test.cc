@@ -236,6 +236,7 @@ class GatewayProcessTest : public ::testing::Test {
   int SpawnServing(const std::vector<std::string>& extra) {
     std::vector<std::string> flags = {
         "--listen", "127.0.0.1:0",
+        "--metrics-listen", "127.0.0.1:0",
         "--redis", Cat("127.0.0.1:", h_->redis().port()),
         "--key-file", h_->config().key_file,
         "--snapshot-refresh-ms", "50"};
@@ -279,7 +280,8 @@ TEST_F(GatewayProcessTest, RefusesToStartWithoutGoodTlsFilesOrInsecureDevOffLoop
   ASSERT_TRUE(MakePki(dir.path() + "/pki2", {"H1"}));
   const std::string pki = dir.path() + "/pki/";
   const int port = FreeLoopbackPort();
-  const std::vector<std::string> base = {"--listen", Cat("127.0.0.1:", port), "--redis",
+  const std::vector<std::string> base = {"--listen", Cat("127.0.0.1:", port),
+                                         "--metrics-listen", "127.0.0.1:0", "--redis",
                                          "127.0.0.1:1", "--key-file", key};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> flags = base;

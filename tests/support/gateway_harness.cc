@@ -160,7 +160,9 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
 
   gateway::GatewayConfig& c = h->config_;
   c.listen = "127.0.0.1:0";
+  c.metrics_listen = "127.0.0.1:0";  // never a fixed port: tests run side by side
   c.insecure_dev = !options.tls;
+  h->log_sink_ = options.log_sink;
   c.rate_limit = {0, 0};  // unlimited: the suites make many calls quickly
   if (options.tls) {
     h->tls_ = true;
@@ -256,7 +258,7 @@ absl::Status GatewayHarness::RestartGateway() {
   if (gateway_ != nullptr) gateway_->Shutdown();
   gateway_.reset();
   absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> g =
-      gateway::GatewayServer::Start(config_);
+      gateway::GatewayServer::Start(config_, {.log_sink = log_sink_});
   if (!g.ok()) return g.status();
   gateway_ = *std::move(g);
   stub_ = v1::SettlementService::NewStub(NewChannel());  // TLS: no client certificate
@@ -265,7 +267,7 @@ absl::Status GatewayHarness::RestartGateway() {
 
 absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> GatewayHarness::StartAnotherGateway()
     const {
-  return gateway::GatewayServer::Start(config_);
+  return gateway::GatewayServer::Start(config_, {.log_sink = log_sink_});
 }
 
 std::shared_ptr<grpc::Channel> GatewayHarness::NewChannel(std::string_view institution) const {

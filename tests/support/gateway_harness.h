@@ -85,6 +85,9 @@ struct HarnessOptions {
   // (tls.crl_dir): a copy of the PKI's crl/ (the CA's CRL, nothing
   // revoked) in tls_dir()/crl, where a test may publish more.
   bool crl = false;
+  // Where the gateway's JSON log lines go (every gateway the harness
+  // starts); default stderr.
+  std::function<void(std::string_view line)> log_sink;
 };
 
 // "code reason message" of a call, for failure messages.
@@ -200,6 +203,7 @@ class GatewayHarness {
   std::unique_ptr<v1::SettlementService::Stub> stub_;
 
   bool tls_ = false;
+  std::function<void(std::string_view)> log_sink_;  // HarnessOptions::log_sink
   std::string pki_dir_;
   std::string tls_dir_;
   std::mutex stubs_mutex_;

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -28,6 +29,8 @@
 #include "ledger/reasons.h"
 #include "ledger/recompute.h"
 #include "ledger/shipper.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/registry.h"
 #include "proto/contract/ledger_record.h"
 #include "tools/ledger/national_format.h"
 
@@ -46,6 +49,7 @@ struct Flags {
   int64_t entries_per_tag = 200;
   bool drain = false;
   int report_seconds = 60;
+  std::string metrics_listen;  // host:port of /metrics; "" = none
   // status
   bool json = false;
   int64_t max_lag_seconds = -1;
@@ -76,6 +80,92 @@ int64_t SystemNowMs() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// The shipper's Prometheus metrics (`ship --metrics-listen`). Counters are
+// bumped from the shipping thread; the backlog is read from Redis at scrape
+// time, the same way the gateways read it (gateway/shipping_monitor.h).
+struct ShipMetrics {
+  metrics::Counter* shipped = nullptr;
+  metrics::Counter* released = nullptr;
+  metrics::Counter* cycles_ok = nullptr;
+  metrics::Counter* cycles_failed = nullptr;
+  metrics::Gauge* stuck_tags = nullptr;
+  metrics::Histogram* batch_seconds = nullptr;
+
+  static absl::StatusOr<ShipMetrics> Register(metrics::Registry& r,
+                                              cache::SettlementStore& journal,
+                                              const RunOptions& run) {
+    ShipMetrics m;
+    absl::StatusOr<metrics::CounterFamily*> shipped = r.AddCounter(
+        "medsettle_ledger_shipped_total", "Journal entries committed in the ledger (PostgreSQL).");
+    if (!shipped.ok()) return shipped.status();
+    m.shipped = &(*shipped)->WithLabels({});
+    absl::StatusOr<metrics::CounterFamily*> released = r.AddCounter(
+        "medsettle_ledger_released_total",
+        "Shipped journal entries trimmed from Redis (their records expire at the hot window).");
+    if (!released.ok()) return released.status();
+    m.released = &(*released)->WithLabels({});
+    absl::StatusOr<metrics::CounterFamily*> cycles = r.AddCounter(
+        "medsettle_ledger_ship_cycles_total", "Shipping cycles by result (ok, error).", {"result"});
+    if (!cycles.ok()) return cycles.status();
+    m.cycles_ok = &(*cycles)->WithLabels({"ok"});
+    m.cycles_failed = &(*cycles)->WithLabels({"error"});
+    absl::StatusOr<metrics::GaugeFamily*> stuck = r.AddGauge(
+        "medsettle_ledger_stuck_tags",
+        "Tags stopped at a journal entry that does not decode (medsettle-ledger status names them).");
+    if (!stuck.ok()) return stuck.status();
+    m.stuck_tags = &(*stuck)->WithLabels({});
+    const std::vector<double> buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10,   30};
+    absl::StatusOr<metrics::HistogramFamily*> batch = r.AddHistogram(
+        "medsettle_ledger_ship_batch_seconds",
+        "Wall time of a shipping cycle that moved entries (read, commit, release).", {}, buckets);
+    if (!batch.ok()) return batch.status();
+    m.batch_seconds = &(*batch)->WithLabels({});
+    // Backlog and lag: one pipeline per scrape, both from the same read.
+    auto read = [&journal, &run]() -> std::pair<double, double> {
+      absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
+          journal.JournalLengths();
+      if (!lengths.ok()) return {-1, -1};  // Redis unreachable: -1, never a false 0
+      const int64_t now = run.now_ms ? run.now_ms() : SystemNowMs();
+      double entries = 0;
+      int64_t lag_ms = 0;
+      for (const cache::SettlementStore::JournalLength& l : *lengths) {
+        entries += static_cast<double>(l.entries);
+        const std::string_view ms = std::string_view(l.oldest_id).substr(0, l.oldest_id.find('-'));
+        int64_t at = 0;
+        if (!ms.empty() && std::from_chars(ms.data(), ms.data() + ms.size(), at).ec == std::errc()) {
+          lag_ms = std::max(lag_ms, now - at);
+        }
+      }
+      return {entries, static_cast<double>(lag_ms) / 1000.0};
+    };
+    if (absl::Status st = r.AddCallbackGauge(
+            "medsettle_ledger_shipping_backlog_entries",
+            "Journal entries in Redis not yet shipped (-1: Redis did not answer).",
+            [read] { return read().first; });
+        !st.ok()) {
+      return st;
+    }
+    if (absl::Status st = r.AddCallbackGauge(
+            "medsettle_ledger_shipping_lag_seconds",
+            "Age of the oldest journal entry not yet shipped (-1: Redis did not answer).",
+            [read] { return read().second; });
+        !st.ok()) {
+      return st;
+    }
+    return m;
+  }
+
+  void Observe(const ledger::CycleResult& cycle) const {
+    if (shipped == nullptr) return;
+    cycles_ok->Inc();
+    shipped->Inc(static_cast<uint64_t>(cycle.shipped));
+    released->Inc(static_cast<uint64_t>(cycle.released));
+    stuck_tags->Set(static_cast<double>(cycle.stuck.size()));
+    if (cycle.shipped > 0) batch_seconds->Observe(static_cast<double>(cycle.duration_us) / 1e6);
+  }
+};
 
 // The context of one command run.
 class Command {
@@ -132,6 +222,7 @@ class Command {
   std::ostream& out_;
   std::ostream& err_;
   const RunOptions& run_;
+  ShipMetrics ship_metrics_;  // Ship with --metrics-listen; pointers into its registry
 };
 
 absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> Command::OpenRedis(int size) const {
@@ -302,6 +393,7 @@ int Command::Ship() {
     err_.flush();
   };
   options.on_cycle = [&](const ledger::CycleResult& cycle) {
+    ship_metrics_.Observe(cycle);
     shipped += cycle.shipped;
     released += cycle.released;
     shipped_since += cycle.shipped;
@@ -314,6 +406,37 @@ int Command::Ship() {
       shipped_since = 0;
       last_report_ms = now;
     }
+  };
+  // Metrics (docs/OPERATIONS.md, Metrics): what a scraper needs to alert on
+  // a stalled shipper; the backlog is read at scrape time.
+  metrics::Registry registry;
+  std::unique_ptr<metrics::MetricsEndpoint> endpoint;
+  if (!flags_.metrics_listen.empty()) {
+    const size_t colon = flags_.metrics_listen.rfind(':');
+    int port = -1;
+    if (colon != std::string::npos && colon > 0) {
+      const std::string digits = flags_.metrics_listen.substr(colon + 1);
+      if (!digits.empty() && digits.size() <= 5 &&
+          digits.find_first_not_of("0123456789") == std::string::npos) {
+        port = std::stoi(digits);
+      }
+    }
+    if (port < 0 || port > 65535) {
+      return Usage(Cat("--metrics-listen must be HOST:PORT, got ", flags_.metrics_listen));
+    }
+    absl::StatusOr<ShipMetrics> m = ShipMetrics::Register(registry, settlements, run_);
+    if (!m.ok()) return Fail("registering the metrics", m.status());
+    ship_metrics_ = *m;
+    endpoint = std::make_unique<metrics::MetricsEndpoint>(
+        registry, metrics::EndpointOptions{.host = flags_.metrics_listen.substr(0, colon),
+                                           .port = port,
+                                           .keep_alive_timeout_s = 2});
+    if (absl::Status s = endpoint->Start(); !s.ok()) return Fail("--metrics-listen", s);
+    out_ << "medsettle-ledger ship: metrics on " << flags_.metrics_listen.substr(0, colon) << ":"
+         << endpoint->port() << "\n";
+  }
+  options.on_cycle_failed = [this] {
+    if (ship_metrics_.cycles_failed != nullptr) ship_metrics_.cycles_failed->Inc();
   };
   ledger::Shipper shipper(**redis, settlements, **store, options);
   out_ << "medsettle-ledger ship: Redis " << flags_.redis << " → the ledger; hot window "
@@ -852,6 +975,9 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   ship->add_flag("--drain", flags.drain, "ship until the journals are empty, then exit");
   ship->add_option("--report-seconds", flags.report_seconds, "progress line interval (0 = none)")
       ->capture_default_str();
+  ship->add_option("--metrics-listen", flags.metrics_listen,
+                   "HOST:PORT of a Prometheus endpoint (/metrics, /healthz), e.g. 127.0.0.1:9465; "
+                   "port 0 picks one; none by default");
   CLI::App* status = app.add_subcommand("status", "per tag: shipped up to where, lag");
   ledger_flag(status);
   redis_flag(status);
