@@ -1,6 +1,5 @@
 #include "gateway/authenticator.h"
 
-#include <grpc/grpc_security_constants.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -82,16 +81,15 @@ bool IsWellFormedInstitutionId(std::string_view id) {
 }
 
 absl::StatusOr<CallerIdentity> DevHeaderAuthenticator::Identify(
-    const grpc::CallbackServerContext& context) const {
-  const auto& metadata = context.client_metadata();
-  auto [first, last] = metadata.equal_range(grpc::string_ref(kInstitutionHeader.data(),
-                                                              kInstitutionHeader.size()));
-  if (first == last) {
+    const TransportCaller& caller) const {
+  if (caller.institution_header.empty()) {
     return Missing("no institution identity: send the x-medsettle-institution header");
   }
-  if (std::next(first) != last) return Invalid("the x-medsettle-institution header is repeated");
+  if (caller.institution_header.size() > 1) {
+    return Invalid("the x-medsettle-institution header is repeated");
+  }
   CallerIdentity identity;
-  identity.institution_id.assign(first->second.data(), first->second.size());
+  identity.institution_id.assign(caller.institution_header[0]);
   if (!IsWellFormedInstitutionId(identity.institution_id)) {
     return Invalid("the institution id must be 1-64 characters of A-Z a-z 0-9 _ . -");
   }
@@ -142,25 +140,15 @@ absl::StatusOr<CallerIdentity> IdentityOfCertificate(std::string_view pem) {
   return identity;
 }
 
-absl::StatusOr<CallerIdentity> MtlsAuthenticator::Identify(
-    const grpc::CallbackServerContext& context) const {
-  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  if (auth == nullptr) return Missing("no institution identity: the call did not use TLS");
-  const std::vector<grpc::string_ref> security =
-      auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
-  const auto is_tls = [](const grpc::string_ref& type) {
-    return type == GRPC_SSL_TRANSPORT_SECURITY_TYPE || type == GRPC_TLS_TRANSPORT_SECURITY_TYPE;
-  };
-  if (security.empty() || !std::all_of(security.begin(), security.end(), is_tls)) {
-    return Missing("no institution identity: the call did not use TLS");
-  }
-  const std::vector<grpc::string_ref> certs =
-      auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
-  if (certs.empty()) {
+absl::StatusOr<CallerIdentity> MtlsAuthenticator::Identify(const TransportCaller& caller) const {
+  if (!caller.tls) return Missing("no institution identity: the call did not use TLS");
+  if (caller.peer_certificates_pem.empty()) {
     return Missing("no institution identity: no verified client certificate");
   }
-  if (certs.size() > 1) return Invalid("the connection carries several peer certificates");
-  const std::string_view pem(certs[0].data(), certs[0].size());
+  if (caller.peer_certificates_pem.size() > 1) {
+    return Invalid("the connection carries several peer certificates");
+  }
+  const std::string_view pem = caller.peer_certificates_pem[0];
 
   std::shared_ptr<const absl::StatusOr<CallerIdentity>> found;
   {

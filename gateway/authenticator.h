@@ -12,7 +12,6 @@
 #ifndef MEDSETTLE_GATEWAY_AUTHENTICATOR_H_
 #define MEDSETTLE_GATEWAY_AUTHENTICATOR_H_
 
-#include <grpcpp/grpcpp.h>
 
 #include <memory>
 #include <mutex>
@@ -20,6 +19,7 @@
 #include <string_view>
 #include <functional>
 #include <map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -53,21 +53,32 @@ struct CallerIdentity {
   std::string certificate_fingerprint;
 };
 
+// What a transport knows of a caller before anyone trusted it: the
+// transport fills it (gRPC: the call's auth context and metadata; the
+// HTTP/JSON facade: its TLS session and headers), an Authenticator decides.
+// The views must outlive the Identify call.
+struct TransportCaller {
+  // Whether the connection is TLS, and the PEM texts of the peer
+  // certificates its handshake verified.
+  bool tls = false;
+  std::vector<std::string_view> peer_certificates_pem;
+  // Every value of the kInstitutionHeader header the call carried.
+  std::vector<std::string_view> institution_header;
+};
+
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
   // The calling institution, or UNAUTHENTICATED with a reason above.
-  // Called on a gRPC thread for every call: must not block.
-  virtual absl::StatusOr<CallerIdentity> Identify(
-      const grpc::CallbackServerContext& context) const = 0;
+  // Called on a transport thread for every call: must not block.
+  virtual absl::StatusOr<CallerIdentity> Identify(const TransportCaller& caller) const = 0;
 };
 
 // Reads kInstitutionHeader (exactly one value). Trusts the caller: only for
 // --insecure-dev on loopback. The fingerprint is empty.
 class DevHeaderAuthenticator final : public Authenticator {
  public:
-  absl::StatusOr<CallerIdentity> Identify(
-      const grpc::CallbackServerContext& context) const override;
+  absl::StatusOr<CallerIdentity> Identify(const TransportCaller& caller) const override;
 };
 
 // The identity in one PEM certificate: the institution id from its one SAN
@@ -78,18 +89,17 @@ class DevHeaderAuthenticator final : public Authenticator {
 // does not verify the certificate (the TLS handshake did).
 absl::StatusOr<CallerIdentity> IdentityOfCertificate(std::string_view pem);
 
-// Mutual TLS: the peer certificate of the call's connection
-// (grpc::AuthContext property "x509_pem_cert", present only when the
-// handshake verified it: GatewayServer requires and verifies client
-// certificates). Parsed results are cached by the PEM text (at most
-// kMaxCachedCertificates; the cache is emptied when full), so a connection's
-// calls parse its certificate once. Thread-safe.
+// Mutual TLS: the peer certificate of the call's connection (gRPC: the
+// AuthContext property "x509_pem_cert", present only when the handshake
+// verified it: GatewayServer requires and verifies client certificates).
+// Parsed results are cached by the PEM text (at most kMaxCachedCertificates;
+// the cache is emptied when full), so a connection's calls parse its
+// certificate once. Thread-safe.
 class MtlsAuthenticator final : public Authenticator {
  public:
   static constexpr size_t kMaxCachedCertificates = 4096;
 
-  absl::StatusOr<CallerIdentity> Identify(
-      const grpc::CallbackServerContext& context) const override;
+  absl::StatusOr<CallerIdentity> Identify(const TransportCaller& caller) const override;
 
   // Certificates parsed so far and still cached (tests).
   size_t cached() const;

@@ -194,9 +194,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   g->handler_ = std::make_unique<SettlementHandler>(g->engines_, *g->watcher_,
                                                     g->settlement_store_, g->keyer_,
                                                     g->counters_, handler_options);
-  g->service_ = std::make_unique<SettlementGrpcService>(*g->authenticator_, g->rate_limiter_,
-                                                        *g->handler_, g->workers_, g->counters_,
-                                                        *g->observer_, config.request_timeout_ms);
+  g->gate_ = std::make_unique<CallGate>(*g->authenticator_, g->rate_limiter_, g->workers_,
+                                         g->counters_, *g->observer_, config.request_timeout_ms);
+  g->service_ = std::make_unique<SettlementGrpcService>(*g->gate_, *g->handler_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -37,6 +37,7 @@
 #include "gateway/authenticator.h"
 #include "gateway/config.h"
 #include "gateway/counters.h"
+#include "gateway/call_gate.h"
 #include "gateway/call_observer.h"
 #include "gateway/engine_holder.h"
 #include "gateway/grpc_service.h"
@@ -136,6 +137,7 @@ class GatewayServer {
   std::unique_ptr<SettlementHandler> handler_;
   std::unique_ptr<Authenticator> authenticator_;  // MtlsAuthenticator unless insecure_dev
   RateLimiter rate_limiter_;
+  std::unique_ptr<CallGate> gate_;
   std::unique_ptr<SettlementGrpcService> service_;
   std::string transport_description_;
   std::unique_ptr<grpc::Server> server_;

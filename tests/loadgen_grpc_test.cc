@@ -251,6 +251,9 @@ TEST_F(LoadgenGrpcTest, EchoFloorAndThePairedMode) {
   for (const std::string& f : Files()) args.push_back(f);
   const v1::LoadReport r = RunTool(args, "floor.json");
   CheckConsistent(r);
+  // Each round continues the run's sequence: new request ids, never a
+  // replay or REQUEST_ID_REUSED of an earlier round's.
+  EXPECT_EQ(r.summary().ok(), r.summary().count()) << Describe(r);
   ASSERT_EQ(r.floor().pairs_size(), 2);
   for (const v1::FloorPair& p : r.floor().pairs()) {
     EXPECT_GT(p.echo_rps(), 0);

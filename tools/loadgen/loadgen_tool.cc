@@ -497,6 +497,7 @@ int RunLoadCommand(const Flags& f, const CLI::App& app, std::ostream& out, std::
       }
       RunConfig real = c;
       real.duration_s = plan.floor_round_s;
+      real.first_seq = total.next_seq;  // new request ids every round
       real.progress_label = Cat(MethodName(c.method), " ", pair, "/", f.floor_pairs);
       absl::StatusOr<RunResult> t = RunLoad(real, plan.builder.get());
       if (!t.ok()) {

@@ -93,8 +93,9 @@ absl::StatusOr<std::vector<Person>> ReadPersons(const std::string& path, size_t*
     col[i] = *c;
   }
   // category is optional (the tests' minimal files): adults only when given.
-  std::optional<size_t> category;
+  std::optional<size_t> category, birth_date;
   if (absl::StatusOr<size_t> c = csv.Column("category"); c.ok()) category = *c;
+  if (absl::StatusOr<size_t> c = csv.Column("birth_date"); c.ok()) birth_date = *c;
   std::vector<Person> persons;
   *skipped = 0;
   std::string line;
@@ -107,7 +108,11 @@ absl::StatusOr<std::vector<Person>> ReadPersons(const std::string& path, size_t*
     if (!ParseInt(f[col[1]], &year) || year < 2000 || year > 2100) return csv.Error("bad year");
     if (f[col[0]].size() != 18) return csv.Error("id_number is not 18 characters");
     if (f[col[2]].size() != 6) return csv.Error("region_code is not 6 digits");
-    const bool eligible = f[col[3]] == "1" && f[col[4]] == "0" && f[col[5]] == "ACTIVE" &&
+    // An adult on every day of the year: 19 or older at its start.
+    int64_t born = 0;
+    const bool grown = !birth_date || f[*birth_date].size() < 4 ||
+                       (ParseInt(f[*birth_date].substr(0, 4), &born) && born <= year - 19);
+    const bool eligible = grown && f[col[3]] == "1" && f[col[4]] == "0" && f[col[5]] == "ACTIVE" &&
                           f[col[6]] == "0" && f[col[7]].empty() &&
                           (!category || f[*category] == "ADULT");
     if (!eligible) {

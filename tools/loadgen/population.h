@@ -16,6 +16,7 @@
 namespace medsettle::loadgen {
 
 // A person who can be settled for on any day of their year: an adult
+// born at least 19 years before the year
 // (a child's category depends on the day: the engine refuses a record
 // whose category contradicts the age, ENROLLMENT_INVALID), status ACTIVE,
 // paid in the concentrated period, not a newborn, not re-enrolled after a

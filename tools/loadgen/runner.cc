@@ -364,7 +364,9 @@ void Runner::OpenLoop() {
   const Schedule& schedule = *config_.schedule;
   const double end_s = config_.count > 0 ? 1e18 : config_.warmup_s + config_.duration_s;
   uint64_t measured = 0;
+  uint64_t n_scheduled = 0;
   for (uint64_t n = 0;; ++n) {
+    n_scheduled = n;
     const double t = schedule.SendTime(n);
     if (t >= end_s) break;
     const bool is_measured = t >= config_.warmup_s;
@@ -380,8 +382,9 @@ void Runner::OpenLoop() {
       ++SecondAt(SecondOf(due)).dropped;
       continue;
     }
-    Launch(n, due, is_measured);
+    Launch(config_.first_seq + n, due, is_measured);
   }
+  next_seq_ = config_.first_seq + n_scheduled;
 }
 
 void Runner::ClosedLoop() {
@@ -419,6 +422,7 @@ void Runner::Progress() {
 
 RunResult Runner::Run() {
   start_ = Clock::now();
+  next_seq_ = config_.first_seq;
   start_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
@@ -451,6 +455,7 @@ RunResult Runner::Run() {
   if (progress.joinable()) progress.join();
   std::lock_guard<std::mutex> lock(mutex_);
   result_.start_unix_ms = start_unix_ms_;
+  result_.next_seq = next_seq_.load();
   const double window_s =
       any_measured_ ? std::chrono::duration<double>(last_measured_done_ - first_measured_).count()
                     : 0;
@@ -511,6 +516,7 @@ void RunResult::Merge(const RunResult& other) {
   retries_ok += other.retries_ok;
   retries_errors += other.retries_errors;
   series.insert(series.end(), other.series.begin(), other.series.end());
+  next_seq = std::max(next_seq, other.next_seq);
 }
 
 absl::StatusOr<RunResult> RunLoad(const RunConfig& config, const RequestBuilder* builder) {

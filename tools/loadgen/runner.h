@@ -73,6 +73,10 @@ struct RunConfig {
   int timeout_ms = 20000;
   double retry_ratio = 0;
   uint64_t seed = 1;
+  // The sequence number of the first call: a later round of the same run
+  // (paired floor mode) continues where the previous ended, so its request
+  // ids are new.
+  uint64_t first_seq = 0;
   size_t echo_payload_bytes = 0;  // 0: kDefaultEchoPayloadBytes
 
   // A progress line on `progress` once a second (nullptr: none).
@@ -121,6 +125,7 @@ struct RunResult {
   uint64_t retries_ok = 0;
   uint64_t retries_errors = 0;
   std::vector<SecondStats> series;
+  uint64_t next_seq = 0;  // the first sequence number this run did not use
 
   // Adds `other` (a later round): counts, histograms; its series appended.
   void Merge(const RunResult& other);
