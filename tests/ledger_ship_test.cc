@@ -41,6 +41,9 @@
 // server the tests of a process share; the restart test has its own).
 // Each run prints MEDSETTLE_SEED; set it to replay one. Only 127.0.0.1 is
 // used; child processes are killed if the test dies (PR_SET_PDEATHSIG).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -470,6 +473,42 @@ int CountLines(std::string_view text, std::string_view prefix) {
     at = end + 1;
   }
   return n;
+}
+
+// The body of GET `path` from 127.0.0.1:`port` (a plain socket); "" on a
+// connection failure.
+std::string HttpGetBody(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request =
+        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[65536];
+      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+        response.append(buffer, static_cast<size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of the sample whose series (name and labels as rendered) is
+// `series`, or -1.
+double MetricValue(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
 }
 
 // A running medsettle-ledger with its stdout and stderr captured.
@@ -1129,9 +1168,22 @@ TEST_F(LedgerShipRestartTest, RestartsOfPostgresAndRedisLoseNothingAndRepeatNoth
   ASSERT_FALSE(version.empty());
   Settler settler(*store_, version, /*retry_errors=*/true);
 
-  std::unique_ptr<LedgerProcess> shipper =
-      LedgerProcess::Spawn(Flags({"ship", "--entries-per-tag", "50", "--report-seconds", "0"}));
+  std::unique_ptr<LedgerProcess> shipper = LedgerProcess::Spawn(
+      Flags({"ship", "--entries-per-tag", "50", "--report-seconds", "0", "--metrics-listen",
+             "127.0.0.1:0"}));
   ASSERT_NE(shipper, nullptr);
+  // "medsettle-ledger ship: metrics on 127.0.0.1:<port>"
+  int metrics_port = 0;
+  for (int i = 0; i < 200 && metrics_port == 0; ++i) {
+    const std::string out = shipper->out();
+    const size_t at = out.find("metrics on 127.0.0.1:");
+    if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+      metrics_port = std::atoi(out.c_str() + at + 21);
+    } else {
+      SleepMs(25);
+    }
+  }
+  ASSERT_GT(metrics_port, 0) << shipper->out() << shipper->err();
 
   std::vector<std::vector<Person>> own(kThreads);
   for (size_t i = 0; i < persons.size(); ++i) own[i % kThreads].push_back(persons[i]);
@@ -1175,6 +1227,12 @@ TEST_F(LedgerShipRestartTest, RestartsOfPostgresAndRedisLoseNothingAndRepeatNoth
   const int64_t settled_during = settled.load() - settled_before;
   EXPECT_GT(settled_during, 100) << "settlements go on while the ledger is down";
   EXPECT_GT(waiting_during, waiting_before) << "the journal holds what cannot ship";
+  // The shipper's metrics say so: failed cycles, a backlog with its age.
+  const std::string during = HttpGetBody(metrics_port, "/metrics");
+  EXPECT_GT(MetricValue(during, "medsettle_ledger_ship_cycles_total{result=\"error\"}"), 0)
+      << during;
+  EXPECT_GT(MetricValue(during, "medsettle_ledger_shipping_backlog_entries"), 0) << during;
+  EXPECT_GT(MetricValue(during, "medsettle_ledger_shipping_lag_seconds"), 0.5) << during;
   ASSERT_TRUE(pg_->Restart().ok());
   const auto restarted = Clock::now();
   EXPECT_TRUE(wait_until([&] { return JournalTotal(*store_) < 100; }, 20'000))
@@ -1199,6 +1257,12 @@ TEST_F(LedgerShipRestartTest, RestartsOfPostgresAndRedisLoseNothingAndRepeatNoth
   }
   EXPECT_TRUE(wait_until([&] { return JournalTotal(*store_) == 0; }, 30'000))
       << "the shipper did not empty the journals";
+  const std::string after = HttpGetBody(metrics_port, "/metrics");
+  EXPECT_GE(MetricValue(after, "medsettle_ledger_shipped_total"),
+            static_cast<double>(committed.settlements.size()))
+      << after;
+  EXPECT_EQ(MetricValue(after, "medsettle_ledger_shipping_backlog_entries"), 0) << after;
+  EXPECT_EQ(MetricValue(after, "medsettle_ledger_stuck_tags"), 0) << after;
   shipper->Signal(SIGTERM);
   EXPECT_EQ(shipper->WaitExit(15'000), 0) << shipper->err();
   const std::string errors = shipper->err();
