@@ -48,14 +48,8 @@ for b in "$gateway_bin" "$snapshot_bin" "$voucher_bin" "$loadgen_bin"; do
   [ -x "$b" ] || { echo "loadtest: $b is not built" >&2; exit 1; }
 done
 
-# A loopback port nobody listens on, from $1 upward.
-free_port() {
-  local port=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  echo "$port"
-}
-
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# free_port, step, start_redis
+. "$here/deploy/local-servers.sh"
 
 rm -rf "$run_dir"
 mkdir -p "$run_dir/redis"
@@ -72,15 +66,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "1. Redis (deploy/redis/medsettle-redis.conf)"
-redis_port=$(free_port 16379)
-redis-server "$here/deploy/redis/medsettle-redis.conf" --port "$redis_port" --bind 127.0.0.1 \
-  --dir "$run_dir/redis" --logfile "$run_dir/redis.log" --daemonize no &
-redis_pid=$!
-for _ in $(seq 1 100); do
-  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -p "$redis_port" ping >/dev/null || { echo "loadtest: redis did not start; see $run_dir/redis.log" >&2; exit 1; }
+start_redis "$here" "$run_dir" loadtest
 echo "redis-server on 127.0.0.1:$redis_port"
 
 step "2. Enrollment snapshot: $persons synthetic persons and 36 institutions"

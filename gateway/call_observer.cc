@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "engine/engine.h"
 #include "engine/status.h"
 
 namespace medsettle::gateway {
@@ -12,13 +13,24 @@ constexpr std::string_view kService = "medsettle.v1.SettlementService";
 constexpr std::array<std::string_view, 4> kOutcomeNames = {"settled", "replayed", "refused",
                                                            "failed"};
 
+// A request id as logged: only one the API accepts
+// (engine::ValidateRequestId: 1-64 printable ASCII characters), else
+// nothing — a caller's free text is not written to a disk (it could be
+// megabytes of anything).
+std::string_view LoggableId(std::string_view id) {
+  return engine::ValidateRequestId(id, "request_id").ok() ? id : std::string_view();
+}
+
 bool MovesMoney(Method m) {
   return m == Method::kSettle || m == Method::kPreSettle || m == Method::kReverse;
 }
 
 }  // namespace
 
-bool IsServerFailure(absl::StatusCode code) {
+bool IsServerFailure(absl::StatusCode code, std::string_view reason) {
+  // Turned away because Redis is slow to hand out a connection: the
+  // gateway's trouble, though its code is RESOURCE_EXHAUSTED.
+  if (reason == "REDIS_POOL_EXHAUSTED") return true;
   switch (code) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kUnavailable:
@@ -31,9 +43,19 @@ bool IsServerFailure(absl::StatusCode code) {
   }
 }
 
+std::string ReasonForObservers(const absl::Status& status) {
+  if (status.ok()) return "";
+  // As the medsettle-reason trailer says it (gateway/error_mapping.h): a
+  // status without a reason goes by its code's name.
+  std::string reason = engine::ReasonOf(status);
+  if (reason == "UNKNOWN") reason = absl::StatusCodeToString(status.code());
+  return reason;
+}
+
 SettlementOutcome OutcomeOf(const absl::Status& status, bool replayed) {
   if (status.ok()) return replayed ? SettlementOutcome::kReplayed : SettlementOutcome::kSettled;
-  return IsServerFailure(status.code()) ? SettlementOutcome::kFailed : SettlementOutcome::kRefused;
+  return IsServerFailure(status.code(), ReasonForObservers(status)) ? SettlementOutcome::kFailed
+                                                                    : SettlementOutcome::kRefused;
 }
 
 absl::StatusOr<std::unique_ptr<CallObserver>> CallObserver::Create(GatewayCounters& counters,
@@ -105,14 +127,13 @@ void CallObserver::Finished(const FinishedCall& call) {
   }
   if (call.status.ok()) return;
 
-  std::string reason = engine::ReasonOf(call.status);
-  if (reason.empty()) reason = std::string(absl::StatusCodeToString(call.status.code()));
+  const std::string reason = ReasonForObservers(call.status);
   if (refusals_ != nullptr) refusals_->WithLabels({Name(call.method), reason}).Inc();
   if (ec_token_refusals_ != nullptr && reason.rfind("EC_TOKEN_", 0) == 0) {
     ec_token_refusals_->WithLabels({reason}).Inc();
   }
 
-  const bool failure = IsServerFailure(call.status.code());
+  const bool failure = IsServerFailure(call.status.code(), reason);
   const logging::Level level =
       failure ? logging::Level::kError
               : (call.status.code() == absl::StatusCode::kResourceExhausted ? logging::Level::kWarn
@@ -124,7 +145,7 @@ void CallObserver::Finished(const FinishedCall& call) {
   if (failure) {
     log_.Write(level, "call_failed",
                {{"method", Name(call.method)},
-                {"request_id", call.request_id},
+                {"request_id", LoggableId(call.request_id)},
                 {"institution", call.institution_id},
                 {"status", status_name},
                 {"reason", reason},
@@ -133,7 +154,7 @@ void CallObserver::Finished(const FinishedCall& call) {
   } else {
     log_.Write(level, "call_refused",
                {{"method", Name(call.method)},
-                {"request_id", call.request_id},
+                {"request_id", LoggableId(call.request_id)},
                 {"institution", call.institution_id},
                 {"status", status_name},
                 {"reason", reason},

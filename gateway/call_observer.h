@@ -10,7 +10,9 @@
 // load (RESOURCE_EXHAUSTED) is warn "call_refused"; the gateway's own
 // trouble (INTERNAL, UNAVAILABLE, DATA_LOSS, UNKNOWN, DEADLINE_EXCEEDED) is
 // error "call_failed" with the status message. Refusal messages are never
-// logged: they may quote what the caller sent (an ID number among it).
+// logged: they may quote what the caller sent (an ID number among it);
+// nor is a request id the API would not accept (1-64 printable ASCII
+// characters): it is logged as "".
 //
 // Thread safety: every method may be called from any thread.
 #ifndef MEDSETTLE_GATEWAY_CALL_OBSERVER_H_
@@ -19,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -72,8 +75,13 @@ class CallObserver {
 
 // The outcome `status` and `replayed` make.
 SettlementOutcome OutcomeOf(const absl::Status& status, bool replayed);
-// Whether a code is the gateway's own trouble rather than the caller's.
-bool IsServerFailure(absl::StatusCode code);
+// Whether a status is the gateway's own trouble rather than the caller's:
+// INTERNAL, UNAVAILABLE, DATA_LOSS, UNKNOWN, DEADLINE_EXCEEDED, and
+// REDIS_POOL_EXHAUSTED.
+bool IsServerFailure(absl::StatusCode code, std::string_view reason);
+// The stable reason as the medsettle-reason trailer carries it: the
+// status's reason, or its code's name when it has none ("" for OK).
+std::string ReasonForObservers(const absl::Status& status);
 
 }  // namespace medsettle::gateway
 

@@ -339,18 +339,20 @@ absl::Status GatewayServer::RegisterMetrics() {
          return at > 0 ? static_cast<double>(NowUnixSeconds() - at) : 0.0;
        }},
       {"medsettle_ledger_shipping_backlog_entries",
-       "Journal entries in Redis not yet shipped to the ledger (PostgreSQL).",
+       "Journal entries in Redis not yet shipped to the ledger (PostgreSQL); -1 when the "
+       "journal could not be read.",
        [this] {
-         return shipping_monitor_ != nullptr
-                    ? static_cast<double>(shipping_monitor_->Current().entries)
-                    : 0.0;
+         if (shipping_monitor_ == nullptr) return -1.0;
+         const ShippingBacklog b = shipping_monitor_->Current();
+         return b.known ? static_cast<double>(b.entries) : -1.0;
        }},
       {"medsettle_ledger_shipping_lag_seconds",
-       "Age of the oldest journal entry not yet shipped to the ledger.",
+       "Age of the oldest journal entry not yet shipped to the ledger; -1 when the journal "
+       "could not be read.",
        [this] {
-         return shipping_monitor_ != nullptr
-                    ? static_cast<double>(shipping_monitor_->Current().lag_ms) / 1000.0
-                    : 0.0;
+         if (shipping_monitor_ == nullptr) return -1.0;
+         const ShippingBacklog b = shipping_monitor_->Current();
+         return b.known ? static_cast<double>(b.lag_ms) / 1000.0 : -1.0;
        }},
       {"medsettle_worker_queue_depth", "Calls admitted and waiting for a worker thread.",
        [this] { return static_cast<double>(workers_.queued()); }},
@@ -441,26 +443,40 @@ absl::Status GatewayServer::RegisterMetrics() {
 }
 
 void GatewayServer::SetServing(bool serving) {
-  std::lock_guard<std::mutex> lock(health_mutex_);
-  if (serving != serving_ || !health_logged_) {
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    changed = serving != serving_ || !health_logged_;
+    health_logged_ = true;
+    serving_ = serving;
+    // By name: the overload without one would set every service, the
+    // shipping backlog's included.
+    if (server_ != nullptr && !stopped_) {
+      server_->GetHealthCheckService()->SetServingStatus("", serving);
+      server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
+    }
+  }
+  // Logged outside the lock: a slow stderr must not hold up /healthz.
+  if (changed) {
     const bool redis = watcher_ != nullptr && watcher_->redis_answering();
     log_.Write(serving ? logging::Level::kInfo : logging::Level::kError,
                serving ? "serving" : "not_serving",
                {{"redis_up", redis},
-                {"cause", serving ? "" : (redis ? "no snapshot is current" : "Redis does not answer")}});
-    health_logged_ = true;
-  }
-  serving_ = serving;
-  // By name: the overload without one would set every service, the
-  // shipping backlog's included.
-  if (server_ != nullptr && !stopped_) {
-    server_->GetHealthCheckService()->SetServingStatus("", serving);
-    server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
+                {"cause", serving ? "" : (redis ? "no snapshot is current, or the registry "
+                                                  "could not be read"
+                                                : "Redis does not answer")}});
   }
 }
 
 void GatewayServer::SetShippingServing(bool serving) {
-  std::lock_guard<std::mutex> lock(health_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    shipping_serving_ = serving;
+    if (server_ != nullptr && !stopped_) {
+      server_->GetHealthCheckService()->SetServingStatus(std::string(kShippingHealthService),
+                                                        serving);
+    }
+  }
   if (shipping_monitor_ != nullptr) {
     const ShippingBacklog b = shipping_monitor_->Current();
     log_.Write(serving ? logging::Level::kInfo : logging::Level::kWarn,
@@ -469,11 +485,6 @@ void GatewayServer::SetShippingServing(bool serving) {
                 {"lag_seconds", static_cast<double>(b.lag_ms) / 1000.0},
                 {"known", b.known},
                 {"max_lag_seconds", config_.ledger_max_shipping_lag_seconds}});
-  }
-  shipping_serving_ = serving;
-  if (server_ != nullptr && !stopped_) {
-    server_->GetHealthCheckService()->SetServingStatus(std::string(kShippingHealthService),
-                                                      serving);
   }
 }
 

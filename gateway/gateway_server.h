@@ -129,7 +129,6 @@ class GatewayServer {
   cache::SettlementStore settlement_store_;
   GatewayCounters counters_;
   std::unique_ptr<CallObserver> observer_;
-  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;  // null when off or unbound
   std::unique_ptr<SnapshotWatcher> watcher_;
   std::unique_ptr<ShippingMonitor> shipping_monitor_;
   WorkerPool workers_;
@@ -153,6 +152,10 @@ class GatewayServer {
   bool serving_ = false;   // guarded by health_mutex_
   bool shipping_serving_ = false;  // guarded by health_mutex_
   bool health_logged_ = false;     // guarded by health_mutex_
+
+  // Last, so it is destroyed first: its threads call into the members
+  // above (Shutdown stops it too). Null when off or unbound.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
   bool stopped_ = false;   // guarded by health_mutex_
 };
 

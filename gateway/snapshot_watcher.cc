@@ -66,8 +66,9 @@ absl::Status SnapshotWatcher::RefreshNow() {
       current_ = std::make_shared<SnapshotView>(store_, **version, *revision);
     }
   }
-  if (flipped) {
-    // Its commit time, for the snapshot's age (one read, at flips only).
+  // Its commit time, for the snapshot's age: read at a flip, and again
+  // after a flip whose read failed.
+  if (flipped || committed_at_unix_.load(std::memory_order_relaxed) == 0) {
     int64_t committed_at = 0;
     if (absl::StatusOr<cache::SnapshotStatus> status = store_.Status(); status.ok()) {
       for (const cache::SnapshotVersionInfo& v : status->versions) {
@@ -75,8 +76,8 @@ absl::Status SnapshotWatcher::RefreshNow() {
       }
     }
     committed_at_unix_.store(committed_at, std::memory_order_relaxed);
-    if (on_flip_) on_flip_(flipped_from, **version);
   }
+  if (flipped && on_flip_) on_flip_(flipped_from, **version);
   SetHealth(true);
   return absl::OkStatus();
 }

@@ -166,11 +166,19 @@ bool JsonLog::Admit(std::string_view event, int64_t now_us, uint64_t* suppressed
   return true;
 }
 
+int64_t JsonLog::MonotonicUs() const {
+  if (options_.monotonic_us) return options_.monotonic_us();
+  if (options_.now_us) return options_.now_us();
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 bool JsonLog::Write(Level level, std::string_view event, std::initializer_list<Field> fields) {
   if (!Enabled(level)) return false;
-  const int64_t now_us = NowUs();
   uint64_t suppressed = 0;
-  if (!Admit(event, now_us, &suppressed)) return false;
+  if (!Admit(event, MonotonicUs(), &suppressed)) return false;
+  const int64_t now_us = NowUs();
 
   std::string line;
   line.reserve(256);

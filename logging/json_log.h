@@ -1,7 +1,7 @@
 // Structured logs: one JSON object per line, for the events an operator
 // acts on — refusals and failures of calls, and state changes (snapshot
-// flips, reloads, Redis down and up, a shipping backlog). journald,
-// Loki or `jq` read them as they are.
+// flips, Redis down and up, a shipping backlog). journald, Loki or `jq`
+// read them as they are.
 //
 //   {"time":"2026-12-04T15:40:00.123+08:00","level":"warn","event":"call_failed",
 //    "method":"Settle","request_id":"R-1","institution":"H3308000002",
@@ -17,11 +17,13 @@
 // (lines_per_second, burst). A line over the limit is counted, not
 // written; the event's next written line carries "suppressed": N, and
 // suppressed_total() feeds the metric medsettle_log_lines_suppressed_total.
-// At the defaults one event writes at most ~20 lines/s (about 5 MB an
-// hour), whatever the call rate.
+// At the defaults one event writes at most ~20 lines/s (a refusal line is
+// ~250 bytes: about 18 MB an hour per event), whatever the call rate.
 //
-// Thread safety: Write may be called from any thread; each line is written
-// with one write(2), so lines never interleave.
+// Thread safety: Write may be called from any thread. Each line is handed
+// to the sink whole; on stderr it goes out in one write(2) unless the pipe
+// takes it in parts, which happens only to lines over PIPE_BUF (4 KiB) —
+// longer than any line the gateway writes.
 #ifndef MEDSETTLE_LOGGING_JSON_LOG_H_
 #define MEDSETTLE_LOGGING_JSON_LOG_H_
 
@@ -70,8 +72,12 @@ struct LogOptions {
   // Where lines go; default: file descriptor 2 (stderr). Called with one
   // complete line, newline included, under no lock of the logger's.
   std::function<void(std::string_view line)> sink;
-  // Unix microseconds now; default the system clock (tests inject one).
+  // Unix microseconds now, for the "time" field; default the system clock.
   std::function<int64_t()> now_us;
+  // Microseconds of a clock that never steps back, for the rate limit (a
+  // wall-clock step back would otherwise silence an event for as long);
+  // default steady_clock, or now_us when only that is injected (tests).
+  std::function<int64_t()> monotonic_us;
 };
 
 class JsonLog {
@@ -97,6 +103,7 @@ class JsonLog {
   // since its last line.
   bool Admit(std::string_view event, int64_t now_us, uint64_t* suppressed);
   int64_t NowUs() const;
+  int64_t MonotonicUs() const;
 
   const LogOptions options_;
   std::mutex mutex_;

@@ -137,6 +137,25 @@ TEST_F(CallGateTest, AnUnidentifiedCallerIsRefusedBeforeAnyWork) {
   EXPECT_NE(lines_[0].find("\"request_id\":\"R-1\""), std::string::npos) << lines_[0];
 }
 
+TEST_F(CallGateTest, ARequestIdTheApiWouldRefuseIsNotWrittenToTheLog) {
+  Make({0, 0}, 1, 16);
+  TransportCaller caller;  // unidentified: refused at the gate
+  std::string huge(100'000, 'x');
+  for (const std::string& id : {huge, std::string("R-1\n{\"forged\":1}"), std::string("身份证")}) {
+    std::promise<absl::Status> done;
+    gate_->Run(Method::kSettle, caller, std::chrono::system_clock::time_point::max(),
+               {.request_id = id}, [](const CallContext&) { return absl::OkStatus(); },
+               [&](const absl::Status& s) { done.set_value(s); });
+    EXPECT_EQ(done.get_future().get().code(), absl::StatusCode::kUnauthenticated);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  ASSERT_EQ(lines_.size(), 3u);
+  for (const std::string& line : lines_) {
+    EXPECT_LT(line.size(), 400u) << "the id is not copied into the log";
+    EXPECT_NE(line.find("\"request_id\":\"\""), std::string::npos) << line;
+  }
+}
+
 TEST_F(CallGateTest, AnInstitutionOverItsRateIsRefusedAndOthersAreNot) {
   Make({1, 1}, 1, 16);  // one call a second, burst 1
   EXPECT_TRUE(Call("H1", [](const CallContext&) { return absl::OkStatus(); }).status.ok());

