@@ -190,12 +190,20 @@ engine::Enrollment SynthPerson(int64_t index, Rng& rng) {
   e.tier = ry.region == 500231 ? 1 + (cover ? (i / 4) % 2 : rng.Below(2)) : 0;
   int category = cover ? 1 + i % 4 : (rng.Percent(75) ? 1 : 2 + rng.Below(3));
   e.category = static_cast<engine::Category>(category);
+  // Ages that every policy's category-by-birth rule agrees with (Fenghua
+  // 2025 makes those born up to 2005 adults and from 2019 infants: an
+  // adult of 18 or a minor of 3 would contradict it and be refused
+  // ENROLLMENT_INVALID). The draws stay as they were, so the same seed
+  // gives the same persons but for these few ages.
   int age = 0;
   switch (e.category) {
     case engine::Category::kInfant: age = rng.Below(3); break;
-    case engine::Category::kMinor: age = 3 + rng.Below(15); break;
+    case engine::Category::kMinor:
+      age = 3 + rng.Below(15);
+      if (age < 7) age += 4;  // 3..6 → 7..10: born before 2019
+      break;
     case engine::Category::kStudent: age = 6 + rng.Below(15); break;
-    default: age = 18 + rng.Below(73); break;
+    default: age = std::max(20, 18 + rng.Below(73)); break;  // born up to 2005
   }
   // Babies of this year are born in its first months, before the data is cut.
   e.birth_date = Date::FromYmd(e.year - age, 1, 1).AddDays(rng.Below(age == 0 ? 180 : 365));
