@@ -48,6 +48,9 @@ struct ShipperOptions {
   int64_t hot_window_ms = int64_t{7} * 24 * 3600 * 1000;
   // Journal entries read per tag and cycle (XRANGE COUNT).
   int64_t entries_per_tag = 200;
+  // Entries per ledger transaction, about (a tag's entries are never
+  // split): PostgreSQL is fastest at a few thousand.
+  int64_t max_batch_entries = 5000;
   // Pause when a cycle found nothing to ship.
   int idle_ms = 50;
   // Pause after a failed cycle, doubled up to max_backoff_ms.

@@ -1378,6 +1378,44 @@ TEST_F(LedgerShipTest, AnUndecodableEntryStopsOnlyItsTag) {
   EXPECT_EQ(JournalTotal(*store_), 0);
 }
 
+// A cycle's entries go to the ledger in transactions of about
+// max_batch_entries, whole tags each: everything ships once, every tag's
+// cursor ends at its last entry.
+TEST_F(LedgerShipTest, ACycleShipsInTransactionsOfWholeTags) {
+  std::vector<Person> persons;
+  for (int i = 0; i < 40; ++i) {
+    persons.push_back(MakePerson(i * 6, static_cast<uint64_t>(i) + 101, kQuzhou, 2025));
+  }
+  const std::string version = LoadSnapshot(persons);
+  Settler settler(*store_, version);
+  const engine::Institution hospital = Hospital(2);
+  Committed committed;
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < persons.size(); ++i) {
+      absl::StatusOr<v1::LedgerRecord> r = settler.Settle(
+          persons[i], hospital,
+          OutpatientBill(Cat("T-", round, "-", i), Cat("2025-05-0", 1 + round), 2, 1200),
+          WallNowMs());
+      ASSERT_TRUE(r.ok()) << r.status();
+      committed.settlements[r->settlement_id()] = *r;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> ledger =
+      ledger::LedgerStore::Open({.conninfo = conninfo()});
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  ASSERT_TRUE((*ledger)->LockShipper().ok());
+  ledger::Shipper shipper(*pool_, *store_, **ledger, {.max_batch_entries = 4});
+  absl::StatusOr<ledger::CycleResult> cycle = shipper.ShipOnce();
+  ASSERT_TRUE(cycle.ok()) << cycle.status();
+  EXPECT_EQ(cycle->shipped, 120) << "one cycle, many transactions";
+  EXPECT_EQ(JournalTotal(*store_), 0);
+  ExpectLedgerHoldsExactlyOnce(conninfo(), committed);
+  // A second shipper (a restart) finds nothing new.
+  absl::StatusOr<ledger::CycleResult> again = shipper.ShipOnce();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->shipped, 0);
+}
+
 // ---- 4. Redis memory flat past the hot window ---------------------------------
 
 TEST_F(LedgerShipTest, RedisMemoryStaysFlatPastTheHotWindow) {
