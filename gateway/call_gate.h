@@ -2,9 +2,9 @@
 // (Authenticator), whether the institution is within its rate
 // (RateLimiter), the call's deadline (the caller's, capped by
 // request_timeout_ms), a place on a worker thread (WorkerPool: refused at
-// once when the queue is full, never blocking the transport's thread),
-// and what the call leaves behind (CallObserver: counters, metrics, a log
-// line for refusals and failures). The gRPC service
+// once when the queue is full; the transport's thread never waits on Redis
+// or for a worker), and what the call leaves behind (CallObserver:
+// counters, metrics, a log line for refusals and failures). The gRPC service
 // (gateway/grpc_service.h) is a thin adapter over it; the HTTP/JSON facade
 // will be another.
 //
