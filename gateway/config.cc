@@ -14,6 +14,7 @@
 #include "engine/text.h"
 #include "gateway/authenticator.h"
 #include "logging/json_log.h"
+#include "metrics/http_endpoint.h"
 
 namespace medsettle::gateway {
 
@@ -436,20 +437,12 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
   if (logging::Level level; !logging::ParseLevel(c.log_level, &level)) {
     return Invalid("log.level", Cat("\"", c.log_level, "\" is not debug, info, warn or error"));
   }
-  if (!c.metrics_listen.empty()) {
-    const size_t colon = c.metrics_listen.rfind(':');
-    int port = -1;
-    if (colon != std::string::npos && colon > 0) {
-      const std::string_view digits = std::string_view(c.metrics_listen).substr(colon + 1);
-      if (!digits.empty() && digits.size() <= 5 &&
-          digits.find_first_not_of("0123456789") == std::string_view::npos) {
-        port = std::stoi(std::string(digits));
-      }
-    }
-    if (port < 0 || port > 65535) {
-      return Invalid("metrics.listen",
-                     Cat("\"", c.metrics_listen, "\" is not HOST:PORT (port 0..65535) or \"\""));
-    }
+  std::string metrics_host;
+  int metrics_port = 0;
+  if (!c.metrics_listen.empty() &&
+      !metrics::ParseListenAddress(c.metrics_listen, &metrics_host, &metrics_port)) {
+    return Invalid("metrics.listen",
+                   Cat("\"", c.metrics_listen, "\" is not HOST:PORT (port 0..65535) or \"\""));
   }
   if (c.key_file.empty()) {
     return Invalid("files.key_file", "required (--key-file): the pseudonymisation secret");

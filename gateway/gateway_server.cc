@@ -231,13 +231,15 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   }
   g->watcher_->Start();
   g->shipping_monitor_->Start();
-  if (!config.metrics_listen.empty()) {
-    const size_t colon = config.metrics_listen.rfind(':');
+  std::string metrics_host;
+  int metrics_port = 0;
+  // ValidateConfig checked the address.
+  if (metrics::ParseListenAddress(config.metrics_listen, &metrics_host, &metrics_port)) {
     auto endpoint = std::make_unique<metrics::MetricsEndpoint>(
         g->registry_,
         metrics::EndpointOptions{
-            .host = config.metrics_listen.substr(0, colon),
-            .port = std::stoi(config.metrics_listen.substr(colon + 1)),
+            .host = metrics_host,
+            .port = metrics_port,
             .health = [self]() -> absl::Status {
               std::lock_guard<std::mutex> lock(self->health_mutex_);
               if (self->serving_ && !self->stopped_) return absl::OkStatus();

@@ -15,6 +15,22 @@
 #include "absl/strings/str_cat.h"
 
 namespace medsettle::metrics {
+
+bool ParseListenAddress(std::string_view text, std::string* host, int* port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view digits = text.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    return false;
+  }
+  int value = 0;
+  for (char c : digits) value = value * 10 + (c - '0');
+  if (value > 65535) return false;
+  host->assign(text.substr(0, colon));
+  *port = value;
+  return true;
+}
 namespace {
 
 // httplib's ThreadPool queues accepted connections without limit; this one

@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -57,6 +58,10 @@ struct EndpointOptions {
 
 // Content-Type of the text exposition format.
 inline constexpr char kMetricsContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+// "HOST:PORT" (port 0..65535; 0 picks a free one) → host and port, as
+// --metrics-listen and metrics.listen take it. False when malformed.
+bool ParseListenAddress(std::string_view text, std::string* host, int* port);
 
 class MetricsEndpoint {
  public:

@@ -437,17 +437,10 @@ int Command::Ship() {
   std::unique_ptr<cache::SettlementStore> scrape_journal;
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsEndpoint> endpoint;
+  std::string metrics_host;
+  int metrics_port = 0;
   if (!flags_.metrics_listen.empty()) {
-    const size_t colon = flags_.metrics_listen.rfind(':');
-    int port = -1;
-    if (colon != std::string::npos && colon > 0) {
-      const std::string digits = flags_.metrics_listen.substr(colon + 1);
-      if (!digits.empty() && digits.size() <= 5 &&
-          digits.find_first_not_of("0123456789") == std::string::npos) {
-        port = std::stoi(digits);
-      }
-    }
-    if (port < 0 || port > 65535) {
+    if (!metrics::ParseListenAddress(flags_.metrics_listen, &metrics_host, &metrics_port)) {
       return Usage(Cat("--metrics-listen must be HOST:PORT, got ", flags_.metrics_listen));
     }
     absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> scrape_redis = OpenRedis(1);
@@ -460,8 +453,8 @@ int Command::Ship() {
     endpoint = std::make_unique<metrics::MetricsEndpoint>(
         registry,
         metrics::EndpointOptions{
-            .host = flags_.metrics_listen.substr(0, colon),
-            .port = port,
+            .host = metrics_host,
+            .port = metrics_port,
             // /healthz: a shipping cycle succeeded in the last 30 s.
             .health = [this]() -> absl::Status {
               const int64_t idle_ms = NowMs() - last_cycle_ok_ms_.load();
@@ -471,8 +464,8 @@ int Command::Ship() {
             },
             .keep_alive_timeout_s = 2});
     if (absl::Status s = endpoint->Start(); s.ok()) {
-      out_ << "medsettle-ledger ship: metrics on " << flags_.metrics_listen.substr(0, colon) << ":"
-           << endpoint->port() << "\n";
+      out_ << "medsettle-ledger ship: metrics on " << metrics_host << ":" << endpoint->port()
+           << "\n";
     } else {
       // Shipping matters more than its metrics (a crash loop under
       // systemd would stop it): say so, ship on without them.
