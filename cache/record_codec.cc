@@ -19,7 +19,7 @@ namespace {
 // without a dictionary, which rebuilds its tables per call:
 // docs/PERFORMANCE.md). The level is the writer's choice alone: frames of
 // any level decode alike.
-constexpr int kLevel = 3;
+constexpr int kLevel = 1;
 
 bool IsZstdFrame(std::string_view bytes) {
   return bytes.size() >= 4 && static_cast<unsigned char>(bytes[0]) == 0x28 &&

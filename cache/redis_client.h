@@ -12,11 +12,14 @@
 #ifndef MEDSETTLE_CACHE_REDIS_CLIENT_H_
 #define MEDSETTLE_CACHE_REDIS_CLIENT_H_
 
+#include <atomic>
+#include <coroutine>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -95,6 +98,60 @@ class RedisClient {
   // REQUIRES: every element of `commands` is non-empty.
   virtual absl::StatusOr<std::vector<RedisResult>> Pipeline(
       const std::vector<RedisArgv>& commands) = 0;
+
+  // What SendPipeline calls when the pipeline is done.
+  using PipelineDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<RedisResult>>) &&>;
+
+  // Pipeline without waiting, where the client can: sends `commands`
+  // (every key under the hash tag `hash_tag`, e.g. "3f" of "{3f}") and
+  // calls `done` exactly once with what Pipeline would return. The
+  // commands are copied before SendPipeline returns. This default blocks:
+  // it runs Pipeline and calls `done` on the calling thread. An
+  // asynchronous client (cache/async_redis.h) returns at once and calls
+  // `done` on its I/O thread; the tag keeps one person's calls in order on
+  // one connection (and, in a cluster, picks the slot).
+  virtual void SendPipeline(std::string_view hash_tag, const std::vector<RedisArgv>& commands,
+                            PipelineDone done) {
+    (void)hash_tag;
+    std::move(done)(Pipeline(commands));
+  }
+};
+
+// `co_await AwaitPipeline(redis, tag, commands)` in a cache::Task
+// (cache/task.h): SendPipeline, the coroutine resuming with its result on
+// the thread that completed it (at once, without parking, when the client
+// completed it inline). `commands` must stay valid until the co_await
+// returns.
+class AwaitPipeline {
+ public:
+  AwaitPipeline(RedisClient& redis, std::string_view hash_tag,
+                const std::vector<RedisArgv>& commands)
+      : redis_(redis), hash_tag_(hash_tag), commands_(commands) {}
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> awaiter) {
+    awaiter_ = awaiter;
+    redis_.SendPipeline(hash_tag_, commands_,
+                        [this](absl::StatusOr<std::vector<RedisResult>> result) {
+                          result_ = std::move(result);
+                          // Second to arrive resumes: if await_suspend has
+                          // not returned yet, it sees the flag and does not
+                          // park the coroutine at all.
+                          if (finished_.exchange(true, std::memory_order_acq_rel)) {
+                            awaiter_.resume();
+                          }
+                        });
+    return !finished_.exchange(true, std::memory_order_acq_rel);
+  }
+  absl::StatusOr<std::vector<RedisResult>> await_resume() { return std::move(result_); }
+
+ private:
+  RedisClient& redis_;
+  std::string_view hash_tag_;
+  const std::vector<RedisArgv>& commands_;
+  std::coroutine_handle<> awaiter_;
+  std::atomic<bool> finished_{false};
+  absl::StatusOr<std::vector<RedisResult>> result_ = absl::UnknownError("not run");
 };
 
 }  // namespace medsettle::cache

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <utility>
 
+#include "cache/redis_reply.h"
 #include "engine/status.h"
 #include "engine/text.h"
 
@@ -85,7 +86,11 @@ bool SocketUnusable(int fd) {
   return true;  // 0 = EOF; > 0 = unsolicited data (the stream is out of step)
 }
 
-RedisReply Convert(const redisReply& in) {
+}  // namespace
+
+namespace internal {
+
+RedisReply ConvertReply(const redisReply& in) {
   RedisReply out;
   switch (in.type) {
     case REDIS_REPLY_NIL:
@@ -110,7 +115,9 @@ RedisReply Convert(const redisReply& in) {
     case REDIS_REPLY_ARRAY:
       out.type = RedisReply::Type::kArray;
       out.elements.reserve(in.elements);
-      for (size_t i = 0; i < in.elements; ++i) out.elements.push_back(Convert(*in.element[i]));
+      for (size_t i = 0; i < in.elements; ++i) {
+        out.elements.push_back(ConvertReply(*in.element[i]));
+      }
       break;
     default:
       // RESP3 types (hiredis >= 1.0) appear only after HELLO 3, which
@@ -122,12 +129,7 @@ RedisReply Convert(const redisReply& in) {
   return out;
 }
 
-RedisResult ToResult(RedisReply reply) {
-  if (reply.is_error()) return ErrorReplyStatus(reply.str);
-  return reply;
-}
-
-}  // namespace
+}  // namespace internal
 
 absl::Status ErrorReplyStatus(std::string_view text) {
   auto starts_with = [&](std::string_view prefix) {
@@ -223,7 +225,7 @@ absl::StatusOr<RedisReply> RedisConnection::ReadReply() {
   if (redisGetReply(context_.get(), &raw) != REDIS_OK) return Discard("read reply");
   ReplyPtr reply(static_cast<redisReply*>(raw));
   if (reply == nullptr) return Discard("read reply");
-  return Convert(*reply);
+  return internal::ConvertReply(*reply);
 }
 
 RedisResult RedisConnection::Command(const RedisArgv& argv) {
@@ -234,7 +236,7 @@ RedisResult RedisConnection::Command(const RedisArgv& argv) {
   absl::StatusOr<RedisReply> reply = ReadReply();
   if (!reply.ok()) return reply.status();
   ReportRoundTrip(sent);
-  return ToResult(*std::move(reply));
+  return internal::ToResult(*std::move(reply));
 }
 
 void RedisConnection::ReportRoundTrip(std::chrono::steady_clock::time_point sent) const {
@@ -260,7 +262,7 @@ absl::StatusOr<std::vector<RedisResult>> RedisConnection::Pipeline(
   for (size_t i = 0; i < commands.size(); ++i) {
     absl::StatusOr<RedisReply> reply = ReadReply();
     if (!reply.ok()) return reply.status();
-    results.push_back(ToResult(*std::move(reply)));
+    results.push_back(internal::ToResult(*std::move(reply)));
   }
   ReportRoundTrip(sent);
   return results;

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/evp.h>
+
 #include "cache/enrollment_codec.h"
 #include "cache/record_codec.h"
 #include "cache/settlement_scripts.h"
@@ -428,35 +430,100 @@ std::string_view Name(JournalKind kind) {
   return kind == JournalKind::kReverse ? "REVERSE" : "SETTLE";
 }
 
-SettlementStore::SettlementStore(RedisClient& redis, SettlementStoreOptions options)
-    : redis_(redis), options_(options) {}
+namespace {
+// The name EVALSHA knows `script` by.
+std::string ScriptSha1(std::string_view script) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(script.data(), script.size(), digest, &length, EVP_sha1(), nullptr);
+  return engine::LowerHex(std::string_view(reinterpret_cast<const char*>(digest), length));
+}
+}  // namespace
 
-RedisResult SettlementStore::RunScript(int index, const RedisArgv& keys_and_args,
-                                       size_t key_count) {
+SettlementStore::SettlementStore(RedisClient& redis, SettlementStoreOptions options)
+    : redis_(redis),
+      options_(options),
+      sha_{ScriptSha1(kScripts[0]), ScriptSha1(kScripts[1])} {}
+
+Task<RedisResult> SettlementStore::RunScriptAsync(int index, std::string_view hash_tag,
+                                                  const RedisArgv& keys_and_args,
+                                                  size_t key_count) {
   const std::string count = std::to_string(key_count);
-  for (int attempt = 0;; ++attempt) {
-    std::string sha;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      sha = sha_[index];
-    }
-    if (sha.empty()) {
-      RedisResult load = redis_.Command({"SCRIPT", "LOAD", kScripts[index]});
-      if (!load.ok()) return load.status();
-      sha = load->str;
-      std::lock_guard<std::mutex> lock(mutex_);
-      sha_[index] = sha;
-    }
-    RedisArgv argv = {"EVALSHA", sha, count};
-    argv.insert(argv.end(), keys_and_args.begin(), keys_and_args.end());
-    RedisResult result = redis_.Command(argv);
-    if (result.ok() || attempt > 0 || engine::ReasonOf(result.status()) != reason::kRedisNoscript) {
-      return result;
-    }
-    // Redis lost its scripts (restart, SCRIPT FLUSH, failover): load again, retry once.
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (sha_[index] == sha) sha_[index].clear();
+  // EVALSHA of the hash computed here; when Redis does not hold the script
+  // (first use, a restart, SCRIPT FLUSH, a failover) it answers NOSCRIPT
+  // without running anything, and EVAL of the text runs it and loads it.
+  std::vector<RedisArgv> command = {{"EVALSHA", sha_[index], count}};
+  command[0].insert(command[0].end(), keys_and_args.begin(), keys_and_args.end());
+  absl::StatusOr<std::vector<RedisResult>> replies =
+      co_await AwaitPipeline(redis_, hash_tag, command);
+  if (!replies.ok()) co_return replies.status();
+  if (replies->size() != 1) co_return Unexpected("EVALSHA");
+  if ((*replies)[0].ok() || engine::ReasonOf((*replies)[0].status()) != reason::kRedisNoscript) {
+    co_return std::move((*replies)[0]);
   }
+  command[0][0] = "EVAL";
+  command[0][1] = kScripts[index];
+  replies = co_await AwaitPipeline(redis_, hash_tag, command);
+  if (!replies.ok()) co_return replies.status();
+  if (replies->size() != 1) co_return Unexpected("EVAL");
+  co_return std::move((*replies)[0]);
+}
+
+RedisResult SettlementStore::RunScript(int index, std::string_view hash_tag,
+                                       const RedisArgv& keys_and_args, size_t key_count) {
+  return RunSync(RunScriptAsync(index, hash_tag, keys_and_args, key_count));
+}
+
+Task<absl::StatusOr<SettleRead>> SettlementStore::ReadForSettleAsync(std::string_view snapshot_version,
+                                                          std::string_view person_key,
+                                                          int32_t year,
+                                                          std::string_view institution_id,
+                                                          std::string_view request_id,
+                                                          const CodeReads& code) {
+  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) co_return s;
+  if (!code.presenter_key.empty()) {
+    if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) co_return s;
+  }
+  const CoverageKeys keys(snapshot_version, person_key, year);
+  const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
+  std::vector<RedisArgv> commands = keys.Commands();
+  commands.push_back({"HMGET", idem, "hash", "settlement_id", "status"});
+  CodeReadCommands code_commands(snapshot_version, person_key, code);
+  code_commands.AppendTo(&commands);
+  absl::StatusOr<std::vector<RedisResult>> replies =
+      co_await AwaitPipeline(redis_, person_key.substr(0, 2), commands);
+  if (!replies.ok()) co_return replies.status();
+  if (replies->size() != commands.size()) co_return Unexpected("the settle read");
+  for (const RedisResult& r : *replies) {
+    if (!r.ok()) co_return r.status();
+  }
+  absl::StatusOr<CoverageRead> coverage = DecodeCoverage(person_key, *replies);
+  if (!coverage.ok()) co_return coverage.status();
+  SettleRead read;
+  read.enrollment = std::move(coverage->enrollment);
+  read.accumulators = coverage->accumulators;
+  const RedisReply& prior = *(*replies)[2];
+  if (prior.elements.size() != 3) co_return Unexpected("HMGET of the idempotency record");
+  if (!prior.elements[0].is_nil()) {
+    read.prior = PriorResult{.content_hash = prior.elements[0].str,
+                             .settlement_id = prior.elements[1].str,
+                             .reversed = prior.elements[2].str == "REVERSED",
+                             .record = std::nullopt};
+    // A replay (rare) costs a second round trip for the record.
+    absl::StatusOr<StoredSettlement> stored =
+        co_await GetSettlementAsync(read.prior->settlement_id);
+    if (stored.ok()) {
+      read.prior->record = std::move(stored->record);
+    } else if (stored.status().code() != absl::StatusCode::kNotFound) {
+      co_return stored.status();
+    }
+  }
+  if (absl::Status s =
+          code_commands.Decode(*replies, &read.nonce_used_by, &read.presenter_enrollment);
+      !s.ok()) {
+    co_return s;
+  }
+  co_return read;
 }
 
 absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snapshot_version,
@@ -465,94 +532,61 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                                                           std::string_view institution_id,
                                                           std::string_view request_id,
                                                           const CodeReads& code) {
-  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
+  return RunSync(ReadForSettleAsync(snapshot_version, person_key, year, institution_id, request_id, code));
+}
+
+Task<absl::StatusOr<CoverageRead>> SettlementStore::ReadForCoverageAsync(std::string_view snapshot_version,
+                                                              std::string_view person_key,
+                                                              int32_t year,
+                                                              const CodeReads& code) {
+  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) co_return s;
   if (!code.presenter_key.empty()) {
-    if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) return s;
+    if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) co_return s;
   }
   const CoverageKeys keys(snapshot_version, person_key, year);
-  const std::string idem = IdempotencyKey(person_key.substr(0, 2), institution_id, request_id);
   std::vector<RedisArgv> commands = keys.Commands();
-  commands.push_back({"HMGET", idem, "hash", "settlement_id", "status"});
   CodeReadCommands code_commands(snapshot_version, person_key, code);
   code_commands.AppendTo(&commands);
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  if (replies->size() != commands.size()) return Unexpected("the settle read");
+  absl::StatusOr<std::vector<RedisResult>> replies =
+      co_await AwaitPipeline(redis_, person_key.substr(0, 2), commands);
+  if (!replies.ok()) co_return replies.status();
+  if (replies->size() != commands.size()) co_return Unexpected("the coverage read");
   for (const RedisResult& r : *replies) {
-    if (!r.ok()) return r.status();
+    if (!r.ok()) co_return r.status();
   }
-  absl::StatusOr<CoverageRead> coverage = DecodeCoverage(person_key, *replies);
-  if (!coverage.ok()) return coverage.status();
-  SettleRead read;
-  read.enrollment = std::move(coverage->enrollment);
-  read.accumulators = coverage->accumulators;
-  const RedisReply& prior = *(*replies)[2];
-  if (prior.elements.size() != 3) return Unexpected("HMGET of the idempotency record");
-  if (!prior.elements[0].is_nil()) {
-    read.prior = PriorResult{.content_hash = prior.elements[0].str,
-                             .settlement_id = prior.elements[1].str,
-                             .reversed = prior.elements[2].str == "REVERSED",
-                             .record = std::nullopt};
-    // A replay (rare) costs a second round trip for the record.
-    absl::StatusOr<StoredSettlement> stored = GetSettlement(read.prior->settlement_id);
-    if (stored.ok()) {
-      read.prior->record = std::move(stored->record);
-    } else if (stored.status().code() != absl::StatusCode::kNotFound) {
-      return stored.status();
-    }
-  }
+  absl::StatusOr<CoverageRead> read = DecodeCoverage(person_key, *replies);
+  if (!read.ok()) co_return read.status();
   if (absl::Status s =
-          code_commands.Decode(*replies, &read.nonce_used_by, &read.presenter_enrollment);
+          code_commands.Decode(*replies, &read->nonce_used_by, &read->presenter_enrollment);
       !s.ok()) {
-    return s;
+    co_return s;
   }
-  return read;
+  co_return read;
 }
 
 absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view snapshot_version,
                                                               std::string_view person_key,
                                                               int32_t year,
                                                               const CodeReads& code) {
-  if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
-  if (!code.presenter_key.empty()) {
-    if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) return s;
-  }
-  const CoverageKeys keys(snapshot_version, person_key, year);
-  std::vector<RedisArgv> commands = keys.Commands();
-  CodeReadCommands code_commands(snapshot_version, person_key, code);
-  code_commands.AppendTo(&commands);
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  if (replies->size() != commands.size()) return Unexpected("the coverage read");
-  for (const RedisResult& r : *replies) {
-    if (!r.ok()) return r.status();
-  }
-  absl::StatusOr<CoverageRead> read = DecodeCoverage(person_key, *replies);
-  if (!read.ok()) return read.status();
-  if (absl::Status s =
-          code_commands.Decode(*replies, &read->nonce_used_by, &read->presenter_enrollment);
-      !s.ok()) {
-    return s;
-  }
-  return read;
+  return RunSync(ReadForCoverageAsync(snapshot_version, person_key, year, code));
 }
 
-absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementCommit& c) {
+Task<absl::StatusOr<CommitResult>> SettlementStore::CommitSettlementAsync(const SettlementCommit& c) {
   const v1::LedgerRecord& rec = c.record;
-  if (absl::Status s = CheckPersonKey(rec.person_key()); !s.ok()) return s;
+  if (absl::Status s = CheckPersonKey(rec.person_key()); !s.ok()) co_return s;
   absl::StatusOr<std::string> tag = TagOfSettlementId(rec.settlement_id());
-  if (!tag.ok()) return tag.status();
+  if (!tag.ok()) co_return tag.status();
   if (*tag != rec.person_key().substr(0, 2)) {
-    return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
+    co_return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
                                 "the settlement id's tag is not the person's");
   }
   if (rec.settlement_date().empty()) {
-    return engine::InvalidField(engine::reason::kDateMissing, "settlement_date",
+    co_return engine::InvalidField(engine::reason::kDateMissing, "settlement_date",
                                 "a settlement needs its settlement date (Reconcile's day)");
   }
   contract::RecordEffect effect;
-  if (absl::Status s = contract::EffectOf(rec, &effect); !s.ok()) return s;
-  if (absl::Status s = engine::ValidateAccumulators(effect.delta); !s.ok()) return s;
+  if (absl::Status s = contract::EffectOf(rec, &effect); !s.ok()) co_return s;
+  if (absl::Status s = engine::ValidateAccumulators(effect.delta); !s.ok()) co_return s;
 
   const std::string acc = AccumulatorsKey(rec.person_key(), rec.year());
   const std::string idem = IdempotencyKey(*tag, rec.institution_id(), rec.request_id());
@@ -578,20 +612,20 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
     argv.push_back(i == 3 ? std::string_view(bytes) : std::string_view(values[i]));
   }
 
-  RedisResult r = RunScript(kCommitScript, argv, key_count);
-  if (!r.ok()) return r.status();
+  RedisResult r = co_await RunScriptAsync(kCommitScript, *tag, argv, key_count);
+  if (!r.ok()) co_return r.status();
   const std::vector<RedisReply>& e = r->elements;
-  if (e.empty()) return Unexpected("the commit script");
+  if (e.empty()) co_return Unexpected("the commit script");
   const std::string& outcome = e[0].str;
   CommitResult result;
   if (outcome == "REPLAYED" && e.size() == 3) {
     result.outcome = CommitOutcome::kReplayed;
     result.settlement_id = e[1].str;
     result.reversed = e[2].str == "REVERSED";
-    return result;
+    co_return result;
   }
   if (outcome == "CONFLICT" && e.size() == 2) {
-    return engine::Refusal(
+    co_return engine::Refusal(
         absl::StatusCode::kAlreadyExists, reason::kRequestIdReused, "request_id",
         Cat("request_id was used by this institution for other content (settlement ", e[1].str,
             ")"));
@@ -599,45 +633,57 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   if (outcome == "NONCE_USED" && e.size() == 2) {
     result.outcome = CommitOutcome::kNonceUsed;
     result.settlement_id = e[1].str;
-    return result;
+    co_return result;
   }
   if (outcome == "VERSION_MOVED" && e.size() == 2) {
     result.outcome = CommitOutcome::kVersionMoved;
-    if (!ParseInt64(e[1].str, &result.accumulators_version)) return Corrupt("accumulator version");
-    return result;
+    if (!ParseInt64(e[1].str, &result.accumulators_version)) co_return Corrupt("accumulator version");
+    co_return result;
   }
   if (outcome == "COMMITTED" && e.size() == 3) {
     result.outcome = CommitOutcome::kCommitted;
     result.settlement_id = rec.settlement_id();
-    if (!ParseInt64(e[2].str, &result.accumulators_version)) return Unexpected("the commit script");
-    return result;
+    if (!ParseInt64(e[2].str, &result.accumulators_version)) co_return Unexpected("the commit script");
+    co_return result;
   }
-  return Unexpected("the commit script");
+  co_return Unexpected("the commit script");
 }
 
-absl::StatusOr<StoredSettlement> SettlementStore::GetSettlement(std::string_view settlement_id) {
+absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementCommit& c) {
+  return RunSync(CommitSettlementAsync(c));
+}
+
+Task<absl::StatusOr<StoredSettlement>> SettlementStore::GetSettlementAsync(std::string_view settlement_id) {
   absl::StatusOr<std::string> tag = TagOfSettlementId(settlement_id);
-  if (!tag.ok()) return tag.status();
+  if (!tag.ok()) co_return tag.status();
   const std::string key = SettlementKey(settlement_id);
   const std::string rev = ReversalKey(settlement_id);
-  RedisResult r = redis_.Command({"MGET", key, rev});
-  if (!r.ok()) return r.status();
-  if (r->elements.size() != 2) return Unexpected("MGET of the settlement");
+  const std::vector<RedisArgv> mget = {{"MGET", key, rev}};
+  absl::StatusOr<std::vector<RedisResult>> replies = co_await AwaitPipeline(redis_, *tag, mget);
+  if (!replies.ok()) co_return replies.status();
+  if (replies->size() != 1) co_return Unexpected("MGET of the settlement");
+  RedisResult& r = (*replies)[0];
+  if (!r.ok()) co_return r.status();
+  if (r->elements.size() != 2) co_return Unexpected("MGET of the settlement");
   if (r->elements[0].is_nil()) {
-    return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
+    co_return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
                            "settlement_id", "no settlement has this id in Redis");
   }
   StoredSettlement out;
-  if (absl::Status s = DecodeStored(r->elements[0].str, key, &out.record); !s.ok()) return s;
-  if (out.record.settlement_id() != settlement_id) return Corrupt(Cat(key, " holds another id"));
+  if (absl::Status s = DecodeStored(r->elements[0].str, key, &out.record); !s.ok()) co_return s;
+  if (out.record.settlement_id() != settlement_id) co_return Corrupt(Cat(key, " holds another id"));
   if (!r->elements[1].is_nil()) {
     out.status = SettlementStatus::kReversed;
     out.reversal.emplace();
     if (absl::Status s = DecodeStored(r->elements[1].str, rev, &*out.reversal); !s.ok()) {
-      return s;
+      co_return s;
     }
   }
-  return out;
+  co_return out;
+}
+
+absl::StatusOr<StoredSettlement> SettlementStore::GetSettlement(std::string_view settlement_id) {
+  return RunSync(GetSettlementAsync(settlement_id));
 }
 
 absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
@@ -673,7 +719,7 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
   const std::string rev = ReversalKey(settled.settlement_id());
   RedisArgv argv = {stl, acc, journal, recon, idem, rev, bytes};
   for (const std::string& v : values) argv.push_back(v);
-  RedisResult r = RunScript(kReversalScript, argv, 6);
+  RedisResult r = RunScript(kReversalScript, *tag, argv, 6);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the reversal script");

@@ -20,9 +20,8 @@
 // reversal counts itself there too. Operators trim the journal after it
 // was exported (TrimJournal); the index does not depend on the journal.
 //
-// Thread safety: safe from any number of threads (the loaded script hashes
-// are guarded by a mutex); as thread-safe as its RedisClient, which must
-// outlive the store.
+// Thread safety: safe from any number of threads; as thread-safe as its
+// RedisClient, which must outlive the store.
 #ifndef MEDSETTLE_CACHE_SETTLEMENT_STORE_H_
 #define MEDSETTLE_CACHE_SETTLEMENT_STORE_H_
 
@@ -37,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cache/redis_client.h"
+#include "cache/task.h"
 #include "engine/date.h"
 #include "engine/types.h"
 #include "medsettle/v1/ledger.pb.h"
@@ -282,6 +282,19 @@ class SettlementStore {
                                            std::string_view institution_id,
                                            std::string_view request_id,
                                            const CodeReads& code = {});
+  // The same without blocking (cache/task.h): with an asynchronous
+  // RedisClient the coroutine parks while Redis answers and resumes on the
+  // client's I/O thread. So for each *Async method below; the blocking
+  // form runs it to the end (RunSync), so never call that on an I/O thread.
+  Task<absl::StatusOr<SettleRead>> ReadForSettleAsync(std::string_view snapshot_version,
+                                                      std::string_view person_key, int32_t year,
+                                                      std::string_view institution_id,
+                                                      std::string_view request_id,
+                                                      const CodeReads& code = {});
+  Task<absl::StatusOr<CoverageRead>> ReadForCoverageAsync(std::string_view snapshot_version,
+                                                          std::string_view person_key,
+                                                          int32_t year,
+                                                          const CodeReads& code = {});
 
   // ReadForSettle without the prior result: one pipeline, HGET of the
   // enrollment and HGETALL of the year's accumulators (and `code`'s reads);
@@ -290,7 +303,7 @@ class SettlementStore {
                                                std::string_view person_key, int32_t year,
                                                const CodeReads& code = {});
 
-  // One EVALSHA (plus SCRIPT LOAD on first use or after NOSCRIPT). Checks,
+  // One EVALSHA (plus an EVAL on first use or after NOSCRIPT). Checks,
   // before any write: idempotency record (same hash → kReplayed; other
   // hash → ALREADY_EXISTS kRequestIdReused), the code's nonce, the
   // accumulator version (moved → kVersionMoved); then adds the record's
@@ -302,11 +315,13 @@ class SettlementStore {
   // date (DATE_MISSING). After UNAVAILABLE the commit may or may not have
   // happened: repeat the same commit (it replays).
   absl::StatusOr<CommitResult> CommitSettlement(const SettlementCommit& commit);
+  Task<absl::StatusOr<CommitResult>> CommitSettlementAsync(const SettlementCommit& commit);
 
   // One HMGET. NOT_FOUND kSettlementNotFound (never committed, or it has
   // left Redis: the ledger has it); kSettlementIdInvalid; INTERNAL
   // LEDGER_RECORD_INVALID for a record that does not decode.
   absl::StatusOr<StoredSettlement> GetSettlement(std::string_view settlement_id);
+  Task<absl::StatusOr<StoredSettlement>> GetSettlementAsync(std::string_view settlement_id);
 
   // One EVALSHA: the reversal of `settled` (as GetSettlement returned it).
   // `reversal` must name the same settlement, person, year and date
@@ -426,13 +441,16 @@ class SettlementStore {
   // Decodes an XRANGE reply of journal `key`.
   static absl::StatusOr<std::vector<JournalEntry>> DecodeJournal(const std::string& key,
                                                                  const RedisReply& reply);
-  // EVALSHA of script `index` with NOSCRIPT recovery (load, retry once).
-  RedisResult RunScript(int index, const RedisArgv& keys_and_args, size_t key_count);
+  // EVALSHA of script `index` (keys under `hash_tag`); after NOSCRIPT,
+  // EVAL of its text, which runs and loads it.
+  Task<RedisResult> RunScriptAsync(int index, std::string_view hash_tag,
+                                   const RedisArgv& keys_and_args, size_t key_count);
+  RedisResult RunScript(int index, std::string_view hash_tag, const RedisArgv& keys_and_args,
+                        size_t key_count);
 
   RedisClient& redis_;
   const SettlementStoreOptions options_;
-  std::mutex mutex_;
-  std::string sha_[2];  // guarded by mutex_; empty = not loaded yet
+  const std::string sha_[2];  // SHA-1 (hex) of each script, as EVALSHA names it
 };
 
 }  // namespace medsettle::cache

@@ -77,6 +77,10 @@ struct GatewayConfig {
   std::string redis_host = "127.0.0.1";
   int redis_port = 6379;
   int redis_pool_size = 16;
+  // Settle and PreSettle talk to Redis through cache/async_redis.h: this
+  // many I/O threads, each with one connection on which the calls of many
+  // requests are pipelined (a person's calls always on the same one).
+  int redis_io_threads = 2;
   int redis_connect_timeout_ms = 200;
   int redis_command_timeout_ms = 500;
   int redis_acquire_timeout_ms = 100;
@@ -86,6 +90,10 @@ struct GatewayConfig {
   // requests waiting is refused with RESOURCE_EXHAUSTED at once.
   int worker_threads = 16;
   int queue_limit = 2048;
+  // Settle and PreSettle hold no worker while they wait for Redis: at most
+  // this many are admitted and unfinished; one more is refused at once
+  // with RESOURCE_EXHAUSTED.
+  int max_in_flight = 4096;
 
   // A call's budget when the caller sets no (or a longer) deadline.
   int request_timeout_ms = 5000;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "cache/rule_files.h"
@@ -96,7 +97,16 @@ GatewayServer::GatewayServer(const GatewayConfig& config, cache::PersonKeyer key
         return pool;
       }()),
       snapshot_store_(redis_),
-      settlement_store_(redis_, cache::SettlementStoreOptions{
+      async_redis_([&] {
+        cache::AsyncRedisOptions async;
+        async.redis = PoolOptionsOf(config).redis;
+        async.redis.on_round_trip = [this](int64_t us) { ObserveMicros(redis_round_trip_, us); };
+        async.loops = config.redis_io_threads;
+        async.max_pending_per_loop = static_cast<size_t>(config.max_in_flight) * 2;
+        return async;
+      }()),
+      async_client_(async_redis_),
+      settlement_store_(async_client_, cache::SettlementStoreOptions{
                                     .idempotency_ttl_seconds =
                                         int64_t{config.idempotency_ttl_days} * 86400}),
       workers_(config.worker_threads, static_cast<size_t>(config.queue_limit)),
@@ -165,6 +175,17 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   });
   // Redis down or no snapshot yet is not fatal: the watcher keeps polling.
   (void)g->watcher_->RefreshNow();
+  // The settle path's connections open in the background; give them the
+  // connect timeout to be up before the first call (a Redis that is down
+  // is not fatal either: they keep reconnecting).
+  const auto connect_deadline = std::chrono::steady_clock::now() +
+                                std::chrono::milliseconds(config.redis_connect_timeout_ms);
+  for (int loop = 0; loop < g->async_redis_.loops(); ++loop) {
+    while (!g->async_redis_.connected(static_cast<uint32_t>(loop)) &&
+           std::chrono::steady_clock::now() < connect_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   g->shipping_monitor_ = std::make_unique<ShippingMonitor>(
       g->settlement_store_,
       ShippingMonitor::Options{.poll_ms = config.ledger_backlog_poll_ms,
@@ -187,6 +208,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   handler_options.token_clock_skew_seconds = config.ec_token_clock_skew_seconds;
   handler_options.token_max_lifetime_minutes = config.ec_token_max_lifetime_minutes;
   handler_options.hot_window_ms = int64_t{config.ledger_hot_window_hours} * 3600 * 1000;
+  handler_options.offload = [self](std::function<void()> task) {
+    return self->workers_.TrySubmit(std::move(task));
+  };
   handler_options.ensure_rules_published =
       [self](const std::shared_ptr<const engine_files::LoadedEngine>& loaded) {
         return self->EnsureRulesPublished(loaded);
@@ -195,7 +219,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
                                                     g->settlement_store_, g->keyer_,
                                                     g->counters_, handler_options);
   g->gate_ = std::make_unique<CallGate>(*g->authenticator_, g->rate_limiter_, g->workers_,
-                                         g->counters_, *g->observer_, config.request_timeout_ms);
+                                         g->counters_, *g->observer_, config.request_timeout_ms,
+                                         static_cast<size_t>(config.max_in_flight));
   g->service_ = std::make_unique<SettlementGrpcService>(*g->gate_, *g->handler_);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -504,6 +529,7 @@ void GatewayServer::Shutdown() {
     server_->Wait();
   }
   workers_.Stop();
+  async_redis_.Stop();  // no call is left to wait for it
   if (watcher_ != nullptr) watcher_->Stop();
   if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
   // Last: the scraper sees the drain through to its end.

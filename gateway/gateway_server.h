@@ -30,6 +30,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cache/async_redis.h"
+#include "cache/async_redis_client.h"
 #include "cache/connection_pool.h"
 #include "cache/person_key.h"
 #include "cache/settlement_store.h"
@@ -126,6 +128,10 @@ class GatewayServer {
   EngineHolder engines_;
   cache::ConnectionPool redis_;
   cache::SnapshotStore snapshot_store_;
+  // The settlement store's Redis: Settle and PreSettle wait for it without
+  // a thread (cache/async_redis.h); other callers block on it from workers.
+  cache::AsyncRedis async_redis_;
+  cache::AsyncRedisClient async_client_;
   cache::SettlementStore settlement_store_;
   GatewayCounters counters_;
   std::unique_ptr<CallObserver> observer_;

@@ -47,6 +47,19 @@ grpc::ServerUnaryReactor* SettlementGrpcService::Dispatch(Method method,
   return reactor;
 }
 
+template <typename Start>
+grpc::ServerUnaryReactor* SettlementGrpcService::DispatchAsync(
+    Method method, grpc::CallbackServerContext* context, CallTags tags, Start start) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<const grpc::AuthContext> auth;
+  const TransportCaller caller = CallerOf(*context, &auth);
+  gate_.RunAsync(method, caller, context->deadline(), std::move(tags), std::move(start),
+                 [context, reactor](const absl::Status& status) {
+                   reactor->Finish(FinishStatus(status, context));
+                 });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* SettlementGrpcService::CheckCoverage(
     grpc::CallbackServerContext* context, const v1::CheckCoverageRequest* request,
     v1::CheckCoverageResponse* response) {
@@ -59,21 +72,21 @@ grpc::ServerUnaryReactor* SettlementGrpcService::CheckCoverage(
 grpc::ServerUnaryReactor* SettlementGrpcService::PreSettle(grpc::CallbackServerContext* context,
                                                            const v1::SettleRequest* request,
                                                            v1::SettleResponse* response) {
-  return Dispatch(Method::kPreSettle, context, {.request_id = request->request_id()},
-                  [this, request, response](const CallContext& c) {
-                    return handler_.PreSettle(c, *request, response);
-                  });
+  return DispatchAsync(Method::kPreSettle, context, {.request_id = request->request_id()},
+                       [this, request, response](CallContext c) {
+                         return handler_.PreSettleAsync(std::move(c), *request, response);
+                       });
 }
 
 grpc::ServerUnaryReactor* SettlementGrpcService::Settle(grpc::CallbackServerContext* context,
                                                         const v1::SettleRequest* request,
                                                         v1::SettleResponse* response) {
-  return Dispatch(Method::kSettle, context,
-                  {.request_id = request->request_id(),
-                   .replayed = [response] { return response->replayed(); }},
-                  [this, request, response](const CallContext& c) {
-                    return handler_.Settle(c, *request, response);
-                  });
+  return DispatchAsync(Method::kSettle, context,
+                       {.request_id = request->request_id(),
+                        .replayed = [response] { return response->replayed(); }},
+                       [this, request, response](CallContext c) {
+                         return handler_.SettleAsync(std::move(c), *request, response);
+                       });
 }
 
 grpc::ServerUnaryReactor* SettlementGrpcService::Reverse(grpc::CallbackServerContext* context,

@@ -54,6 +54,10 @@ class SettlementGrpcService final : public v1::SettlementService::CallbackServic
   template <typename Work>
   grpc::ServerUnaryReactor* Dispatch(Method method, grpc::CallbackServerContext* context,
                                      CallTags tags, Work work);
+  // Through the gate's RunAsync (coroutine handlers), then Finish.
+  template <typename Start>
+  grpc::ServerUnaryReactor* DispatchAsync(Method method, grpc::CallbackServerContext* context,
+                                          CallTags tags, Start start);
 
   CallGate& gate_;
   SettlementHandler& handler_;

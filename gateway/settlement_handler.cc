@@ -93,7 +93,7 @@ SettlementHandler::SettlementHandler(const EngineHolder& engines,
       counters_(counters),
       options_(std::move(options)),
       issuer_keys_(options_.issuer_keys),
-      person_locks_(std::make_unique<std::timed_mutex[]>(kPersonLockStripes)) {}
+      person_turns_(kPersonTurnStripes) {}
 
 void SettlementHandler::SetIssuerKeys(std::shared_ptr<const credentials::IssuerKeyring> keys) {
   std::lock_guard<std::mutex> lock(issuer_keys_mutex_);
@@ -227,74 +227,88 @@ absl::Status SettlementHandler::CheckTokenUse(
   return absl::OkStatus();
 }
 
+cache::Task<absl::Status> SettlementHandler::PreSettleAsync(CallContext call,
+                                                            const v1::SettleRequest& request,
+                                                            v1::SettleResponse* response) {
+  return SettleOrTrial(std::move(call), request, /*commit=*/false, response);
+}
+
+cache::Task<absl::Status> SettlementHandler::SettleAsync(CallContext call,
+                                                         const v1::SettleRequest& request,
+                                                         v1::SettleResponse* response) {
+  return SettleOrTrial(std::move(call), request, /*commit=*/true, response);
+}
+
 absl::Status SettlementHandler::PreSettle(const CallContext& call,
                                           const v1::SettleRequest& request,
                                           v1::SettleResponse* response) {
-  return SettleOrTrial(call, request, /*commit=*/false, response);
+  return cache::RunSync(PreSettleAsync(call, request, response));
 }
 
 absl::Status SettlementHandler::Settle(const CallContext& call, const v1::SettleRequest& request,
                                        v1::SettleResponse* response) {
-  return SettleOrTrial(call, request, /*commit=*/true, response);
+  return cache::RunSync(SettleAsync(call, request, response));
 }
 
-absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
-                                              const v1::SettleRequest& request, bool commit,
-                                              v1::SettleResponse* response) {
+absl::Status SettlementHandler::Overloaded() {
+  return Refusal(absl::StatusCode::kResourceExhausted, reason::kGatewayOverloaded, "",
+                 "the gateway is at capacity; retry with backoff");
+}
+
+cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
+                                                           const v1::SettleRequest& request,
+                                                           bool commit,
+                                                           v1::SettleResponse* response) {
+  // A long bill (an inpatient stay of thousands of lines) is parsed,
+  // hashed and settled on a worker: the transport's threads and the Redis
+  // I/O threads serve every other call and must not be held for
+  // milliseconds. A short one runs where it is.
+  const bool long_bill = request.items_size() > options_.inline_max_lines;
+  if (long_bill && !co_await ToWorker()) co_return Overloaded();
   // Everything that needs no Redis first: bad input costs no round trip.
   // The engine and the digests of the files it was built from, taken once:
   // the record names the rules this very engine applied.
   std::shared_ptr<const engine_files::LoadedEngine> loaded = engines_.GetLoaded();
   if (loaded == nullptr) {
-    return Refusal(absl::StatusCode::kUnavailable, reason::kEngineNotLoaded, "",
+    co_return Refusal(absl::StatusCode::kUnavailable, reason::kEngineNotLoaded, "",
                    "the settlement engine is not loaded");
   }
   const std::shared_ptr<const engine::Engine>& engine = loaded->engine;
   engine::Claim claim;
-  if (absl::Status s = contract::ClaimFromProto(request, &claim, ""); !s.ok()) return s;
+  if (absl::Status s = contract::ClaimFromProto(request, &claim, ""); !s.ok()) co_return s;
   // Engine::Settle validates again; checking here too means a bad bill is
   // refused before it costs a Redis round trip or the person's turn.
-  if (absl::Status s = engine::ValidateClaim(claim); !s.ok()) return s;
+  if (absl::Status s = engine::ValidateClaim(claim); !s.ok()) co_return s;
   absl::StatusOr<Person> person = ResolveCredential(request.credential(), "credential");
-  if (!person.ok()) return person.status();
+  if (!person.ok()) co_return person.status();
 
   absl::StatusOr<std::shared_ptr<SnapshotView>> view = snapshots_.Current();
-  if (!view.ok()) return view.status();
+  if (!view.ok()) co_return view.status();
   absl::StatusOr<engine::Institution> institution = (*view)->Institution(call.institution_id);
-  if (!institution.ok()) return institution.status();
-  if (absl::Status s = AuthorizeVisit(*institution, claim.visit.type); !s.ok()) return s;
+  if (!institution.ok()) co_return institution.status();
+  if (absl::Status s = AuthorizeVisit(*institution, claim.visit.type); !s.ok()) co_return s;
 
   const int32_t year = engine::Engine::SettlementDate(claim.visit).year();
   const std::string hash = commit ? ContentHash(request) : std::string();
-  std::unique_lock<std::timed_mutex> person_turn;
+  PersonTurns::Turn person_turn;
   if (commit) {
-    // The person key is HMAC output: its first 4 hex digits spread evenly.
-    const size_t stripe = std::stoul(person->person_key.substr(0, 4), nullptr, 16) %
-                          kPersonLockStripes;
-    person_turn = std::unique_lock<std::timed_mutex>(person_locks_[stripe], std::defer_lock);
-    const bool turn = call.deadline == std::chrono::system_clock::time_point::max()
-                          ? (person_turn.lock(), true)
-                          : person_turn.try_lock_until(call.deadline);
-    if (!turn) {
-      return Refusal(absl::StatusCode::kDeadlineExceeded, reason::kDeadlineExceeded, "",
-                     "the deadline passed while other settlements of this person ran");
-    }
+    person_turn = co_await person_turns_.Take(person->person_key);
+    if (long_bill && !co_await ToWorker()) co_return Overloaded();
   }
   engine::Settlement settlement;
   for (int attempt = 0;; ++attempt) {
-    if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+    if (absl::Status s = CheckDeadline(call); !s.ok()) co_return s;
     cache::SettleRead read;
     if (commit) {
-      absl::StatusOr<cache::SettleRead> r =
-          store_.ReadForSettle((*view)->version(), person->person_key, year,
-                               call.institution_id, request.request_id(), CodeReadsOf(*person));
-      if (!r.ok()) return r.status();
+      absl::StatusOr<cache::SettleRead> r = co_await store_.ReadForSettleAsync(
+          (*view)->version(), person->person_key, year, call.institution_id,
+          request.request_id(), CodeReadsOf(*person));
+      if (!r.ok()) co_return r.status();
       read = *std::move(r);
     } else {
-      absl::StatusOr<cache::CoverageRead> r =
-          store_.ReadForCoverage((*view)->version(), person->person_key, year,
-                                 CodeReadsOf(*person));
-      if (!r.ok()) return r.status();
+      absl::StatusOr<cache::CoverageRead> r = co_await store_.ReadForCoverageAsync(
+          (*view)->version(), person->person_key, year, CodeReadsOf(*person));
+      if (!r.ok()) co_return r.status();
       read.enrollment = std::move(r->enrollment);
       read.accumulators = r->accumulators;
       read.nonce_used_by = std::move(r->nonce_used_by);
@@ -302,42 +316,43 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     }
     if (read.prior) {
       if (read.prior->content_hash != hash) {
-        return Refusal(absl::StatusCode::kAlreadyExists, cache::reason::kRequestIdReused,
+        co_return Refusal(absl::StatusCode::kAlreadyExists, cache::reason::kRequestIdReused,
                        "request_id",
                        Cat("request_id ", request.request_id(),
                            " was already used by this institution for a different request "
                            "(settlement ",
                            read.prior->settlement_id, ")"));
       }
-      return Replay(read.prior->settlement_id, read.prior->record, read.prior->reversed,
-                    response);
+      co_return co_await Replay(read.prior->settlement_id, std::move(read.prior->record),
+                                read.prior->reversed, response);
     }
-    if (!person->verdict.ok()) return person->verdict;
+    if (!person->verdict.ok()) co_return person->verdict;
     if (absl::Status s = CheckTokenScope(*person, *institution, claim.visit.type); !s.ok()) {
-      return s;
+      co_return s;
     }
     if (!read.enrollment) {
-      return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
+      co_return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
                      "credential",
                      Cat("the person is not in enrollment snapshot ", (*view)->version()));
     }
     if (absl::Status s = CheckTokenUse(*person, *read.enrollment, read.nonce_used_by,
                                        read.presenter_enrollment);
         !s.ok()) {
-      return s;
+      co_return s;
     }
     engine::SettleInput input{.enrollment = &*read.enrollment,
                               .institution = &*institution,
                               .year_to_date = &read.accumulators,
                               .claim = &claim,
                               .voucher_issued_at_unix = person->voucher_issued_at_unix};
-    if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) return s;
+    if (long_bill && !co_await ToWorker()) co_return Overloaded();
+    if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) co_return s;
     contract::SettlementToProto(settlement, claim, person->person_key, call.institution_id,
                                 response);
     response->set_presenter_key(person->presenter_key);
     if (!commit) {
       response->set_status(v1::SETTLEMENT_STATUS_TRIAL);
-      return absl::OkStatus();
+      co_return absl::OkStatus();
     }
 
     const int64_t now_ms = NowMs();
@@ -366,26 +381,27 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     c.token_nonce = person->nonce;
     c.nonce_expires_unix = person->usable_until_unix;
 
-    if (absl::Status s = CheckDeadline(call); !s.ok()) return s;
+    if (absl::Status s = CheckDeadline(call); !s.ok()) co_return s;
     if (options_.ensure_rules_published) {
-      if (absl::Status s = options_.ensure_rules_published(loaded); !s.ok()) return s;
+      if (absl::Status s = options_.ensure_rules_published(loaded); !s.ok()) co_return s;
     }
-    absl::StatusOr<cache::CommitResult> result = store_.CommitSettlement(c);
-    if (!result.ok()) return result.status();
+    absl::StatusOr<cache::CommitResult> result = co_await store_.CommitSettlementAsync(c);
+    if (!result.ok()) co_return result.status();
     switch (result->outcome) {
       case cache::CommitOutcome::kCommitted:
-        return absl::OkStatus();
+        co_return absl::OkStatus();
       case cache::CommitOutcome::kReplayed:
         // A concurrent identical request committed first.
-        return Replay(result->settlement_id, std::nullopt, result->reversed, response);
+        co_return co_await Replay(result->settlement_id, std::nullopt, result->reversed,
+                                  response);
       case cache::CommitOutcome::kNonceUsed:
         // Another request with the same code committed first.
-        return TokenReplayed(result->settlement_id);
+        co_return TokenReplayed(result->settlement_id);
       case cache::CommitOutcome::kVersionMoved:
         break;
     }
     if (attempt >= options_.commit_retries) {
-      return Refusal(absl::StatusCode::kAborted, reason::kAccumulatorsContended, "",
+      co_return Refusal(absl::StatusCode::kAborted, reason::kAccumulatorsContended, "",
                      Cat("other settlements of this person kept committing first (",
                          attempt + 1, " attempts); nothing was written, retry the request"));
     }
@@ -394,6 +410,8 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
     // same person do not collide again in lockstep. Kept short on purpose:
     // a long pause would only hand the race to the other gateway's next
     // request.
+    // The pause is taken on a worker, never on an I/O thread.
+    if (!co_await ToWorker()) co_return Overloaded();
     thread_local std::minstd_rand jitter(std::random_device{}());
     const int ceiling_us = 50 << std::min(attempt, 3);
     std::this_thread::sleep_for(std::chrono::microseconds(
@@ -401,16 +419,19 @@ absl::Status SettlementHandler::SettleOrTrial(const CallContext& call,
   }
 }
 
-absl::Status SettlementHandler::Replay(const std::string& settlement_id,
-                                       const std::optional<v1::LedgerRecord>& record,
-                                       bool reversed, v1::SettleResponse* response) {
+cache::Task<absl::Status> SettlementHandler::Replay(std::string settlement_id,
+                                                    std::optional<v1::LedgerRecord> record,
+                                                    bool reversed,
+                                                    v1::SettleResponse* response) {
   if (record.has_value()) {
     *response = record->response();
   } else {
     // Committed by a concurrent request (not read yet), or no longer in
-    // Redis: the store, then the ledger.
+    // Redis: the store, then the ledger, read on a worker (the ledger's
+    // reads block).
+    if (!co_await ToWorker()) co_return Overloaded();
     absl::StatusOr<cache::StoredSettlement> stored = FindSettlement(settlement_id);
-    if (!stored.ok()) return stored.status();
+    if (!stored.ok()) co_return stored.status();
     *response = stored->record.response();
     reversed = reversed || stored->status == cache::SettlementStatus::kReversed;
   }
@@ -419,7 +440,7 @@ absl::Status SettlementHandler::Replay(const std::string& settlement_id,
   // record, so a reversal since then is known without another read.
   if (reversed) response->set_status(v1::SETTLEMENT_STATUS_REVERSED);
   counters_.replays.fetch_add(1, std::memory_order_relaxed);
-  return absl::OkStatus();
+  co_return absl::OkStatus();
 }
 
 absl::StatusOr<cache::StoredSettlement> SettlementHandler::FindSettlement(

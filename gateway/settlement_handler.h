@@ -30,6 +30,7 @@
 #define MEDSETTLE_GATEWAY_SETTLEMENT_HANDLER_H_
 
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,9 +41,11 @@
 #include "absl/status/status.h"
 #include "cache/person_key.h"
 #include "cache/settlement_store.h"
+#include "cache/task.h"
 #include "gateway/credentials/ec_token.h"
 #include "gateway/counters.h"
 #include "gateway/engine_holder.h"
+#include "gateway/person_turns.h"
 #include "gateway/settlement_archive.h"
 #include "gateway/snapshot_watcher.h"
 #include "medsettle/v1/service.pb.h"
@@ -74,6 +77,9 @@ inline constexpr std::string_view kDeadlineExceeded = "DEADLINE_EXCEEDED";
 inline constexpr std::string_view kReversalWindowClosed = "REVERSAL_WINDOW_CLOSED";
 // UNAVAILABLE: no engine is loaded (never after a successful start).
 inline constexpr std::string_view kEngineNotLoaded = "ENGINE_NOT_LOADED";
+// RESOURCE_EXHAUSTED: the gateway has workers.queue_limit calls waiting
+// (or in flight, for calls that wait without a worker); retry with backoff.
+inline constexpr std::string_view kGatewayOverloaded = "GATEWAY_OVERLOADED";
 }  // namespace reason
 
 // What the transport knows about a call.
@@ -105,6 +111,13 @@ struct HandlerOptions {
   // An error refuses the settlement (nothing committed). Null: nothing to do.
   std::function<absl::Status(const std::shared_ptr<const engine_files::LoadedEngine>&)>
       ensure_rules_published;
+  // Runs a task on a worker thread (WorkerPool::TrySubmit); false when the
+  // queue is full. Settle moves long bills, the retry pause and ledger
+  // reads there, off the transport's and the Redis I/O threads. Null: all
+  // runs where it is (a blocking RedisClient; tests and tools).
+  std::function<bool(std::function<void()>)> offload;
+  // Bills with more lines than this are parsed and settled on a worker.
+  int inline_max_lines = 64;
   // How long a shipped settlement stays in Redis (ledger.hot_window_hours;
   // the shipper's --hot-window must match): Reconcile of a day whose window
   // has ended reads the archive.
@@ -120,6 +133,14 @@ class SettlementHandler {
 
   absl::Status CheckCoverage(const CallContext& call, const v1::CheckCoverageRequest& request,
                              v1::CheckCoverageResponse* response);
+  // PreSettle and Settle as coroutines (cache/task.h): they start on the
+  // caller's thread and, with an asynchronous store, park while Redis
+  // answers and finish on its I/O thread. `request` and `response` must
+  // outlive the task. The blocking forms run them to the end.
+  cache::Task<absl::Status> PreSettleAsync(CallContext call, const v1::SettleRequest& request,
+                                           v1::SettleResponse* response);
+  cache::Task<absl::Status> SettleAsync(CallContext call, const v1::SettleRequest& request,
+                                        v1::SettleResponse* response);
   absl::Status PreSettle(const CallContext& call, const v1::SettleRequest& request,
                          v1::SettleResponse* response);
   absl::Status Settle(const CallContext& call, const v1::SettleRequest& request,
@@ -167,14 +188,33 @@ class SettlementHandler {
   }
   std::shared_ptr<const credentials::IssuerKeyring> IssuerKeys() const;
   // Shared by PreSettle and Settle; `commit` false computes only.
-  absl::Status SettleOrTrial(const CallContext& call, const v1::SettleRequest& request,
-                             bool commit, v1::SettleResponse* response);
+  cache::Task<absl::Status> SettleOrTrial(CallContext call, const v1::SettleRequest& request,
+                                          bool commit, v1::SettleResponse* response);
+  // `co_await ToWorker()`: the coroutine goes on on a worker thread (true),
+  // or stays where it is when there is no offload (true); false when the
+  // worker queue is full (refuse with Overloaded()).
+  struct WorkerHop {
+    const std::function<bool(std::function<void()>)>& offload;
+    bool moved = false;
+    bool await_ready() const noexcept { return !offload; }
+    bool await_suspend(std::coroutine_handle<> h) {
+      // Set first: the worker may resume the coroutine (and read `moved`)
+      // before offload returns.
+      moved = true;
+      if (!offload([h] { h.resume(); })) moved = false;  // not parked: no race
+      return moved;
+    }
+    bool await_resume() const noexcept { return !offload || moved; }
+  };
+  WorkerHop ToWorker() const { return WorkerHop{options_.offload}; }
+  // RESOURCE_EXHAUSTED kGatewayOverloaded.
+  static absl::Status Overloaded();
   // The response of an earlier identical request, replayed=true, with the
   // status it has now (REVERSED after a reversal): from `record` when the
   // read brought it, else read from the store or the archive.
-  absl::Status Replay(const std::string& settlement_id,
-                      const std::optional<v1::LedgerRecord>& record, bool reversed,
-                      v1::SettleResponse* response);
+  cache::Task<absl::Status> Replay(std::string settlement_id,
+                                   std::optional<v1::LedgerRecord> record, bool reversed,
+                                   v1::SettleResponse* response);
   // The settlement from Redis, or from the archive once it left Redis.
   absl::StatusOr<cache::StoredSettlement> FindSettlement(std::string_view settlement_id) const;
   // The caller's registry record in the current snapshot, or
@@ -191,12 +231,10 @@ class SettlementHandler {
   const HandlerOptions options_;
   mutable std::mutex issuer_keys_mutex_;
   std::shared_ptr<const credentials::IssuerKeyring> issuer_keys_;
-  // Settlements of one person are serialised within this gateway (a stripe
-  // of locks by person key), so they queue instead of invalidating each
-  // other's reads; across gateways the accumulator version and the retry
-  // loop keep them correct.
-  static constexpr size_t kPersonLockStripes = 1024;
-  std::unique_ptr<std::timed_mutex[]> person_locks_;
+  // Settlements of one person take turns within this gateway
+  // (gateway/person_turns.h).
+  static constexpr size_t kPersonTurnStripes = 1024;
+  PersonTurns person_turns_;
 };
 
 // SHA-256 (hex) of the request's deterministic serialization: what "the

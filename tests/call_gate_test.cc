@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <coroutine>
 #include <future>
 #include <mutex>
 #include <string>
@@ -57,8 +58,9 @@ class CallGateTest : public ::testing::Test {
     ASSERT_TRUE(observer.ok()) << observer.status();
     observer_ = *std::move(observer);
     gate_ = std::make_unique<CallGate>(authenticator_, *rate_limiter_, *workers_, counters_,
-                                       *observer_, /*request_timeout_ms=*/2000);
+                                       *observer_, /*request_timeout_ms=*/2000, max_in_flight_);
   }
+  size_t max_in_flight_ = 4096;
 
   // Runs one Settle call as `institution` ("" = none) and waits for done.
   Ended Call(std::string institution, std::function<absl::Status(const CallContext&)> work,
@@ -213,6 +215,114 @@ TEST_F(CallGateTest, TheGatewaysOwnFailuresAreLoggedAsErrorsWithTheirMessage) {
   EXPECT_NE(registry_.Render().find(
                 "medsettle_settlements_total{method=\"Settle\",outcome=\"failed\"} 1"),
             std::string::npos);
+}
+
+// Completes a parked coroutine later, from another thread, as an
+// asynchronous Redis client's I/O thread would.
+class Resumer {
+ public:
+  struct Awaiter {
+    Resumer* owner;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) {
+      std::lock_guard<std::mutex> lock(owner->mutex);
+      owner->parked.push_back(h);
+    }
+    void await_resume() const noexcept {}
+  };
+  Awaiter Wait() { return Awaiter{this}; }
+  size_t Parked() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return parked.size();
+  }
+  // Resumes every parked coroutine on a new thread; returns its id.
+  std::thread::id ResumeAllElsewhere() {
+    std::vector<std::coroutine_handle<>> all;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      all.swap(parked);
+    }
+    std::thread::id id;
+    std::thread t([&] {
+      id = std::this_thread::get_id();
+      for (std::coroutine_handle<> h : all) h.resume();
+    });
+    t.join();
+    return id;
+  }
+
+ private:
+  std::mutex mutex;
+  std::vector<std::coroutine_handle<>> parked;
+};
+
+TEST_F(CallGateTest, ACoroutineCallHoldsNoThreadWhileItWaitsAndFinishesWhereItResumes) {
+  Make({0, 0}, 1, 16);
+  Resumer redis;
+  TransportCaller caller;
+  caller.institution_header.push_back("H1");
+  std::promise<Ended> ended;
+  std::atomic<int> done_calls{0};
+  CallContext seen;
+  gate_->RunAsync(
+      Method::kSettle, caller, std::chrono::system_clock::time_point::max(), {},
+      [&](CallContext c) -> cache::Task<absl::Status> {
+        seen = c;
+        co_await redis.Wait();
+        co_return absl::OkStatus();
+      },
+      [&](const absl::Status& s) {
+        if (done_calls.fetch_add(1) == 0) ended.set_value({s, std::this_thread::get_id()});
+      });
+  // RunAsync returned with the call parked: no worker, no thread holds it.
+  ASSERT_EQ(redis.Parked(), 1u);
+  EXPECT_EQ(gate_->in_flight(), 1u);
+  EXPECT_EQ(seen.institution_id, "H1");
+  EXPECT_EQ(workers_->queued(), 0u);
+  const std::thread::id io = redis.ResumeAllElsewhere();
+  const Ended e = ended.get_future().get();
+  EXPECT_TRUE(e.status.ok()) << e.status;
+  EXPECT_EQ(e.thread, io) << "done runs where the wait completed";
+  EXPECT_EQ(done_calls.load(), 1);
+  EXPECT_EQ(gate_->in_flight(), 0u);
+}
+
+TEST_F(CallGateTest, CoroutineCallsBeyondMaxInFlightAreRefusedAtOnce) {
+  max_in_flight_ = 2;
+  Make({0, 0}, 1, 16);
+  Resumer redis;
+  TransportCaller caller;
+  caller.institution_header.push_back("H1");
+  std::vector<absl::Status> finished;
+  std::mutex finished_mutex;
+  auto start = [&](CallContext) -> cache::Task<absl::Status> {
+    co_await redis.Wait();
+    co_return absl::OkStatus();
+  };
+  auto done = [&](const absl::Status& s) {
+    std::lock_guard<std::mutex> lock(finished_mutex);
+    finished.push_back(s);
+  };
+  for (int i = 0; i < 3; ++i) {
+    gate_->RunAsync(Method::kSettle, caller, std::chrono::system_clock::time_point::max(), {},
+                    start, done);
+  }
+  ASSERT_EQ(redis.Parked(), 2u);
+  {
+    std::lock_guard<std::mutex> lock(finished_mutex);
+    ASSERT_EQ(finished.size(), 1u) << "the third is refused before it starts";
+    EXPECT_EQ(engine::ReasonOf(finished[0]), reason::kGatewayOverloaded);
+  }
+  EXPECT_EQ(counters_.overload_refusals.load(), 1u);
+  redis.ResumeAllElsewhere();
+  EXPECT_EQ(finished.size(), 3u);
+  EXPECT_EQ(gate_->in_flight(), 0u);
+  // Places are given back: the next call is admitted.
+  gate_->RunAsync(Method::kSettle, caller, std::chrono::system_clock::time_point::max(), {},
+                  start, done);
+  EXPECT_EQ(redis.Parked(), 1u);
+  redis.ResumeAllElsewhere();
+  EXPECT_TRUE(finished.back().ok());
 }
 
 }  // namespace

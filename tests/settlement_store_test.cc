@@ -32,6 +32,8 @@
 
 #include <gtest/gtest.h>
 
+#include "cache/async_redis.h"
+#include "cache/async_redis_client.h"
 #include "cache/connection_pool.h"
 #include "cache/enrollment_codec.h"
 #include "cache/record_codec.h"
@@ -211,7 +213,22 @@ class SettlementStoreTest : public RedisServerTest {
     if (IsSkipped() || HasFatalFailure()) return;
     medsettle::testing::ShippedEngine();  // loaded before any thread needs it
     pool_ = MakePool(16);
-    store_ = std::make_unique<SettlementStore>(*pool_);
+    if (async_) {
+      // The store over the settle path's client (cache/async_redis.h):
+      // the same calls, parked and resumed on its I/O threads.
+      AsyncRedisOptions options;
+      options.redis = {.host = redis().host(), .port = redis().port(),
+                       .connect_timeout_ms = 1000, .command_timeout_ms = 5000};
+      async_redis_ = std::make_unique<AsyncRedis>(options);
+      for (int i = 0; i < 2000 && !(async_redis_->connected(0) && async_redis_->connected(1));
+           ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      async_client_ = std::make_unique<AsyncRedisClient>(*async_redis_);
+      store_ = std::make_unique<SettlementStore>(*async_client_);
+    } else {
+      store_ = std::make_unique<SettlementStore>(*pool_);
+    }
     std::vector<engine::Enrollment> persons;
     for (const std::string& key :
          {kPersonKey, kSameTagPerson, kTag00Person, kTagA7Person, kTagFfPerson}) {
@@ -486,7 +503,10 @@ class SettlementStoreTest : public RedisServerTest {
   }
 
   std::string version_;
+  bool async_ = false;  // store_ over AsyncRedis instead of pool_
   std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<AsyncRedis> async_redis_;
+  std::unique_ptr<AsyncRedisClient> async_client_;
   std::unique_ptr<SettlementStore> store_;
 };
 
@@ -518,7 +538,21 @@ TEST(HotUntil, IsTheEndOfTheDayInChinaPlusTheWindow) {
             int64_t{1'718'035'200'000} + 7 * kDayMs);
 }
 
-TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
+// Every SettlementStoreTest runs twice: over the blocking pool (tools,
+// workers) and over AsyncRedis, the gateway's settle path, where the same
+// coroutines park and resume on its I/O threads.
+class SettlementStoreClientTest : public SettlementStoreTest,
+                                  public ::testing::WithParamInterface<bool> {
+ protected:
+  SettlementStoreClientTest() { async_ = GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Client, SettlementStoreClientTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return std::string(param.param ? "AsyncRedis" : "Blocking");
+                         });
+
+TEST_P(SettlementStoreClientTest, ReadComputeCommitReadRoundTrip) {
   SettleRead first = Read("r1");
   ASSERT_TRUE(first.enrollment.has_value());
   EXPECT_EQ(first.enrollment->person_key, kPersonKey);
@@ -578,7 +612,7 @@ TEST_F(SettlementStoreTest, ReadComputeCommitReadRoundTrip) {
 // One value, stored once: the settlement record holds the record's bytes
 // and its status, the journal entry the very same bytes, the idempotency
 // record only what a replay must check (no copy of the response).
-TEST_F(SettlementStoreTest, RecordRoundTripsAndIsStoredOnce) {
+TEST_P(SettlementStoreClientTest, RecordRoundTripsAndIsStoredOnce) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
@@ -632,7 +666,7 @@ TEST_F(SettlementStoreTest, RecordRoundTripsAndIsStoredOnce) {
                 {"hash", "hash-of-r1"}, {"settlement_id", id}, {"status", "REVERSED"}}));
 }
 
-TEST_F(SettlementStoreTest, ReplayWithTheSameHashReturnsTheStoredSettlementAndWritesNothing) {
+TEST_P(SettlementStoreClientTest, ReplayWithTheSameHashReturnsTheStoredSettlementAndWritesNothing) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
@@ -661,7 +695,7 @@ TEST_F(SettlementStoreTest, ReplayWithTheSameHashReturnsTheStoredSettlementAndWr
   EXPECT_TRUE(SameMessage(*read.prior->record, c.record));
 }
 
-TEST_F(SettlementStoreTest, SameRequestIdWithOtherContentIsAlreadyExistsAndWritesNothing) {
+TEST_P(SettlementStoreClientTest, SameRequestIdWithOtherContentIsAlreadyExistsAndWritesNothing) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
@@ -684,7 +718,7 @@ TEST_F(SettlementStoreTest, SameRequestIdWithOtherContentIsAlreadyExistsAndWrite
   EXPECT_EQ(Journal().size(), 1u);
 }
 
-TEST_F(SettlementStoreTest, MovedVersionIsReportedAndWritesNothing) {
+TEST_P(SettlementStoreClientTest, MovedVersionIsReportedAndWritesNothing) {
   SettleRead stale = Read("r2");  // read before r1 commits
   Settlement s1;
   ASSERT_EQ(Commit(Compute(Read("r1"), "r1", &s1)).outcome, CommitOutcome::kCommitted);
@@ -709,7 +743,7 @@ TEST_F(SettlementStoreTest, MovedVersionIsReportedAndWritesNothing) {
   EXPECT_TRUE(Read("r2").accumulators.SameTotals(s3.after));
 }
 
-TEST_F(SettlementStoreTest, ScriptFlushedBetweenTwoCommitsIsReloaded) {
+TEST_P(SettlementStoreClientTest, ScriptFlushedBetweenTwoCommitsIsReloaded) {
   Settlement s;
   ASSERT_EQ(Commit(Compute(Read("r1"), "r1", &s)).outcome, CommitOutcome::kCommitted);
   RedisResult flush = pool_->Command({"SCRIPT", "FLUSH"});
@@ -727,7 +761,7 @@ TEST_F(SettlementStoreTest, ScriptFlushedBetweenTwoCommitsIsReloaded) {
   EXPECT_EQ(undo->accumulators.version, 3);
 }
 
-TEST_F(SettlementStoreTest, FiftyThreadsOnOneRequestCommitExactlyOnce) {
+TEST_P(SettlementStoreClientTest, FiftyThreadsOnOneRequestCommitExactlyOnce) {
   constexpr int kThreads = 50;
   std::vector<absl::StatusOr<CommitResult>> results(kThreads, absl::UnknownError("not run"));
   std::vector<std::optional<v1::LedgerRecord>> records(kThreads);
@@ -765,7 +799,7 @@ TEST_F(SettlementStoreTest, FiftyThreadsOnOneRequestCommitExactlyOnce) {
   EXPECT_EQ(Journal().size(), 1u);
 }
 
-TEST_F(SettlementStoreTest, ConcurrentSettlementsOfOnePersonSumToTheJournal) {
+TEST_P(SettlementStoreClientTest, ConcurrentSettlementsOfOnePersonSumToTheJournal) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 25;
   std::vector<int> failures(kThreads, 0);
@@ -822,7 +856,7 @@ TEST_F(SettlementStoreTest, ConcurrentSettlementsOfOnePersonSumToTheJournal) {
   EXPECT_TRUE(cap_reached) << "the bills were meant to reach the cap";
 }
 
-TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
+TEST_P(SettlementStoreClientTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   Settlement s1;
   SettlementCommit c1 = Compute(Read("r1"), "r1", &s1);
   ASSERT_EQ(Commit(c1).outcome, CommitOutcome::kCommitted);
@@ -894,7 +928,7 @@ TEST_F(SettlementStoreTest, ReversalRestoresTheAccumulatorsExactlyAndOnce) {
   EXPECT_TRUE(sum.SameTotals(s1.after));
 }
 
-TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
+TEST_P(SettlementStoreClientTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
   const std::string nonce(32, 'c');
   Settlement s1;
   SettlementCommit c1 = Compute(Read("n1"), "n1", &s1);
@@ -963,7 +997,7 @@ TEST_F(SettlementStoreTest, TokenNonceIsUsedOnceAtomicallyWithTheSettlement) {
   EXPECT_EQ(journal[1].reversal.person_key(), kPersonKey);
 }
 
-TEST_F(SettlementStoreTest, ReadsBringThePresentersEnrollmentInTheSamePipeline) {
+TEST_P(SettlementStoreClientTest, ReadsBringThePresentersEnrollmentInTheSamePipeline) {
   const std::string nonce(32, 'd');
   for (bool settle : {true, false}) {
     SCOPED_TRACE(settle ? "ReadForSettle" : "ReadForCoverage");
@@ -999,7 +1033,7 @@ TEST_F(SettlementStoreTest, ReadsBringThePresentersEnrollmentInTheSamePipeline) 
   }
 }
 
-TEST_F(SettlementStoreTest, ReversalRefusals) {
+TEST_P(SettlementStoreClientTest, ReversalRefusals) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c).outcome, CommitOutcome::kCommitted);
@@ -1042,7 +1076,7 @@ TEST_F(SettlementStoreTest, ReversalRefusals) {
 // The reversal must name the settlement it reverses (id, person, year,
 // date, settle request): otherwise INVALID_ARGUMENT before any command; an
 // institution other than the settling one is PERMISSION_DENIED.
-TEST_F(SettlementStoreTest, ReversalNamingAnotherSettlementOrPersonIsRefusedAndWritesNothing) {
+TEST_P(SettlementStoreClientTest, ReversalNamingAnotherSettlementOrPersonIsRefusedAndWritesNothing) {
   Settlement s;
   SettlementCommit c1 = Compute(Read("r1"), "r1", &s);
   ASSERT_EQ(Commit(c1).outcome, CommitOutcome::kCommitted);
@@ -1101,7 +1135,7 @@ TEST_F(SettlementStoreTest, ReversalNamingAnotherSettlementOrPersonIsRefusedAndW
   EXPECT_EQ(Get(other_person.record.settlement_id()).status, SettlementStatus::kSettled);
 }
 
-TEST_F(SettlementStoreTest, ReadOfAnUnknownPersonAndBadInputs) {
+TEST_P(SettlementStoreClientTest, ReadOfAnUnknownPersonAndBadInputs) {
   const std::string stranger(64, 'a');
   absl::StatusOr<SettleRead> read =
       store_->ReadForSettle(version_, stranger, kYear, kInstitution, "r1");
@@ -1157,7 +1191,7 @@ TEST_F(SettlementStoreTest, ReadOfAnUnknownPersonAndBadInputs) {
 // pipeline and the EVALSHA; a replay's read is two as well, the read
 // pipeline and the record's HMGET, and a first read one. An observer pool
 // reads the counters; each of its INFOs adds one read to the difference.
-TEST_F(SettlementStoreTest, UncontendedSettlementIsTwoRoundTrips) {
+TEST_P(SettlementStoreClientTest, UncontendedSettlementIsTwoRoundTrips) {
   std::unique_ptr<ConnectionPool> client = MakePool(1);
   std::unique_ptr<ConnectionPool> observer = MakePool(1);
   SettlementStore store(*client);
@@ -1214,7 +1248,7 @@ TEST_F(SettlementStoreTest, UncontendedSettlementIsTwoRoundTrips) {
 
 // An entry that does not decode comes back in place, with a status naming
 // the stream id; the entries around it decode.
-TEST_F(SettlementStoreTest, UndecodableJournalEntryIsReportedInPlace) {
+TEST_P(SettlementStoreClientTest, UndecodableJournalEntryIsReportedInPlace) {
   SettlementCommit first = SettleOne(kPersonKey, kInstitution, kDay, "j1");
   RedisResult bogus =
       pool_->Command({"XADD", JournalKey("3f"), "*", "kind", "SETTLE", "rec", "\xff\x01garbage"});
@@ -1262,7 +1296,7 @@ TEST_F(SettlementStoreTest, UndecodableJournalEntryIsReportedInPlace) {
 
 // ---- ReleaseShipped --------------------------------------------------------
 
-TEST_F(SettlementStoreTest, ReleaseShippedTrimsThroughTheIdAndSetsTheExpiries) {
+TEST_P(SettlementStoreClientTest, ReleaseShippedTrimsThroughTheIdAndSetsTheExpiries) {
   const int64_t now = WallNowMs();
   // A window that keeps kDay's index about ten days from now, and records
   // (settled now) about as long as that window.
@@ -1330,7 +1364,7 @@ TEST_F(SettlementStoreTest, ReleaseShippedTrimsThroughTheIdAndSetsTheExpiries) {
             later.record.settled_at_unix_ms() + window);
 }
 
-TEST_F(SettlementStoreTest, ReleaseShippedReversalExtendsTheRecordsExpiryOnly) {
+TEST_P(SettlementStoreClientTest, ReleaseShippedReversalExtendsTheRecordsExpiryOnly) {
   const int64_t now = WallNowMs();
   const int64_t window = now - HotUntilMs(medsettle::testing::D(kDay), 0) + 10 * kDayMs;
   SettlementCommit c = SettleOne(kPersonKey, kInstitution, kDay, "s1", now);
@@ -1377,7 +1411,7 @@ TEST_F(SettlementStoreTest, ReleaseShippedReversalExtendsTheRecordsExpiryOnly) {
   EXPECT_EQ(ExpireAtMs(SettlementKey(d.record.settlement_id())), reversed_at + window);
 }
 
-TEST_F(SettlementStoreTest, ReleaseShippedPastTheWindowRemovesTheRecord) {
+TEST_P(SettlementStoreClientTest, ReleaseShippedPastTheWindowRemovesTheRecord) {
   // Settled in 2024 (kNowMs) with a one-hour window: long over.
   SettlementCommit old = SettleOne(kPersonKey, kInstitution, kDay, "old");
   SettlementCommit hot = SettleOne(kTag00Person, kInstitution, kDay, "hot", WallNowMs());
@@ -1417,7 +1451,7 @@ TEST_F(SettlementStoreTest, ReleaseShippedPastTheWindowRemovesTheRecord) {
 // A record settled after its day's window ended outlives the day's index;
 // reversing it then writes the day's reversed totals again, and shipping
 // that reversal must let them expire too.
-TEST_F(SettlementStoreTest, ReleaseShippedReversalAfterTheDayEndedLeavesNoIndexBehind) {
+TEST_P(SettlementStoreClientTest, ReleaseShippedReversalAfterTheDayEndedLeavesNoIndexBehind) {
   const int64_t now = WallNowMs();
   SettlementCommit c = SettleOne(kPersonKey, kInstitution, kDay, "late", now);
   ASSERT_FALSE(HasFailure());
@@ -1438,7 +1472,7 @@ TEST_F(SettlementStoreTest, ReleaseShippedReversalAfterTheDayEndedLeavesNoIndexB
       << "the reversed totals of a shipped day never expire: " << ExpireAtMs(recon);
 }
 
-TEST_F(SettlementStoreTest, ReleaseShippedWithAMalformedIdWritesNothing) {
+TEST_P(SettlementStoreClientTest, ReleaseShippedWithAMalformedIdWritesNothing) {
   const int64_t now = WallNowMs();
   SettleOne(kPersonKey, kInstitution, kDay, "s1", now);
   SettleOne(kPersonKey, kInstitution, kDay, "s2", now);
@@ -1477,7 +1511,7 @@ TEST_F(SettlementStoreTest, ReleaseShippedWithAMalformedIdWritesNothing) {
 // docs/REDIS-KEYS.md, with MEMORY USAGE of one settlement's keys. The bound
 // only catches the response stored twice again (about +2 KB): the record
 // plus its journal copy is expected.
-TEST_F(SettlementStoreTest, MemoryPerSettlement) {
+TEST_P(SettlementStoreClientTest, MemoryPerSettlement) {
   constexpr int kPersons = 2000;
   std::mt19937_64 random(20241210);
   std::vector<engine::Enrollment> persons;
@@ -1825,7 +1859,7 @@ TEST_F(ReconcileTest, BadPageSizeAndTokenAreRefused) {
   EXPECT_EQ(FieldOf(no_day.status()), "date");
 }
 
-TEST_F(SettlementStoreTest, CommitWithoutASettlementDateIsRefusedAndWritesNothing) {
+TEST_P(SettlementStoreClientTest, CommitWithoutASettlementDateIsRefusedAndWritesNothing) {
   Settlement s;
   SettlementCommit c = Compute(Read("r1"), "r1", &s);
   c.record.clear_settlement_date();
@@ -1839,7 +1873,7 @@ TEST_F(SettlementStoreTest, CommitWithoutASettlementDateIsRefusedAndWritesNothin
   EXPECT_TRUE(Unchanged(state));
 }
 
-TEST_F(SettlementStoreTest, ReadForCoverageReadsEnrollmentAndAccumulators) {
+TEST_P(SettlementStoreClientTest, ReadForCoverageReadsEnrollmentAndAccumulators) {
   absl::StatusOr<CoverageRead> before = store_->ReadForCoverage(version_, kPersonKey, kYear);
   ASSERT_TRUE(before.ok()) << before.status();
   ASSERT_TRUE(before->enrollment.has_value());
@@ -1883,7 +1917,7 @@ TEST_F(SettlementStoreTest, ReadForCoverageReadsEnrollmentAndAccumulators) {
             reason::kSnapshotRecordCorrupt);
 }
 
-TEST_F(SettlementStoreTest, IdempotencyRecordExpiresOnlyWhenConfigured) {
+TEST_P(SettlementStoreClientTest, IdempotencyRecordExpiresOnlyWhenConfigured) {
   auto ttl = [&](const std::string& key) -> int64_t {
     RedisResult r = pool_->Command({"TTL", key});
     EXPECT_TRUE(r.ok()) << r.status();
@@ -1927,7 +1961,7 @@ TEST_F(SettlementStoreTest, IdempotencyRecordExpiresOnlyWhenConfigured) {
   EXPECT_EQ(r->accumulators_version, 3);
 }
 
-TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
+TEST_P(SettlementStoreClientTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
   auto ms_of = [](const std::string& stream_id) {
     return std::strtoll(stream_id.c_str(), nullptr, 10);
   };
@@ -1968,7 +2002,7 @@ TEST_F(SettlementStoreTest, TrimJournalRemovesTheEntriesBeforeTheCut) {
   EXPECT_EQ(ReconcileOk(kInstitution, kDay).settled.count, 4);
 }
 
-TEST_F(SettlementStoreTest, JournalPagesContinueAfterAnIdInsideOneMillisecond) {
+TEST_P(SettlementStoreClientTest, JournalPagesContinueAfterAnIdInsideOneMillisecond) {
   // A burst of commits puts several entries in one millisecond (<ms>-0,
   // <ms>-1, …); here with explicit ids, so page boundaries fall inside it
   // for sure. The entries hold real records (request ids b0 … b6).

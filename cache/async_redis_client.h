@@ -1,0 +1,57 @@
+// AsyncRedis (cache/async_redis.h) behind the RedisClient interface
+// (cache/redis_client.h), so that stores written once run on either:
+// SendPipeline goes out without waiting, on the I/O thread chosen by the
+// hash tag (one person's calls stay in order on one connection), and the
+// blocking Command and Pipeline wait for their reply, which is why they must
+// never be called on an I/O thread (they refuse with FAILED_PRECONDITION).
+//
+// Thread safety: as AsyncRedis.
+#ifndef MEDSETTLE_CACHE_ASYNC_REDIS_CLIENT_H_
+#define MEDSETTLE_CACHE_ASYNC_REDIS_CLIENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cache/async_redis.h"
+#include "cache/redis_client.h"
+
+namespace medsettle::cache {
+
+class AsyncRedisClient final : public RedisClient {
+ public:
+  // `redis` must outlive the client.
+  explicit AsyncRedisClient(AsyncRedis& redis) : redis_(redis) {}
+
+  RedisResult Command(const RedisArgv& argv) override {
+    absl::StatusOr<std::vector<RedisResult>> replies =
+        redis_.PipelineBlocking(NextShard(), {argv});
+    if (!replies.ok()) return replies.status();
+    return std::move(replies->front());
+  }
+
+  absl::StatusOr<std::vector<RedisResult>> Pipeline(
+      const std::vector<RedisArgv>& commands) override {
+    return redis_.PipelineBlocking(NextShard(), commands);
+  }
+
+  void SendPipeline(std::string_view hash_tag, const std::vector<RedisArgv>& commands,
+                    PipelineDone done) override {
+    redis_.Send(static_cast<uint32_t>(std::hash<std::string_view>{}(hash_tag)), commands,
+                std::move(done));
+  }
+
+ private:
+  // Calls without a tag spread over the connections.
+  uint32_t NextShard() { return next_shard_.fetch_add(1, std::memory_order_relaxed); }
+
+  AsyncRedis& redis_;
+  std::atomic<uint32_t> next_shard_{0};
+};
+
+}  // namespace medsettle::cache
+
+#endif  // MEDSETTLE_CACHE_ASYNC_REDIS_CLIENT_H_
