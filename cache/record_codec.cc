@@ -14,11 +14,10 @@
 namespace medsettle::cache {
 namespace {
 
-// Level 3 with the dictionary: ~4% smaller than level 1 for ~2 µs more per
-// pharmacy record (~7 µs in all; still faster than plain zstd level 1
-// without a dictionary, which rebuilds its tables per call:
-// docs/PERFORMANCE.md). The level is the writer's choice alone: frames of
-// any level decode alike.
+// Level 1 with the dictionary: level 3 is ~4% smaller (a pharmacy record
+// 629 bytes instead of 650) but was a tenth of the gateway's CPU per Settle
+// (docs/PERFORMANCE.md, "The request path"). The level is the writer's
+// choice alone: frames of any level decode alike.
 constexpr int kLevel = 1;
 
 bool IsZstdFrame(std::string_view bytes) {

@@ -474,12 +474,9 @@ RedisResult SettlementStore::RunScript(int index, std::string_view hash_tag,
   return RunSync(RunScriptAsync(index, hash_tag, keys_and_args, key_count));
 }
 
-Task<absl::StatusOr<SettleRead>> SettlementStore::ReadForSettleAsync(std::string_view snapshot_version,
-                                                          std::string_view person_key,
-                                                          int32_t year,
-                                                          std::string_view institution_id,
-                                                          std::string_view request_id,
-                                                          const CodeReads& code) {
+Task<absl::StatusOr<SettleRead>> SettlementStore::ReadForSettleAsync(
+    std::string_view snapshot_version, std::string_view person_key, int32_t year,
+    std::string_view institution_id, std::string_view request_id, const CodeReads& code) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) co_return s;
   if (!code.presenter_key.empty()) {
     if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) co_return s;
@@ -532,13 +529,13 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
                                                           std::string_view institution_id,
                                                           std::string_view request_id,
                                                           const CodeReads& code) {
-  return RunSync(ReadForSettleAsync(snapshot_version, person_key, year, institution_id, request_id, code));
+  return RunSync(
+      ReadForSettleAsync(snapshot_version, person_key, year, institution_id, request_id, code));
 }
 
-Task<absl::StatusOr<CoverageRead>> SettlementStore::ReadForCoverageAsync(std::string_view snapshot_version,
-                                                              std::string_view person_key,
-                                                              int32_t year,
-                                                              const CodeReads& code) {
+Task<absl::StatusOr<CoverageRead>> SettlementStore::ReadForCoverageAsync(
+    std::string_view snapshot_version, std::string_view person_key, int32_t year,
+    const CodeReads& code) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) co_return s;
   if (!code.presenter_key.empty()) {
     if (absl::Status s = CheckPersonKey(code.presenter_key); !s.ok()) co_return s;
@@ -571,18 +568,19 @@ absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view s
   return RunSync(ReadForCoverageAsync(snapshot_version, person_key, year, code));
 }
 
-Task<absl::StatusOr<CommitResult>> SettlementStore::CommitSettlementAsync(const SettlementCommit& c) {
+Task<absl::StatusOr<CommitResult>> SettlementStore::CommitSettlementAsync(
+    const SettlementCommit& c) {
   const v1::LedgerRecord& rec = c.record;
   if (absl::Status s = CheckPersonKey(rec.person_key()); !s.ok()) co_return s;
   absl::StatusOr<std::string> tag = TagOfSettlementId(rec.settlement_id());
   if (!tag.ok()) co_return tag.status();
   if (*tag != rec.person_key().substr(0, 2)) {
     co_return engine::InvalidField(reason::kSettlementIdInvalid, "settlement_id",
-                                "the settlement id's tag is not the person's");
+                                   "the settlement id's tag is not the person's");
   }
   if (rec.settlement_date().empty()) {
     co_return engine::InvalidField(engine::reason::kDateMissing, "settlement_date",
-                                "a settlement needs its settlement date (Reconcile's day)");
+                                   "a settlement needs its settlement date (Reconcile's day)");
   }
   contract::RecordEffect effect;
   if (absl::Status s = contract::EffectOf(rec, &effect); !s.ok()) co_return s;
@@ -653,7 +651,8 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   return RunSync(CommitSettlementAsync(c));
 }
 
-Task<absl::StatusOr<StoredSettlement>> SettlementStore::GetSettlementAsync(std::string_view settlement_id) {
+Task<absl::StatusOr<StoredSettlement>> SettlementStore::GetSettlementAsync(
+    std::string_view settlement_id) {
   absl::StatusOr<std::string> tag = TagOfSettlementId(settlement_id);
   if (!tag.ok()) co_return tag.status();
   const std::string key = SettlementKey(settlement_id);
@@ -667,7 +666,7 @@ Task<absl::StatusOr<StoredSettlement>> SettlementStore::GetSettlementAsync(std::
   if (r->elements.size() != 2) co_return Unexpected("MGET of the settlement");
   if (r->elements[0].is_nil()) {
     co_return engine::Refusal(absl::StatusCode::kNotFound, reason::kSettlementNotFound,
-                           "settlement_id", "no settlement has this id in Redis");
+                              "settlement_id", "no settlement has this id in Redis");
   }
   StoredSettlement out;
   if (absl::Status s = DecodeStored(r->elements[0].str, key, &out.record); !s.ok()) co_return s;

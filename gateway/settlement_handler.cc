@@ -271,7 +271,7 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
   std::shared_ptr<const engine_files::LoadedEngine> loaded = engines_.GetLoaded();
   if (loaded == nullptr) {
     co_return Refusal(absl::StatusCode::kUnavailable, reason::kEngineNotLoaded, "",
-                   "the settlement engine is not loaded");
+                      "the settlement engine is not loaded");
   }
   const std::shared_ptr<const engine::Engine>& engine = loaded->engine;
   engine::Claim claim;
@@ -317,8 +317,8 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     if (read.prior) {
       if (read.prior->content_hash != hash) {
         co_return Refusal(absl::StatusCode::kAlreadyExists, cache::reason::kRequestIdReused,
-                       "request_id",
-                       Cat("request_id ", request.request_id(),
+                          "request_id",
+                          Cat("request_id ", request.request_id(),
                            " was already used by this institution for a different request "
                            "(settlement ",
                            read.prior->settlement_id, ")"));
@@ -332,8 +332,8 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     }
     if (!read.enrollment) {
       co_return Refusal(absl::StatusCode::kFailedPrecondition, reason::kPersonNotEnrolled,
-                     "credential",
-                     Cat("the person is not in enrollment snapshot ", (*view)->version()));
+                        "credential",
+                        Cat("the person is not in enrollment snapshot ", (*view)->version()));
     }
     if (absl::Status s = CheckTokenUse(*person, *read.enrollment, read.nonce_used_by,
                                        read.presenter_enrollment);
@@ -402,7 +402,7 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     }
     if (attempt >= options_.commit_retries) {
       co_return Refusal(absl::StatusCode::kAborted, reason::kAccumulatorsContended, "",
-                     Cat("other settlements of this person kept committing first (",
+                        Cat("other settlements of this person kept committing first (",
                          attempt + 1, " attempts); nothing was written, retry the request"));
     }
     counters_.commit_retries.fetch_add(1, std::memory_order_relaxed);
