@@ -529,9 +529,10 @@ void GatewayServer::Shutdown() {
     server_->Wait();
   }
   workers_.Stop();
-  async_redis_.Stop();  // no call is left to wait for it
   if (watcher_ != nullptr) watcher_->Stop();
+  // Before the store's Redis: its last poll must not see Redis stopped.
   if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
+  async_redis_.Stop();  // no call is left to wait for it
   // Last: the scraper sees the drain through to its end.
   if (metrics_endpoint_ != nullptr) metrics_endpoint_->Stop();
 }

@@ -12,7 +12,9 @@
 // Turns are granted in the order they were asked for. The next waiter is
 // resumed on the thread that releases the turn, inside the release; it runs
 // until it next waits (normally its Redis read), then the releasing thread
-// goes on.
+// goes on. Hand-offs made while resuming are run one after another, not
+// nested (a trampoline). A waiter's deadline is checked once it has the
+// turn (the handler's first step), not while it waits.
 //
 // Thread safety: Take and the release may be called from any thread.
 #ifndef MEDSETTLE_GATEWAY_PERSON_TURNS_H_
@@ -25,6 +27,7 @@
 #include <mutex>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace medsettle::gateway {
 
@@ -113,7 +116,22 @@ class PersonTurns {
       next = s.waiters.front();  // the turn passes on, still taken
       s.waiters.pop_front();
     }
-    next.resume();
+    // A trampoline: a waiter resumed here may finish without parking (a
+    // refusal, Redis down) and release in turn; those hand-offs are queued
+    // on this thread and resumed by this loop, not nested, so a long queue
+    // of such waiters cannot overflow the stack.
+    thread_local std::vector<std::coroutine_handle<>>* resuming = nullptr;
+    if (resuming != nullptr) {
+      resuming->push_back(next);
+      return;
+    }
+    std::vector<std::coroutine_handle<>> queue = {next};
+    resuming = &queue;
+    for (size_t i = 0; i < queue.size(); ++i) {
+      const std::coroutine_handle<> h = queue[i];  // resume may grow the queue
+      h.resume();
+    }
+    resuming = nullptr;
   }
 
   const size_t stripes_;

@@ -264,7 +264,10 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
   // I/O threads serve every other call and must not be held for
   // milliseconds. A short one runs where it is.
   const bool long_bill = request.items_size() > options_.inline_max_lines;
-  if (long_bill && !co_await ToWorker()) co_return Overloaded();
+  if (long_bill) {
+    const bool on_worker = co_await ToWorker();
+    if (!on_worker) co_return Overloaded();
+  }
   // Everything that needs no Redis first: bad input costs no round trip.
   // The engine and the digests of the files it was built from, taken once:
   // the record names the rules this very engine applied.
@@ -288,12 +291,21 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
   if (!institution.ok()) co_return institution.status();
   if (absl::Status s = AuthorizeVisit(*institution, claim.visit.type); !s.ok()) co_return s;
 
+  // The engine's rule files are in Redis before its first commit. Here,
+  // before the first wait: publishing (once per engine) blocks, and an I/O
+  // thread must never block.
+  if (commit && options_.ensure_rules_published) {
+    if (absl::Status s = options_.ensure_rules_published(loaded); !s.ok()) co_return s;
+  }
   const int32_t year = engine::Engine::SettlementDate(claim.visit).year();
   const std::string hash = commit ? ContentHash(request) : std::string();
   PersonTurns::Turn person_turn;
   if (commit) {
     person_turn = co_await person_turns_.Take(person->person_key);
-    if (long_bill && !co_await ToWorker()) co_return Overloaded();
+    if (long_bill) {
+    const bool on_worker = co_await ToWorker();
+    if (!on_worker) co_return Overloaded();
+  }
   }
   engine::Settlement settlement;
   for (int attempt = 0;; ++attempt) {
@@ -345,7 +357,10 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
                               .year_to_date = &read.accumulators,
                               .claim = &claim,
                               .voucher_issued_at_unix = person->voucher_issued_at_unix};
-    if (long_bill && !co_await ToWorker()) co_return Overloaded();
+    if (long_bill) {
+    const bool on_worker = co_await ToWorker();
+    if (!on_worker) co_return Overloaded();
+  }
     if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) co_return s;
     contract::SettlementToProto(settlement, claim, person->person_key, call.institution_id,
                                 response);
@@ -382,9 +397,6 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     c.nonce_expires_unix = person->usable_until_unix;
 
     if (absl::Status s = CheckDeadline(call); !s.ok()) co_return s;
-    if (options_.ensure_rules_published) {
-      if (absl::Status s = options_.ensure_rules_published(loaded); !s.ok()) co_return s;
-    }
     absl::StatusOr<cache::CommitResult> result = co_await store_.CommitSettlementAsync(c);
     if (!result.ok()) co_return result.status();
     switch (result->outcome) {
@@ -411,7 +423,8 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     // a long pause would only hand the race to the other gateway's next
     // request.
     // The pause is taken on a worker, never on an I/O thread.
-    if (!co_await ToWorker()) co_return Overloaded();
+    const bool on_worker = co_await ToWorker();
+    if (!on_worker) co_return Overloaded();
     thread_local std::minstd_rand jitter(std::random_device{}());
     const int ceiling_us = 50 << std::min(attempt, 3);
     std::this_thread::sleep_for(std::chrono::microseconds(
@@ -429,7 +442,8 @@ cache::Task<absl::Status> SettlementHandler::Replay(std::string settlement_id,
     // Committed by a concurrent request (not read yet), or no longer in
     // Redis: the store, then the ledger, read on a worker (the ledger's
     // reads block).
-    if (!co_await ToWorker()) co_return Overloaded();
+    const bool on_worker = co_await ToWorker();
+    if (!on_worker) co_return Overloaded();
     absl::StatusOr<cache::StoredSettlement> stored = FindSettlement(settlement_id);
     if (!stored.ok()) co_return stored.status();
     *response = stored->record.response();

@@ -199,10 +199,13 @@ class SettlementHandler {
     bool await_ready() const noexcept { return !offload; }
     bool await_suspend(std::coroutine_handle<> h) {
       // Set first: the worker may resume the coroutine (and read `moved`)
-      // before offload returns.
+      // before offload returns, and may even finish it and free its frame,
+      // this awaiter included: after a successful offload nothing here is
+      // touched again.
       moved = true;
-      if (!offload([h] { h.resume(); })) moved = false;  // not parked: no race
-      return moved;
+      if (offload([h] { h.resume(); })) return true;
+      moved = false;  // not queued: nobody else has the coroutine
+      return false;
     }
     bool await_resume() const noexcept { return !offload || moved; }
   };

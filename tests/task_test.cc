@@ -208,5 +208,31 @@ TEST(PersonTurnsTest, OnePersonsSettlementsTakeTurnsInOrderOthersDoNotWait) {
   EXPECT_EQ(finished.load(), 7);
 }
 
+Task<int> TakeAndGo(gateway::PersonTurns& turns, std::string key) {
+  gateway::PersonTurns::Turn turn = co_await turns.Take(key);
+  co_return 1;  // finishes without parking (a refusal, Redis down): releases at once
+}
+
+TEST(PersonTurnsTest, ALongQueueOfWaitersThatFinishAtOnceIsResumedInALoopNotNested) {
+  gateway::PersonTurns turns(1);
+  Parking parking;
+  std::vector<int> order;
+  std::atomic<int> holders{0};
+  std::atomic<int> finished{0};
+  cache::StartDetached(TakeTurn(turns, "3f", parking, order, holders, 0),
+                       [&](int) { finished.fetch_add(1); });
+  // Nested, 200,000 hand-offs would overflow the stack.
+  constexpr int kWaiters = 200000;
+  for (int i = 0; i < kWaiters; ++i) {
+    cache::StartDetached(TakeAndGo(turns, "3f"), [&](int) { finished.fetch_add(1); });
+  }
+  EXPECT_EQ(finished.load(), 0);
+  parking.ResumeOne();
+  EXPECT_EQ(finished.load(), kWaiters + 1);
+  // And the turn is free again.
+  cache::StartDetached(TakeAndGo(turns, "3f"), [&](int) { finished.fetch_add(1); });
+  EXPECT_EQ(finished.load(), kWaiters + 2);
+}
+
 }  // namespace
 }  // namespace medsettle
