@@ -8,6 +8,11 @@
 // per second, per status code and refusal reason (the medsettle-reason
 // trailer).
 //
+// Requests are built ahead of their calls by a producer thread (the first
+// 16,384 before the run's clock starts) and sent as bytes; a response is
+// parsed only when its content is needed. What is sent is the same either
+// way (request_builder.h).
+//
 // RunLoad blocks until every call it started has finished; it is safe to
 // run several after one another (the paired floor mode). The result is
 // plain data; report.h turns it into the LoadReport message.
