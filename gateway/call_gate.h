@@ -163,7 +163,7 @@ void CallGate::Run(Method method, const TransportCaller& caller,
   std::optional<CallContext> call = Admit(caller, caller_deadline, finish);
   if (!call) return;
   // The task owns `finish` (and with it `done`); if the queue refuses the
-  // task, it is handed back unrun through `refused`.
+  // task, it is finished here unrun.
   auto task = std::make_shared<std::pair<decltype(finish), CallContext>>(std::move(finish),
                                                                           *std::move(call));
   const bool queued = workers_.TrySubmit([this, arrived, task, work = std::move(work)]() mutable {
@@ -175,9 +175,7 @@ void CallGate::Run(Method method, const TransportCaller& caller,
   });
   if (!queued) {
     counters_.overload_refusals.fetch_add(1, std::memory_order_relaxed);
-    task->first(engine::Refusal(absl::StatusCode::kResourceExhausted, reason::kGatewayOverloaded,
-                                "", "the gateway is at capacity; retry with backoff"),
-                task->second.institution_id);
+    task->first(GatewayOverloaded(), task->second.institution_id);
   }
 }
 
@@ -192,9 +190,7 @@ void CallGate::RunAsync(Method method, const TransportCaller& caller,
   if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= max_in_flight_) {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);
     counters_.overload_refusals.fetch_add(1, std::memory_order_relaxed);
-    finish(engine::Refusal(absl::StatusCode::kResourceExhausted, reason::kGatewayOverloaded, "",
-                           "the gateway is at capacity; retry with backoff"),
-           call->institution_id);
+    finish(GatewayOverloaded(), call->institution_id);
     return;
   }
   std::string institution = call->institution_id;

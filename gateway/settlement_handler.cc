@@ -250,7 +250,7 @@ absl::Status SettlementHandler::Settle(const CallContext& call, const v1::Settle
   return cache::RunSync(SettleAsync(call, request, response));
 }
 
-absl::Status SettlementHandler::Overloaded() {
+absl::Status GatewayOverloaded() {
   return Refusal(absl::StatusCode::kResourceExhausted, reason::kGatewayOverloaded, "",
                  "the gateway is at capacity; retry with backoff");
 }
@@ -266,7 +266,7 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
   const bool long_bill = request.items_size() > options_.inline_max_lines;
   if (long_bill) {
     const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return Overloaded();
+    if (!on_worker) co_return GatewayOverloaded();
   }
   // Everything that needs no Redis first: bad input costs no round trip.
   // The engine and the digests of the files it was built from, taken once:
@@ -304,7 +304,7 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     person_turn = co_await person_turns_.Take(person->person_key);
     if (long_bill) {
     const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return Overloaded();
+    if (!on_worker) co_return GatewayOverloaded();
   }
   }
   engine::Settlement settlement;
@@ -359,7 +359,7 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
                               .voucher_issued_at_unix = person->voucher_issued_at_unix};
     if (long_bill) {
     const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return Overloaded();
+    if (!on_worker) co_return GatewayOverloaded();
   }
     if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) co_return s;
     contract::SettlementToProto(settlement, claim, person->person_key, call.institution_id,
@@ -424,7 +424,7 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
     // request.
     // The pause is taken on a worker, never on an I/O thread.
     const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return Overloaded();
+    if (!on_worker) co_return GatewayOverloaded();
     thread_local std::minstd_rand jitter(std::random_device{}());
     const int ceiling_us = 50 << std::min(attempt, 3);
     std::this_thread::sleep_for(std::chrono::microseconds(
@@ -443,7 +443,7 @@ cache::Task<absl::Status> SettlementHandler::Replay(std::string settlement_id,
     // Redis: the store, then the ledger, read on a worker (the ledger's
     // reads block).
     const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return Overloaded();
+    if (!on_worker) co_return GatewayOverloaded();
     absl::StatusOr<cache::StoredSettlement> stored = FindSettlement(settlement_id);
     if (!stored.ok()) co_return stored.status();
     *response = stored->record.response();

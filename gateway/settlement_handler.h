@@ -192,7 +192,7 @@ class SettlementHandler {
                                           bool commit, v1::SettleResponse* response);
   // `co_await ToWorker()`: the coroutine goes on on a worker thread (true),
   // or stays where it is when there is no offload (true); false when the
-  // worker queue is full (refuse with Overloaded()).
+  // worker queue is full (refuse with GatewayOverloaded()).
   struct WorkerHop {
     const std::function<bool(std::function<void()>)>& offload;
     bool moved = false;
@@ -210,8 +210,6 @@ class SettlementHandler {
     bool await_resume() const noexcept { return !offload || moved; }
   };
   WorkerHop ToWorker() const { return WorkerHop{options_.offload}; }
-  // RESOURCE_EXHAUSTED kGatewayOverloaded.
-  static absl::Status Overloaded();
   // The response of an earlier identical request, replayed=true, with the
   // status it has now (REVERSED after a reversal): from `record` when the
   // read brought it, else read from the store or the archive.
@@ -239,6 +237,11 @@ class SettlementHandler {
   static constexpr size_t kPersonTurnStripes = 1024;
   PersonTurns person_turns_;
 };
+
+// RESOURCE_EXHAUSTED kGatewayOverloaded: the one refusal of a full worker
+// queue or of workers.max_in_flight reached (the call gate's and the
+// handler's).
+absl::Status GatewayOverloaded();
 
 // SHA-256 (hex) of the request's deterministic serialization: what "the
 // same content" means for idempotency.
