@@ -108,10 +108,11 @@ int FreeLoopbackPort() {
   return port;
 }
 
-RedisServer::RedisServer(std::string binary, std::string dir)
-    : binary_(std::move(binary)), dir_(std::move(dir)) {}
+RedisServer::RedisServer(std::string binary, std::string dir, std::vector<std::string> extra_args)
+    : binary_(std::move(binary)), dir_(std::move(dir)), extra_args_(std::move(extra_args)) {}
 
-absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start() {
+absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
+    std::vector<std::string> extra_args) {
   std::string binary = FindRedisServer();
   if (binary.empty()) {
     return Error(absl::StatusCode::kNotFound,
@@ -127,7 +128,8 @@ absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start() {
     return Error(absl::StatusCode::kInternal,
                  "mkdtemp " + pattern + ": " + std::strerror(errno));
   }
-  std::unique_ptr<RedisServer> server(new RedisServer(binary, buffer.data()));
+  std::unique_ptr<RedisServer> server(
+      new RedisServer(binary, buffer.data(), std::move(extra_args)));
   absl::Status last;
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
     server->port_ = FreeLoopbackPort();
@@ -155,6 +157,7 @@ absl::Status RedisServer::SpawnAndWait(bool* retryable) {
       "--save",        "",             "--appendonly", "yes",     "--appendfsync",
       "always",        "--dir",        dir_,      "--logfile",    log,
       "--daemonize",   "no",           "--protected-mode", "yes"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -34,8 +35,10 @@ class RedisServer {
   // Starts a server and waits (≤ 5 s) until it answers PING and proves to be
   // the process just started. A port taken meanwhile by someone else is
   // retried with another. NOT_FOUND when there is no redis-server; otherwise
-  // an error naming the log file.
-  static absl::StatusOr<std::unique_ptr<RedisServer>> Start();
+  // an error naming the log file. `extra_args` follow the project's own
+  // (e.g. {"--cluster-enabled", "yes"}) and are kept for Restart.
+  static absl::StatusOr<std::unique_ptr<RedisServer>> Start(
+      std::vector<std::string> extra_args = {});
 
   // Stops the server (Stop) and removes its directory.
   ~RedisServer();
@@ -60,7 +63,7 @@ class RedisServer {
   absl::Status Restart();
 
  private:
-  RedisServer(std::string binary, std::string dir);
+  RedisServer(std::string binary, std::string dir, std::vector<std::string> extra_args);
   // Spawns on port_ and waits until ready; `retryable` is set when the
   // child exited early (the port was taken).
   absl::Status SpawnAndWait(bool* retryable);
@@ -68,6 +71,7 @@ class RedisServer {
 
   std::string binary_;
   std::string dir_;
+  std::vector<std::string> extra_args_;
   std::string host_ = "127.0.0.1";
   int port_ = 0;
   pid_t pid_ = 0;
