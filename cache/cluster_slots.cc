@@ -170,6 +170,29 @@ void SlotMap::Move(int slot, const NodeAddress& primary) {
   slot_to_shard_[static_cast<size_t>(slot)] = static_cast<int16_t>(ShardIndex(primary));
 }
 
+absl::StatusOr<std::vector<NodeAddress>> ParseNodeList(std::string_view text) {
+  std::vector<NodeAddress> nodes;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view entry = text.substr(start, comma - start);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    const size_t colon = entry.rfind(':');
+    NodeAddress node;
+    if (colon == std::string_view::npos || colon == 0 ||
+        !ParseInt(entry.substr(colon + 1), &node.port) || node.port <= 0 || node.port > 65535) {
+      return engine::InvalidField(reason::kRedisAddressInvalid, "redis.address",
+                                  Cat("\"", entry, "\" is not host:port (in \"", text, "\")"));
+    }
+    node.host = std::string(entry.substr(0, colon));
+    nodes.push_back(std::move(node));
+    start = comma + 1;
+  }
+  return nodes;
+}
+
 std::optional<Redirection> ParseRedirection(std::string_view text, const NodeAddress& asked) {
   Redirection r;
   if (text.starts_with("MOVED ")) {

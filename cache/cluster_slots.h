@@ -41,6 +41,8 @@ inline constexpr std::string_view kRedisClusterSlotsUncovered = "REDIS_CLUSTER_S
 // is not in cluster mode: "ERR This instance has cluster support
 // disabled"), or an entry of it that cannot be read.
 inline constexpr std::string_view kRedisClusterTopologyInvalid = "REDIS_CLUSTER_TOPOLOGY_INVALID";
+// INVALID_ARGUMENT: a node list entry that is not host:port.
+inline constexpr std::string_view kRedisAddressInvalid = "REDIS_ADDRESS_INVALID";
 }  // namespace reason
 
 inline constexpr int kClusterSlots = 16384;
@@ -68,6 +70,10 @@ struct NodeAddress {
   bool operator==(const NodeAddress&) const = default;
   std::string ToString() const { return host + ":" + std::to_string(port); }  // "10.0.0.5:6379"
 };
+
+// "host:port,host:port,…" (seeds in configuration) → addresses; the port
+// follows the last ':'. INVALID_ARGUMENT naming the bad entry otherwise.
+absl::StatusOr<std::vector<NodeAddress>> ParseNodeList(std::string_view text);
 
 // One shard as CLUSTER SLOTS lists it: its primary and replicas.
 struct ClusterShard {

@@ -190,5 +190,19 @@ TEST(ClusterSlotsTest, ParsesMovedAndAsk) {
   }
 }
 
+TEST(ClusterSlotsTest, ReadsSeedLists) {
+  absl::StatusOr<std::vector<NodeAddress>> nodes =
+      ParseNodeList("redis-0.redis:6379, 10.0.0.2:7001,::1:7002");
+  ASSERT_TRUE(nodes.ok()) << nodes.status();
+  ASSERT_EQ(nodes->size(), 3u);
+  EXPECT_EQ((*nodes)[0].ToString(), "redis-0.redis:6379");
+  EXPECT_EQ((*nodes)[1].ToString(), "10.0.0.2:7001");
+  EXPECT_EQ((*nodes)[2].host, "::1");
+  for (std::string_view bad : {"", "host", "host:", ":6379", "a:1,,b:2", "a:70000", "a:1,b"}) {
+    absl::StatusOr<std::vector<NodeAddress>> parsed = ParseNodeList(bad);
+    EXPECT_EQ(engine::ReasonOf(parsed.status()), reason::kRedisAddressInvalid) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace medsettle::cache

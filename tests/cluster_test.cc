@@ -2,14 +2,19 @@
 // primaries, each with a replica, created by redis-cli --cluster create),
 // read through cache/cluster_slots.h: the slot table it reports, the slot
 // of every key shape the project writes (CLUSTER KEYSLOT), and the MOVED
-// and ASK answers of a slot being resharded (label cluster).
+// and ASK answers of a slot being resharded; then cache/cluster_client.h
+// routing every tag, following MOVED and ASK, refusing what is not a
+// cluster, and serving again after kill -9 of a primary (label cluster).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <random>
 #include <set>
 #include <string>
 
+#include "cache/cluster_client.h"
 #include "cache/cluster_slots.h"
 #include "cache/settlement_store.h"
 #include "engine/status.h"
@@ -190,6 +195,182 @@ TEST_F(ClusterTest, ASlotBeingReshardedAnswersAskForMovedKeysThenMovedOnceDone) 
   EXPECT_TRUE(after->CheckCoverage().ok());
   // Give the slot back so that the other tests see the layout they expect.
   ASSERT_TRUE(cluster().MoveSlot(slot, from).ok());
+}
+
+
+ClusterOptions OptionsFor(RedisCluster& cluster) {
+  absl::StatusOr<std::vector<NodeAddress>> seeds = ParseNodeList(cluster.Seeds());
+  EXPECT_TRUE(seeds.ok()) << seeds.status();
+  ClusterOptions options;
+  options.seeds = seeds.ok() ? *seeds : std::vector<NodeAddress>{};
+  options.command_timeout_ms = 2000;
+  return options;
+}
+
+std::string Tag(int t) {
+  char tag[3];
+  std::snprintf(tag, sizeof tag, "%02x", t);
+  return tag;
+}
+
+TEST_F(ClusterTest, TheClientRoutesEveryTagToItsPrimary) {
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(OptionsFor(cluster()));
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::StatusOr<SlotMap> map = cluster().Slots();
+  ASSERT_TRUE(map.ok());
+  for (int t = 0; t < 256; ++t) {
+    const std::string tag = Tag(t);
+    const std::string key = "route:{" + tag + "}:a";
+    absl::StatusOr<std::vector<RedisResult>> replies = (*client)->Pipeline(
+        tag, {{"SET", key, "v" + tag}, {"HSET", "route:{" + tag + "}:h", "f", "1"}, {"GET", key}});
+    ASSERT_TRUE(replies.ok()) << replies.status();
+    for (const RedisResult& r : *replies) ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*replies)[2]->str, "v" + tag);
+    // The key is on the primary the cluster names, and nowhere else.
+    const int owner = cluster().IndexOf(*map->PrimaryOf(TagSlot(tag)));
+    RedisResult there = cluster().Command(owner, {"GET", key});
+    ASSERT_TRUE(there.ok()) << there.status();
+    EXPECT_EQ(there->str, "v" + tag);
+  }
+  EXPECT_EQ((*client)->redirects(), 0);
+}
+
+TEST_F(ClusterTest, TheClientFollowsMovedAfterAReshardAndLearnsTheNewOwner) {
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(OptionsFor(cluster()));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string tag = "5c";
+  const int slot = TagSlot(tag);
+  ASSERT_TRUE((*client)->Command(tag, {"SET", "moved:{5c}", "before"}).ok());
+  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
+  int to = -1;
+  for (const ClusterShard& shard : (*client)->slots()->shards()) {
+    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
+  }
+  ASSERT_TRUE(cluster().MoveSlot(slot, to).ok());
+
+  // The client's table still names the old owner: it is answered MOVED,
+  // sends the command to the new owner, and reads the table again.
+  RedisResult get = (*client)->Command(tag, {"GET", "moved:{5c}"});
+  ASSERT_TRUE(get.ok()) << get.status();
+  EXPECT_EQ(get->str, "before");
+  EXPECT_EQ((*client)->redirects(), 1);
+  EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster().address(to));
+  ASSERT_TRUE((*client)->Command(tag, {"SET", "moved:{5c}", "after"}).ok());
+  EXPECT_EQ((*client)->redirects(), 1);  // no second redirection
+  RedisResult there = cluster().Command(to, {"GET", "moved:{5c}"});
+  ASSERT_TRUE(there.ok());
+  EXPECT_EQ(there->str, "after");
+  ASSERT_TRUE(cluster().MoveSlot(slot, from).ok());
+}
+
+TEST_F(ClusterTest, ThePipelineOfASlotBeingMigratedFollowsAskForTheMovedKeysOnly) {
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(OptionsFor(cluster()));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string tag = "e1";
+  const int slot = TagSlot(tag);
+  constexpr int kKeys = 12;
+  std::vector<RedisArgv> sets;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back("ask:{e1}:" + std::to_string(i));
+  std::vector<std::string> values;
+  for (int i = 0; i < kKeys; ++i) values.push_back(std::to_string(i * 7));
+  for (int i = 0; i < kKeys; ++i) sets.push_back({"SET", keys[static_cast<size_t>(i)], values[static_cast<size_t>(i)]});
+  ASSERT_TRUE((*client)->Pipeline(tag, sets).ok());
+  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
+  int to = -1;
+  for (const ClusterShard& shard : (*client)->slots()->shards()) {
+    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
+  }
+  ASSERT_TRUE(cluster().BeginSlotMove(slot, to).ok());
+  absl::StatusOr<int> moved = cluster().MigrateSlotKeys(slot, to, 4);
+  ASSERT_TRUE(moved.ok() && *moved == 4);
+
+  std::vector<RedisArgv> gets;
+  for (const std::string& key : keys) gets.push_back({"GET", key});
+  absl::StatusOr<std::vector<RedisResult>> replies = (*client)->Pipeline(tag, gets);
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE((*replies)[static_cast<size_t>(i)].ok()) << i << " " << (*replies)[static_cast<size_t>(i)].status();
+    EXPECT_EQ((*replies)[static_cast<size_t>(i)]->str, values[static_cast<size_t>(i)]) << i;
+  }
+  EXPECT_EQ((*client)->redirects(), 4);  // one ASK per moved key
+  // ASK does not change the table: the slot is still the old owner's.
+  EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster().address(from));
+
+  ASSERT_TRUE(cluster().FinishSlotMove(slot, to).ok());
+  ASSERT_TRUE(cluster().MoveSlot(slot, from).ok());
+  replies = (*client)->Pipeline(tag, gets);
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  EXPECT_EQ((*replies)[0]->str, values[0]);
+}
+
+TEST_F(ClusterTest, SeedsThatAreNotAClusterAreRefusedByName) {
+  absl::StatusOr<std::unique_ptr<testing::RedisServer>> plain = testing::RedisServer::Start();
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ClusterOptions options;
+  options.seeds = {NodeAddress{.host = "127.0.0.1", .port = (*plain)->port()}};
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(options);
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(engine::ReasonOf(client.status()), reason::kRedisClusterTopologyInvalid);
+  EXPECT_NE(client.status().message().find("cluster support disabled"), std::string_view::npos)
+      << client.status();
+
+  options.seeds = {NodeAddress{.host = "127.0.0.1", .port = testing::FreeLoopbackPort()}};
+  client = ClusterClient::Connect(options);
+  EXPECT_EQ(engine::ReasonOf(client.status()), reason::kRedisClusterUnreachable) << client.status();
+}
+
+// Kill -9 of a primary: calls to its slots fail UNAVAILABLE (never resent)
+// until its replica is promoted, then the client finds the new primary by
+// itself and every write acknowledged by a replica (WAIT 1) is there.
+TEST(ClusterFailoverTest, AfterKill9OfAPrimaryItsReplicaServesWhatWasReplicated) {
+  if (testing::FindRedisServer().empty() || testing::FindRedisCli().empty()) {
+    GTEST_SKIP() << "needs redis-server and redis-cli";
+  }
+  absl::StatusOr<std::unique_ptr<RedisCluster>> started = RedisCluster::Start();
+  ASSERT_TRUE(started.ok()) << started.status();
+  RedisCluster& cluster = **started;
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(OptionsFor(cluster));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string tag = "3f";
+  const int slot = TagSlot(tag);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE((*client)->Command(tag, {"SET", "fo:{3f}:" + std::to_string(i), std::to_string(i)}).ok());
+  }
+  RedisResult acked = (*client)->Command(tag, {"WAIT", "1", "2000"});
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  ASSERT_EQ(acked->integer, 1);  // the replica has every write above
+
+  const ClusterShard shard = (*client)->slots()->shards()[static_cast<size_t>(*(*client)->slots()->ShardOf(slot))];
+  const int primary = cluster.IndexOf(shard.primary);
+  const int replica = cluster.IndexOf(shard.replicas.at(0));
+  ASSERT_GE(primary, 0);
+  ASSERT_GE(replica, 0);
+  cluster.node(primary).Kill9();
+  const auto killed = std::chrono::steady_clock::now();
+
+  int unavailable = 0;
+  RedisResult get = absl::UnknownError("not tried");
+  while (std::chrono::steady_clock::now() - killed < std::chrono::seconds(20)) {
+    get = (*client)->Command(tag, {"GET", "fo:{3f}:49"});
+    if (get.ok()) break;
+    EXPECT_EQ(get.status().code(), absl::StatusCode::kUnavailable) << get.status();
+    ++unavailable;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto served_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - killed)
+                             .count();
+  ASSERT_TRUE(get.ok()) << "not served again within 20 s: " << get.status();
+  std::printf("failover: served again %lld ms after kill -9 (node timeout %d ms), %d calls refused\n",
+              static_cast<long long>(served_ms), 1000, unavailable);
+  EXPECT_GT(unavailable, 0);
+  EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster.address(replica));
+  for (int i = 0; i < 50; ++i) {
+    RedisResult value = (*client)->Command(tag, {"GET", "fo:{3f}:" + std::to_string(i)});
+    ASSERT_TRUE(value.ok()) << value.status();
+    EXPECT_EQ(value->str, std::to_string(i));
+  }
 }
 
 }  // namespace

@@ -1,0 +1,130 @@
+// A blocking Redis Cluster client on hiredis: one connection pool per
+// primary (cache/connection_pool.h), calls routed by the slot of a routing
+// key, the slot table read with CLUSTER SLOTS (cache/cluster_slots.h).
+// Written here because Debian packages no cluster client for its hiredis
+// 0.14; it follows what hiredis-cluster and redis-plus-plus do:
+//
+//   - a call names its routing key: any key of its commands, or a hash tag
+//     ("3f" routes like "{3f}"); every key of one call must share its slot
+//     (redis-plus-plus pins a pipeline to one tag the same way);
+//   - MOVED: the slot has a new owner. The table is updated for that slot
+//     at once, a full refresh is made, and the redirected commands are sent
+//     to the new owner (Redis did not run them);
+//   - ASK: the slot is being migrated and that key is already at the target:
+//     the redirected commands are sent there, each after ASKING, and the
+//     table is left as it is;
+//   - TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN, READONLY (a primary
+//     demoted to a replica by a failover): Redis did not run the command;
+//     refresh, wait (backoff), send those commands again, a bounded number
+//     of times, then return Redis's own status;
+//   - a broken connection or a timeout: the outcome is unknown, so nothing is
+//     sent again. UNAVAILABLE kRedisUnavailable goes to the caller (which
+//     re-sends only what is idempotent by design, as the settlement commit
+//     is), and the table is refreshed before the next call.
+//
+// Commands of one pipeline that were redirected run after those that were
+// not: callers pipeline reads, or one script, where the order between
+// redirected and served commands does not matter.
+//
+// Thread safety: every method may be called from any number of threads.
+#ifndef MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
+#define MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cache/cluster_slots.h"
+#include "cache/connection_pool.h"
+#include "cache/redis_client.h"
+
+namespace medsettle::cache {
+
+namespace reason {
+// UNAVAILABLE: one call met more MOVED/ASK redirections than
+// ClusterOptions::max_redirects (a topology changing faster than it can
+// be read, or nodes that disagree about who owns a slot). Redis ran none of
+// the commands still redirected.
+inline constexpr std::string_view kRedisClusterRedirectLoop = "REDIS_CLUSTER_REDIRECT_LOOP";
+// UNAVAILABLE: none of the seed or known nodes answered CLUSTER SLOTS.
+inline constexpr std::string_view kRedisClusterUnreachable = "REDIS_CLUSTER_UNREACHABLE";
+}  // namespace reason
+
+struct ClusterOptions {
+  // Where to read the topology first: any nodes of the cluster.
+  std::vector<NodeAddress> seeds;
+  int connect_timeout_ms = 200;
+  int command_timeout_ms = 500;
+  int pool_size_per_node = 4;
+  int acquire_timeout_ms = 100;
+  int max_redirects = 5;        // MOVED/ASK hops per call
+  int max_retries = 4;          // TRYAGAIN, CLUSTERDOWN, LOADING, READONLY… per call
+  int retry_backoff_ms = 50;    // doubled after each retry
+  // A refresh asked for within this long of the last one reuses it (a
+  // burst of MOVED replies makes one CLUSTER SLOTS, not one per call).
+  int min_refresh_interval_ms = 50;
+  // As RedisOptions::on_round_trip, for every node's connections.
+  std::function<void(int64_t round_trip_us)> on_round_trip;
+};
+
+class ClusterClient {
+ public:
+  // Reads the topology from the seeds (the first that answers). Errors:
+  // kRedisClusterUnreachable when none answers, kRedisClusterTopologyInvalid
+  // when the seeds are not in cluster mode. A table with uncovered slots is
+  // accepted (calls to those slots fail kRedisClusterSlotsUncovered until a
+  // refresh finds them served). REQUIRES: !options.seeds.empty().
+  static absl::StatusOr<std::unique_ptr<ClusterClient>> Connect(ClusterOptions options);
+
+  ClusterClient(const ClusterClient&) = delete;
+  ClusterClient& operator=(const ClusterClient&) = delete;
+
+  // As RedisClient::Command and Pipeline, sent to the primary of
+  // KeySlot(routing_key), following redirections as described above.
+  // Besides RedisClient's errors: UNAVAILABLE kRedisClusterSlotsUncovered,
+  // kRedisClusterRedirectLoop, kRedisClusterUnreachable.
+  RedisResult Command(std::string_view routing_key, const RedisArgv& argv);
+  absl::StatusOr<std::vector<RedisResult>> Pipeline(std::string_view routing_key,
+                                                    const std::vector<RedisArgv>& commands);
+
+  // Re-reads CLUSTER SLOTS from the known primaries, then the seeds; keeps
+  // the old table when none answers (and returns why).
+  absl::Status Refresh();
+
+  // The table in use now.
+  std::shared_ptr<const SlotMap> slots() const;
+  // Counters for metrics and tests.
+  int64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
+  int64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
+  int64_t retries() const { return retries_.load(std::memory_order_relaxed); }
+
+ private:
+  explicit ClusterClient(ClusterOptions options) : options_(std::move(options)) {}
+  ConnectionPool& PoolFor(const NodeAddress& node);
+  // Refresh unless one finished within min_refresh_interval_ms.
+  void RefreshSoon();
+  absl::StatusOr<std::shared_ptr<const SlotMap>> ReadSlots(const NodeAddress& node);
+
+  const ClusterOptions options_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<const SlotMap> slots_;                                   // guarded by mutex_
+  std::map<std::string, std::unique_ptr<ConnectionPool>> pools_;           // guarded by mutex_
+  std::chrono::steady_clock::time_point last_refresh_{};                   // guarded by mutex_
+  std::mutex refresh_mutex_;  // one refresh at a time
+  std::atomic<int64_t> refreshes_{0};
+  std::atomic<int64_t> redirects_{0};
+  std::atomic<int64_t> retries_{0};
+};
+
+}  // namespace medsettle::cache
+
+#endif  // MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
