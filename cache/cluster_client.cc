@@ -1,8 +1,8 @@
 #include "cache/cluster_client.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "cache/redis_connection.h"
@@ -30,15 +30,47 @@ bool RetryableClusterError(std::string_view text) {
   return false;
 }
 
-// Where a group of commands goes: a node, with ASKING before each command
-// when it is the target of an ASK.
-struct Destination {
-  NodeAddress node;
-  bool asking = false;
-  bool operator==(const Destination&) const = default;
+// Whether a reply must be sent again elsewhere or later.
+bool NeedsAnotherTry(const RedisResult& reply) {
+  if (reply.ok()) return false;
+  const std::string_view text = MessageOf(reply.status());
+  return text.starts_with("MOVED ") || text.starts_with("ASK ") || RetryableClusterError(text);
+}
+
+// A pipeline's commands, owned: AsyncRedis copies them when it sends, but a
+// redirection sends them again after the caller's views are gone.
+struct OwnedCommands {
+  explicit OwnedCommands(const std::vector<RedisArgv>& commands) {
+    args.reserve(commands.size());
+    for (const RedisArgv& argv : commands) args.emplace_back(argv.begin(), argv.end());
+    views.reserve(args.size());
+    for (const std::vector<std::string>& argv : args) {
+      views.emplace_back(argv.begin(), argv.end());
+    }
+  }
+  std::vector<std::vector<std::string>> args;
+  std::vector<RedisArgv> views;
 };
 
 }  // namespace
+
+ClusterClient::ClusterClient(ClusterOptions options)
+    : options_(std::move(options)), background_([this] { BackgroundLoop(); }) {}
+
+ClusterClient::~ClusterClient() {
+  {
+    std::lock_guard<std::mutex> lock(background_mutex_);
+    stopping_ = true;
+  }
+  background_wakeup_.notify_all();
+  background_.join();  // runs what was queued: every done is called
+  std::map<std::string, std::unique_ptr<AsyncRedis>> async;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    async.swap(async_);
+  }
+  for (auto& [name, redis] : async) redis->Stop();
+}
 
 absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Connect(ClusterOptions options) {
   std::unique_ptr<ClusterClient> client(new ClusterClient(std::move(options)));
@@ -66,6 +98,32 @@ ConnectionPool& ClusterClient::PoolFor(const NodeAddress& node) {
         .on_acquire = nullptr});
   }
   return *pool;
+}
+
+AsyncRedis& ClusterClient::AsyncFor(const NodeAddress& node) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_ptr<AsyncRedis>& redis = async_[node.ToString()];
+  if (redis == nullptr) {
+    redis = std::make_unique<AsyncRedis>(AsyncRedisOptions{
+        .redis = RedisOptions{.host = node.host,
+                              .port = node.port,
+                              .connect_timeout_ms = options_.connect_timeout_ms,
+                              .command_timeout_ms = options_.command_timeout_ms,
+                              .on_round_trip = options_.on_round_trip},
+        .loops = options_.async_loops_per_node,
+        .reconnect_backoff_ms = 20,
+        .max_pending_per_loop = options_.max_pending_per_loop});
+  }
+  return *redis;
+}
+
+bool ClusterClient::AsyncConnected(const NodeAddress& node) {
+  if (options_.async_loops_per_node <= 0) return false;
+  AsyncRedis& redis = AsyncFor(node);
+  for (int i = 0; i < redis.loops(); ++i) {
+    if (!redis.connected(static_cast<uint32_t>(i))) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<std::shared_ptr<const SlotMap>> ClusterClient::ReadSlots(const NodeAddress& node) {
@@ -127,11 +185,18 @@ absl::Status ClusterClient::Refresh() {
     // A node mid-failover may not see every slot served yet; another may.
     if (partial == nullptr) partial = *map;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  last_refresh_ = Clock::now();
-  if (partial == nullptr) return last;
-  slots_ = std::move(partial);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_refresh_ = Clock::now();
+    if (partial == nullptr) return last;
+    slots_ = partial;
+  }
   refreshes_.fetch_add(1, std::memory_order_relaxed);
+  // Every primary's pipelined connections start connecting now, before the
+  // first call needs them (a new primary after a failover, a new shard).
+  if (options_.async_loops_per_node > 0) {
+    for (const ClusterShard& shard : partial->shards()) (void)AsyncFor(shard.primary);
+  }
   return absl::OkStatus();
 }
 
@@ -145,6 +210,45 @@ void ClusterClient::RefreshSoon() {
   (void)Refresh();  // on failure the old table stays; the next call tries again
 }
 
+absl::StatusOr<NodeAddress> ClusterClient::PrimaryFor(int slot) {
+  std::shared_ptr<const SlotMap> map = slots();
+  std::optional<NodeAddress> node = map != nullptr ? map->PrimaryOf(slot) : std::nullopt;
+  if (!node) {
+    RefreshSoon();
+    map = slots();
+    node = map != nullptr ? map->PrimaryOf(slot) : std::nullopt;
+  }
+  if (!node) {
+    return engine::Refusal(absl::StatusCode::kUnavailable, reason::kRedisClusterSlotsUncovered, "",
+                           Cat("no node of the cluster serves slot ", slot));
+  }
+  return *node;
+}
+
+bool ClusterClient::Background(std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(background_mutex_);
+    if (background_queue_.size() >= options_.max_background_calls) return false;
+    background_queue_.push_back(std::move(work));
+  }
+  background_wakeup_.notify_one();
+  return true;
+}
+
+void ClusterClient::BackgroundLoop() {
+  while (true) {
+    std::function<void()> work;
+    {
+      std::unique_lock<std::mutex> lock(background_mutex_);
+      background_wakeup_.wait(lock, [this] { return stopping_ || !background_queue_.empty(); });
+      if (background_queue_.empty()) return;  // stopping, and nothing left
+      work = std::move(background_queue_.front());
+      background_queue_.pop_front();
+    }
+    work();
+  }
+}
+
 RedisResult ClusterClient::Command(std::string_view routing_key, const RedisArgv& argv) {
   absl::StatusOr<std::vector<RedisResult>> results = Pipeline(routing_key, {argv});
   if (!results.ok()) return results.status();
@@ -154,117 +258,191 @@ RedisResult ClusterClient::Command(std::string_view routing_key, const RedisArgv
 absl::StatusOr<std::vector<RedisResult>> ClusterClient::Pipeline(
     std::string_view routing_key, const std::vector<RedisArgv>& commands) {
   const int slot = KeySlot(routing_key);
-  std::vector<RedisResult> results(commands.size(), absl::UnknownError("not sent"));
-  // The commands still to send, by destination.
-  std::vector<std::pair<Destination, std::vector<size_t>>> todo;
-  auto primary = [&]() -> absl::StatusOr<NodeAddress> {
-    std::shared_ptr<const SlotMap> map = slots();
-    std::optional<NodeAddress> node = map != nullptr ? map->PrimaryOf(slot) : std::nullopt;
-    if (!node) {
-      RefreshSoon();
-      map = slots();
-      node = map != nullptr ? map->PrimaryOf(slot) : std::nullopt;
-    }
-    if (!node) {
-      return engine::Refusal(absl::StatusCode::kUnavailable, reason::kRedisClusterSlotsUncovered,
-                             "", Cat("no node of the cluster serves slot ", slot));
-    }
-    return *node;
-  };
-  absl::StatusOr<NodeAddress> first = primary();
-  if (!first.ok()) return first.status();
+  absl::StatusOr<NodeAddress> owner = PrimaryFor(slot);
+  if (!owner.ok()) return owner.status();
   std::vector<size_t> all(commands.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  todo.push_back({Destination{.node = *first, .asking = false}, std::move(all)});
+  std::vector<Batch> todo = {Batch{.destination = {.node = *owner, .asking = false},
+                                   .indices = std::move(all)}};
+  return Resolve(slot, commands,
+                 std::vector<RedisResult>(commands.size(), absl::UnknownError("not sent")),
+                 std::move(todo), 0);
+}
 
-  int redirects = 0;
-  int retries = 0;
-  while (!todo.empty()) {
-    std::vector<std::pair<Destination, std::vector<size_t>>> next;
-    auto send_later = [&next](const Destination& d, size_t index) {
-      for (auto& [dest, indices] : next) {
-        if (dest == d) {
-          indices.push_back(index);
+void ClusterClient::SendPipeline(std::string_view routing_key,
+                                 const std::vector<RedisArgv>& commands, PipelineDone done) {
+  if (options_.async_loops_per_node <= 0) {
+    std::move(done)(Pipeline(routing_key, commands));
+    return;
+  }
+  const int slot = KeySlot(routing_key);
+  std::optional<NodeAddress> owner;
+  if (std::shared_ptr<const SlotMap> map = slots(); map != nullptr) owner = map->PrimaryOf(slot);
+  auto owned = std::make_shared<OwnedCommands>(commands);
+  const uint32_t shard = static_cast<uint32_t>(std::hash<std::string_view>{}(routing_key));
+  AsyncRedis* redis = owner ? &AsyncFor(*owner) : nullptr;
+  if (redis == nullptr || !redis->connected(shard)) {
+    // No owner known (reading the table blocks), or its pipelined
+    // connection is not up yet (a new primary): the blocking path, off
+    // this thread.
+    auto shared_done = std::make_shared<PipelineDone>(std::move(done));
+    if (!Background([this, key = std::string(routing_key), owned, shared_done] {
+          std::move (*shared_done)(Pipeline(key, owned->views));
+        })) {
+      std::move(*shared_done)(engine::Refusal(absl::StatusCode::kResourceExhausted,
+                                              reason::kRedisPoolExhausted, "",
+                                              "the cluster client's background queue is full"));
+    }
+    return;
+  }
+  const Destination sent_to{.node = *owner, .asking = false};
+  redis->Send(
+      shard, commands,
+      [this, slot, owned, sent_to,
+       done = std::move(done)](absl::StatusOr<std::vector<RedisResult>> replies) mutable {
+        if (!replies.ok()) {
+          // Outcome unknown: not resent. Who serves now is read off this
+          // thread, for the calls that follow.
+          if (engine::ReasonOf(replies.status()) == reason::kRedisUnavailable) {
+            (void)Background([this] { RefreshSoon(); });
+          }
+          std::move(done)(std::move(replies));
           return;
         }
+        if (std::none_of(replies->begin(), replies->end(), NeedsAnotherTry)) {
+          std::move(done)(std::move(replies));  // the fast path
+          return;
+        }
+        // Redirected or to be retried: blocking work, on the background
+        // thread.
+        auto shared_done = std::make_shared<PipelineDone>(std::move(done));
+        auto shared_replies = std::make_shared<std::vector<RedisResult>>(std::move(*replies));
+        if (!Background([this, slot, owned, sent_to, shared_done, shared_replies] {
+              std::vector<size_t> all(owned->views.size());
+              for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+              const Batch sent{.destination = sent_to, .indices = std::move(all)};
+              std::vector<RedisResult> results(owned->views.size(),
+                                                absl::UnknownError("not sent"));
+              std::vector<Batch> next;
+              std::vector<size_t> retry_later;
+              Triage(sent, *shared_replies, results, next, retry_later);
+              // Retries go back to the slot's owner after a pause.
+              if (!retry_later.empty()) {
+                retries_.fetch_add(1, std::memory_order_relaxed);
+                std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms));
+                RefreshSoon();
+                absl::StatusOr<NodeAddress> node = PrimaryFor(slot);
+                if (!node.ok()) {
+                  std::move(*shared_done)(node.status());
+                  return;
+                }
+                next.push_back(Batch{.destination = {.node = *node, .asking = false},
+                                     .indices = std::move(retry_later)});
+              }
+              // A MOVED updated the table for this slot; read all of it.
+              const int hops = next.empty() ? 0 : 1;
+              if (hops > 0) RefreshSoon();
+              std::move(*shared_done)(
+                  Resolve(slot, owned->views, std::move(results), std::move(next), hops));
+            })) {
+          std::move(*shared_done)(engine::Refusal(
+              absl::StatusCode::kResourceExhausted, reason::kRedisPoolExhausted, "",
+              "the cluster client's background queue is full"));
+        }
+      });
+}
+
+void ClusterClient::Triage(const Batch& sent, std::vector<RedisResult>& replies,
+                           std::vector<RedisResult>& results, std::vector<Batch>& next,
+                           std::vector<size_t>& retry_later) {
+  auto send_later = [&next](const Destination& d, size_t index) {
+    for (Batch& batch : next) {
+      if (batch.destination == d) {
+        batch.indices.push_back(index);
+        return;
       }
-      next.push_back({d, {index}});
-    };
+    }
+    next.push_back(Batch{.destination = d, .indices = {index}});
+  };
+  const size_t stride = sent.destination.asking ? 2 : 1;
+  for (size_t k = 0; k < sent.indices.size(); ++k) {
+    RedisResult& reply = replies[k * stride + stride - 1];
+    const size_t index = sent.indices[k];
+    if (reply.ok()) {
+      results[index] = std::move(reply);
+      continue;
+    }
+    const std::string_view text = MessageOf(reply.status());
+    if (std::optional<Redirection> r = ParseRedirection(text, sent.destination.node);
+        r.has_value()) {
+      redirects_.fetch_add(1, std::memory_order_relaxed);
+      if (r->kind == Redirection::Kind::kMoved) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (slots_ != nullptr) {
+          auto moved = std::make_shared<SlotMap>(*slots_);
+          moved->Move(r->slot, r->node);
+          slots_ = std::move(moved);
+        }
+      }
+      send_later(Destination{.node = r->node, .asking = r->kind == Redirection::Kind::kAsk},
+                 index);
+      continue;
+    }
+    if (RetryableClusterError(text)) retry_later.push_back(index);
+    // Final unless retried: what the caller gets if retries run out.
+    results[index] = std::move(reply);
+  }
+}
+
+absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
+    int slot, const std::vector<RedisArgv>& commands, std::vector<RedisResult> results,
+    std::vector<Batch> todo, int redirects) {
+  int retries = 0;
+  while (!todo.empty()) {
+    if (redirects > options_.max_redirects) {
+      return engine::Refusal(
+          absl::StatusCode::kUnavailable, reason::kRedisClusterRedirectLoop, "",
+          Cat("slot ", slot, " was redirected more than ", options_.max_redirects,
+              " times in one call (the cluster is being resharded or its nodes disagree)"));
+    }
+    std::vector<Batch> next;
     std::vector<size_t> retry_later;
-    for (const auto& [dest, indices] : todo) {
-      std::vector<RedisArgv> batch;
-      batch.reserve(indices.size() * (dest.asking ? 2 : 1));
-      for (size_t index : indices) {
-        if (dest.asking) batch.push_back({"ASKING"});
-        batch.push_back(commands[index]);
+    for (const Batch& batch : todo) {
+      std::vector<RedisArgv> sent;
+      sent.reserve(batch.indices.size() * (batch.destination.asking ? 2 : 1));
+      for (size_t index : batch.indices) {
+        if (batch.destination.asking) sent.push_back({"ASKING"});
+        sent.push_back(commands[index]);
       }
-      absl::StatusOr<std::vector<RedisResult>> replies = PoolFor(dest.node).Pipeline(batch);
+      absl::StatusOr<std::vector<RedisResult>> replies =
+          PoolFor(batch.destination.node).Pipeline(sent);
       if (!replies.ok()) {
         // The outcome is unknown: nothing is sent again. A failed primary
         // is replaced by its replica; the next call reads who serves now.
         if (engine::ReasonOf(replies.status()) == reason::kRedisUnavailable) RefreshSoon();
         return replies.status();
       }
-      const size_t stride = dest.asking ? 2 : 1;
-      for (size_t k = 0; k < indices.size(); ++k) {
-        RedisResult& reply = (*replies)[k * stride + stride - 1];
-        const size_t index = indices[k];
-        if (reply.ok()) {
-          results[index] = std::move(reply);
-          continue;
-        }
-        const std::string_view text = MessageOf(reply.status());
-        if (std::optional<Redirection> r = ParseRedirection(text, dest.node); r.has_value()) {
-          redirects_.fetch_add(1, std::memory_order_relaxed);
-          if (r->kind == Redirection::Kind::kMoved) {
-            {
-              std::lock_guard<std::mutex> lock(mutex_);
-              if (slots_ != nullptr) {
-                auto moved = std::make_shared<SlotMap>(*slots_);
-                moved->Move(r->slot, r->node);
-                slots_ = std::move(moved);
-              }
-            }
-            send_later(Destination{.node = r->node, .asking = false}, index);
-          } else {
-            send_later(Destination{.node = r->node, .asking = true}, index);
-          }
-          continue;
-        }
-        if (RetryableClusterError(text)) {
-          retry_later.push_back(index);
-          results[index] = std::move(reply);  // what the caller gets if retries run out
-          continue;
-        }
-        results[index] = std::move(reply);
-      }
+      Triage(batch, *replies, results, next, retry_later);
     }
     if (!next.empty()) {
-      if (++redirects > options_.max_redirects) {
-        return engine::Refusal(
-            absl::StatusCode::kUnavailable, reason::kRedisClusterRedirectLoop, "",
-            Cat("slot ", slot, " was redirected more than ", options_.max_redirects,
-                " times in one call (the cluster is being resharded or its nodes disagree)"));
-      }
-      // MOVED: the table was updated for this slot; read the whole table
-      // too, since a reshard or failover rarely moves one slot alone.
+      ++redirects;
+      // MOVED updated the table for this slot; read all of it too, since a
+      // reshard or a failover rarely moves one slot alone.
       RefreshSoon();
     }
-    if (!retry_later.empty()) {
-      if (retries < options_.max_retries) {
-        retries_.fetch_add(1, std::memory_order_relaxed);
-        std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms << retries));
-        ++retries;
-        RefreshSoon();
-        absl::StatusOr<NodeAddress> node = primary();
-        if (!node.ok()) return node.status();
-        for (size_t index : retry_later) {
-          send_later(Destination{.node = *node, .asking = false}, index);
-        }
-      }
-      // else: those commands keep Redis's own status (UNAVAILABLE for
-      // TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN; REDIS_ERROR for READONLY).
+    if (!retry_later.empty() && retries < options_.max_retries) {
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms << retries));
+      ++retries;
+      RefreshSoon();
+      absl::StatusOr<NodeAddress> node = PrimaryFor(slot);
+      if (!node.ok()) return node.status();
+      next.push_back(Batch{.destination = {.node = *node, .asking = false},
+                           .indices = std::move(retry_later)});
     }
+    // Otherwise the commands in retry_later keep Redis's own status
+    // (UNAVAILABLE for TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN;
+    // REDIS_ERROR for READONLY).
     todo = std::move(next);
   }
   return results;

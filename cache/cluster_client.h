@@ -1,14 +1,16 @@
-// A blocking Redis Cluster client on hiredis: one connection pool per
-// primary (cache/connection_pool.h), calls routed by the slot of a routing
-// key, the slot table read with CLUSTER SLOTS (cache/cluster_slots.h).
-// Written here because Debian packages no cluster client for its hiredis
-// 0.14; it follows what hiredis-cluster and redis-plus-plus do:
+// A Redis Cluster client on hiredis, behind RedisClient: per primary, a
+// blocking connection pool (cache/connection_pool.h) and, when asked for,
+// a pipelining AsyncRedis (cache/async_redis.h); calls routed by the slot
+// of their routing key, the slot table read with CLUSTER SLOTS
+// (cache/cluster_slots.h). Written here because Debian packages no cluster
+// client for its hiredis 0.14; it follows what hiredis-cluster and
+// redis-plus-plus do:
 //
 //   - a call names its routing key: any key of its commands, or a hash tag
 //     ("3f" routes like "{3f}"); every key of one call must share its slot
 //     (redis-plus-plus pins a pipeline to one tag the same way);
 //   - MOVED: the slot has a new owner. The table is updated for that slot
-//     at once, a full refresh is made, and the redirected commands are sent
+//     at once, a full refresh follows, and the redirected commands are sent
 //     to the new owner (Redis did not run them);
 //   - ASK: the slot is being migrated and that key is already at the target:
 //     the redirected commands are sent there, each after ASKING, and the
@@ -20,29 +22,39 @@
 //   - a broken connection or a timeout: the outcome is unknown, so nothing is
 //     sent again. UNAVAILABLE kRedisUnavailable goes to the caller (which
 //     re-sends only what is idempotent by design, as the settlement commit
-//     is), and the table is refreshed before the next call.
+//     is), and the table is refreshed for the next call.
+//
+// SendPipeline takes the fast path when nothing is redirected: one Send on
+// the owner's AsyncRedis, `done` on its I/O thread. Redirections, retries
+// and refreshes are blocking work, done on the client's own background
+// thread ("redis-cluster"), never on an I/O thread; `done` then runs there.
 //
 // Commands of one pipeline that were redirected run after those that were
 // not: callers pipeline reads, or one script, where the order between
 // redirected and served commands does not matter.
 //
-// Thread safety: every method may be called from any number of threads.
+// Thread safety: every method may be called from any number of threads;
+// the destructor must not run on an I/O thread or the background thread.
 #ifndef MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
 #define MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "cache/async_redis.h"
 #include "cache/cluster_slots.h"
 #include "cache/connection_pool.h"
 #include "cache/redis_client.h"
@@ -66,24 +78,33 @@ struct ClusterOptions {
   int command_timeout_ms = 500;
   int pool_size_per_node = 4;
   int acquire_timeout_ms = 100;
+  // I/O threads (one connection each) of every primary's AsyncRedis; 0: no
+  // AsyncRedis, SendPipeline blocks (tools).
+  int async_loops_per_node = 0;
+  size_t max_pending_per_loop = 10000;
   int max_redirects = 5;        // MOVED/ASK hops per call
   int max_retries = 4;          // TRYAGAIN, CLUSTERDOWN, LOADING, READONLY… per call
   int retry_backoff_ms = 50;    // doubled after each retry
   // A refresh asked for within this long of the last one reuses it (a
   // burst of MOVED replies makes one CLUSTER SLOTS, not one per call).
   int min_refresh_interval_ms = 50;
+  // Calls waiting for the background thread; beyond it RESOURCE_EXHAUSTED
+  // kRedisPoolExhausted at once.
+  size_t max_background_calls = 10000;
   // As RedisOptions::on_round_trip, for every node's connections.
   std::function<void(int64_t round_trip_us)> on_round_trip;
 };
 
 class ClusterClient {
  public:
+  using PipelineDone = RedisClient::PipelineDone;
   // Reads the topology from the seeds (the first that answers). Errors:
   // kRedisClusterUnreachable when none answers, kRedisClusterTopologyInvalid
   // when the seeds are not in cluster mode. A table with uncovered slots is
   // accepted (calls to those slots fail kRedisClusterSlotsUncovered until a
   // refresh finds them served). REQUIRES: !options.seeds.empty().
   static absl::StatusOr<std::unique_ptr<ClusterClient>> Connect(ClusterOptions options);
+  ~ClusterClient();
 
   ClusterClient(const ClusterClient&) = delete;
   ClusterClient& operator=(const ClusterClient&) = delete;
@@ -95,6 +116,9 @@ class ClusterClient {
   RedisResult Command(std::string_view routing_key, const RedisArgv& argv);
   absl::StatusOr<std::vector<RedisResult>> Pipeline(std::string_view routing_key,
                                                     const std::vector<RedisArgv>& commands);
+  // As RedisClient::SendPipeline (see above for the threads `done` runs on).
+  void SendPipeline(std::string_view routing_key, const std::vector<RedisArgv>& commands,
+                    PipelineDone done);
 
   // Re-reads CLUSTER SLOTS from the known primaries, then the seeds; keeps
   // the old table when none answers (and returns why).
@@ -102,27 +126,65 @@ class ClusterClient {
 
   // The table in use now.
   std::shared_ptr<const SlotMap> slots() const;
+  // Whether node's AsyncRedis is connected on every loop (false without
+  // one); for waiting at start and health.
+  bool AsyncConnected(const NodeAddress& node);
   // Counters for metrics and tests.
   int64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
   int64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
   int64_t retries() const { return retries_.load(std::memory_order_relaxed); }
 
+  // Where a batch of commands goes: a node, with ASKING before each command
+  // when it is the target of an ASK.
+  struct Destination {
+    NodeAddress node;
+    bool asking = false;
+    bool operator==(const Destination&) const = default;
+  };
+  struct Batch {
+    Destination destination;
+    std::vector<size_t> indices;  // into the call's commands
+  };
+
  private:
-  explicit ClusterClient(ClusterOptions options) : options_(std::move(options)) {}
+  explicit ClusterClient(ClusterOptions options);
+  // Until every command has a final result: send `todo`, read the replies,
+  // redirect and retry (blocking). `results` holds what is final already.
+  absl::StatusOr<std::vector<RedisResult>> Resolve(int slot, const std::vector<RedisArgv>& commands,
+                                                   std::vector<RedisResult> results,
+                                                   std::vector<Batch> todo, int redirects);
+  // Sorts the replies of `sent` into `results` (final) and `next` (to send
+  // again): MOVED and ASK go to their node, retryable errors to
+  // `retry_later`. Updates the table for MOVED.
+  void Triage(const Batch& sent, std::vector<RedisResult>& replies,
+              std::vector<RedisResult>& results, std::vector<Batch>& next,
+              std::vector<size_t>& retry_later);
+  absl::StatusOr<NodeAddress> PrimaryFor(int slot);
   ConnectionPool& PoolFor(const NodeAddress& node);
+  AsyncRedis& AsyncFor(const NodeAddress& node);
   // Refresh unless one finished within min_refresh_interval_ms.
   void RefreshSoon();
   absl::StatusOr<std::shared_ptr<const SlotMap>> ReadSlots(const NodeAddress& node);
+  // Runs `work` on the background thread; false when too many wait.
+  bool Background(std::function<void()> work);
+  void BackgroundLoop();
 
   const ClusterOptions options_;
   mutable std::mutex mutex_;
   std::shared_ptr<const SlotMap> slots_;                                   // guarded by mutex_
   std::map<std::string, std::unique_ptr<ConnectionPool>> pools_;           // guarded by mutex_
+  std::map<std::string, std::unique_ptr<AsyncRedis>> async_;               // guarded by mutex_
   std::chrono::steady_clock::time_point last_refresh_{};                   // guarded by mutex_
   std::mutex refresh_mutex_;  // one refresh at a time
   std::atomic<int64_t> refreshes_{0};
   std::atomic<int64_t> redirects_{0};
   std::atomic<int64_t> retries_{0};
+
+  std::mutex background_mutex_;
+  std::condition_variable background_wakeup_;
+  std::deque<std::function<void()>> background_queue_;  // guarded by background_mutex_
+  bool stopping_ = false;                               // guarded by background_mutex_
+  std::thread background_;
 };
 
 }  // namespace medsettle::cache

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <thread>
 #include <random>
@@ -302,6 +303,76 @@ TEST_F(ClusterTest, ThePipelineOfASlotBeingMigratedFollowsAskForTheMovedKeysOnly
   replies = (*client)->Pipeline(tag, gets);
   ASSERT_TRUE(replies.ok()) << replies.status();
   EXPECT_EQ((*replies)[0]->str, values[0]);
+}
+
+// SendPipeline through the primaries' AsyncRedis: the same results as the
+// blocking path, by callback, across every tag, a reshard (MOVED) and a
+// migration (ASK).
+absl::StatusOr<std::vector<RedisResult>> SendAndWait(ClusterClient& client, std::string_view key,
+                                                     const std::vector<RedisArgv>& commands) {
+  std::promise<absl::StatusOr<std::vector<RedisResult>>> promise;
+  std::future<absl::StatusOr<std::vector<RedisResult>>> future = promise.get_future();
+  client.SendPipeline(key, commands,
+                      [&promise](absl::StatusOr<std::vector<RedisResult>> r) {
+                        promise.set_value(std::move(r));
+                      });
+  return future.get();
+}
+
+TEST_F(ClusterTest, TheAsyncPathRoutesAndFollowsMovedAndAsk) {
+  ClusterOptions options = OptionsFor(cluster());
+  options.async_loops_per_node = 1;
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  // Connect started every primary's pipelined connection; once they are
+  // up, calls take the fast path (until then, the blocking one).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (const ClusterShard& shard : (*client)->slots()->shards()) {
+    while (!(*client)->AsyncConnected(shard.primary) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE((*client)->AsyncConnected(shard.primary)) << shard.primary.ToString();
+  }
+  for (int t = 0; t < 256; ++t) {
+    const std::string tag = Tag(t);
+    absl::StatusOr<std::vector<RedisResult>> replies = SendAndWait(
+        **client, tag, {{"SET", "async:{" + tag + "}", tag}, {"GET", "async:{" + tag + "}"}});
+    ASSERT_TRUE(replies.ok()) << replies.status();
+    ASSERT_TRUE((*replies)[1].ok()) << (*replies)[1].status();
+    EXPECT_EQ((*replies)[1]->str, tag);
+  }
+  EXPECT_EQ((*client)->redirects(), 0);
+
+  const std::string tag = "9d";
+  const int slot = TagSlot(tag);
+  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
+  int to = -1;
+  for (const ClusterShard& shard : (*client)->slots()->shards()) {
+    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
+  }
+  ASSERT_TRUE(cluster().MoveSlot(slot, to).ok());
+  absl::StatusOr<std::vector<RedisResult>> moved =
+      SendAndWait(**client, tag, {{"GET", "async:{9d}"}});
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  ASSERT_TRUE((*moved)[0].ok()) << (*moved)[0].status();
+  EXPECT_EQ((*moved)[0]->str, "9d");
+  EXPECT_EQ((*client)->redirects(), 1);
+  EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster().address(to));
+
+  // Back to `from`, half-way: the key already moved answers ASK.
+  ASSERT_TRUE((*client)->Command(tag, {"SET", "async:{9d}:b", "b"}).ok());
+  ASSERT_TRUE(cluster().BeginSlotMove(slot, from).ok());
+  absl::StatusOr<int> migrated = cluster().MigrateSlotKeys(slot, from, 1);
+  ASSERT_TRUE(migrated.ok() && *migrated == 1);
+  absl::StatusOr<std::vector<RedisResult>> asked =
+      SendAndWait(**client, tag, {{"GET", "async:{9d}"}, {"GET", "async:{9d}:b"}});
+  ASSERT_TRUE(asked.ok()) << asked.status();
+  ASSERT_TRUE((*asked)[0].ok() && (*asked)[1].ok());
+  EXPECT_EQ((*asked)[0]->str, "9d");
+  EXPECT_EQ((*asked)[1]->str, "b");
+  EXPECT_EQ((*client)->redirects(), 2);
+  ASSERT_TRUE(cluster().FinishSlotMove(slot, from).ok());
 }
 
 TEST_F(ClusterTest, SeedsThatAreNotAClusterAreRefusedByName) {
