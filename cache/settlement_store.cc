@@ -18,6 +18,7 @@
 
 #include "cache/enrollment_codec.h"
 #include "cache/record_codec.h"
+#include "cache/redis_settlement_store.h"
 #include "cache/settlement_scripts.h"
 #include "cache/snapshot_store.h"
 #include "engine/engine.h"
@@ -440,14 +441,14 @@ std::string ScriptSha1(std::string_view script) {
 }
 }  // namespace
 
-SettlementStore::SettlementStore(RedisClient& redis, SettlementStoreOptions options)
+RedisSettlementStore::RedisSettlementStore(RedisClient& redis, SettlementStoreOptions options)
     : redis_(redis),
       options_(options),
       sha_{ScriptSha1(kScripts[0]), ScriptSha1(kScripts[1])} {}
 
-Task<RedisResult> SettlementStore::RunScriptAsync(int index, std::string_view hash_tag,
-                                                  const RedisArgv& keys_and_args,
-                                                  size_t key_count) {
+Task<RedisResult> RedisSettlementStore::RunScriptAsync(int index, std::string_view hash_tag,
+                                                       const RedisArgv& keys_and_args,
+                                                       size_t key_count) {
   const std::string count = std::to_string(key_count);
   // EVALSHA of the hash computed here; when Redis does not hold the script
   // (first use, a restart, SCRIPT FLUSH, a failover) it answers NOSCRIPT
@@ -469,12 +470,12 @@ Task<RedisResult> SettlementStore::RunScriptAsync(int index, std::string_view ha
   co_return std::move((*replies)[0]);
 }
 
-RedisResult SettlementStore::RunScript(int index, std::string_view hash_tag,
-                                       const RedisArgv& keys_and_args, size_t key_count) {
+RedisResult RedisSettlementStore::RunScript(int index, std::string_view hash_tag,
+                                            const RedisArgv& keys_and_args, size_t key_count) {
   return RunSync(RunScriptAsync(index, hash_tag, keys_and_args, key_count));
 }
 
-Task<absl::StatusOr<SettleRead>> SettlementStore::ReadForSettleAsync(
+Task<absl::StatusOr<SettleRead>> RedisSettlementStore::ReadForSettleAsync(
     std::string_view snapshot_version, std::string_view person_key, int32_t year,
     std::string_view institution_id, std::string_view request_id, const CodeReads& code) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) co_return s;
@@ -533,7 +534,7 @@ absl::StatusOr<SettleRead> SettlementStore::ReadForSettle(std::string_view snaps
       ReadForSettleAsync(snapshot_version, person_key, year, institution_id, request_id, code));
 }
 
-Task<absl::StatusOr<CoverageRead>> SettlementStore::ReadForCoverageAsync(
+Task<absl::StatusOr<CoverageRead>> RedisSettlementStore::ReadForCoverageAsync(
     std::string_view snapshot_version, std::string_view person_key, int32_t year,
     const CodeReads& code) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) co_return s;
@@ -568,7 +569,7 @@ absl::StatusOr<CoverageRead> SettlementStore::ReadForCoverage(std::string_view s
   return RunSync(ReadForCoverageAsync(snapshot_version, person_key, year, code));
 }
 
-Task<absl::StatusOr<CommitResult>> SettlementStore::CommitSettlementAsync(
+Task<absl::StatusOr<CommitResult>> RedisSettlementStore::CommitSettlementAsync(
     const SettlementCommit& c) {
   const v1::LedgerRecord& rec = c.record;
   if (absl::Status s = CheckPersonKey(rec.person_key()); !s.ok()) co_return s;
@@ -651,7 +652,7 @@ absl::StatusOr<CommitResult> SettlementStore::CommitSettlement(const SettlementC
   return RunSync(CommitSettlementAsync(c));
 }
 
-Task<absl::StatusOr<StoredSettlement>> SettlementStore::GetSettlementAsync(
+Task<absl::StatusOr<StoredSettlement>> RedisSettlementStore::GetSettlementAsync(
     std::string_view settlement_id) {
   absl::StatusOr<std::string> tag = TagOfSettlementId(settlement_id);
   if (!tag.ok()) co_return tag.status();
@@ -685,7 +686,7 @@ absl::StatusOr<StoredSettlement> SettlementStore::GetSettlement(std::string_view
   return RunSync(GetSettlementAsync(settlement_id));
 }
 
-absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
+absl::StatusOr<ReversalResult> RedisSettlementStore::CommitReversal(
     const v1::LedgerRecord& settled, const v1::LedgerReversal& reversal) {
   absl::StatusOr<std::string> tag = TagOfSettlementId(settled.settlement_id());
   if (!tag.ok()) return tag.status();
@@ -748,14 +749,12 @@ absl::StatusOr<ReversalResult> SettlementStore::CommitReversal(
   return result;
 }
 
-absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournal(std::string_view tag,
-                                                                       int64_t from_ms,
-                                                                       int64_t to_ms,
-                                                                       int64_t count) {
+absl::StatusOr<std::vector<JournalEntry>> RedisSettlementStore::ReadJournal(
+    std::string_view tag, int64_t from_ms, int64_t to_ms, int64_t count) {
   return RangeJournal(tag, std::to_string(from_ms), to_ms, count);
 }
 
-absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournalAfter(
+absl::StatusOr<std::vector<JournalEntry>> RedisSettlementStore::ReadJournalAfter(
     std::string_view tag, std::string_view after_id, int64_t to_ms, int64_t count) {
   // Complete ids only: an incomplete "(<ms>" would mean "after <ms>-0" and
   // skip nothing of the millisecond but its first entry.
@@ -774,10 +773,8 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::ReadJournalAfter(
   return RangeJournal(tag, Cat("(", after_id), to_ms, count);
 }
 
-absl::StatusOr<std::vector<JournalEntry>> SettlementStore::RangeJournal(std::string_view tag,
-                                                                        const std::string& start,
-                                                                        int64_t to_ms,
-                                                                        int64_t count) {
+absl::StatusOr<std::vector<JournalEntry>> RedisSettlementStore::RangeJournal(
+    std::string_view tag, const std::string& start, int64_t to_ms, int64_t count) {
   if (!IsTag(tag)) {
     return engine::InvalidField(reason::kSettlementIdInvalid, "tag",
                                 "a tag is 2 lowercase hex characters");
@@ -796,8 +793,8 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::RangeJournal(std::str
   return DecodeJournal(key, *r);
 }
 
-absl::StatusOr<std::vector<JournalEntry>> SettlementStore::DecodeJournal(const std::string& key,
-                                                                         const RedisReply& reply) {
+absl::StatusOr<std::vector<JournalEntry>> RedisSettlementStore::DecodeJournal(
+    const std::string& key, const RedisReply& reply) {
   std::vector<JournalEntry> out;
   out.reserve(reply.elements.size());
   for (const RedisReply& item : reply.elements) {
@@ -827,10 +824,10 @@ absl::StatusOr<std::vector<JournalEntry>> SettlementStore::DecodeJournal(const s
   return out;
 }
 
-absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view institution_id,
-                                                           engine::Date date,
-                                                           bool include_detail, int page_size,
-                                                           std::string_view page_token) {
+absl::StatusOr<ReconcileResult> RedisSettlementStore::Reconcile(std::string_view institution_id,
+                                                                engine::Date date,
+                                                                bool include_detail, int page_size,
+                                                                std::string_view page_token) {
   if (institution_id.empty()) {
     return engine::InvalidField(engine::reason::kInstitutionInvalid, "institution_id",
                                 "reconciliation needs an institution id");
@@ -957,7 +954,7 @@ absl::StatusOr<ReconcileResult> SettlementStore::Reconcile(std::string_view inst
   return result;
 }
 
-absl::StatusOr<int64_t> SettlementStore::TrimJournal(int64_t before_ms) {
+absl::StatusOr<int64_t> RedisSettlementStore::TrimJournal(int64_t before_ms) {
   if (before_ms <= 0) return 0;
   const std::string min_id = std::to_string(before_ms);
   int64_t removed = 0;
@@ -970,7 +967,7 @@ absl::StatusOr<int64_t> SettlementStore::TrimJournal(int64_t before_ms) {
   return removed;
 }
 
-absl::StatusOr<std::vector<SettlementStore::StoredYear>> SettlementStore::ReadYears(
+absl::StatusOr<std::vector<RedisSettlementStore::StoredYear>> RedisSettlementStore::ReadYears(
     const std::vector<std::pair<std::string, int32_t>>& person_years) {
   std::vector<std::string> keys;
   keys.reserve(person_years.size());
@@ -996,8 +993,9 @@ absl::StatusOr<std::vector<SettlementStore::StoredYear>> SettlementStore::ReadYe
   return out;
 }
 
-absl::Status SettlementStore::WriteYear(std::string_view person_key, int32_t year,
-                                        const engine::Accumulators& totals, int64_t version) {
+absl::Status RedisSettlementStore::WriteYear(std::string_view person_key, int32_t year,
+                                             const engine::Accumulators& totals,
+                                             int64_t version) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
   if (absl::Status s = engine::ValidateAccumulators(totals); !s.ok()) return s;
   const std::string key = AccumulatorsKey(person_key, year);
@@ -1015,7 +1013,7 @@ absl::Status SettlementStore::WriteYear(std::string_view person_key, int32_t yea
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::vector<JournalEntry>>> SettlementStore::ReadJournalHeads(
+absl::StatusOr<std::vector<std::vector<JournalEntry>>> RedisSettlementStore::ReadJournalHeads(
     int64_t count) {
   std::vector<std::string> keys;
   keys.reserve(kTagCount);
@@ -1039,7 +1037,8 @@ absl::StatusOr<std::vector<std::vector<JournalEntry>>> SettlementStore::ReadJour
   return out;
 }
 
-absl::StatusOr<std::vector<SettlementStore::JournalLength>> SettlementStore::JournalLengths() {
+absl::StatusOr<std::vector<RedisSettlementStore::JournalLength>>
+RedisSettlementStore::JournalLengths() {
   std::vector<std::string> keys;
   keys.reserve(kTagCount);
   for (int t = 0; t < kTagCount; ++t) keys.push_back(JournalKey(TagText(t)));
@@ -1066,9 +1065,10 @@ absl::StatusOr<std::vector<SettlementStore::JournalLength>> SettlementStore::Jou
   return out;
 }
 
-absl::Status SettlementStore::ReleaseShipped(std::string_view tag, std::string_view through_id,
-                                             const std::vector<JournalEntry>& shipped,
-                                             int64_t hot_window_ms) {
+absl::Status RedisSettlementStore::ReleaseShipped(std::string_view tag,
+                                                  std::string_view through_id,
+                                                  const std::vector<JournalEntry>& shipped,
+                                                  int64_t hot_window_ms) {
   if (!IsTag(tag)) {
     return engine::InvalidField(reason::kSettlementIdInvalid, "tag",
                                 "a tag is 2 lowercase hex characters");

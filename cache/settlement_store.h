@@ -1,6 +1,10 @@
-// The exactly-once record of settlements in Redis (docs/REDIS-KEYS.md):
-// a person's year accumulators, the settlement records, the idempotency
-// records and the per-tag journal. Transport-agnostic: a settlement is one
+// The exactly-once record of settlements: a person's year accumulators, the
+// settlement records, the idempotency records and the per-tag journal.
+// SettlementStore below is the interface the gateway's handler settles
+// through, with the values it takes and returns; RedisSettlementStore
+// (cache/redis_settlement_store.h, docs/REDIS-KEYS.md) is the one in
+// production, and tests/support/fake_settlement_store.h keeps the same
+// contract in memory. Transport-agnostic: a settlement is one
 // medsettle.v1.LedgerRecord (proto/medsettle/v1/ledger.proto) built by the
 // caller, stored and journaled as one value; ledger/ ships the journal to
 // PostgreSQL and ReleaseShipped lets Redis forget what was shipped.
@@ -20,8 +24,7 @@
 // reversal counts itself there too. Operators trim the journal after it
 // was exported (TrimJournal); the index does not depend on the journal.
 //
-// Thread safety: safe from any number of threads; as thread-safe as its
-// RedisClient, which must outlive the store.
+// Thread safety: implementations are safe from any number of threads.
 #ifndef MEDSETTLE_CACHE_SETTLEMENT_STORE_H_
 #define MEDSETTLE_CACHE_SETTLEMENT_STORE_H_
 
@@ -35,7 +38,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cache/redis_client.h"
 #include "cache/task.h"
 #include "engine/date.h"
 #include "engine/types.h"
@@ -266,191 +268,110 @@ struct SettlementStoreOptions {
   int64_t idempotency_ttl_seconds = 0;
 };
 
+// What the request handler (gateway/settlement_handler.h) needs of a store,
+// and nothing more: the two round trips of a settlement, the reads of
+// coverage and of a stored settlement, the reversal and Reconcile. The
+// operators' and the shipper's operations (journal, trim, years, release)
+// are RedisSettlementStore's own.
+//
+// The *Async methods are coroutines (cache/task.h): an implementation over
+// an asynchronous RedisClient parks while Redis answers and resumes on the
+// client's I/O thread; one that does not wait completes inline. The
+// blocking forms run them to the end (RunSync): never call those on an I/O
+// thread. A string_view or reference argument must outlive the Task
+// (awaiting it in the expression that creates it guarantees that).
+//
+// Errors common to every method: UNAVAILABLE (reason REDIS_UNAVAILABLE for
+// Redis) when the store could not be reached or did not answer in time; for
+// a commit or a reversal the outcome is then unknown: repeat the same call,
+// it replays. INTERNAL kSettlementRecordCorrupt (or LEDGER_RECORD_INVALID)
+// for stored data that does not decode.
+//
+// Thread safety: implementations are safe from any number of threads.
 class SettlementStore {
  public:
-  // `redis` must outlive the store.
-  explicit SettlementStore(RedisClient& redis, SettlementStoreOptions options = {});
+  virtual ~SettlementStore() = default;
 
-  // One pipeline: HGET of the enrollment in `snapshot_version`, HGETALL of
-  // the year's accumulators, HGETALL of the idempotency record, and with
-  // `code` the GET of its nonce key and the HGET of the presenter's
-  // enrollment. INVALID_ARGUMENT kPersonKeyInvalid (the person's or the
-  // presenter's); INTERNAL kSnapshotRecordCorrupt or
-  // kSettlementRecordCorrupt for undecodable records; Redis errors as such.
+  // The read of a settlement: the enrollment of `person_key` in
+  // `snapshot_version` (nullopt when not there), the person's accumulators
+  // of `year` (all zero, version 0, when never settled), the earlier result
+  // of (`institution_id`, `request_id`) with its record when the store
+  // still holds it, and with `code` whether its nonce was used and the
+  // presenter's enrollment. INVALID_ARGUMENT kPersonKeyInvalid (the
+  // person's or the presenter's); INTERNAL kSnapshotRecordCorrupt or
+  // kSettlementRecordCorrupt for undecodable records.
+  virtual Task<absl::StatusOr<SettleRead>> ReadForSettleAsync(
+      std::string_view snapshot_version, std::string_view person_key, int32_t year,
+      std::string_view institution_id, std::string_view request_id,
+      const CodeReads& code = {}) = 0;
   absl::StatusOr<SettleRead> ReadForSettle(std::string_view snapshot_version,
                                            std::string_view person_key, int32_t year,
                                            std::string_view institution_id,
                                            std::string_view request_id,
                                            const CodeReads& code = {});
-  // The same without blocking (cache/task.h): with an asynchronous
-  // RedisClient the coroutine parks while Redis answers and resumes on the
-  // client's I/O thread. So for each *Async method below; the blocking
-  // form runs it to the end (RunSync), so never call that on an I/O thread.
-  Task<absl::StatusOr<SettleRead>> ReadForSettleAsync(std::string_view snapshot_version,
-                                                      std::string_view person_key, int32_t year,
-                                                      std::string_view institution_id,
-                                                      std::string_view request_id,
-                                                      const CodeReads& code = {});
-  Task<absl::StatusOr<CoverageRead>> ReadForCoverageAsync(std::string_view snapshot_version,
-                                                          std::string_view person_key,
-                                                          int32_t year,
-                                                          const CodeReads& code = {});
 
-  // ReadForSettle without the prior result: one pipeline, HGET of the
-  // enrollment and HGETALL of the year's accumulators (and `code`'s reads);
-  // the same errors.
+  // ReadForSettle without the prior result; the same errors.
+  virtual Task<absl::StatusOr<CoverageRead>> ReadForCoverageAsync(
+      std::string_view snapshot_version, std::string_view person_key, int32_t year,
+      const CodeReads& code = {}) = 0;
   absl::StatusOr<CoverageRead> ReadForCoverage(std::string_view snapshot_version,
                                                std::string_view person_key, int32_t year,
                                                const CodeReads& code = {});
 
-  // One EVALSHA (plus an EVAL on first use or after NOSCRIPT). Checks,
-  // before any write: idempotency record (same hash → kReplayed; other
-  // hash → ALREADY_EXISTS kRequestIdReused), the code's nonce, the
-  // accumulator version (moved → kVersionMoved); then adds the record's
-  // delta to the accumulators (version + 1), stores the record, the
-  // idempotency record (with its expiry, SettlementStoreOptions), a SETTLE
-  // journal entry holding the record, and the Reconcile index of
-  // (institution, settlement date). INVALID_ARGUMENT for a bad person key,
-  // a settlement id of another tag, a negative delta or an unset settlement
-  // date (DATE_MISSING). After UNAVAILABLE the commit may or may not have
-  // happened: repeat the same commit (it replays).
+  // Commits `commit` atomically after checking, in this order and before
+  // any write: the idempotency record of (institution, request id) — the
+  // same content hash → kReplayed (with the stored settlement id and
+  // whether it was reversed since), another → ALREADY_EXISTS
+  // kRequestIdReused; the code's nonce (used by another settlement →
+  // kNonceUsed naming it); the accumulator version (≠ expected →
+  // kVersionMoved with the version found). Then it adds the record's delta
+  // to the year's accumulators (version + 1), stores the record, the
+  // idempotency record, the nonce as used, a SETTLE journal entry and the
+  // Reconcile index of (institution, settlement date) → kCommitted.
+  // INVALID_ARGUMENT for a bad person key, a settlement id of another tag,
+  // a negative delta or an unset settlement date (DATE_MISSING); an error
+  // when the settlement id is already stored. A refusal writes nothing.
+  virtual Task<absl::StatusOr<CommitResult>> CommitSettlementAsync(
+      const SettlementCommit& commit) = 0;
   absl::StatusOr<CommitResult> CommitSettlement(const SettlementCommit& commit);
-  Task<absl::StatusOr<CommitResult>> CommitSettlementAsync(const SettlementCommit& commit);
 
-  // One HMGET. NOT_FOUND kSettlementNotFound (never committed, or it has
-  // left Redis: the ledger has it); kSettlementIdInvalid; INTERNAL
-  // LEDGER_RECORD_INVALID for a record that does not decode.
+  // The settlement and its reversal, if any. NOT_FOUND kSettlementNotFound
+  // (never committed, or it has left the store: the ledger has it);
+  // INVALID_ARGUMENT kSettlementIdInvalid; INTERNAL LEDGER_RECORD_INVALID
+  // for a record that does not decode.
+  virtual Task<absl::StatusOr<StoredSettlement>> GetSettlementAsync(
+      std::string_view settlement_id) = 0;
   absl::StatusOr<StoredSettlement> GetSettlement(std::string_view settlement_id);
-  Task<absl::StatusOr<StoredSettlement>> GetSettlementAsync(std::string_view settlement_id);
 
-  // One EVALSHA: the reversal of `settled` (as GetSettlement returned it).
-  // `reversal` must name the same settlement, person, year and date
-  // (INVALID_ARGUMENT otherwise); the amounts and delta given back are the
-  // record's. NOT_FOUND kSettlementNotFound when the record has left Redis;
+  // The reversal of `settled` (as GetSettlement returned it), atomically.
+  // `reversal` must name the same settlement, person, year, date and settle
+  // request id (INVALID_ARGUMENT kSettlementIdInvalid otherwise); the delta
+  // and amounts given back are the record's own. NOT_FOUND
+  // kSettlementNotFound when the record has left the store;
   // PERMISSION_DENIED kNotYourSettlement when `reversal` is another
-  // institution's; already reversed → the stored reversal (replayed); a
-  // total that would go negative → FAILED_PRECONDITION
+  // institution's; already reversed → the stored reversal, replayed, nothing
+  // written; a total that would go negative → FAILED_PRECONDITION
   // ACCUMULATORS_INVALID, nothing written; else subtracts the delta
-  // (version + 1), marks the record REVERSED with the reversal, appends a
-  // REVERSE journal entry holding it and adds the settlement to the
-  // reversed totals of its (institution, settlement date).
-  absl::StatusOr<ReversalResult> CommitReversal(const v1::LedgerRecord& settled,
-                                                const v1::LedgerReversal& reversal);
+  // (version + 1), stores the reversal, marks the idempotency record
+  // REVERSED, appends a REVERSE journal entry and adds the settlement to the
+  // reversed totals of its (institution, settlement date). The result holds
+  // the person's year accumulators after.
+  virtual absl::StatusOr<ReversalResult> CommitReversal(const v1::LedgerRecord& settled,
+                                                        const v1::LedgerReversal& reversal) = 0;
 
-  // The journal entries of `tag` with stream ids in [from_ms, to_ms]
-  // (XRANGE), oldest first; with `count` > 0 only the first `count` of them
-  // (XRANGE … COUNT), the rest to be read with ReadJournalAfter from the
-  // last one's id. INVALID_ARGUMENT kSettlementIdInvalid ("tag") unless
-  // `tag` is 2 lowercase hex. An entry that does not decode is returned
-  // with its JournalEntry::status set.
-  absl::StatusOr<std::vector<JournalEntry>> ReadJournal(std::string_view tag, int64_t from_ms,
-                                                        int64_t to_ms, int64_t count = 0);
-
-  // The next page of a paged read: the entries of `tag` with stream ids
-  // after `after_id` (exclusive: XRANGE "(<after_id>", Redis 6.2) up to
-  // `to_ms` (inclusive), oldest first, at most `count` when > 0. Pages must
-  // continue from an id, not a millisecond: one millisecond holds any
-  // number of entries ("<ms>-0", "<ms>-1", …), so a page boundary can fall
-  // inside one, and restarting at <ms> would repeat its entries, at <ms>+1
-  // lose them. INVALID_ARGUMENT kJournalIdInvalid ("after_id") unless
-  // `after_id` is "<ms>-<seq>" (decimal); otherwise as ReadJournal.
-  absl::StatusOr<std::vector<JournalEntry>> ReadJournalAfter(std::string_view tag,
-                                                             std::string_view after_id,
-                                                             int64_t to_ms, int64_t count);
-
-  // The settlements of `institution_id` whose settlement_date is `date`:
-  // totals summed over the 256 tags (one pipeline per tag), net = settled −
-  // reversed. With `include_detail`, up to `page_size` (1..1000) entries,
-  // walking tags 00..ff and each tag's settlements in commit order from
-  // `page_token` ("" = the start); next_page_token is "" after the last.
-  // Not a snapshot: a settlement committed meanwhile in a tag the walk has
-  // passed is not listed (the totals, read on every page, count it).
-  // Tokens stay valid (the index only grows). Without detail, page_size
-  // and page_token are ignored. INVALID_ARGUMENT kPageSizeInvalid
+  // The settlements of `institution_id` whose settlement date is `date`:
+  // totals (settled, reversed since, net = settled − reversed) and, with
+  // `include_detail`, up to `page_size` (1..kMaxReconcilePageSize) entries
+  // from `page_token` ("" = the start) in tag order, then commit order;
+  // next_page_token "" after the last. Without detail, page_size and
+  // page_token are ignored. INVALID_ARGUMENT kPageSizeInvalid
   // ("page_size"), kPageTokenInvalid ("page_token"), DATE_MISSING ("date")
-  // for an unset date, INSTITUTION_INVALID ("institution_id") for an
-  // empty id; INTERNAL kSettlementRecordCorrupt.
-  absl::StatusOr<ReconcileResult> Reconcile(std::string_view institution_id, engine::Date date,
-                                            bool include_detail, int page_size,
-                                            std::string_view page_token);
-
-  // Operator action, after the journal was exported: removes from every
-  // tag's journal the entries with stream ids below `before_ms` (XTRIM
-  // MINID, exact), one command per tag; returns how many were removed.
-  // `before_ms` <= 0 removes nothing. On an error the tags before it are
-  // trimmed already: call again (trimming is idempotent). Reconcile does
-  // not read the journal.
-  absl::StatusOr<int64_t> TrimJournal(int64_t before_ms);
-
-  // The year accumulators of each (person key, year), in one pipeline
-  // (HGETALL each); a year never settled is all zero, version 0, and
-  // `exists` false. For operators' checks (medsettle-ledger verify and
-  // rebuild). INVALID_ARGUMENT kPersonKeyInvalid; INTERNAL
-  // kSettlementRecordCorrupt for a total that is not an integer.
-  struct StoredYear {
-    engine::Accumulators accumulators;
-    bool exists = false;
-  };
-  absl::StatusOr<std::vector<StoredYear>> ReadYears(
-      const std::vector<std::pair<std::string, int32_t>>& person_years);
-
-  // Sets a person-year's accumulators to `totals` (only the non-zero totals
-  // are stored; the others removed) with version `version`, in one
-  // transaction (MULTI/EXEC): what `medsettle-ledger rebuild` writes.
-  // REQUIRES: no gateway is settling the person (the tool says when).
-  absl::Status WriteYear(std::string_view person_key, int32_t year,
-                         const engine::Accumulators& totals, int64_t version);
-
-  // The oldest `count` (> 0) entries of each of the 256 tags' journals, in
-  // one pipeline (XRANGE - + COUNT), oldest first; index = the tag's
-  // number (00 → 0, ff → 255). What a shipper reads each cycle: shipped
-  // entries leave the journal, so the oldest are the next to ship (or,
-  // after a crash between the ledger's commit and ReleaseShipped, shipped
-  // ones still to release).
-  absl::StatusOr<std::vector<std::vector<JournalEntry>>> ReadJournalHeads(int64_t count);
-
-  // Per tag (index = the tag's number): how many entries its journal holds
-  // and the stream id of the oldest ("" when empty). One pipeline.
-  struct JournalLength {
-    int64_t entries = 0;
-    std::string oldest_id;
-  };
-  absl::StatusOr<std::vector<JournalLength>> JournalLengths();
-
-  // After the ledger committed `tag`'s journal entries up to and including
-  // `through_id` (REQUIRES: `shipped` are those entries, decoded): one
-  // pipeline that removes them from the journal (XTRIM MINID, exact: ids
-  // above `through_id` stay) and lets the shipped records leave Redis at
-  // the end of the hot window: each settlement record expires
-  // `hot_window_ms` after it was settled (or reversed, if later), each
-  // Reconcile index of a shipped settlement `hot_window_ms` after the end
-  // of its accounting day (HotUntilMs). The trim comes last in the
-  // pipeline, so entries leave the journal only after their expiries were
-  // set. Idempotent: a repeat after a crash or a failed pipeline (the
-  // entries are then still in the journal) sets the same expiries. Entries
-  // whose status is not ok are skipped.
-  absl::Status ReleaseShipped(std::string_view tag, std::string_view through_id,
-                              const std::vector<JournalEntry>& shipped, int64_t hot_window_ms);
-
- private:
-  // XRANGE of `tag`'s journal from `start` (a range start as Redis takes
-  // it) to `to_ms`, at most `count` entries when > 0, parsed.
-  absl::StatusOr<std::vector<JournalEntry>> RangeJournal(std::string_view tag,
-                                                         const std::string& start, int64_t to_ms,
-                                                         int64_t count);
-  // Decodes an XRANGE reply of journal `key`.
-  static absl::StatusOr<std::vector<JournalEntry>> DecodeJournal(const std::string& key,
-                                                                 const RedisReply& reply);
-  // EVALSHA of script `index` (keys under `hash_tag`); after NOSCRIPT,
-  // EVAL of its text, which runs and loads it.
-  Task<RedisResult> RunScriptAsync(int index, std::string_view hash_tag,
-                                   const RedisArgv& keys_and_args, size_t key_count);
-  RedisResult RunScript(int index, std::string_view hash_tag, const RedisArgv& keys_and_args,
-                        size_t key_count);
-
-  RedisClient& redis_;
-  const SettlementStoreOptions options_;
-  const std::string sha_[2];  // SHA-1 (hex) of each script, as EVALSHA names it
+  // for an unset date, INSTITUTION_INVALID ("institution_id") for an empty
+  // id.
+  virtual absl::StatusOr<ReconcileResult> Reconcile(std::string_view institution_id,
+                                                    engine::Date date, bool include_detail,
+                                                    int page_size,
+                                                    std::string_view page_token) = 0;
 };
 
 }  // namespace medsettle::cache

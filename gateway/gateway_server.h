@@ -34,7 +34,7 @@
 #include "cache/async_redis_client.h"
 #include "cache/connection_pool.h"
 #include "cache/person_key.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "cache/snapshot_store.h"
 #include "gateway/authenticator.h"
 #include "gateway/config.h"
@@ -132,7 +132,7 @@ class GatewayServer {
   // a thread (cache/async_redis.h); other callers block on it from workers.
   cache::AsyncRedis async_redis_;
   cache::AsyncRedisClient async_client_;
-  cache::SettlementStore settlement_store_;
+  cache::RedisSettlementStore settlement_store_;
   GatewayCounters counters_;
   std::unique_ptr<CallObserver> observer_;
   std::unique_ptr<SnapshotWatcher> watcher_;

@@ -82,7 +82,7 @@ std::string ContentHash(const v1::SettleRequest& request) {
 }
 
 SettlementHandler::SettlementHandler(const EngineHolder& engines,
-                                     const SnapshotWatcher& snapshots,
+                                     const SnapshotSource& snapshots,
                                      cache::SettlementStore& store,
                                      const cache::PersonKeyer& keyer, GatewayCounters& counters,
                                      HandlerOptions options)

@@ -94,7 +94,10 @@ struct CallContext {
 struct HandlerOptions {
   int commit_retries = 8;
   int utc_offset_minutes = 480;  // settled_at and default dates
-  // Clock, injectable by tests.
+  // The clock (Unix ms) of settled_at, reversed_at, the settlement id, a
+  // code's validity window, today's date and which days Reconcile reads from
+  // the archive; null: the system clock.
+  // Injectable by tests. (The call's deadline is always the system clock's.)
   std::function<int64_t()> now_ms;
   // E-insurance code verification; null: tokens are refused
   // EC_TOKEN_NOT_CONFIGURED. SetIssuerKeys replaces it (SIGHUP).
@@ -126,8 +129,11 @@ struct HandlerOptions {
 
 class SettlementHandler {
  public:
-  // Every reference must outlive the handler.
-  SettlementHandler(const EngineHolder& engines, const SnapshotWatcher& snapshots,
+  // Every reference must outlive the handler. In production `snapshots` is
+  // the SnapshotWatcher and `store` the RedisSettlementStore; the handler
+  // needs only their interfaces, so its logic runs against fakes
+  // (tests/support/fake_settlement_store.h, fake_snapshot_source.h).
+  SettlementHandler(const EngineHolder& engines, const SnapshotSource& snapshots,
                     cache::SettlementStore& store, const cache::PersonKeyer& keyer,
                     GatewayCounters& counters, HandlerOptions options);
 
@@ -225,7 +231,7 @@ class SettlementHandler {
   std::string Timestamp(int64_t unix_seconds) const;
 
   const EngineHolder& engines_;
-  const SnapshotWatcher& snapshots_;
+  const SnapshotSource& snapshots_;
   cache::SettlementStore& store_;
   const cache::PersonKeyer& keyer_;
   GatewayCounters& counters_;

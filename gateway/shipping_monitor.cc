@@ -15,7 +15,7 @@ int64_t StreamIdAgeMs(std::string_view stream_id, int64_t now_ms) {
   return std::max<int64_t>(0, now_ms - ms);
 }
 
-ShippingMonitor::ShippingMonitor(cache::SettlementStore& store, Options options,
+ShippingMonitor::ShippingMonitor(cache::RedisSettlementStore& store, Options options,
                                  std::function<void(bool)> on_health)
     : store_(store), options_(std::move(options)), on_health_(std::move(on_health)) {}
 
@@ -27,14 +27,14 @@ absl::Status ShippingMonitor::PollNow() {
                       : std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
-  absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::JournalLength>> lengths =
       store_.JournalLengths();
   if (!lengths.ok()) {
     Publish(ShippingBacklog{});  // unknown: an operator must not read "no backlog"
     return lengths.status();
   }
   ShippingBacklog backlog{.known = true, .measured_at_ms = now};
-  for (const cache::SettlementStore::JournalLength& tag : *lengths) {
+  for (const cache::RedisSettlementStore::JournalLength& tag : *lengths) {
     backlog.entries += tag.entries;
     backlog.lag_ms = std::max(backlog.lag_ms, StreamIdAgeMs(tag.oldest_id, now));
   }

@@ -4,7 +4,7 @@
 // outage (or a stopped shipper) long before it matters.
 //
 // Every poll_ms one pipeline reads each tag's journal length and oldest
-// entry (cache::SettlementStore::JournalLengths); the lag is the age of the
+// entry (cache::RedisSettlementStore::JournalLengths); the lag is the age of the
 // oldest entry. Shipped entries leave the journal at once (ReleaseShipped
 // trims it after the commit), so what remains is, to within one shipping
 // cycle, what waits.
@@ -27,7 +27,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 
 namespace medsettle::gateway {
 
@@ -52,7 +52,7 @@ class ShippingMonitor {
 
   // `store` must outlive the monitor. `on_health(serving)` is called from
   // the polling thread (and from PollNow) whenever the verdict changes.
-  ShippingMonitor(cache::SettlementStore& store, Options options,
+  ShippingMonitor(cache::RedisSettlementStore& store, Options options,
                   std::function<void(bool serving)> on_health);
   ~ShippingMonitor();
   ShippingMonitor(const ShippingMonitor&) = delete;
@@ -69,7 +69,7 @@ class ShippingMonitor {
   void Loop();
   void Publish(const ShippingBacklog& backlog);
 
-  cache::SettlementStore& store_;
+  cache::RedisSettlementStore& store_;
   const Options options_;
   std::function<void(bool)> on_health_;
 

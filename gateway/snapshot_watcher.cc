@@ -10,6 +10,13 @@ namespace medsettle::gateway {
 
 using engine::Cat;
 
+SnapshotView::SnapshotView(std::string version,
+                           const std::vector<engine::Institution>& institutions,
+                           int64_t registry_revision)
+    : store_(nullptr), version_(std::move(version)), registry_revision_(registry_revision) {
+  for (const engine::Institution& i : institutions) institutions_.emplace(i.institution_id, i);
+}
+
 absl::StatusOr<engine::Institution> SnapshotView::Institution(std::string_view institution_id) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -18,7 +25,8 @@ absl::StatusOr<engine::Institution> SnapshotView::Institution(std::string_view i
     }
   }
   absl::StatusOr<std::optional<engine::Institution>> found =
-      store_.GetInstitution(version_, institution_id);
+      store_ != nullptr ? store_->GetInstitution(version_, institution_id)
+                        : absl::StatusOr<std::optional<engine::Institution>>(std::nullopt);
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
     // Not cached: an unknown id costs one HGET per call, and a flood of

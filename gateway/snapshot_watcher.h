@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,8 +49,14 @@ inline constexpr std::string_view kInstitutionUnknown = "INSTITUTION_UNKNOWN";
 // started under it; thread-safe.
 class SnapshotView {
  public:
+  // A view over Redis: institutions are read from `store` (which must
+  // outlive the view) and cached.
   SnapshotView(cache::SnapshotStore& store, std::string version, int64_t registry_revision = 0)
-      : store_(store), version_(std::move(version)), registry_revision_(registry_revision) {}
+      : store_(&store), version_(std::move(version)), registry_revision_(registry_revision) {}
+  // A view whose registry is `institutions` and nothing else (no store):
+  // for tests and tools that settle without Redis.
+  SnapshotView(std::string version, const std::vector<engine::Institution>& institutions,
+               int64_t registry_revision = 0);
 
   const std::string& version() const { return version_; }
   int64_t registry_revision() const { return registry_revision_; }
@@ -60,14 +67,25 @@ class SnapshotView {
   absl::StatusOr<engine::Institution> Institution(std::string_view institution_id);
 
  private:
-  cache::SnapshotStore& store_;
+  cache::SnapshotStore* const store_;  // null: the registry is institutions_ as given
   const std::string version_;
   const int64_t registry_revision_;
   std::mutex mutex_;
   std::map<std::string, engine::Institution, std::less<>> institutions_;  // guarded by mutex_
 };
 
-class SnapshotWatcher {
+// Where the request handler (gateway/settlement_handler.h) takes the view of
+// each request: the SnapshotWatcher in production; tests hand it fixed views
+// (tests/support/fake_snapshot_source.h).
+class SnapshotSource {
+ public:
+  virtual ~SnapshotSource() = default;
+  // The view of the current version; UNAVAILABLE kSnapshotNotLoaded when
+  // none is known. Thread-safe; never blocks for long (no I/O).
+  virtual absl::StatusOr<std::shared_ptr<SnapshotView>> Current() const = 0;
+};
+
+class SnapshotWatcher final : public SnapshotSource {
  public:
   // `store` must outlive the watcher. `on_health(serving)` is called from
   // the polling thread (and from RefreshNow) whenever health changes.
@@ -92,7 +110,7 @@ class SnapshotWatcher {
 
   // The view of the current version; UNAVAILABLE kSnapshotNotLoaded when
   // none is known.
-  absl::StatusOr<std::shared_ptr<SnapshotView>> Current() const;
+  absl::StatusOr<std::shared_ptr<SnapshotView>> Current() const override;
 
   // Whether Redis answered the last poll (metric medsettle_redis_up).
   bool redis_answering() const { return redis_answering_.load(std::memory_order_relaxed); }

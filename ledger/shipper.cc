@@ -45,7 +45,7 @@ bool ParseStreamId(std::string_view id, StreamPosition* out) {
   return number(id.substr(0, dash), &out->ms) && number(id.substr(dash + 1), &out->seq);
 }
 
-Shipper::Shipper(cache::RedisClient& redis, cache::SettlementStore& store, LedgerStore& ledger,
+Shipper::Shipper(cache::RedisClient& redis, cache::RedisSettlementStore& store, LedgerStore& ledger,
                  ShipperOptions options)
     : redis_(redis), store_(store), ledger_(ledger), options_(std::move(options)) {}
 

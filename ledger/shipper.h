@@ -10,7 +10,7 @@
 //   4. ship the new entries in ONE ledger transaction that also moves the
 //      cursors (LedgerStore::Ship: insert keyed by settlement id, so even a
 //      retry after an unknown COMMIT outcome is harmless);
-//   5. only then release them in Redis (SettlementStore::ReleaseShipped):
+//   5. only then release them in Redis (RedisSettlementStore::ReleaseShipped):
 //      trim the journal, give records and Reconcile indexes the expiry of
 //      the hot window.
 // A kill -9 between any two steps loses nothing and repeats nothing: before
@@ -35,7 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cache/redis_client.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "ledger/ledger_store.h"
 
 namespace medsettle::ledger {
@@ -82,7 +82,7 @@ class Shipper {
  public:
   // Every reference must outlive the shipper. `ledger` must hold the
   // shipper lock (LedgerStore::LockShipper).
-  Shipper(cache::RedisClient& redis, cache::SettlementStore& store, LedgerStore& ledger,
+  Shipper(cache::RedisClient& redis, cache::RedisSettlementStore& store, LedgerStore& ledger,
           ShipperOptions options);
 
   // One cycle, as above. On an error nothing more was acknowledged than the
@@ -101,7 +101,7 @@ class Shipper {
   int64_t NowMs() const;
 
   cache::RedisClient& redis_;
-  cache::SettlementStore& store_;
+  cache::RedisSettlementStore& store_;
   LedgerStore& ledger_;
   const ShipperOptions options_;
   bool cursors_loaded_ = false;

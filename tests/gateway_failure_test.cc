@@ -42,7 +42,7 @@
 #include <thread>
 
 #include "cache/redis_client.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "proto/contract/ledger_record.h"
 #include "cache/snapshot_store.h"
 #include "engine/date.h"
@@ -298,7 +298,7 @@ class GatewayFailureTest : public ::testing::Test {
   // The person's journal entries (settle +1, reverse −1 summed into *sum).
   int JournalOf(const std::string& person_key, engine::Accumulators* sum,
                 std::set<std::string>* request_ids = nullptr) {
-    cache::SettlementStore store(h().redis_client());
+    cache::RedisSettlementStore store(h().redis_client());
     absl::StatusOr<std::vector<cache::JournalEntry>> journal =
         store.ReadJournal(person_key.substr(0, 2), 0, INT64_MAX);
     EXPECT_TRUE(journal.ok()) << journal.status();

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "cache/redis_client.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "engine/text.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
@@ -437,7 +437,7 @@ TEST_F(GatewayProcessTest, SigtermLetsCallsInFlightFinishThenExitsZero) {
   EXPECT_EQ(after_signal, kCalls) << "SIGTERM came " << signalled_ms
                                   << " ms into the pause, after some call was back";
   // Every one was committed, too (and exactly once: four journal entries).
-  cache::SettlementStore store(h_->redis_client());
+  cache::RedisSettlementStore store(h_->redis_client());
   int committed = 0;
   for (int i = 0; i < kCalls; ++i) {
     absl::StatusOr<std::vector<cache::JournalEntry>> journal =

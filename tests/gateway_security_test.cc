@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "engine/status.h"
 #include "engine/text.h"
 #include "gateway/authorization.h"
@@ -195,7 +195,7 @@ TEST_F(GatewaySecurityTest, ScannedCodeSettlesAPharmacyPurchaseOnceAndAuditsIt) 
 
   // The record and the journal name the credential kind; under
   // --insecure-dev there is no certificate to fingerprint.
-  cache::SettlementStore store(h().redis_client());
+  cache::RedisSettlementStore store(h().redis_client());
   absl::StatusOr<cache::StoredSettlement> record = store.GetSettlement(first.settlement_id());
   ASSERT_TRUE(record.ok()) << record.status();
   EXPECT_EQ(record->record.credential_kind(), "EC_TOKEN");
@@ -300,7 +300,7 @@ TEST_F(GatewaySecurityTest, BoundFamilyMemberMayPresentTheCodeAndIsRecorded) {
   ASSERT_TRUE(c.ok()) << c.status.error_message() << " " << c.reason;
   EXPECT_EQ(out.person_key(), h().PersonKey(IdOf(kParent)));
   EXPECT_EQ(out.presenter_key(), h().PersonKey(IdOf(kChild)));
-  cache::SettlementStore store(h().redis_client());
+  cache::RedisSettlementStore store(h().redis_client());
   absl::StatusOr<cache::StoredSettlement> record = store.GetSettlement(out.settlement_id());
   ASSERT_TRUE(record.ok()) << record.status();
   EXPECT_EQ(record->record.person_key(), h().PersonKey(IdOf(kParent)));

@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "proto/contract/ledger_record.h"
 #include "engine/engine.h"
 #include "engine/status.h"
@@ -414,7 +414,7 @@ TEST_F(GatewayTest, ConcurrentSettlementsOfOnePersonNeverUseACapTwice) {
   EXPECT_TRUE(stored.SameTotals(sum));
   EXPECT_EQ(stored.version, committed);
 
-  cache::SettlementStore store(h().redis_client());
+  cache::RedisSettlementStore store(h().redis_client());
   absl::StatusOr<std::vector<cache::JournalEntry>> journal =
       store.ReadJournal(pk.substr(0, 2), 0, INT64_MAX);
   ASSERT_TRUE(journal.ok()) << journal.status();

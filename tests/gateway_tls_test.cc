@@ -42,7 +42,7 @@
 #include <thread>
 #include <vector>
 
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "engine/status.h"
 #include "engine/text.h"
 #include "gateway/authenticator.h"
@@ -192,7 +192,7 @@ TEST_F(GatewayTlsTest, TheVerifiedCertificateNamesTheInstitutionAndIsAudited) {
   // The journal's audit fields carry the client certificate's SHA-256.
   const std::string expected = OpensslFingerprint(Pki(inst + ".pem"));
   ASSERT_EQ(expected.size(), 64u);
-  cache::SettlementStore store(h().redis_client());
+  cache::RedisSettlementStore store(h().redis_client());
   absl::StatusOr<std::vector<cache::JournalEntry>> journal =
       store.ReadJournal(h().PersonKey(QuzhouId(2)).substr(0, 2), 0, INT64_MAX);
   ASSERT_TRUE(journal.ok()) << journal.status();

@@ -1,6 +1,6 @@
 // medsettle-journal end to end, in-process (tools/journal/journal_tool.h)
 // against a real redis-server, over journal entries written by real
-// commits and reversals (cache::SettlementStore) of records built as the
+// commits and reversals (cache::RedisSettlementStore) of records built as the
 // gateway builds them (the shipped engine settles, contract::
 // SettlementToProto and BuildLedgerRecord make the one LedgerRecord; the
 // reversal is the gateway's LedgerReversal): export returns every entry of
@@ -45,7 +45,7 @@
 #include "cache/connection_pool.h"
 #include "cache/record_codec.h"
 #include "cache/redis_client.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "cache/snapshot_store.h"
 #include "engine/date.h"
 #include "engine/engine.h"
@@ -278,7 +278,7 @@ class JournalToolTest : public RedisServerTest {
     options.size = 2;
     options.acquire_timeout_ms = 5000;
     pool_ = std::make_unique<cache::ConnectionPool>(options);
-    store_ = std::make_unique<cache::SettlementStore>(*pool_);
+    store_ = std::make_unique<cache::RedisSettlementStore>(*pool_);
     cache::SnapshotStore snapshots(*pool_);
     absl::StatusOr<std::string> v = snapshots.BeginLoad();
     ASSERT_TRUE(v.ok()) << v.status();
@@ -557,7 +557,7 @@ class JournalToolTest : public RedisServerTest {
   std::string address_;
   std::string dir_;
   std::unique_ptr<cache::ConnectionPool> pool_;
-  std::unique_ptr<cache::SettlementStore> store_;
+  std::unique_ptr<cache::RedisSettlementStore> store_;
   std::ostringstream out_, err_;
 };
 

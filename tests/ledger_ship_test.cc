@@ -2,7 +2,7 @@
 // redis-server and a real PostgreSQL of the test's own (label postgres),
 // with settlements computed by the engine built from the shipped policy
 // files and catalog (their real digests: the ledger stores the files) and
-// committed as the gateway commits them (cache::SettlementStore, one
+// committed as the gateway commits them (cache::RedisSettlementStore, one
 // medsettle.v1.LedgerRecord each):
 //
 //   kill -9     the real medsettle-ledger ship process killed at random
@@ -71,7 +71,7 @@
 
 #include "cache/connection_pool.h"
 #include "cache/rule_files.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "cache/snapshot_store.h"
 #include "engine/date.h"
 #include "engine/engine.h"
@@ -281,7 +281,8 @@ struct Committed {
 // commit replays if it happened).
 class Settler {
  public:
-  Settler(cache::SettlementStore& store, std::string snapshot_version, bool retry_errors = false)
+  Settler(cache::RedisSettlementStore& store, std::string snapshot_version,
+          bool retry_errors = false)
       : store_(store), version_(std::move(snapshot_version)), retry_errors_(retry_errors) {}
 
   int64_t retries() const { return retries_.load(); }
@@ -415,7 +416,7 @@ class Settler {
     return true;
   }
 
-  cache::SettlementStore& store_;
+  cache::RedisSettlementStore& store_;
   const std::string version_;
   const bool retry_errors_;
   mutable std::atomic<int64_t> retries_{0};
@@ -615,8 +616,8 @@ std::vector<std::string> Keys(cache::RedisClient& redis, std::string_view patter
   return out;
 }
 
-int64_t JournalTotal(cache::SettlementStore& store) {
-  absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
+int64_t JournalTotal(cache::RedisSettlementStore& store) {
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::JournalLength>> lengths =
       store.JournalLengths();
   if (!lengths.ok()) return -1;
   int64_t total = 0;
@@ -692,7 +693,7 @@ void ExpectLedgerHoldsExactlyOnce(const std::string& conninfo, const Committed& 
 
 // For every person-year: the ledger's sums (settlements − reversals) equal
 // Redis's accumulators, and the ledger counts the rows committed.
-void ExpectLedgerSumsEqualRedis(const std::string& conninfo, cache::SettlementStore& store,
+void ExpectLedgerSumsEqualRedis(const std::string& conninfo, cache::RedisSettlementStore& store,
                                 const Committed& committed) {
   struct Want {
     int64_t settlements = 0;
@@ -716,7 +717,8 @@ void ExpectLedgerSumsEqualRedis(const std::string& conninfo, cache::SettlementSt
 
   std::vector<std::pair<std::string, int32_t>> keys;
   for (const auto& [key, w] : wanted) keys.push_back(key);
-  absl::StatusOr<std::vector<cache::SettlementStore::StoredYear>> years = store.ReadYears(keys);
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> years =
+      store.ReadYears(keys);
   ASSERT_TRUE(years.ok()) << years.status();
   int differing = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -792,7 +794,7 @@ class LedgerShipTest : public ::testing::Test {
     options.size = 8;
     options.acquire_timeout_ms = 10000;
     pool_ = std::make_unique<cache::ConnectionPool>(options);
-    store_ = std::make_unique<cache::SettlementStore>(
+    store_ = std::make_unique<cache::RedisSettlementStore>(
         *pool_, cache::SettlementStoreOptions{.idempotency_ttl_seconds = 35 * 86400});
     // What every gateway does at start: the rules it settles with, in Redis.
     absl::Status published = cache::PublishRuleFiles(*pool_, PublishedRules());
@@ -838,7 +840,7 @@ class LedgerShipTest : public ::testing::Test {
   std::string conninfo_;
   std::unique_ptr<testing::RedisServer> redis_;
   std::unique_ptr<cache::ConnectionPool> pool_;
-  std::unique_ptr<cache::SettlementStore> store_;
+  std::unique_ptr<cache::RedisSettlementStore> store_;
 };
 
 // For a test that stops, kills and restarts PostgreSQL.
@@ -1300,7 +1302,7 @@ TEST_F(LedgerShipTest, AnUndecodableEntryStopsOnlyItsTag) {
     EXPECT_EQ(in_ledger(id), 1) << "before the bad entry: " << id;
   for (const std::string& id : after) EXPECT_EQ(in_ledger(id), 0) << "after the bad entry: " << id;
   for (const std::string& id : elsewhere) EXPECT_EQ(in_ledger(id), 1) << "another tag: " << id;
-  absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::JournalLength>> lengths =
       store_->JournalLengths();
   ASSERT_TRUE(lengths.ok()) << lengths.status();
   for (int t = 0; t < 256; ++t) {
@@ -1634,7 +1636,8 @@ TEST_F(LedgerShipTest, RebuildAfterLosingTheAccumulatorsKeepsCapsAndDeductiblesE
 
   std::vector<std::pair<std::string, int32_t>> years;
   for (const Person& p : persons) years.emplace_back(p.key, 2025);
-  absl::StatusOr<std::vector<cache::SettlementStore::StoredYear>> before = store_->ReadYears(years);
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> before =
+      store_->ReadYears(years);
   ASSERT_TRUE(before.ok()) << before.status();
   // The next bill of each, and what the engine pays for it on the year as
   // Redis holds it now: the control.
@@ -1675,7 +1678,7 @@ TEST_F(LedgerShipTest, RebuildAfterLosingTheAccumulatorsKeepsCapsAndDeductiblesE
   const ToolResult rebuilt = RunTool(Flags({"rebuild", "--yes"}));
   ASSERT_EQ(rebuilt.code, 0) << Describe(rebuilt);
   EXPECT_NE(rebuilt.out.find("rebuilt 4 person-years"), std::string::npos) << rebuilt.out;
-  absl::StatusOr<std::vector<cache::SettlementStore::StoredYear>> restored =
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> restored =
       store_->ReadYears(years);
   ASSERT_TRUE(restored.ok()) << restored.status();
   for (size_t i = 0; i < years.size(); ++i) {
@@ -1702,7 +1705,8 @@ TEST_F(LedgerShipTest, RebuildAfterLosingTheAccumulatorsKeepsCapsAndDeductiblesE
                 engine::FormatYuan(a.base_fund_cents()).c_str(),
                 engine::FormatYuan(a.patient_cents()).c_str());
   }
-  absl::StatusOr<std::vector<cache::SettlementStore::StoredYear>> now = store_->ReadYears(years);
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> now =
+      store_->ReadYears(years);
   ASSERT_TRUE(now.ok()) << now.status();
   // The cap binds to the 分: 705 + 4 × 755 = 3,725 before, 275 now.
   EXPECT_EQ(Total((*before)[0].accumulators, "go.fund"), 372'500);
@@ -2194,7 +2198,7 @@ TEST_F(LedgerShipTest, AfterTheWindowTheGatewayReadsTheLedgerAndRefusesReversal)
         ledger::LedgerStore::Open({.conninfo = conninfo()});
     ASSERT_TRUE(ledger.ok()) << ledger.status();
     ASSERT_TRUE((*ledger)->LockShipper().ok());
-    cache::SettlementStore store(h.redis_client());
+    cache::RedisSettlementStore store(h.redis_client());
     ledger::Shipper shipper(h.redis_client(), store, **ledger, {.hot_window_ms = 1});
     int64_t shipped = 0;
     for (int cycle = 0; cycle < 10; ++cycle) {

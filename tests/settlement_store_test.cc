@@ -11,7 +11,7 @@
 // undecodable journal entries reported in place, ReleaseShipped (trim
 // through an id, expiries of the shipped records and their days), and the
 // memory a settlement costs.
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 
 #include <algorithm>
 #include <atomic>
@@ -225,9 +225,9 @@ class SettlementStoreTest : public RedisServerTest {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
       async_client_ = std::make_unique<AsyncRedisClient>(*async_redis_);
-      store_ = std::make_unique<SettlementStore>(*async_client_);
+      store_ = std::make_unique<RedisSettlementStore>(*async_client_);
     } else {
-      store_ = std::make_unique<SettlementStore>(*pool_);
+      store_ = std::make_unique<RedisSettlementStore>(*pool_);
     }
     std::vector<engine::Enrollment> persons;
     for (const std::string& key :
@@ -262,7 +262,7 @@ class SettlementStoreTest : public RedisServerTest {
     return std::make_unique<ConnectionPool>(options);
   }
 
-  SettleRead Read(const std::string& request_id, SettlementStore* store = nullptr) {
+  SettleRead Read(const std::string& request_id, RedisSettlementStore* store = nullptr) {
     absl::StatusOr<SettleRead> read = (store ? store : store_.get())
                                           ->ReadForSettle(version_, kPersonKey, kYear,
                                                           kInstitution, request_id);
@@ -507,7 +507,7 @@ class SettlementStoreTest : public RedisServerTest {
   std::unique_ptr<ConnectionPool> pool_;
   std::unique_ptr<AsyncRedis> async_redis_;
   std::unique_ptr<AsyncRedisClient> async_client_;
-  std::unique_ptr<SettlementStore> store_;
+  std::unique_ptr<RedisSettlementStore> store_;
 };
 
 TEST(SettlementIds, BeginWithTheTagAndAreUnique) {
@@ -1194,7 +1194,7 @@ TEST_P(SettlementStoreClientTest, ReadOfAnUnknownPersonAndBadInputs) {
 TEST_P(SettlementStoreClientTest, UncontendedSettlementIsTwoRoundTrips) {
   std::unique_ptr<ConnectionPool> client = MakePool(1);
   std::unique_ptr<ConnectionPool> observer = MakePool(1);
-  SettlementStore store(*client);
+  RedisSettlementStore store(*client);
   auto info = [&](std::string_view section, std::string_view field) -> int64_t {
     RedisResult r = observer->Command({"INFO", section});
     EXPECT_TRUE(r.ok()) << r.status();
@@ -1929,7 +1929,7 @@ TEST_P(SettlementStoreClientTest, IdempotencyRecordExpiresOnlyWhenConfigured) {
   EXPECT_EQ(ttl(IdempotencyKey("3f", kInstitution, "r1")), -1) << "no expiry by default";
 
   constexpr int64_t kTtl = 35 * 24 * 3600;
-  SettlementStore expiring(*pool_, SettlementStoreOptions{.idempotency_ttl_seconds = kTtl});
+  RedisSettlementStore expiring(*pool_, SettlementStoreOptions{.idempotency_ttl_seconds = kTtl});
   absl::StatusOr<SettleRead> read =
       expiring.ReadForSettle(version_, kPersonKey, kYear, kInstitution, "r2");
   ASSERT_TRUE(read.ok()) << read.status();

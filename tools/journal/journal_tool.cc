@@ -420,7 +420,7 @@ int RunExport(const Flags& flags, std::ostream& out, std::ostream& err) {
            " export again before trimming at --to\n";
   }
 
-  cache::SettlementStore store(**pool);
+  cache::RedisSettlementStore store(**pool);
   absl::StatusOr<ExportSummary> summary;
   std::unique_ptr<OutputFile> file;
   if (flags.out.has_value()) {
@@ -485,7 +485,7 @@ int RunTrim(const Flags& flags, std::ostream& out, std::ostream& err, const RunO
             FormatTime(latest), ", by Redis's clock): trim refuses recent times so that a "
             "mistyped --before cannot wipe today's journal; nothing was removed")));
   }
-  cache::SettlementStore store(**pool);
+  cache::RedisSettlementStore store(**pool);
   absl::StatusOr<int64_t> removed = store.TrimJournal(*before);
   if (!removed.ok()) return fail(removed.status());
   out << "removed " << *removed << " entries with stream ids before " << *before << " ("
@@ -648,8 +648,8 @@ absl::StatusOr<std::string> EntryJson(std::string_view tag, const cache::Journal
   return line;
 }
 
-absl::StatusOr<ExportSummary> Export(cache::SettlementStore& store, const ExportOptions& options,
-                                     std::ostream& out) {
+absl::StatusOr<ExportSummary> Export(cache::RedisSettlementStore& store,
+                                     const ExportOptions& options, std::ostream& out) {
   if (options.from_ms < 0) return BadFlag("from", "is before 1970");
   if (options.from_ms >= options.to_ms) {
     return BadFlag("to", "must be after --from (the window is [--from, --to))");

@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cache/redis_client.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "google/protobuf/message.h"
 
 namespace medsettle::journal_tool {
@@ -142,8 +142,8 @@ struct ExportSummary {
 // first entry that does not decode (whatever its institution);
 // kJournalNotExportable. On an error the lines written so far are
 // incomplete.
-absl::StatusOr<ExportSummary> Export(cache::SettlementStore& store, const ExportOptions& options,
-                                     std::ostream& out);
+absl::StatusOr<ExportSummary> Export(cache::RedisSettlementStore& store,
+                                     const ExportOptions& options, std::ostream& out);
 
 struct JournalStats {
   int64_t entries = 0;        // XLEN summed over the tags

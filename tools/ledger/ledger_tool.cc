@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "cache/connection_pool.h"
-#include "cache/settlement_store.h"
+#include "cache/redis_settlement_store.h"
 #include "engine/date.h"
 #include "engine/files/loaded_engine.h"
 #include "engine/status.h"
@@ -96,7 +96,7 @@ struct ShipMetrics {
   metrics::Histogram* batch_seconds = nullptr;
 
   static absl::StatusOr<ShipMetrics> Register(metrics::Registry& r,
-                                              cache::SettlementStore& journal,
+                                              cache::RedisSettlementStore& journal,
                                               const RunOptions& run) {
     ShipMetrics m;
     absl::StatusOr<metrics::CounterFamily*> shipped = r.AddCounter(
@@ -143,12 +143,12 @@ struct ShipMetrics {
       if (now - backlog->read_at_ms < 1000) return {backlog->entries, backlog->lag_seconds};
       backlog->read_at_ms = now;
       backlog->entries = backlog->lag_seconds = -1;
-      absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
+      absl::StatusOr<std::vector<cache::RedisSettlementStore::JournalLength>> lengths =
           journal.JournalLengths();
       if (!lengths.ok()) return {-1, -1};  // never a false 0
       double entries = 0;
       int64_t lag_ms = 0;
-      for (const cache::SettlementStore::JournalLength& l : *lengths) {
+      for (const cache::RedisSettlementStore::JournalLength& l : *lengths) {
         entries += static_cast<double>(l.entries);
         const std::string_view ms = std::string_view(l.oldest_id).substr(0, l.oldest_id.find('-'));
         int64_t at = 0;
@@ -235,7 +235,7 @@ class Command {
     std::map<std::pair<std::string, std::string>, Day> days;  // (institution, date)
     int64_t entries = 0;
   };
-  absl::StatusOr<Backlog> ReadBacklog(cache::SettlementStore& store,
+  absl::StatusOr<Backlog> ReadBacklog(cache::RedisSettlementStore& store,
                                       const std::map<std::string, ledger::StreamPosition>& cursors);
 
   const Flags& flags_;
@@ -294,7 +294,8 @@ void AddAmounts(const engine::Amounts& a, engine::Amounts* to) {
 }
 
 absl::StatusOr<Command::Backlog> Command::ReadBacklog(
-    cache::SettlementStore& store, const std::map<std::string, ledger::StreamPosition>& cursors) {
+    cache::RedisSettlementStore& store,
+    const std::map<std::string, ledger::StreamPosition>& cursors) {
   Backlog backlog;
   constexpr int64_t kPage = 1000;
   for (int t = 0; t < 256; ++t) {
@@ -401,7 +402,7 @@ int Command::Ship() {
   if (!locked.ok()) return Fail("ship", locked);
   absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(2);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::SettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements(**redis);
 
   int64_t shipped = 0, released = 0, shipped_since = 0;
   int64_t last_report_ms = NowMs();
@@ -434,7 +435,7 @@ int Command::Ship() {
   // a stalled shipper; the backlog is read at scrape time. Declared in the
   // order they must outlive each other (the endpoint last: destroyed first).
   std::unique_ptr<cache::ConnectionPool> scrape_pool;
-  std::unique_ptr<cache::SettlementStore> scrape_journal;
+  std::unique_ptr<cache::RedisSettlementStore> scrape_journal;
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsEndpoint> endpoint;
   std::string metrics_host;
@@ -446,7 +447,7 @@ int Command::Ship() {
     absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> scrape_redis = OpenRedis(1);
     if (!scrape_redis.ok()) return Fail("connecting to Redis", scrape_redis.status());
     scrape_pool = *std::move(scrape_redis);
-    scrape_journal = std::make_unique<cache::SettlementStore>(*scrape_pool);
+    scrape_journal = std::make_unique<cache::RedisSettlementStore>(*scrape_pool);
     absl::StatusOr<ShipMetrics> m = ShipMetrics::Register(registry, *scrape_journal, run_);
     if (!m.ok()) return Fail("registering the metrics", m.status());
     ship_metrics_ = *m;
@@ -516,8 +517,8 @@ int Command::Status() {
   if (!cursors.ok()) return Fail("reading the cursors", cursors.status());
   absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(1);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::SettlementStore settlements(**redis);
-  absl::StatusOr<std::vector<cache::SettlementStore::JournalLength>> lengths =
+  cache::RedisSettlementStore settlements(**redis);
+  absl::StatusOr<std::vector<cache::RedisSettlementStore::JournalLength>> lengths =
       settlements.JournalLengths();
   if (!lengths.ok()) return Fail("reading the journals", lengths.status());
   const int64_t now = NowMs();
@@ -625,7 +626,7 @@ int Command::Verify() {
   if (!store.ok()) return Fail("opening the ledger", store.status());
   absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(1);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::SettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements(**redis);
   absl::StatusOr<std::map<std::string, ledger::StreamPosition>> cursors = (*store)->Cursors();
   if (!cursors.ok()) return Fail("reading the cursors", cursors.status());
   absl::StatusOr<Backlog> backlog = ReadBacklog(settlements, *cursors);
@@ -662,7 +663,7 @@ int Command::Verify() {
       batch.emplace_back(k.substr(first + 2, last - first - 2),
                          std::atoi(k.c_str() + last + 1));
     }
-    absl::StatusOr<std::vector<cache::SettlementStore::StoredYear>> years =
+    absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> years =
         settlements.ReadYears(batch);
     if (!years.ok()) return Fail("reading accumulators", years.status());
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -751,7 +752,7 @@ int Command::Rebuild() {
   if (!records_store.ok()) return Fail("opening the ledger", records_store.status());
   absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(1);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::SettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements(**redis);
   absl::StatusOr<std::map<std::string, ledger::StreamPosition>> cursors = (*store)->Cursors();
   if (!cursors.ok()) return Fail("reading the cursors", cursors.status());
   absl::StatusOr<Backlog> backlog = ReadBacklog(settlements, *cursors);
@@ -797,12 +798,12 @@ int Command::Rebuild() {
   int64_t written = 0, same = 0, conflicting = 0;
   std::vector<std::pair<std::string, int32_t>> batch;
   auto flush = [&]() -> absl::Status {
-    absl::StatusOr<std::vector<cache::SettlementStore::StoredYear>> now =
+    absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> now =
         settlements.ReadYears(batch);
     if (!now.ok()) return now.status();
     for (size_t i = 0; i < batch.size(); ++i) {
       const Want& w = wanted[batch[i]];
-      const cache::SettlementStore::StoredYear& have = (*now)[i];
+      const cache::RedisSettlementStore::StoredYear& have = (*now)[i];
       if (have.exists && have.accumulators.SameTotals(w.totals)) {
         ++same;
         continue;
