@@ -26,21 +26,33 @@ class AsyncRedisClient final : public RedisClient {
   // `redis` must outlive the client.
   explicit AsyncRedisClient(AsyncRedis& redis) : redis_(redis) {}
 
-  RedisResult Command(const RedisArgv& argv) override {
+  // One server: the routing key is not needed; blocking calls spread over
+  // the connections.
+  RedisResult Command(std::string_view /*routing_key*/, const RedisArgv& argv) override {
+    return NodeCommand(0, argv);
+  }
+
+  absl::StatusOr<std::vector<RedisResult>> Pipeline(
+      std::string_view /*routing_key*/, const std::vector<RedisArgv>& commands) override {
+    return redis_.PipelineBlocking(NextShard(), commands);
+  }
+
+  absl::StatusOr<std::vector<RedisResult>> PipelineAcrossSlots(
+      const std::vector<std::string_view>& /*routing_keys*/,
+      const std::vector<RedisArgv>& commands) override {
+    return redis_.PipelineBlocking(NextShard(), commands);
+  }
+
+  RedisResult NodeCommand(int /*node*/, const RedisArgv& argv) override {
     absl::StatusOr<std::vector<RedisResult>> replies =
         redis_.PipelineBlocking(NextShard(), {argv});
     if (!replies.ok()) return replies.status();
     return std::move(replies->front());
   }
 
-  absl::StatusOr<std::vector<RedisResult>> Pipeline(
-      const std::vector<RedisArgv>& commands) override {
-    return redis_.PipelineBlocking(NextShard(), commands);
-  }
-
-  void SendPipeline(std::string_view hash_tag, const std::vector<RedisArgv>& commands,
+  void SendPipeline(std::string_view routing_key, const std::vector<RedisArgv>& commands,
                     PipelineDone done) override {
-    redis_.Send(static_cast<uint32_t>(std::hash<std::string_view>{}(hash_tag)), commands,
+    redis_.Send(static_cast<uint32_t>(std::hash<std::string_view>{}(routing_key)), commands,
                 std::move(done));
   }
 

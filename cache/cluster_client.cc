@@ -57,24 +57,26 @@ struct OwnedCommands {
 ClusterClient::ClusterClient(ClusterOptions options)
     : options_(std::move(options)), background_([this] { BackgroundLoop(); }) {}
 
-ClusterClient::~ClusterClient() {
+ClusterClient::~ClusterClient() { Stop(); }
+
+void ClusterClient::Stop() {
+  if (stopped_.exchange(true)) return;
   {
     std::lock_guard<std::mutex> lock(background_mutex_);
     stopping_ = true;
   }
   background_wakeup_.notify_all();
   background_.join();  // runs what was queued: every done is called
-  std::map<std::string, std::unique_ptr<AsyncRedis>> async;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    async.swap(async_);
-  }
-  for (auto& [name, redis] : async) redis->Stop();
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [name, redis] : async_) redis->Stop();
 }
 
 absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Connect(ClusterOptions options) {
   std::unique_ptr<ClusterClient> client(new ClusterClient(std::move(options)));
-  if (absl::Status s = client->Refresh(); !s.ok()) return s;
+  if (absl::Status s = client->Refresh(); !s.ok()) {
+    const bool unreachable = engine::ReasonOf(s) == reason::kRedisClusterUnreachable;
+    if (!unreachable || client->options_.require_reachable) return s;
+  }
   return client;
 }
 
@@ -194,7 +196,7 @@ absl::Status ClusterClient::Refresh() {
   refreshes_.fetch_add(1, std::memory_order_relaxed);
   // Every primary's pipelined connections start connecting now, before the
   // first call needs them (a new primary after a failover, a new shard).
-  if (options_.async_loops_per_node > 0) {
+  if (options_.async_loops_per_node > 0 && !stopped_.load(std::memory_order_acquire)) {
     for (const ClusterShard& shard : partial->shards()) (void)AsyncFor(shard.primary);
   }
   return absl::OkStatus();
@@ -228,6 +230,7 @@ absl::StatusOr<NodeAddress> ClusterClient::PrimaryFor(int slot) {
 bool ClusterClient::Background(std::function<void()> work) {
   {
     std::lock_guard<std::mutex> lock(background_mutex_);
+    if (stopping_) return false;  // the caller refuses: nothing will run it
     if (background_queue_.size() >= options_.max_background_calls) return false;
     background_queue_.push_back(std::move(work));
   }
@@ -264,14 +267,52 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Pipeline(
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   std::vector<Batch> todo = {Batch{.destination = {.node = *owner, .asking = false},
                                    .indices = std::move(all)}};
-  return Resolve(slot, commands,
+  return Resolve(std::vector<int>(commands.size(), slot), commands,
                  std::vector<RedisResult>(commands.size(), absl::UnknownError("not sent")),
                  std::move(todo), 0);
 }
 
+absl::StatusOr<std::vector<RedisResult>> ClusterClient::PipelineAcrossSlots(
+    const std::vector<std::string_view>& routing_keys, const std::vector<RedisArgv>& commands) {
+  std::vector<int> slots(commands.size());
+  std::vector<Batch> todo;  // one per primary
+  for (size_t i = 0; i < commands.size(); ++i) {
+    slots[i] = KeySlot(routing_keys[i]);
+    absl::StatusOr<NodeAddress> owner = PrimaryFor(slots[i]);
+    if (!owner.ok()) return owner.status();
+    auto batch = std::find_if(todo.begin(), todo.end(),
+                              [&](const Batch& b) { return b.destination.node == *owner; });
+    if (batch == todo.end()) {
+      Batch fresh;  // (not a designated initializer: GCC 12 warns it uninitialized)
+      fresh.destination.node = *owner;
+      fresh.indices.push_back(i);
+      todo.push_back(std::move(fresh));
+    } else {
+      batch->indices.push_back(i);
+    }
+  }
+  return Resolve(slots, commands,
+                 std::vector<RedisResult>(commands.size(), absl::UnknownError("not sent")),
+                 std::move(todo), 0);
+}
+
+int ClusterClient::NodeCount() {
+  std::shared_ptr<const SlotMap> map = slots();
+  return map == nullptr ? 0 : static_cast<int>(map->shards().size());
+}
+
+RedisResult ClusterClient::NodeCommand(int node, const RedisArgv& argv) {
+  std::shared_ptr<const SlotMap> map = slots();
+  if (map == nullptr || node < 0 || node >= static_cast<int>(map->shards().size())) {
+    return absl::FailedPreconditionError(
+        Cat("the cluster has no primary number ", node, " (the topology changed)"));
+  }
+  return PoolFor(map->shards()[static_cast<size_t>(node)].primary).Command(argv);
+}
+
 void ClusterClient::SendPipeline(std::string_view routing_key,
                                  const std::vector<RedisArgv>& commands, PipelineDone done) {
-  if (options_.async_loops_per_node <= 0) {
+  if (options_.async_loops_per_node <= 0 || stopped_.load(std::memory_order_acquire)) {
     std::move(done)(Pipeline(routing_key, commands));
     return;
   }
@@ -291,7 +332,7 @@ void ClusterClient::SendPipeline(std::string_view routing_key,
         })) {
       std::move(*shared_done)(engine::Refusal(absl::StatusCode::kResourceExhausted,
                                               reason::kRedisPoolExhausted, "",
-                                              "the cluster client's background queue is full"));
+                                              "the cluster client's background queue is full (or it is stopping)"));
     }
     return;
   }
@@ -342,12 +383,13 @@ void ClusterClient::SendPipeline(std::string_view routing_key,
               // A MOVED updated the table for this slot; read all of it.
               const int hops = next.empty() ? 0 : 1;
               if (hops > 0) RefreshSoon();
-              std::move(*shared_done)(
-                  Resolve(slot, owned->views, std::move(results), std::move(next), hops));
+              std::move(*shared_done)(Resolve(std::vector<int>(owned->views.size(), slot),
+                                              owned->views, std::move(results), std::move(next),
+                                              hops));
             })) {
           std::move(*shared_done)(engine::Refusal(
               absl::StatusCode::kResourceExhausted, reason::kRedisPoolExhausted, "",
-              "the cluster client's background queue is full"));
+              "the cluster client's background queue is full (or it is stopping)"));
         }
       });
 }
@@ -395,14 +437,15 @@ void ClusterClient::Triage(const Batch& sent, std::vector<RedisResult>& replies,
 }
 
 absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
-    int slot, const std::vector<RedisArgv>& commands, std::vector<RedisResult> results,
-    std::vector<Batch> todo, int redirects) {
+    const std::vector<int>& slots, const std::vector<RedisArgv>& commands,
+    std::vector<RedisResult> results, std::vector<Batch> todo, int redirects) {
   int retries = 0;
   while (!todo.empty()) {
     if (redirects > options_.max_redirects) {
       return engine::Refusal(
           absl::StatusCode::kUnavailable, reason::kRedisClusterRedirectLoop, "",
-          Cat("slot ", slot, " was redirected more than ", options_.max_redirects,
+          Cat("slot ", slots[todo[0].indices[0]], " was redirected more than ",
+              options_.max_redirects,
               " times in one call (the cluster is being resharded or its nodes disagree)"));
     }
     std::vector<Batch> next;
@@ -435,10 +478,18 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
       std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms << retries));
       ++retries;
       RefreshSoon();
-      absl::StatusOr<NodeAddress> node = PrimaryFor(slot);
-      if (!node.ok()) return node.status();
-      next.push_back(Batch{.destination = {.node = *node, .asking = false},
-                           .indices = std::move(retry_later)});
+      for (size_t index : retry_later) {
+        absl::StatusOr<NodeAddress> node = PrimaryFor(slots[index]);
+        if (!node.ok()) return node.status();
+        const Destination d{.node = *node, .asking = false};
+        auto batch = std::find_if(next.begin(), next.end(),
+                                  [&](const Batch& b) { return b.destination == d; });
+        if (batch == next.end()) {
+          next.push_back(Batch{.destination = d, .indices = {index}});
+        } else {
+          batch->indices.push_back(index);
+        }
+      }
     }
     // Otherwise the commands in retry_later keep Redis's own status
     // (UNAVAILABLE for TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN;

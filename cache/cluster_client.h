@@ -93,18 +93,27 @@ struct ClusterOptions {
   size_t max_background_calls = 10000;
   // As RedisOptions::on_round_trip, for every node's connections.
   std::function<void(int64_t round_trip_us)> on_round_trip;
+  // false: Connect succeeds while no node answers yet (a gateway started
+  // before its cluster); calls fail kRedisClusterUnreachable until one does.
+  // Seeds that answer but are not a cluster fail Connect either way.
+  bool require_reachable = true;
 };
 
-class ClusterClient {
+class ClusterClient final : public RedisClient {
  public:
-  using PipelineDone = RedisClient::PipelineDone;
   // Reads the topology from the seeds (the first that answers). Errors:
   // kRedisClusterUnreachable when none answers, kRedisClusterTopologyInvalid
   // when the seeds are not in cluster mode. A table with uncovered slots is
   // accepted (calls to those slots fail kRedisClusterSlotsUncovered until a
   // refresh finds them served). REQUIRES: !options.seeds.empty().
   static absl::StatusOr<std::unique_ptr<ClusterClient>> Connect(ClusterOptions options);
-  ~ClusterClient();
+  ~ClusterClient() override;  // Stop()
+
+  // Finishes what waits for the background thread (every done is called),
+  // then stops every node's AsyncRedis (in-flight pipelines fail
+  // UNAVAILABLE). Afterwards SendPipeline takes the blocking path.
+  // Idempotent. REQUIRES: not on an I/O thread or the background thread.
+  void Stop();
 
   ClusterClient(const ClusterClient&) = delete;
   ClusterClient& operator=(const ClusterClient&) = delete;
@@ -113,12 +122,19 @@ class ClusterClient {
   // KeySlot(routing_key), following redirections as described above.
   // Besides RedisClient's errors: UNAVAILABLE kRedisClusterSlotsUncovered,
   // kRedisClusterRedirectLoop, kRedisClusterUnreachable.
-  RedisResult Command(std::string_view routing_key, const RedisArgv& argv);
-  absl::StatusOr<std::vector<RedisResult>> Pipeline(std::string_view routing_key,
-                                                    const std::vector<RedisArgv>& commands);
+  RedisResult Command(std::string_view routing_key, const RedisArgv& argv) override;
+  absl::StatusOr<std::vector<RedisResult>> Pipeline(
+      std::string_view routing_key, const std::vector<RedisArgv>& commands) override;
+  // One pipeline per primary, sent one after another.
+  absl::StatusOr<std::vector<RedisResult>> PipelineAcrossSlots(
+      const std::vector<std::string_view>& routing_keys,
+      const std::vector<RedisArgv>& commands) override;
   // As RedisClient::SendPipeline (see above for the threads `done` runs on).
   void SendPipeline(std::string_view routing_key, const std::vector<RedisArgv>& commands,
-                    PipelineDone done);
+                    PipelineDone done) override;
+  // The primaries of the table in use (in its order).
+  int NodeCount() override;
+  RedisResult NodeCommand(int node, const RedisArgv& argv) override;
 
   // Re-reads CLUSTER SLOTS from the known primaries, then the seeds; keeps
   // the old table when none answers (and returns why).
@@ -149,8 +165,10 @@ class ClusterClient {
  private:
   explicit ClusterClient(ClusterOptions options);
   // Until every command has a final result: send `todo`, read the replies,
-  // redirect and retry (blocking). `results` holds what is final already.
-  absl::StatusOr<std::vector<RedisResult>> Resolve(int slot, const std::vector<RedisArgv>& commands,
+  // redirect and retry (blocking). `slots[i]` is command i's slot;
+  // `results` holds what is final already.
+  absl::StatusOr<std::vector<RedisResult>> Resolve(const std::vector<int>& slots,
+                                                   const std::vector<RedisArgv>& commands,
                                                    std::vector<RedisResult> results,
                                                    std::vector<Batch> todo, int redirects);
   // Sorts the replies of `sent` into `results` (final) and `next` (to send
@@ -184,6 +202,7 @@ class ClusterClient {
   std::condition_variable background_wakeup_;
   std::deque<std::function<void()>> background_queue_;  // guarded by background_mutex_
   bool stopping_ = false;                               // guarded by background_mutex_
+  std::atomic<bool> stopped_{false};
   std::thread background_;
 };
 

@@ -186,7 +186,11 @@ absl::StatusOr<std::vector<NodeAddress>> ParseNodeList(std::string_view text) {
       return engine::InvalidField(reason::kRedisAddressInvalid, "redis.address",
                                   Cat("\"", entry, "\" is not host:port (in \"", text, "\")"));
     }
-    node.host = std::string(entry.substr(0, colon));
+    std::string_view host = entry.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {  // [::1]:7002
+      host = host.substr(1, host.size() - 2);
+    }
+    node.host = std::string(host);
     nodes.push_back(std::move(node));
     start = comma + 1;
   }

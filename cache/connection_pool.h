@@ -76,9 +76,23 @@ class ConnectionPool final : public RedisClient {
 
   // RedisClient: lease a connection for up to acquire_timeout_ms (else
   // RESOURCE_EXHAUSTED kRedisPoolExhausted), then as RedisConnection.
-  RedisResult Command(const RedisArgv& argv) override;
+  // One server: the routing key is not needed, and these forms without it
+  // are for code that holds the pool itself (tests, single-server tools).
+  RedisResult Command(const RedisArgv& argv);
+  absl::StatusOr<std::vector<RedisResult>> Pipeline(const std::vector<RedisArgv>& commands);
+  RedisResult Command(std::string_view /*routing_key*/, const RedisArgv& argv) override {
+    return Command(argv);
+  }
   absl::StatusOr<std::vector<RedisResult>> Pipeline(
-      const std::vector<RedisArgv>& commands) override;
+      std::string_view /*routing_key*/, const std::vector<RedisArgv>& commands) override {
+    return Pipeline(commands);
+  }
+  absl::StatusOr<std::vector<RedisResult>> PipelineAcrossSlots(
+      const std::vector<std::string_view>& /*routing_keys*/,
+      const std::vector<RedisArgv>& commands) override {
+    return Pipeline(commands);
+  }
+  RedisResult NodeCommand(int /*node*/, const RedisArgv& argv) override { return Command(argv); }
 
   int size() const { return options_.size; }
   // Connections not leased right now (a snapshot; for metrics and tests).

@@ -1,14 +1,17 @@
 // The one interface through which medsettle talks to Redis, the value type
 // of a reply, and the stable reasons of Redis failures.
 //
-// Everything above cache/ (the gateway, the snapshot loader) holds a
-// RedisClient&, never a connection or a pool, so that a Redis Cluster client
-// can replace today's single-node ConnectionPool (cache/connection_pool.h)
-// without touching its callers. To keep that possible, callers promise what
-// a cluster needs: every key named in one Command or one Pipeline hashes to
-// the same cluster slot (one person's keys share a hash tag, "{<person_key>}"),
-// and commands that address the whole keyspace (KEYS, FLUSHALL, SCAN without
-// a node) are not sent through this interface by the request path.
+// Everything above cache/ (the gateway, the snapshot loader, the ledger's
+// shipper, the tools) holds a RedisClient&, never a connection or a pool,
+// so that one server (cache/connection_pool.h, cache/async_redis_client.h)
+// and a Redis Cluster (cache/cluster_client.h) serve the same callers,
+// chosen by configuration (cache/redis_factory.h). What a cluster needs,
+// every caller gives: each call names its routing key — a key of its
+// commands, or the hash tag they share ("3f" routes like "{3f}") — and
+// every key named in one Command or one Pipeline hashes to that key's
+// slot (one person's keys share a hash tag, "{<first 2 hex of the person
+// key>}"). Commands that address a whole server rather than a key (PING,
+// INFO, TIME, SCAN) go to NodeCommand, once per node.
 #ifndef MEDSETTLE_CACHE_REDIS_CLIENT_H_
 #define MEDSETTLE_CACHE_REDIS_CLIENT_H_
 
@@ -84,37 +87,57 @@ class RedisClient {
  public:
   virtual ~RedisClient() = default;
 
-  // Sends one command and returns its reply. A top-level error reply is
-  // returned as its status (ErrorReplyStatus); I/O failures and timeouts as
-  // UNAVAILABLE kRedisUnavailable. REQUIRES: !argv.empty().
-  virtual RedisResult Command(const RedisArgv& argv) = 0;
+  // Sends one command to the server of `routing_key`'s slot (a key of
+  // `argv`, or the hash tag of its keys; a single server ignores it) and
+  // returns its reply. A top-level error reply is returned as its status
+  // (ErrorReplyStatus); I/O failures and timeouts as UNAVAILABLE
+  // kRedisUnavailable. REQUIRES: !argv.empty().
+  virtual RedisResult Command(std::string_view routing_key, const RedisArgv& argv) = 0;
 
-  // Sends `commands` in one write and reads their replies in order: one
-  // round trip. On success the vector has one RedisResult per command, each
-  // a reply or the status of that command's error reply (one command's
-  // error does not fail the others). Any I/O failure or timeout fails the
-  // whole pipeline with UNAVAILABLE; none of the replies is then returned,
-  // and any prefix of the commands may have been applied.
-  // REQUIRES: every element of `commands` is non-empty.
+  // Sends `commands` (every key in `routing_key`'s slot) in one write and
+  // reads their replies in order: one round trip. On success the vector has
+  // one RedisResult per command, each a reply or the status of that
+  // command's error reply (one command's error does not fail the others).
+  // Any I/O failure or timeout fails the whole pipeline with UNAVAILABLE;
+  // none of the replies is then returned, and any of the commands may have
+  // been applied. REQUIRES: every element of `commands` is non-empty.
   virtual absl::StatusOr<std::vector<RedisResult>> Pipeline(
+      std::string_view routing_key, const std::vector<RedisArgv>& commands) = 0;
+
+  // Commands of many slots, `routing_keys[i]` naming the slot of
+  // `commands[i]`: one pipeline per server (one round trip on a single
+  // server, one per primary of a cluster, sent one after another). Results
+  // in the order of `commands`, failures as Pipeline. For readers of every
+  // tag at once (the shipper's journal heads, operators' tools).
+  // REQUIRES: routing_keys.size() == commands.size().
+  virtual absl::StatusOr<std::vector<RedisResult>> PipelineAcrossSlots(
+      const std::vector<std::string_view>& routing_keys,
       const std::vector<RedisArgv>& commands) = 0;
 
   // What SendPipeline calls when the pipeline is done.
   using PipelineDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<RedisResult>>) &&>;
 
   // Pipeline without waiting, where the client can: sends `commands`
-  // (every key under the hash tag `hash_tag`, e.g. "3f" of "{3f}") and
+  // (every key under the hash tag `routing_key`, e.g. "3f" of "{3f}") and
   // calls `done` exactly once with what Pipeline would return. The
   // commands are copied before SendPipeline returns. This default blocks:
   // it runs Pipeline and calls `done` on the calling thread. An
   // asynchronous client (cache/async_redis.h) returns at once and calls
   // `done` on its I/O thread; the tag keeps one person's calls in order on
   // one connection (and, in a cluster, picks the slot).
-  virtual void SendPipeline(std::string_view hash_tag, const std::vector<RedisArgv>& commands,
+  virtual void SendPipeline(std::string_view routing_key, const std::vector<RedisArgv>& commands,
                             PipelineDone done) {
-    (void)hash_tag;
-    std::move(done)(Pipeline(commands));
+    std::move(done)(Pipeline(routing_key, commands));
   }
+
+  // The servers that hold data: 1 for a single server, the primaries of a
+  // cluster (as its slot table lists them now).
+  virtual int NodeCount() { return 1; }
+  // A command about a server rather than a key (PING, INFO, TIME, DBSIZE,
+  // SCAN), sent to server `node` (0 ≤ node < NodeCount()); a SCAN cursor
+  // belongs to the node that returned it. FAILED_PRECONDITION for a node
+  // that no longer exists.
+  virtual RedisResult NodeCommand(int node, const RedisArgv& argv) = 0;
 };
 
 // `co_await AwaitPipeline(redis, tag, commands)` in a cache::Task

@@ -161,11 +161,17 @@ class RedisSettlementStore final : public SettlementStore {
   static absl::StatusOr<std::vector<JournalEntry>> DecodeJournal(const std::string& key,
                                                                  const RedisReply& reply);
   // EVALSHA of script `index` (keys under `hash_tag`); after NOSCRIPT,
-  // EVAL of its text, which runs and loads it.
+  // EVAL of its text, which runs and loads it. With options_.replica_acks,
+  // WAIT follows in the same pipeline and *acked gets its answer (the
+  // replicas holding every write of that connection so far).
   Task<RedisResult> RunScriptAsync(int index, std::string_view hash_tag,
-                                   const RedisArgv& keys_and_args, size_t key_count);
+                                   const RedisArgv& keys_and_args, size_t key_count,
+                                   int64_t* acked);
   RedisResult RunScript(int index, std::string_view hash_tag, const RedisArgv& keys_and_args,
-                        size_t key_count);
+                        size_t key_count, int64_t* acked);
+  // OK when no replica acknowledgement is asked for or `acked` meets it;
+  // else UNAVAILABLE kReplicaAckTimeout about `what` ("settlement 3f-…").
+  absl::Status CheckReplicated(int64_t acked, std::string_view what) const;
 
   RedisClient& redis_;
   const SettlementStoreOptions options_;

@@ -28,7 +28,8 @@ absl::Status PublishRuleFiles(RedisClient& redis, const std::vector<RuleFile>& f
                         files[i].content});
   }
   if (commands.empty()) return absl::OkStatus();
-  absl::StatusOr<std::vector<RedisResult>> replies = redis.Pipeline(commands);
+  // Every rule file's key has the tag {rules}: one slot, one pipeline.
+  absl::StatusOr<std::vector<RedisResult>> replies = redis.Pipeline("rules", commands);
   if (!replies.ok()) return replies.status();
   for (const RedisResult& r : *replies) {
     if (!r.ok()) return r.status();
@@ -39,7 +40,7 @@ absl::Status PublishRuleFiles(RedisClient& redis, const std::vector<RuleFile>& f
 absl::StatusOr<std::optional<RuleFile>> ReadRuleFile(RedisClient& redis,
                                                      std::string_view sha256) {
   const std::string key = RuleFileKey(sha256);
-  RedisResult r = redis.Command({"HMGET", key, "kind", "name", "content"});
+  RedisResult r = redis.Command(key, {"HMGET", key, "kind", "name", "content"});
   if (!r.ok()) return r.status();
   if (r->elements.size() != 3 || r->elements[2].is_nil()) return std::optional<RuleFile>();
   RuleFile f{.sha256 = std::string(sha256),

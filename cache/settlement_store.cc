@@ -448,31 +448,51 @@ RedisSettlementStore::RedisSettlementStore(RedisClient& redis, SettlementStoreOp
 
 Task<RedisResult> RedisSettlementStore::RunScriptAsync(int index, std::string_view hash_tag,
                                                        const RedisArgv& keys_and_args,
-                                                       size_t key_count) {
+                                                       size_t key_count, int64_t* acked) {
   const std::string count = std::to_string(key_count);
+  const std::string wait_replicas = std::to_string(options_.replica_acks);
+  const std::string wait_ms = std::to_string(options_.replica_ack_timeout_ms);
   // EVALSHA of the hash computed here; when Redis does not hold the script
   // (first use, a restart, SCRIPT FLUSH, a failover) it answers NOSCRIPT
   // without running anything, and EVAL of the text runs it and loads it.
   std::vector<RedisArgv> command = {{"EVALSHA", sha_[index], count}};
   command[0].insert(command[0].end(), keys_and_args.begin(), keys_and_args.end());
+  // Same connection, right after: WAIT counts the replicas that have
+  // everything this connection wrote, the script's writes included.
+  if (options_.replica_acks > 0) command.push_back({"WAIT", wait_replicas, wait_ms});
   absl::StatusOr<std::vector<RedisResult>> replies =
       co_await AwaitPipeline(redis_, hash_tag, command);
   if (!replies.ok()) co_return replies.status();
-  if (replies->size() != 1) co_return Unexpected("EVALSHA");
-  if ((*replies)[0].ok() || engine::ReasonOf((*replies)[0].status()) != reason::kRedisNoscript) {
-    co_return std::move((*replies)[0]);
+  if (replies->size() != command.size()) co_return Unexpected("EVALSHA");
+  if (!(*replies)[0].ok() && engine::ReasonOf((*replies)[0].status()) == reason::kRedisNoscript) {
+    command[0][0] = "EVAL";
+    command[0][1] = kScripts[index];
+    replies = co_await AwaitPipeline(redis_, hash_tag, command);
+    if (!replies.ok()) co_return replies.status();
+    if (replies->size() != command.size()) co_return Unexpected("EVAL");
   }
-  command[0][0] = "EVAL";
-  command[0][1] = kScripts[index];
-  replies = co_await AwaitPipeline(redis_, hash_tag, command);
-  if (!replies.ok()) co_return replies.status();
-  if (replies->size() != 1) co_return Unexpected("EVAL");
+  if (acked != nullptr) {
+    *acked = 0;
+    if (options_.replica_acks > 0 && (*replies)[1].ok()) *acked = (*replies)[1]->integer;
+  }
   co_return std::move((*replies)[0]);
 }
 
 RedisResult RedisSettlementStore::RunScript(int index, std::string_view hash_tag,
-                                            const RedisArgv& keys_and_args, size_t key_count) {
-  return RunSync(RunScriptAsync(index, hash_tag, keys_and_args, key_count));
+                                            const RedisArgv& keys_and_args, size_t key_count,
+                                            int64_t* acked) {
+  return RunSync(RunScriptAsync(index, hash_tag, keys_and_args, key_count, acked));
+}
+
+absl::Status RedisSettlementStore::CheckReplicated(int64_t acked, std::string_view what) const {
+  if (options_.replica_acks <= 0 || acked >= options_.replica_acks) return absl::OkStatus();
+  return engine::Refusal(
+      absl::StatusCode::kUnavailable, reason::kReplicaAckTimeout, "",
+      Cat(what, " was written on the Redis primary, but ", acked, " of the ",
+          options_.replica_acks, " replicas asked for confirmed it within ",
+          options_.replica_ack_timeout_ms,
+          " ms: its outcome is unknown; re-send the same request (it replays if the "
+          "write survived, and is made again if not)"));
 }
 
 Task<absl::StatusOr<SettleRead>> RedisSettlementStore::ReadForSettleAsync(
@@ -611,7 +631,8 @@ Task<absl::StatusOr<CommitResult>> RedisSettlementStore::CommitSettlementAsync(
     argv.push_back(i == 3 ? std::string_view(bytes) : std::string_view(values[i]));
   }
 
-  RedisResult r = co_await RunScriptAsync(kCommitScript, *tag, argv, key_count);
+  int64_t acked = 0;
+  RedisResult r = co_await RunScriptAsync(kCommitScript, *tag, argv, key_count, &acked);
   if (!r.ok()) co_return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) co_return Unexpected("the commit script");
@@ -640,6 +661,10 @@ Task<absl::StatusOr<CommitResult>> RedisSettlementStore::CommitSettlementAsync(
     co_return result;
   }
   if (outcome == "COMMITTED" && e.size() == 3) {
+    if (absl::Status s = CheckReplicated(acked, Cat("settlement ", rec.settlement_id()));
+        !s.ok()) {
+      co_return s;
+    }
     result.outcome = CommitOutcome::kCommitted;
     result.settlement_id = rec.settlement_id();
     if (!ParseInt64(e[2].str, &result.accumulators_version)) co_return Unexpected("the commit script");
@@ -719,7 +744,8 @@ absl::StatusOr<ReversalResult> RedisSettlementStore::CommitReversal(
   const std::string rev = ReversalKey(settled.settlement_id());
   RedisArgv argv = {stl, acc, journal, recon, idem, rev, bytes};
   for (const std::string& v : values) argv.push_back(v);
-  RedisResult r = RunScript(kReversalScript, *tag, argv, 6);
+  int64_t acked = 0;
+  RedisResult r = RunScript(kReversalScript, *tag, argv, 6, &acked);
   if (!r.ok()) return r.status();
   const std::vector<RedisReply>& e = r->elements;
   if (e.empty()) return Unexpected("the reversal script");
@@ -736,6 +762,12 @@ absl::StatusOr<ReversalResult> RedisSettlementStore::CommitReversal(
   }
   if ((outcome != "REPLAYED" && outcome != "REVERSED") || e.size() < 2) {
     return Unexpected("the reversal script");
+  }
+  if (outcome == "REVERSED") {
+    if (absl::Status s = CheckReplicated(acked, Cat("the reversal of ", settled.settlement_id()));
+        !s.ok()) {
+      return s;
+    }
   }
   ReversalResult result;
   result.replayed = outcome == "REPLAYED";
@@ -788,7 +820,7 @@ absl::StatusOr<std::vector<JournalEntry>> RedisSettlementStore::RangeJournal(
     argv.push_back("COUNT");
     argv.push_back(limit);
   }
-  RedisResult r = redis_.Command(argv);
+  RedisResult r = redis_.Command(key, argv);
   if (!r.ok()) return r.status();
   return DecodeJournal(key, *r);
 }
@@ -865,7 +897,7 @@ absl::StatusOr<ReconcileResult> RedisSettlementStore::Reconcile(std::string_view
         std::to_string(from + static_cast<int64_t>(wanted - result.detail.size()) - 1);
     std::vector<RedisArgv> commands = {{"HGETALL", recon}, {"LLEN", ids}};
     if (page_open) commands.push_back({"LRANGE", ids, range_from, range_to});
-    absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+    absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(tag, commands);
     if (!replies.ok()) return replies.status();
     if (replies->size() != commands.size()) return Unexpected("the reconcile read");
     for (const RedisResult& r : *replies) {
@@ -897,7 +929,7 @@ absl::StatusOr<ReconcileResult> RedisSettlementStore::Reconcile(std::string_view
     revs.reserve(keys.size());
     for (const RedisReply& id : listed) revs.push_back(ReversalKey(id.str));
     for (size_t i = 0; i < keys.size(); ++i) reads.push_back({"MGET", keys[i], revs[i]});
-    absl::StatusOr<std::vector<RedisResult>> records = redis_.Pipeline(reads);
+    absl::StatusOr<std::vector<RedisResult>> records = redis_.Pipeline(tag, reads);
     if (!records.ok()) return records.status();
     if (records->size() != reads.size()) return Unexpected("the reconcile detail read");
     for (size_t i = 0; i < records->size(); ++i) {
@@ -959,7 +991,8 @@ absl::StatusOr<int64_t> RedisSettlementStore::TrimJournal(int64_t before_ms) {
   const std::string min_id = std::to_string(before_ms);
   int64_t removed = 0;
   for (int t = 0; t < kTagCount; ++t) {
-    RedisResult r = redis_.Command({"XTRIM", JournalKey(TagText(t)), "MINID", min_id});
+    const std::string journal = JournalKey(TagText(t));
+    RedisResult r = redis_.Command(journal, {"XTRIM", journal, "MINID", min_id});
     if (!r.ok()) return r.status();
     if (r->type != RedisReply::Type::kInteger) return Unexpected("XTRIM");
     removed += r->integer;
@@ -981,7 +1014,8 @@ absl::StatusOr<std::vector<RedisSettlementStore::StoredYear>> RedisSettlementSto
   std::vector<StoredYear> out;
   out.reserve(keys.size());
   if (commands.empty()) return out;
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  const std::vector<std::string_view> routing(keys.begin(), keys.end());
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.PipelineAcrossSlots(routing, commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != commands.size()) return Unexpected("the accumulators read");
   for (const RedisResult& r : *replies) {
@@ -1005,7 +1039,7 @@ absl::Status RedisSettlementStore::WriteYear(std::string_view person_key, int32_
   RedisArgv hset = {"HSET", key, "version", version_text};
   for (const std::string& v : values) hset.push_back(v);
   absl::StatusOr<std::vector<RedisResult>> replies =
-      redis_.Pipeline({{"MULTI"}, {"DEL", key}, hset, {"EXEC"}});
+      redis_.Pipeline(key, {{"MULTI"}, {"DEL", key}, hset, {"EXEC"}});
   if (!replies.ok()) return replies.status();
   for (const RedisResult& r : *replies) {
     if (!r.ok()) return r.status();
@@ -1022,7 +1056,8 @@ absl::StatusOr<std::vector<std::vector<JournalEntry>>> RedisSettlementStore::Rea
   std::vector<RedisArgv> commands;
   commands.reserve(kTagCount);
   for (const std::string& key : keys) commands.push_back({"XRANGE", key, "-", "+", "COUNT", limit});
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  const std::vector<std::string_view> routing(keys.begin(), keys.end());
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.PipelineAcrossSlots(routing, commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != commands.size()) return Unexpected("the journal heads read");
   std::vector<std::vector<JournalEntry>> out;
@@ -1048,7 +1083,10 @@ RedisSettlementStore::JournalLengths() {
     commands.push_back({"XLEN", key});
     commands.push_back({"XRANGE", key, "-", "+", "COUNT", "1"});
   }
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  std::vector<std::string_view> routing;
+  routing.reserve(commands.size());
+  for (const std::string& key : keys) routing.insert(routing.end(), 2, key);  // XLEN, XRANGE
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.PipelineAcrossSlots(routing, commands);
   if (!replies.ok()) return replies.status();
   if (replies->size() != commands.size()) return Unexpected("the journal lengths read");
   std::vector<JournalLength> out(kTagCount);
@@ -1137,8 +1175,9 @@ absl::Status RedisSettlementStore::ReleaseShipped(std::string_view tag,
     }
   }
   commands.push_back({"XTRIM", texts[0], "MINID", texts[1]});
-  // texts must not reallocate under the views: reserved above.
-  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(commands);
+  // texts must not reallocate under the views: reserved above. Every key
+  // is the tag's.
+  absl::StatusOr<std::vector<RedisResult>> replies = redis_.Pipeline(tag, commands);
   if (!replies.ok()) return replies.status();
   for (const RedisResult& r : *replies) {
     if (!r.ok()) return r.status();

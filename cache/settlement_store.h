@@ -72,6 +72,13 @@ inline constexpr std::string_view kJournalIdInvalid = "JOURNAL_ID_INVALID";
 // A commit without a settlement date, or Reconcile of an unset date, uses
 // the engine's INVALID_ARGUMENT DATE_MISSING; Reconcile of an empty
 // institution id the engine's INVALID_ARGUMENT INSTITUTION_INVALID.
+// UNAVAILABLE: the settlement (or reversal) was written on the Redis
+// primary, but fewer than SettlementStoreOptions::replica_acks replicas
+// confirmed it in time (WAIT). Should the primary fail now, a promoted
+// replica may not have it: the outcome is unknown. Re-send the same
+// request: it replays if the write survived, and is made again if not;
+// either way it is never paid twice.
+inline constexpr std::string_view kReplicaAckTimeout = "REPLICA_ACK_TIMEOUT";
 }  // namespace reason
 
 // Until when a settlement date's Reconcile index stays in Redis once its
@@ -266,6 +273,13 @@ struct SettlementStoreOptions {
   // idempotency records are kept forever. Settlement records expire only
   // once shipped (ReleaseShipped).
   int64_t idempotency_ttl_seconds = 0;
+  // > 0: a commit (settlement or reversal) is reported written only when
+  // WAIT, sent right after it on the same connection, confirms that this
+  // many replicas of the primary hold it within replica_ack_timeout_ms;
+  // otherwise UNAVAILABLE kReplicaAckTimeout (written on the primary, not
+  // known to survive its failover: re-send the same request).
+  int replica_acks = 0;
+  int replica_ack_timeout_ms = 200;
 };
 
 // What the request handler (gateway/settlement_handler.h) needs of a store,

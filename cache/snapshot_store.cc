@@ -71,9 +71,10 @@ int64_t ParseInt(std::string_view s) {
   return negative ? -v : v;
 }
 
-// Runs `commands` as pipelines of at most `chunk` and returns the replies;
-// the first failing command fails the whole call.
-absl::StatusOr<std::vector<RedisReply>> RunAll(RedisClient& redis,
+// Runs `commands` (every key in the slot of `routing_key`) as pipelines of
+// at most `chunk` and returns the replies; the first failing command fails
+// the whole call.
+absl::StatusOr<std::vector<RedisReply>> RunAll(RedisClient& redis, std::string_view routing_key,
                                                const std::vector<RedisArgv>& commands,
                                                size_t chunk) {
   std::vector<RedisReply> replies;
@@ -82,7 +83,7 @@ absl::StatusOr<std::vector<RedisReply>> RunAll(RedisClient& redis,
     std::vector<RedisArgv> part(commands.begin() + static_cast<std::ptrdiff_t>(at),
                                 commands.begin() + static_cast<std::ptrdiff_t>(
                                                        std::min(commands.size(), at + chunk)));
-    absl::StatusOr<std::vector<RedisResult>> results = redis.Pipeline(part);
+    absl::StatusOr<std::vector<RedisResult>> results = redis.Pipeline(routing_key, part);
     if (!results.ok()) return results.status();
     for (RedisResult& r : *results) {
       if (!r.ok()) return r.status();
@@ -147,7 +148,7 @@ SnapshotStore::SnapshotStore(RedisClient& redis, SnapshotStoreOptions options)
 }
 
 absl::StatusOr<std::string> SnapshotStore::BeginLoad() {
-  RedisResult seq = redis_.Command({"INCR", kSnapSequenceKey});
+  RedisResult seq = redis_.Command(kSnapSequenceKey, {"INCR", kSnapSequenceKey});
   if (!seq.ok()) return seq.status();
   const int64_t now = options_.now_unix();
   time_t t = static_cast<time_t>(now);
@@ -158,9 +159,9 @@ absl::StatusOr<std::string> SnapshotStore::BeginLoad() {
   std::string version = Cat(std::string_view(stamp), "-", seq->integer);
   std::string now_text = std::to_string(now);
   std::string meta = SnapshotMetaKey(version);
-  RedisResult hset = redis_.Command({"HSET", meta, "state", "loading", "started_at", now_text});
+  RedisResult hset = redis_.Command(meta, {"HSET", meta, "state", "loading", "started_at", now_text});
   if (!hset.ok()) return hset.status();
-  RedisResult zadd = redis_.Command({"ZADD", kSnapVersionsKey, now_text, version});
+  RedisResult zadd = redis_.Command(kSnapVersionsKey, {"ZADD", kSnapVersionsKey, now_text, version});
   if (!zadd.ok()) return zadd.status();
   return version;
 }
@@ -198,7 +199,8 @@ absl::StatusOr<int64_t> SnapshotStore::PutPersons(std::string_view version,
       }
       commands.push_back(std::move(argv));
     }
-    absl::StatusOr<std::vector<RedisReply>> replies = RunAll(redis_, commands, commands.size());
+    absl::StatusOr<std::vector<RedisReply>> replies =
+        RunAll(redis_, tag, commands, commands.size());
     if (!replies.ok()) return replies.status();
     for (const RedisReply& r : *replies) added += r.integer;
   }
@@ -223,13 +225,13 @@ absl::StatusOr<int64_t> SnapshotStore::PutInstitutions(
     argv.push_back(institutions[k].institution_id);
     argv.push_back(values[k]);
   }
-  RedisResult r = redis_.Command(argv);
+  RedisResult r = redis_.Command(key, argv);
   if (!r.ok()) return r.status();
   return r->integer;
 }
 
 absl::StatusOr<bool> SnapshotStore::IsRegistered(std::string_view version) {
-  RedisResult score = redis_.Command({"ZSCORE", kSnapVersionsKey, version});
+  RedisResult score = redis_.Command(kSnapVersionsKey, {"ZSCORE", kSnapVersionsKey, version});
   if (!score.ok()) return score.status();
   return !score->is_nil();
 }
@@ -245,7 +247,7 @@ absl::StatusOr<int64_t> SnapshotStore::CountPersons(std::string_view version) {
     commands.reserve(kBuckets);
     for (const std::string& k : keys) commands.push_back({"HLEN", k});
     absl::StatusOr<std::vector<RedisReply>> replies =
-        RunAll(redis_, commands, static_cast<size_t>(options_.pipeline_commands));
+        RunAll(redis_, tag_hex, commands, static_cast<size_t>(options_.pipeline_commands));
     if (!replies.ok()) return replies.status();
     for (const RedisReply& r : *replies) total += r.integer;
   }
@@ -259,7 +261,7 @@ absl::Status SnapshotStore::Commit(std::string_view version, const SnapshotCount
   if (!*registered) return NotFound(version);
   absl::StatusOr<int64_t> persons = CountPersons(version);
   if (!persons.ok()) return persons.status();
-  RedisResult institutions = redis_.Command({"HLEN", SnapshotInstitutionsKey(version)});
+  RedisResult institutions = redis_.Command(SnapshotInstitutionsKey(version), {"HLEN", SnapshotInstitutionsKey(version)});
   if (!institutions.ok()) return institutions.status();
   if (*persons != expected.persons || institutions->integer != expected.institutions) {
     return engine::Refused(
@@ -271,17 +273,17 @@ absl::Status SnapshotStore::Commit(std::string_view version, const SnapshotCount
   std::string persons_text = std::to_string(*persons);
   std::string institutions_text = std::to_string(institutions->integer);
   std::string now_text = std::to_string(options_.now_unix());
-  RedisResult meta = redis_.Command({"HSET", SnapshotMetaKey(version), "state", "committed",
+  RedisResult meta = redis_.Command(SnapshotMetaKey(version), {"HSET", SnapshotMetaKey(version), "state", "committed",
                                      "persons", persons_text, "institutions", institutions_text,
                                      "source", source, "committed_at", now_text});
   if (!meta.ok()) return meta.status();
-  RedisResult flip = redis_.Command({"SET", kSnapCurrentKey, version});
+  RedisResult flip = redis_.Command(kSnapCurrentKey, {"SET", kSnapCurrentKey, version});
   if (!flip.ok()) return flip.status();
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<std::string>> SnapshotStore::CurrentVersion() {
-  RedisResult r = redis_.Command({"GET", kSnapCurrentKey});
+  RedisResult r = redis_.Command(kSnapCurrentKey, {"GET", kSnapCurrentKey});
   if (!r.ok()) return r.status();
   if (r->is_nil()) return std::optional<std::string>();
   return std::optional<std::string>(r->str);
@@ -290,7 +292,8 @@ absl::StatusOr<std::optional<std::string>> SnapshotStore::CurrentVersion() {
 absl::StatusOr<std::optional<engine::Enrollment>> SnapshotStore::GetEnrollment(
     std::string_view version, std::string_view person_key) {
   if (absl::Status s = CheckPersonKey(person_key); !s.ok()) return s;
-  RedisResult r = redis_.Command({"HGET", BucketKeyOf(version, person_key), FieldOf(person_key)});
+  const std::string bucket = BucketKeyOf(version, person_key);
+  RedisResult r = redis_.Command(bucket, {"HGET", bucket, FieldOf(person_key)});
   if (!r.ok()) return r.status();
   if (r->is_nil()) return std::optional<engine::Enrollment>();
   absl::StatusOr<engine::Enrollment> e = DecodeEnrollment(r->str);
@@ -301,7 +304,8 @@ absl::StatusOr<std::optional<engine::Enrollment>> SnapshotStore::GetEnrollment(
 
 absl::StatusOr<std::optional<engine::Institution>> SnapshotStore::GetInstitution(
     std::string_view version, std::string_view institution_id) {
-  RedisResult r = redis_.Command({"HGET", SnapshotInstitutionsKey(version), institution_id});
+  const std::string key = SnapshotInstitutionsKey(version);
+  RedisResult r = redis_.Command(key, {"HGET", key, institution_id});
   if (!r.ok()) return r.status();
   if (r->is_nil()) return std::optional<engine::Institution>();
   absl::StatusOr<engine::Institution> i = DecodeInstitution(r->str);
@@ -315,7 +319,7 @@ absl::StatusOr<SnapshotStatus> SnapshotStore::Status() {
   absl::StatusOr<std::optional<std::string>> current = CurrentVersion();
   if (!current.ok()) return current.status();
   status.current = *current;
-  RedisResult versions = redis_.Command({"ZRANGE", kSnapVersionsKey, "0", "-1", "WITHSCORES"});
+  RedisResult versions = redis_.Command(kSnapVersionsKey, {"ZRANGE", kSnapVersionsKey, "0", "-1", "WITHSCORES"});
   if (!versions.ok()) return versions.status();
   if (versions->elements.size() % 2 != 0) return Unexpected("ZRANGE WITHSCORES");
   for (size_t k = 0; k < versions->elements.size(); k += 2) {
@@ -323,7 +327,7 @@ absl::StatusOr<SnapshotStatus> SnapshotStore::Status() {
     info.version = versions->elements[k].str;
     info.started_at_unix = ParseInt(versions->elements[k + 1].str);
     // Meta keys of different versions live in different slots: one each.
-    RedisResult meta = redis_.Command({"HGETALL", SnapshotMetaKey(info.version)});
+    RedisResult meta = redis_.Command(SnapshotMetaKey(info.version), {"HGETALL", SnapshotMetaKey(info.version)});
     if (!meta.ok()) return meta.status();
     for (size_t f = 0; f + 1 < meta->elements.size(); f += 2) {
       const std::string& name = meta->elements[f].str;
@@ -357,14 +361,14 @@ absl::Status SnapshotStore::Drop(std::string_view version) {
     for (int b = 0; b < kBuckets; ++b) keys.push_back(SnapshotBucketKey(version, tag_hex, HexByte(b)));
     RedisArgv argv = {"UNLINK"};
     for (const std::string& k : keys) argv.push_back(k);
-    RedisResult r = redis_.Command(argv);
+    RedisResult r = redis_.Command(tag_hex, argv);
     if (!r.ok()) return r.status();
   }
   for (const std::string& key : {SnapshotInstitutionsKey(version), SnapshotMetaKey(version)}) {
-    RedisResult r = redis_.Command({"UNLINK", key});
+    RedisResult r = redis_.Command(key, {"UNLINK", key});
     if (!r.ok()) return r.status();
   }
-  RedisResult r = redis_.Command({"ZREM", kSnapVersionsKey, version});
+  RedisResult r = redis_.Command(kSnapVersionsKey, {"ZREM", kSnapVersionsKey, version});
   if (!r.ok()) return r.status();
   return absl::OkStatus();
 }
@@ -397,12 +401,12 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
   const std::string key = BucketKeyOf(applied.version, person_key);
   const std::string field = FieldOf(person_key);
   if (delta.kind == DeltaKind::kUpsertPerson) {
-    RedisResult r = redis_.Command({"HSET", key, field, upsert_value});
+    RedisResult r = redis_.Command(key, {"HSET", key, field, upsert_value});
     if (!r.ok()) return r.status();
   } else {
     bool written = false;
     for (int attempt = 0; attempt < kDeltaAttempts && !written; ++attempt) {
-      RedisResult old = redis_.Command({"HGET", key, field});
+      RedisResult old = redis_.Command(key, {"HGET", key, field});
       if (!old.ok()) return old.status();
       if (old->is_nil()) {
         return engine::Refusal(absl::StatusCode::kNotFound, reason::kSnapshotPersonNotFound,
@@ -439,7 +443,7 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
         break;
       }
       RedisResult cas = redis_.Command(
-          {"EVAL", kCompareAndSetScript, "1", key, field, old->str, *value});
+          key, {"EVAL", kCompareAndSetScript, "1", key, field, old->str, *value});
       if (!cas.ok()) return cas.status();
       written = cas->integer == 1;
     }
@@ -458,7 +462,7 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyDelta(const Delta& delta) {
     xadd_argv.push_back("presenter_key");
     xadd_argv.push_back(delta.presenter_key);
   }
-  RedisResult xadd = redis_.Command(xadd_argv);
+  RedisResult xadd = redis_.Command(kSnapDeltasKey, xadd_argv);
   if (!xadd.ok()) return xadd.status();
   applied.stream_id = xadd->str;
   return applied;
@@ -488,7 +492,7 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const Institut
   const bool upsert = delta.kind == InstitutionDeltaKind::kUpsertInstitution;
   bool written = false;
   for (int attempt = 0; attempt < kDeltaAttempts && !written; ++attempt) {
-    RedisResult old = redis_.Command({"HGET", key, id});
+    RedisResult old = redis_.Command(key, {"HGET", key, id});
     if (!old.ok()) return old.status();
     std::optional<engine::Institution> before;
     if (!old->is_nil()) {
@@ -522,8 +526,8 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const Institut
     // Compare-and-set against what was read (HSETNX for a new record), so
     // a suspension racing this delta is never overwritten unseen.
     RedisResult set =
-        before ? redis_.Command({"EVAL", kCompareAndSetScript, "1", key, id, old->str, value})
-               : redis_.Command({"HSETNX", key, id, value});
+        before ? redis_.Command(key, {"EVAL", kCompareAndSetScript, "1", key, id, old->str, value})
+               : redis_.Command(key, {"HSETNX", key, id, value});
     if (!set.ok()) return set.status();
     written = set->integer == 1;
   }
@@ -535,9 +539,9 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const Institut
   // record. Raised even when nothing changed, so re-running a delta whose
   // revision bump failed still reaches every gateway.
   RedisResult rev =
-      redis_.Command({"HINCRBY", SnapshotMetaKey(applied.version), "registry_rev", "1"});
+      redis_.Command(SnapshotMetaKey(applied.version), {"HINCRBY", SnapshotMetaKey(applied.version), "registry_rev", "1"});
   if (!rev.ok()) return rev.status();
-  RedisResult xadd = redis_.Command({"XADD", kSnapDeltasKey, "MAXLEN", "~", kStreamMaxLen, "*",
+  RedisResult xadd = redis_.Command(kSnapDeltasKey, {"XADD", kSnapDeltasKey, "MAXLEN", "~", kStreamMaxLen, "*",
                                      "kind", Name(delta.kind), "version", applied.version,
                                      "institution_id", id, "at_unix",
                                      std::to_string(options_.now_unix())});
@@ -547,7 +551,7 @@ absl::StatusOr<DeltaApplied> SnapshotStore::ApplyInstitutionDelta(const Institut
 }
 
 absl::StatusOr<int64_t> SnapshotStore::RegistryRevision(std::string_view version) {
-  RedisResult r = redis_.Command({"HGET", SnapshotMetaKey(version), "registry_rev"});
+  RedisResult r = redis_.Command(SnapshotMetaKey(version), {"HGET", SnapshotMetaKey(version), "registry_rev"});
   if (!r.ok()) return r.status();
   if (r->is_nil()) return int64_t{0};
   return ParseInt(r->str);  // written by HINCRBY only

@@ -117,10 +117,30 @@ const std::vector<Setting>& Settings() {
        RateField(&GatewayConfig::RateLimit::requests_per_second)},
       {"rate_limit.burst", "", "per-institution bucket capacity",
        RateField(&GatewayConfig::RateLimit::burst)},
-      {"redis.address", "redis", "Redis host:port",
+      {"redis.mode", "redis-mode", "standalone (one Redis) or cluster (Redis Cluster)",
        [](std::string_view v, GatewayConfig* c) {
-         return SplitHostPort(v, &c->redis_host, &c->redis_port);
+         c->redis_mode = std::string(v);
+         return v == "standalone" || v == "cluster";
        }},
+      {"redis.address", "redis", "Redis host:port (cluster: host:port,host:port,… of any nodes)",
+       [](std::string_view v, GatewayConfig* c) {
+         c->redis_address = std::string(v);
+         for (size_t start = 0; start <= v.size();) {
+           size_t comma = v.find(',', start);
+           if (comma == std::string_view::npos) comma = v.size();
+           std::string host;
+           int port = 0;
+           if (!SplitHostPort(v.substr(start, comma - start), &host, &port)) return false;
+           start = comma + 1;
+         }
+         return true;
+       }},
+      {"redis.replica_acks", "redis-replica-acks",
+       "replicas that must confirm a settlement before it is acknowledged (WAIT)",
+       IntField(&GatewayConfig::redis_replica_acks)},
+      {"redis.replica_ack_timeout_ms", "redis-replica-ack-timeout-ms",
+       "how long a settlement waits for those replicas",
+       IntField(&GatewayConfig::redis_replica_ack_timeout_ms)},
       {"redis.pool_size", "redis-pool", "Redis connections",
        IntField(&GatewayConfig::redis_pool_size)},
       {"redis.io_threads", "redis-io-threads",
@@ -411,6 +431,8 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
       {"workers.queue_limit", c.queue_limit, 1, 1 << 20},
       {"workers.max_in_flight", c.max_in_flight, 1, 1 << 20},
       {"redis.io_threads", c.redis_io_threads, 1, 64},
+      {"redis.replica_acks", c.redis_replica_acks, 0, 16},
+      {"redis.replica_ack_timeout_ms", c.redis_replica_ack_timeout_ms, 1, 60000},
       {"request_timeout_ms", c.request_timeout_ms, 1, 600000},
       {"commit_retries", c.commit_retries, 0, 100},
       {"snapshot_refresh_ms", c.snapshot_refresh_ms, 10, 500},
@@ -431,6 +453,11 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
     if (r.value < r.min || r.value > r.max) {
       return Invalid(r.key, Cat(r.value, " is outside ", r.min, "..", r.max));
     }
+  }
+  if (c.redis_mode == "standalone" && c.redis_address.find(',') != std::string::npos) {
+    return Invalid("redis.address",
+                   Cat("\"", c.redis_address,
+                       "\" lists several nodes; a Redis Cluster needs redis.mode: cluster"));
   }
   if (absl::Status s = CheckRateLimit("rate_limit", c.rate_limit); !s.ok()) return s;
   std::set<std::string, std::less<>> overridden;

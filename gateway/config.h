@@ -73,9 +73,15 @@ struct GatewayConfig {
   RateLimit rate_limit{500, 1000};
   std::vector<std::pair<std::string, RateLimit>> rate_limit_overrides;
 
-  // Redis (cache/connection_pool.h).
-  std::string redis_host = "127.0.0.1";
-  int redis_port = 6379;
+  // Redis: one server (redis_mode "standalone"), or a Redis Cluster
+  // ("cluster", cache/cluster_client.h) whose topology is read from the
+  // nodes redis.address lists ("host:port,host:port,…", any of them).
+  std::string redis_mode = "standalone";
+  std::string redis_address = "127.0.0.1:6379";  // host:port[,host:port…]
+  // A settlement is acknowledged only once this many replicas confirmed it
+  // (WAIT, within replica_ack_timeout_ms); 0 = once the primary has it.
+  int redis_replica_acks = 0;
+  int redis_replica_ack_timeout_ms = 200;
   int redis_pool_size = 16;
   // Settle and PreSettle talk to Redis through cache/async_redis.h: this
   // many I/O threads, each with one connection on which the calls of many

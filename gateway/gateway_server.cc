@@ -71,15 +71,19 @@ int64_t NowUnixSeconds() {
       .count();
 }
 
-cache::PoolOptions PoolOptionsOf(const GatewayConfig& c) {
-  cache::PoolOptions options;
-  options.redis.host = c.redis_host;
-  options.redis.port = c.redis_port;
-  options.redis.connect_timeout_ms = c.redis_connect_timeout_ms;
-  options.redis.command_timeout_ms = c.redis_command_timeout_ms;
-  options.size = c.redis_pool_size;
-  options.acquire_timeout_ms = c.redis_acquire_timeout_ms;
-  return options;
+absl::StatusOr<cache::RedisTarget> TargetOf(const GatewayConfig& c) {
+  cache::RedisTarget target;
+  target.cluster = c.redis_mode == "cluster";
+  absl::StatusOr<std::vector<cache::NodeAddress>> nodes = cache::ParseNodeList(c.redis_address);
+  if (!nodes.ok()) return nodes.status();
+  target.nodes = *std::move(nodes);
+  target.connect_timeout_ms = c.redis_connect_timeout_ms;
+  target.command_timeout_ms = c.redis_command_timeout_ms;
+  target.acquire_timeout_ms = c.redis_acquire_timeout_ms;
+  target.pool_size = c.redis_pool_size;
+  target.io_threads = c.redis_io_threads;
+  target.max_pending_per_loop = static_cast<size_t>(c.max_in_flight) * 2;
+  return target;
 }
 
 }  // namespace
@@ -90,25 +94,6 @@ GatewayServer::GatewayServer(const GatewayConfig& config, cache::PersonKeyer key
       log_(LogOptionsOf(config, options)),
       keyer_(std::move(keyer)),
       engines_(config.policy_dir, config.catalog_file),
-      redis_([&] {
-        cache::PoolOptions pool = PoolOptionsOf(config);
-        pool.redis.on_round_trip = [this](int64_t us) { ObserveMicros(redis_round_trip_, us); };
-        pool.on_acquire = [this](int64_t us) { ObserveMicros(redis_pool_wait_, us); };
-        return pool;
-      }()),
-      snapshot_store_(redis_),
-      async_redis_([&] {
-        cache::AsyncRedisOptions async;
-        async.redis = PoolOptionsOf(config).redis;
-        async.redis.on_round_trip = [this](int64_t us) { ObserveMicros(redis_round_trip_, us); };
-        async.loops = config.redis_io_threads;
-        async.max_pending_per_loop = static_cast<size_t>(config.max_in_flight) * 2;
-        return async;
-      }()),
-      async_client_(async_redis_),
-      settlement_store_(async_client_, cache::SettlementStoreOptions{
-                                    .idempotency_ttl_seconds =
-                                        int64_t{config.idempotency_ttl_days} * 86400}),
       workers_(config.worker_threads, static_cast<size_t>(config.queue_limit)),
       rate_limiter_(config.rate_limit, config.rate_limit_overrides) {}
 
@@ -161,13 +146,31 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   }
   std::unique_ptr<GatewayServer> g(new GatewayServer(config, *std::move(keyer), std::move(start)));
   if (absl::Status s = g->RegisterMetrics(); !s.ok()) return s;
+  absl::StatusOr<cache::RedisTarget> target = TargetOf(config);
+  if (!target.ok()) return target.status();
+  GatewayServer* observed = g.get();
+  target->on_round_trip = [observed](int64_t us) {
+    ObserveMicros(observed->redis_round_trip_, us);
+  };
+  target->on_acquire = [observed](int64_t us) { ObserveMicros(observed->redis_pool_wait_, us); };
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis =
+      cache::RedisClients::Open(*std::move(target));
+  if (!redis.ok()) return redis.status();
+  g->redis_ = *std::move(redis);
+  g->snapshot_store_ = std::make_unique<cache::SnapshotStore>(g->redis_->blocking());
+  g->settlement_store_ = std::make_unique<cache::RedisSettlementStore>(
+      g->redis_->pipelined(),
+      cache::SettlementStoreOptions{
+          .idempotency_ttl_seconds = int64_t{config.idempotency_ttl_days} * 86400,
+          .replica_acks = config.redis_replica_acks,
+          .replica_ack_timeout_ms = config.redis_replica_ack_timeout_ms});
   g->authenticator_ = std::move(authenticator);
   g->transport_description_ = std::move(transport);
   if (absl::Status s = g->engines_.Reload(); !s.ok()) return s;
 
   GatewayServer* self = g.get();
   g->watcher_ = std::make_unique<SnapshotWatcher>(
-      g->snapshot_store_, config.snapshot_refresh_ms,
+      *g->snapshot_store_, config.snapshot_refresh_ms,
       [self](bool serving) { self->SetServing(serving); });
   g->watcher_->set_on_flip([self](const std::string& from, const std::string& to) {
     self->log_.Write(logging::Level::kInfo, "snapshot_current",
@@ -178,16 +181,9 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   // The settle path's connections open in the background; give them the
   // connect timeout to be up before the first call (a Redis that is down
   // is not fatal either: they keep reconnecting).
-  const auto connect_deadline = std::chrono::steady_clock::now() +
-                                std::chrono::milliseconds(config.redis_connect_timeout_ms);
-  for (int loop = 0; loop < g->async_redis_.loops(); ++loop) {
-    while (!g->async_redis_.connected(static_cast<uint32_t>(loop)) &&
-           std::chrono::steady_clock::now() < connect_deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
+  (void)g->redis_->WaitConnected(std::chrono::milliseconds(config.redis_connect_timeout_ms));
   g->shipping_monitor_ = std::make_unique<ShippingMonitor>(
-      g->settlement_store_,
+      *g->settlement_store_,
       ShippingMonitor::Options{.poll_ms = config.ledger_backlog_poll_ms,
                                .max_lag_seconds = config.ledger_max_shipping_lag_seconds},
       [self](bool serving) { self->SetShippingServing(serving); });
@@ -216,7 +212,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
         return self->EnsureRulesPublished(loaded);
       };
   g->handler_ = std::make_unique<SettlementHandler>(g->engines_, *g->watcher_,
-                                                    g->settlement_store_, g->keyer_,
+                                                    *g->settlement_store_, g->keyer_,
                                                     g->counters_, handler_options);
   g->gate_ = std::make_unique<CallGate>(*g->authenticator_, g->rate_limiter_, g->workers_,
                                          g->counters_, *g->observer_, config.request_timeout_ms,
@@ -321,7 +317,7 @@ absl::Status GatewayServer::EnsureRulesPublished(
   }
   files.push_back({.sha256 = loaded->catalog.sha256_hex, .kind = "catalog",
                    .name = loaded->catalog.file_name, .content = loaded->catalog.bytes});
-  if (absl::Status s = cache::PublishRuleFiles(redis_, files); !s.ok()) return s;
+  if (absl::Status s = cache::PublishRuleFiles(redis_->blocking(), files); !s.ok()) return s;
   rules_published_ = loaded;
   rules_published_raw_.store(loaded.get(), std::memory_order_release);
   return absl::OkStatus();
@@ -532,7 +528,7 @@ void GatewayServer::Shutdown() {
   if (watcher_ != nullptr) watcher_->Stop();
   // Before the store's Redis: its last poll must not see Redis stopped.
   if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
-  async_redis_.Stop();  // no call is left to wait for it
+  redis_->Stop();  // no call is left to wait for its I/O threads
   // Last: the scraper sees the drain through to its end.
   if (metrics_endpoint_ != nullptr) metrics_endpoint_->Stop();
 }

@@ -30,10 +30,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cache/async_redis.h"
-#include "cache/async_redis_client.h"
-#include "cache/connection_pool.h"
 #include "cache/person_key.h"
+#include "cache/redis_factory.h"
 #include "cache/redis_settlement_store.h"
 #include "cache/snapshot_store.h"
 #include "gateway/authenticator.h"
@@ -86,6 +84,8 @@ class GatewayServer {
   int port() const { return port_; }  // the bound port (useful with port 0)
   // "mutual TLS: …" (CheckTlsFiles' description) or "insecure-dev: …".
   const std::string& transport_description() const { return transport_description_; }
+  // "127.0.0.1:6379" or "cluster, seeds …" (cache/redis_factory.h).
+  const std::string& redis_description() const { return redis_->description(); }
   // The snapshot version in use, if any (for the start banner and tests).
   std::optional<std::string> snapshot_version() const;
 
@@ -126,13 +126,13 @@ class GatewayServer {
   std::atomic<metrics::Histogram*> redis_pool_wait_{nullptr};
   cache::PersonKeyer keyer_;
   EngineHolder engines_;
-  cache::ConnectionPool redis_;
-  cache::SnapshotStore snapshot_store_;
-  // The settlement store's Redis: Settle and PreSettle wait for it without
-  // a thread (cache/async_redis.h); other callers block on it from workers.
-  cache::AsyncRedis async_redis_;
-  cache::AsyncRedisClient async_client_;
-  cache::RedisSettlementStore settlement_store_;
+  // One Redis server or a Redis Cluster (redis.mode; cache/redis_factory.h).
+  // The snapshot store blocks on it (watcher thread, workers); the
+  // settlement store's Settle and PreSettle wait for it without a thread
+  // (its pipelined client), other callers block from workers.
+  std::unique_ptr<cache::RedisClients> redis_;
+  std::unique_ptr<cache::SnapshotStore> snapshot_store_;
+  std::unique_ptr<cache::RedisSettlementStore> settlement_store_;
   GatewayCounters counters_;
   std::unique_ptr<CallObserver> observer_;
   std::unique_ptr<SnapshotWatcher> watcher_;

@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   Print(stdout, "medsettle-gateway: listening on " + host + ":" +
                     std::to_string((*server)->port()) +
                     (config.insecure_dev ? " (insecure-dev" : " (mutual TLS") + ", redis " +
-                    config.redis_host + ":" + std::to_string(config.redis_port) + ", snapshot " +
+                    (*server)->redis_description() + ", snapshot " +
                     (version ? *version : std::string("none yet")) + ")\n");
 
   for (;;) {

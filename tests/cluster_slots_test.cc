@@ -192,7 +192,7 @@ TEST(ClusterSlotsTest, ParsesMovedAndAsk) {
 
 TEST(ClusterSlotsTest, ReadsSeedLists) {
   absl::StatusOr<std::vector<NodeAddress>> nodes =
-      ParseNodeList("redis-0.redis:6379, 10.0.0.2:7001,::1:7002");
+      ParseNodeList("redis-0.redis:6379, 10.0.0.2:7001,[::1]:7002");
   ASSERT_TRUE(nodes.ok()) << nodes.status();
   ASSERT_EQ(nodes->size(), 3u);
   EXPECT_EQ((*nodes)[0].ToString(), "redis-0.redis:6379");

@@ -237,6 +237,41 @@ TEST(GatewayConfig, UnknownKeysAndBadValuesNameTheKeyAndLine) {
   EXPECT_EQ(engine::ReasonOf(address), "CONFIG_INVALID");
 }
 
+TEST(GatewayConfig, ARedisClusterIsNamedByModeAndAnyOfItsNodes) {
+  GatewayConfig c;
+  ASSERT_TRUE(LoadConfigFile(WriteTemp("cluster.yaml",
+                                       "redis:\n  mode: cluster\n"
+                                       "  address: redis-0.redis:6379,redis-1.redis:6379,"
+                                       "[::1]:7002\n  replica_acks: 1\n"
+                                       "  replica_ack_timeout_ms: 150\n"),
+                             &c)
+                  .ok());
+  EXPECT_EQ(c.redis_mode, "cluster");
+  EXPECT_EQ(c.redis_address, "redis-0.redis:6379,redis-1.redis:6379,[::1]:7002");
+  EXPECT_EQ(c.redis_replica_acks, 1);
+  EXPECT_EQ(c.redis_replica_ack_timeout_ms, 150);
+  // (Only the required files, not given here, are missing.)
+  EXPECT_EQ(ValidateConfig(c).message().find("redis"), std::string::npos) << ValidateConfig(c);
+
+  // Several nodes without the mode: refused, saying what to set.
+  GatewayConfig several;
+  ASSERT_TRUE(LoadConfigFile(WriteTemp("several.yaml", "redis:\n  address: a:1,b:2\n"), &several)
+                  .ok());
+  absl::Status standalone = ValidateConfig(several);
+  EXPECT_EQ(engine::ReasonOf(standalone), "CONFIG_INVALID");
+  EXPECT_NE(standalone.message().find("redis.mode: cluster"), std::string::npos) << standalone;
+
+  for (std::string bad : {"redis:\n  mode: sentinel\n", "redis:\n  address: a:1,,b:2\n",
+                          "redis:\n  address: a:1,b\n"}) {
+    GatewayConfig refused;
+    absl::Status s = LoadConfigFile(WriteTemp("bad-cluster.yaml", bad), &refused);
+    EXPECT_EQ(engine::ReasonOf(s), "CONFIG_INVALID") << bad;
+  }
+  GatewayConfig acks;
+  acks.redis_replica_acks = 17;
+  EXPECT_NE(ValidateConfig(acks).message().find("redis.replica_acks"), std::string::npos);
+}
+
 TEST(GatewayConfig, FlagsOverrideTheFileWhereverConfigAppears) {
   const std::string file = WriteTemp("base.yaml",
                                      "listen: 127.0.0.1:7000\nredis:\n  address: 10.0.0.1:6400\n"
@@ -250,8 +285,7 @@ TEST(GatewayConfig, FlagsOverrideTheFileWhereverConfigAppears) {
   EXPECT_FALSE(help);
   EXPECT_EQ(c.listen, "127.0.0.1:7000");  // from the file
   EXPECT_EQ(c.worker_threads, 6);          // the flag, although it came first
-  EXPECT_EQ(c.redis_host, "127.0.0.1");
-  EXPECT_EQ(c.redis_port, 6390);
+  EXPECT_EQ(c.redis_address, "127.0.0.1:6390");
   EXPECT_TRUE(c.insecure_dev);
 
   EXPECT_EQ(engine::ReasonOf(ApplyFlags({"--no-such-flag", "1"}, &c, &help)), "CONFIG_INVALID");

@@ -594,7 +594,7 @@ class LedgerProcess {
 // ---- Redis and PostgreSQL look-ups -------------------------------------------
 
 int64_t UsedMemory(cache::RedisClient& redis) {
-  cache::RedisResult info = redis.Command({"INFO", "memory"});
+  cache::RedisResult info = redis.NodeCommand(0, {"INFO", "memory"});
   EXPECT_TRUE(info.ok()) << info.status();
   if (!info.ok()) return -1;
   const std::string& text = info->str;
@@ -607,7 +607,8 @@ std::vector<std::string> Keys(cache::RedisClient& redis, std::string_view patter
   std::vector<std::string> out;
   std::string cursor = "0";
   do {
-    cache::RedisResult scan = redis.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    cache::RedisResult scan =
+        redis.NodeCommand(0, {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
     EXPECT_TRUE(scan.ok()) << scan.status();
     if (!scan.ok() || scan->elements.size() != 2) return out;
     cursor = scan->elements[0].str;
@@ -2213,7 +2214,7 @@ TEST_F(LedgerShipTest, AfterTheWindowTheGatewayReadsTheLedgerAndRefusesReversal)
   for (const std::string& key :
        {cache::SettlementKey(a.settlement_id()), cache::SettlementKey(b.settlement_id()),
         cache::ReversalKey(b.settlement_id())}) {
-    cache::RedisResult exists = redis.Command({"EXISTS", key});
+    cache::RedisResult exists = redis.Command(key, {"EXISTS", key});
     ASSERT_TRUE(exists.ok());
     EXPECT_EQ(exists->integer, 0) << key << " left Redis";
   }
@@ -2235,8 +2236,8 @@ TEST_F(LedgerShipTest, AfterTheWindowTheGatewayReadsTheLedgerAndRefusesReversal)
   auto redis_state = [&] {
     std::string state;
     for (const std::string& key : Keys(redis, "*")) {
-      cache::RedisResult dump = redis.Command({"DUMP", key});
-      cache::RedisResult at = redis.Command({"PEXPIRETIME", key});
+      cache::RedisResult dump = redis.Command(key, {"DUMP", key});
+      cache::RedisResult at = redis.Command(key, {"PEXPIRETIME", key});
       if (dump.ok() && at.ok()) state += Cat(key, "|", at->integer, "|", dump->str, "\n");
     }
     return state;

@@ -412,9 +412,9 @@ TEST_F(RedisConnectionTest, PoolServesEightThreadsAtOnce) {
     threads.emplace_back([&client, &failures, t] {
       std::string own_key = "thread:" + std::to_string(t);
       for (int i = 0; i < kIterations; ++i) {
-        if (!client.Command({"INCR", "total"}).ok()) ++failures;
+        if (!client.Command("total", {"INCR", "total"}).ok()) ++failures;
         absl::StatusOr<std::vector<RedisResult>> piped =
-            client.Pipeline({{"INCR", "total"}, {"INCR", own_key}});
+            client.Pipeline("", {{"INCR", "total"}, {"INCR", own_key}});
         if (!piped.ok() || !(*piped)[0].ok() || !(*piped)[1].ok()) {
           ++failures;
           continue;

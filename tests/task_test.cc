@@ -115,22 +115,31 @@ class FakeRedis final : public cache::RedisClient {
   ~FakeRedis() override {
     for (std::thread& t : threads_) t.join();
   }
-  cache::RedisResult Command(const cache::RedisArgv& argv) override {
+  cache::RedisResult Command(std::string_view /*routing_key*/,
+                             const cache::RedisArgv& argv) override {
+    return NodeCommand(0, argv);
+  }
+  absl::StatusOr<std::vector<cache::RedisResult>> Pipeline(
+      std::string_view /*routing_key*/, const std::vector<cache::RedisArgv>& commands) override {
+    std::vector<cache::RedisResult> out;
+    for (const cache::RedisArgv& c : commands) out.push_back(NodeCommand(0, c));
+    return out;
+  }
+  absl::StatusOr<std::vector<cache::RedisResult>> PipelineAcrossSlots(
+      const std::vector<std::string_view>& /*routing_keys*/,
+      const std::vector<cache::RedisArgv>& commands) override {
+    return Pipeline("", commands);
+  }
+  cache::RedisResult NodeCommand(int /*node*/, const cache::RedisArgv& argv) override {
     cache::RedisReply reply;
     reply.type = cache::RedisReply::Type::kString;
     for (std::string_view a : argv) reply.str += std::string(a) + " ";
     return reply;
   }
-  absl::StatusOr<std::vector<cache::RedisResult>> Pipeline(
-      const std::vector<cache::RedisArgv>& commands) override {
-    std::vector<cache::RedisResult> out;
-    for (const cache::RedisArgv& c : commands) out.push_back(Command(c));
-    return out;
-  }
   void SendPipeline(std::string_view hash_tag, const std::vector<cache::RedisArgv>& commands,
                     PipelineDone done) override {
     tags_.emplace_back(hash_tag);
-    absl::StatusOr<std::vector<cache::RedisResult>> result = Pipeline(commands);
+    absl::StatusOr<std::vector<cache::RedisResult>> result = Pipeline(hash_tag, commands);
     if (!answer_elsewhere_) {
       std::move(done)(std::move(result));
       return;

@@ -132,13 +132,20 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
     const std::vector<engine::Institution>& institutions,
     std::function<void(gateway::GatewayConfig&)> adjust, HarnessOptions options) {
   std::unique_ptr<GatewayHarness> h(new GatewayHarness());
-  absl::StatusOr<std::unique_ptr<RedisServer>> redis = RedisServer::Start();
-  if (!redis.ok()) return redis.status();
-  h->redis_ = *std::move(redis);
+  if (options.cluster) {
+    absl::StatusOr<std::unique_ptr<RedisCluster>> cluster = RedisCluster::Start();
+    if (!cluster.ok()) return cluster.status();
+    h->cluster_ = *std::move(cluster);
+  } else {
+    absl::StatusOr<std::unique_ptr<RedisServer>> redis = RedisServer::Start();
+    if (!redis.ok()) return redis.status();
+    h->redis_ = *std::move(redis);
+  }
+  const std::string dir = options.cluster ? h->cluster_->node(0).dir() : h->redis_->dir();
 
   // A fixed test secret (tests only; production keys come from urandom).
   const std::string secret = "medsettle-test-secret-0123456789abcdef";
-  h->key_file_ = h->redis_->dir() + "/person-key";
+  h->key_file_ = dir + "/person-key";
   {
     std::ofstream out(h->key_file_, std::ios::binary);
     out << secret;
@@ -147,12 +154,25 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
   if (!keyer.ok()) return keyer.status();
   h->keyer_ = std::make_unique<cache::PersonKeyer>(*std::move(keyer));
 
-  cache::PoolOptions pool;
-  pool.redis.host = h->redis_->host();
-  pool.redis.port = h->redis_->port();
-  pool.size = 4;
-  h->pool_ = std::make_unique<cache::ConnectionPool>(pool);
-  h->snapshots_ = std::make_unique<cache::SnapshotStore>(*h->pool_);
+  if (options.cluster) {
+    cache::ClusterOptions cluster;
+    absl::StatusOr<std::vector<cache::NodeAddress>> seeds =
+        cache::ParseNodeList(h->cluster_->Seeds());
+    if (!seeds.ok()) return seeds.status();
+    cluster.seeds = *std::move(seeds);
+    cluster.command_timeout_ms = 2000;
+    absl::StatusOr<std::unique_ptr<cache::ClusterClient>> client =
+        cache::ClusterClient::Connect(cluster);
+    if (!client.ok()) return client.status();
+    h->cluster_client_ = *std::move(client);
+  } else {
+    cache::PoolOptions pool;
+    pool.redis.host = h->redis_->host();
+    pool.redis.port = h->redis_->port();
+    pool.size = 4;
+    h->pool_ = std::make_unique<cache::ConnectionPool>(pool);
+  }
+  h->snapshots_ = std::make_unique<cache::SnapshotStore>(h->client());
   if (!persons.empty() || !institutions.empty()) {
     absl::StatusOr<std::string> version = h->LoadSnapshot(persons, institutions);
     if (!version.ok()) return version.status();
@@ -166,7 +186,7 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
   c.rate_limit = {0, 0};  // unlimited: the suites make many calls quickly
   if (options.tls) {
     h->tls_ = true;
-    h->tls_dir_ = h->redis_->dir() + "/tls";
+    h->tls_dir_ = dir + "/tls";
     std::set<std::string> ids(options.extra_certificates.begin(),
                               options.extra_certificates.end());
     for (const engine::Institution& i : institutions) ids.insert(i.institution_id);
@@ -196,8 +216,12 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
       c.tls_crl_dir = h->tls_dir_ + "/crl";
     }
   }
-  c.redis_host = h->redis_->host();
-  c.redis_port = h->redis_->port();
+  if (options.cluster) {
+    c.redis_mode = "cluster";
+    c.redis_address = h->cluster_->Seeds();
+  } else {
+    c.redis_address = Cat(h->redis_->host(), ":", h->redis_->port());
+  }
   c.redis_pool_size = 8;
   c.worker_threads = 8;
   c.snapshot_refresh_ms = 50;

@@ -33,6 +33,8 @@
 #include "gateway/config.h"
 #include "gateway/gateway_server.h"
 #include "medsettle/v1/service.grpc.pb.h"
+#include "cache/cluster_client.h"
+#include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
 
 namespace medsettle::testing {
@@ -85,6 +87,10 @@ struct HarnessOptions {
   // (tls.crl_dir): a copy of the PKI's crl/ (the CA's CRL, nothing
   // revoked) in tls_dir()/crl, where a test may publish more.
   bool crl = false;
+  // A Redis Cluster of three primaries and three replicas
+  // (tests/support/redis_cluster.h) instead of one server; the gateway runs
+  // with redis.mode: cluster and the seeds of every node.
+  bool cluster = false;
   // Where the gateway's JSON log lines go (every gateway the harness
   // starts); default stderr.
   std::function<void(std::string_view line)> log_sink;
@@ -107,9 +113,17 @@ class GatewayHarness {
       HarnessOptions options = {});
   ~GatewayHarness();
 
+  // One server (not HarnessOptions::cluster): the server and a pool to it.
   RedisServer& redis() { return *redis_; }
-  gateway::GatewayServer& gateway() { return *gateway_; }
   cache::ConnectionPool& redis_client() { return *pool_; }
+  // HarnessOptions::cluster: the cluster and a client of it.
+  RedisCluster& cluster() { return *cluster_; }
+  // Either way: what the rest of medsettle sees.
+  cache::RedisClient& client() {
+    return cluster_client_ != nullptr ? static_cast<cache::RedisClient&>(*cluster_client_)
+                                      : static_cast<cache::RedisClient&>(*pool_);
+  }
+  gateway::GatewayServer& gateway() { return *gateway_; }
   cache::SnapshotStore& snapshot_store() { return *snapshots_; }
   const cache::PersonKeyer& keyer() const { return *keyer_; }
   const gateway::GatewayConfig& config() const { return config_; }
@@ -194,6 +208,8 @@ class GatewayHarness {
   static void FillTrailers(const grpc::ClientContext& context, CallResult* result);
 
   std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<RedisCluster> cluster_;
+  std::unique_ptr<cache::ClusterClient> cluster_client_;
   std::string key_file_;
   gateway::GatewayConfig config_;
   std::unique_ptr<cache::PersonKeyer> keyer_;

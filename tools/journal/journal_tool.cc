@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "cache/connection_pool.h"
+#include "cache/redis_factory.h"
 #include "engine/date.h"
 #include "engine/status.h"
 #include "engine/text.h"
@@ -280,6 +280,7 @@ class OutputFile {
 
 struct Flags {
   std::string redis = "127.0.0.1:6379";
+  std::string redis_mode = "standalone";
   std::optional<std::string> from, to, before, institution, out, page;
   bool yes = false;
 };
@@ -290,6 +291,7 @@ constexpr std::string_view kUsage =
     " [--redis HOST:PORT]\n"
     "  trim --before TIME --yes [--redis HOST:PORT]\n"
     "  stats [--redis HOST:PORT]\n"
+    "A Redis Cluster: --redis-mode cluster --redis HOST:PORT,HOST:PORT,... (any of its nodes)\n"
     "TIME: RFC 3339 with an offset (2025-01-01T00:00:00+08:00) or Unix milliseconds;\n"
     "export reads [--from, --to); trim removes the entries before --before.\n";
 
@@ -320,39 +322,47 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
     else if (name == "out" && command == "export") slot = &flags.out;
     else if (name == "page" && command == "export") slot = &flags.page;
     else if (name == "before" && command == "trim") slot = &flags.before;
-    else if (name != "redis") return BadFlag(name, Cat("is not a flag of ", command));
+    else if (name != "redis" && name != "redis-mode") {
+      return BadFlag(name, Cat("is not a flag of ", command));
+    }
     if (k + 1 >= args.size()) return BadFlag(name, "needs a value");
     const std::string& value = args[++k];
     if (slot != nullptr) {
       *slot = value;
-    } else {
+    } else if (name == "redis") {
       flags.redis = value;
+    } else {
+      flags.redis_mode = value;
     }
   }
   return flags;
 }
 
-absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> Connect(const Flags& flags) {
-  const size_t colon = flags.redis.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || colon == 0 ||
-      !ParseNumber(std::string_view(flags.redis).substr(colon + 1), &port) || port <= 0 ||
-      port > 65535) {
-    return BadFlag("redis", Cat("must be HOST:PORT, got ", flags.redis));
+absl::StatusOr<std::unique_ptr<cache::RedisClients>> Connect(const Flags& flags) {
+  if (flags.redis_mode != "standalone" && flags.redis_mode != "cluster") {
+    return BadFlag("redis-mode", Cat("must be standalone or cluster, got ", flags.redis_mode));
   }
-  cache::PoolOptions options;
-  options.redis.host = flags.redis.substr(0, colon);
-  options.redis.port = port;
-  options.redis.connect_timeout_ms = 2000;
-  options.redis.command_timeout_ms = 30000;  // an XTRIM of a long stream
-  options.size = 1;
-  options.acquire_timeout_ms = 1000;
-  return std::make_unique<cache::ConnectionPool>(options);
+  const bool cluster = flags.redis_mode == "cluster";
+  absl::StatusOr<std::vector<cache::NodeAddress>> nodes = cache::ParseNodeList(flags.redis);
+  if (!nodes.ok() || (!cluster && nodes->size() != 1)) {
+    return BadFlag("redis", Cat("must be HOST:PORT", cluster ? "[,HOST:PORT…]" : "", ", got ",
+                                flags.redis));
+  }
+  cache::RedisTarget target;
+  target.cluster = cluster;
+  target.nodes = *std::move(nodes);
+  target.connect_timeout_ms = 2000;
+  target.command_timeout_ms = 30000;  // an XTRIM of a long stream
+  target.pool_size = 1;
+  target.acquire_timeout_ms = 1000;
+  target.io_threads = 0;  // blocking calls only
+  return cache::RedisClients::Open(std::move(target));
 }
 
 // Redis's clock in Unix ms (TIME): the clock that made the stream ids.
 absl::StatusOr<int64_t> RedisNowMs(cache::RedisClient& redis) {
-  cache::RedisResult r = redis.Command({"TIME"});
+  // Any node's clock: a cluster's nodes share the hosts' NTP time.
+  cache::RedisResult r = redis.NodeCommand(0, {"TIME"});
   if (!r.ok()) return r.status();
   int64_t seconds = 0;
   int64_t micros = 0;
@@ -401,7 +411,7 @@ int RunExport(const Flags& flags, std::ostream& out, std::ostream& err) {
     options.institution = *flags.institution;
   }
   if (flags.out.has_value() && flags.out->empty()) return usage(BadFlag("out", "is empty"));
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> pool = Connect(flags);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> pool = Connect(flags);
   if (!pool.ok()) return usage(pool.status());
   auto fail = [&err](const absl::Status& s) {
     err << "medsettle-journal: " << Message(s) << "\n";
@@ -411,7 +421,7 @@ int RunExport(const Flags& flags, std::ostream& out, std::ostream& err) {
   // A window still open: entries appended after the export with ids
   // before --to will be missing from it (and a trim at --to would later
   // remove them unexported).
-  absl::StatusOr<int64_t> now_ms = RedisNowMs(**pool);
+  absl::StatusOr<int64_t> now_ms = RedisNowMs((*pool)->blocking());
   if (!now_ms.ok()) return fail(now_ms.status());
   if (options.to_ms > *now_ms) {
     err << "medsettle-journal: warning: --to " << FormatTime(options.to_ms)
@@ -420,7 +430,7 @@ int RunExport(const Flags& flags, std::ostream& out, std::ostream& err) {
            " export again before trimming at --to\n";
   }
 
-  cache::RedisSettlementStore store(**pool);
+  cache::RedisSettlementStore store((*pool)->blocking());
   absl::StatusOr<ExportSummary> summary;
   std::unique_ptr<OutputFile> file;
   if (flags.out.has_value()) {
@@ -465,7 +475,7 @@ int RunTrim(const Flags& flags, std::ostream& out, std::ostream& err, const RunO
     return usage(BadFlag("yes", "is required: trim deletes journal entries for good; export "
                                 "them first (export --to the same time), then add --yes"));
   }
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> pool = Connect(flags);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> pool = Connect(flags);
   if (!pool.ok()) return usage(pool.status());
   auto fail = [&err](const absl::Status& s) {
     err << "medsettle-journal: " << Message(s) << "\n";
@@ -473,7 +483,7 @@ int RunTrim(const Flags& flags, std::ostream& out, std::ostream& err, const RunO
   };
   int64_t now_ms = run.now_ms;
   if (now_ms <= 0) {
-    absl::StatusOr<int64_t> redis_now = RedisNowMs(**pool);
+    absl::StatusOr<int64_t> redis_now = RedisNowMs((*pool)->blocking());
     if (!redis_now.ok()) return fail(redis_now.status());
     now_ms = *redis_now;
   }
@@ -485,7 +495,7 @@ int RunTrim(const Flags& flags, std::ostream& out, std::ostream& err, const RunO
             FormatTime(latest), ", by Redis's clock): trim refuses recent times so that a "
             "mistyped --before cannot wipe today's journal; nothing was removed")));
   }
-  cache::RedisSettlementStore store(**pool);
+  cache::RedisSettlementStore store((*pool)->blocking());
   absl::StatusOr<int64_t> removed = store.TrimJournal(*before);
   if (!removed.ok()) return fail(removed.status());
   out << "removed " << *removed << " entries with stream ids before " << *before << " ("
@@ -494,12 +504,12 @@ int RunTrim(const Flags& flags, std::ostream& out, std::ostream& err, const RunO
 }
 
 int RunStats(const Flags& flags, std::ostream& out, std::ostream& err) {
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> pool = Connect(flags);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> pool = Connect(flags);
   if (!pool.ok()) {
     err << "medsettle-journal: " << Message(pool.status()) << "\n" << kUsage;
     return 2;
   }
-  absl::StatusOr<JournalStats> stats = Stats(**pool);
+  absl::StatusOr<JournalStats> stats = Stats((*pool)->blocking());
   if (!stats.ok()) {
     err << "medsettle-journal: " << Message(stats.status()) << "\n";
     return 1;
@@ -775,7 +785,7 @@ absl::StatusOr<JournalStats> Stats(cache::RedisClient& redis) {
     const std::string tag = TagText(t);
     const std::string key = cache::JournalKey(tag);
     absl::StatusOr<std::vector<cache::RedisResult>> replies =
-        redis.Pipeline({{"XLEN", key},
+        redis.Pipeline(tag, {{"XLEN", key},
                         {"XRANGE", key, "-", "+", "COUNT", "1"},
                         {"XREVRANGE", key, "+", "-", "COUNT", "1"}});
     if (!replies.ok()) return replies.status();

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "cache/connection_pool.h"
+#include "cache/redis_factory.h"
 #include "cache/redis_settlement_store.h"
 #include "engine/date.h"
 #include "engine/files/loaded_engine.h"
@@ -46,6 +49,7 @@ using engine::Cat;
 struct Flags {
   std::string ledger;  // libpq conninfo; default $MEDSETTLE_LEDGER
   std::string redis = "127.0.0.1:6379";
+  std::string redis_mode = "standalone";  // or "cluster": --redis lists any of its nodes
   // ship
   int hot_window_hours = 168;
   int64_t entries_per_tag = 200;
@@ -221,7 +225,7 @@ class Command {
   absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> OpenLedger() const {
     return ledger::LedgerStore::Open(LedgerOptionsOf());
   }
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> OpenRedis(int size) const;
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> OpenRedis(int size) const;
 
   // What the journal holds beyond the ledger's cursors (not shipped yet):
   // its effect per person-year and per (institution, day), so that the
@@ -246,29 +250,56 @@ class Command {
   std::atomic<int64_t> last_cycle_ok_ms_{0};  // Ship: when a cycle last succeeded
 };
 
-absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> Command::OpenRedis(int size) const {
-  const size_t colon = flags_.redis.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || colon == 0) {
+absl::StatusOr<std::unique_ptr<cache::RedisClients>> Command::OpenRedis(int size) const {
+  const bool cluster = flags_.redis_mode == "cluster";
+  absl::StatusOr<std::vector<cache::NodeAddress>> nodes = cache::ParseNodeList(flags_.redis);
+  if (!nodes.ok() || (!cluster && nodes->size() != 1)) {
     return engine::InvalidField("LEDGER_TOOL_FLAG_INVALID", "redis",
-                                Cat("--redis must be HOST:PORT, got ", flags_.redis));
+                                Cat("--redis must be HOST:PORT", cluster ? "[,HOST:PORT…]" : "",
+                                    ", got ", flags_.redis));
   }
-  port = std::atoi(flags_.redis.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) {
-    return engine::InvalidField("LEDGER_TOOL_FLAG_INVALID", "redis",
-                                Cat("--redis must be HOST:PORT, got ", flags_.redis));
+  cache::RedisTarget target;
+  target.cluster = cluster;
+  target.nodes = *std::move(nodes);
+  target.connect_timeout_ms = 2000;
+  target.command_timeout_ms = 30000;
+  target.pool_size = size;
+  target.acquire_timeout_ms = 5000;
+  target.io_threads = 0;  // blocking calls only
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis =
+      cache::RedisClients::Open(std::move(target));
+  if (!redis.ok()) return redis.status();
+  // Fail now, not at the first read, when Redis (every primary) is down.
+  cache::RedisClient& client = (*redis)->blocking();
+  if (client.NodeCount() == 0) {
+    return engine::Refusal(absl::StatusCode::kUnavailable, cache::reason::kRedisClusterUnreachable,
+                           "", Cat("no node of the cluster ", flags_.redis, " answers"));
   }
-  cache::PoolOptions options;
-  options.redis.host = flags_.redis.substr(0, colon);
-  options.redis.port = port;
-  options.redis.connect_timeout_ms = 2000;
-  options.redis.command_timeout_ms = 30000;
-  options.size = size;
-  options.acquire_timeout_ms = 5000;
-  auto pool = std::make_unique<cache::ConnectionPool>(options);
-  cache::RedisResult ping = pool->Command({"PING"});
-  if (!ping.ok()) return ping.status();
-  return pool;
+  for (int node = 0; node < client.NodeCount(); ++node) {
+    cache::RedisResult ping = client.NodeCommand(node, {"PING"});
+    if (!ping.ok()) return ping.status();
+  }
+  return redis;
+}
+
+// Every key matching `pattern` on every server (SCAN, node by node: a
+// cursor belongs to its node). Stops at the first error.
+absl::Status ScanAll(cache::RedisClient& redis, std::string_view pattern,
+                     const std::function<absl::Status(const std::vector<std::string>&)>& batch) {
+  for (int node = 0; node < redis.NodeCount(); ++node) {
+    std::string cursor = "0";
+    do {
+      cache::RedisResult scan =
+          redis.NodeCommand(node, {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+      if (!scan.ok()) return scan.status();
+      if (scan->elements.size() != 2) return absl::InternalError("unexpected reply to SCAN");
+      cursor = scan->elements[0].str;
+      std::vector<std::string> keys;
+      for (const cache::RedisReply& key : scan->elements[1].elements) keys.push_back(key.str);
+      if (absl::Status s = batch(keys); !s.ok()) return s;
+    } while (cursor != "0");
+  }
+  return absl::OkStatus();
 }
 
 bool AtOrBefore(const ledger::StreamPosition& a, const ledger::StreamPosition& b) {
@@ -400,9 +431,9 @@ int Command::Ship() {
     locked = (*store)->LockShipper();
   }
   if (!locked.ok()) return Fail("ship", locked);
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(2);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis = OpenRedis(2);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::RedisSettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements((*redis)->blocking());
 
   int64_t shipped = 0, released = 0, shipped_since = 0;
   int64_t last_report_ms = NowMs();
@@ -434,7 +465,7 @@ int Command::Ship() {
   // Metrics (docs/OPERATIONS.md, Metrics): what a scraper needs to alert on
   // a stalled shipper; the backlog is read at scrape time. Declared in the
   // order they must outlive each other (the endpoint last: destroyed first).
-  std::unique_ptr<cache::ConnectionPool> scrape_pool;
+  std::unique_ptr<cache::RedisClients> scrape_pool;
   std::unique_ptr<cache::RedisSettlementStore> scrape_journal;
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsEndpoint> endpoint;
@@ -444,10 +475,10 @@ int Command::Ship() {
     if (!metrics::ParseListenAddress(flags_.metrics_listen, &metrics_host, &metrics_port)) {
       return Usage(Cat("--metrics-listen must be HOST:PORT, got ", flags_.metrics_listen));
     }
-    absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> scrape_redis = OpenRedis(1);
+    absl::StatusOr<std::unique_ptr<cache::RedisClients>> scrape_redis = OpenRedis(1);
     if (!scrape_redis.ok()) return Fail("connecting to Redis", scrape_redis.status());
     scrape_pool = *std::move(scrape_redis);
-    scrape_journal = std::make_unique<cache::RedisSettlementStore>(*scrape_pool);
+    scrape_journal = std::make_unique<cache::RedisSettlementStore>(scrape_pool->blocking());
     absl::StatusOr<ShipMetrics> m = ShipMetrics::Register(registry, *scrape_journal, run_);
     if (!m.ok()) return Fail("registering the metrics", m.status());
     ship_metrics_ = *m;
@@ -477,7 +508,7 @@ int Command::Ship() {
   options.on_cycle_failed = [this] {
     if (ship_metrics_.cycles_failed != nullptr) ship_metrics_.cycles_failed->Inc();
   };
-  ledger::Shipper shipper(**redis, settlements, **store, options);
+  ledger::Shipper shipper((*redis)->blocking(), settlements, **store, options);
   out_ << "medsettle-ledger ship: Redis " << flags_.redis << " → the ledger; hot window "
        << flags_.hot_window_hours << " h" << (flags_.drain ? "; until the journal is empty" : "")
        << "\n";
@@ -515,9 +546,9 @@ int Command::Status() {
   if (!store.ok()) return Fail("opening the ledger", store.status());
   absl::StatusOr<std::map<std::string, ledger::ShipCursor>> cursors = (*store)->CursorDetails();
   if (!cursors.ok()) return Fail("reading the cursors", cursors.status());
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(1);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis = OpenRedis(1);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::RedisSettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements((*redis)->blocking());
   absl::StatusOr<std::vector<cache::RedisSettlementStore::JournalLength>> lengths =
       settlements.JournalLengths();
   if (!lengths.ok()) return Fail("reading the journals", lengths.status());
@@ -551,8 +582,9 @@ int Command::Status() {
           settlements.ReadJournalAfter(tag, after, INT64_MAX, 1);
       if (!first.ok()) return Fail(Cat("reading journal:{", tag, "}"), first.status());
       if (!first->empty()) {
-        cache::RedisResult released = (*redis)->Command(
-            {"XRANGE", cache::JournalKey(tag), "-", after});
+        const std::string journal = cache::JournalKey(tag);
+        cache::RedisResult released =
+            (*redis)->blocking().Command(journal, {"XRANGE", journal, "-", after});
         const int64_t done = released.ok() ? static_cast<int64_t>(released->elements.size()) : 0;
         row.waiting = entries - done;
         ledger::StreamPosition at;
@@ -565,15 +597,20 @@ int Command::Status() {
     if (row.oldest_waiting_ms > 0) lag_ms_max = std::max(lag_ms_max, now - row.oldest_waiting_ms);
     if (row.waiting > 0 || row.shipped_total > 0) rows.push_back(row);
   }
-  cache::RedisResult memory = (*redis)->Command({"INFO", "memory"});
+  // Summed over the servers (the primaries of a cluster).
   std::string used_memory;
-  if (memory.ok()) {
-    const std::string& info = memory->str;
-    const size_t at = info.find("used_memory:");
-    if (at != std::string::npos) {
-      used_memory = info.substr(at + 12, info.find('\r', at) - at - 12);
+  int64_t used_memory_sum = 0;
+  bool memory_known = true;
+  for (int node = 0; node < (*redis)->blocking().NodeCount(); ++node) {
+    cache::RedisResult memory = (*redis)->blocking().NodeCommand(node, {"INFO", "memory"});
+    const size_t at = memory.ok() ? memory->str.find("used_memory:") : std::string::npos;
+    if (at == std::string::npos) {
+      memory_known = false;
+      break;
     }
+    used_memory_sum += std::atoll(memory->str.c_str() + at + 12);
   }
+  if (memory_known) used_memory = std::to_string(used_memory_sum);
   if (flags_.json) {
     out_ << "{\"shipped\":" << shipped_total << ",\"waiting\":" << waiting_total
          << ",\"lag_seconds\":" << Seconds(lag_ms_max) << ",\"redis_used_memory\":"
@@ -624,9 +661,9 @@ std::string TotalsDifference(const engine::Accumulators& redis, const engine::Ac
 int Command::Verify() {
   absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> store = OpenLedger();
   if (!store.ok()) return Fail("opening the ledger", store.status());
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(1);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis = OpenRedis(1);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::RedisSettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements((*redis)->blocking());
   absl::StatusOr<std::map<std::string, ledger::StreamPosition>> cursors = (*store)->Cursors();
   if (!cursors.ok()) return Fail("reading the cursors", cursors.status());
   absl::StatusOr<Backlog> backlog = ReadBacklog(settlements, *cursors);
@@ -646,38 +683,36 @@ int Command::Verify() {
   };
   // Every person-year Redis holds (SCAN acc:*), against the expected sums.
   std::set<std::pair<std::string, int32_t>> seen;
-  std::string cursor = "0";
-  do {
-    cache::RedisResult scan =
-        (*redis)->Command({"SCAN", cursor, "MATCH", "acc:*", "COUNT", "1000"});
-    if (!scan.ok()) return Fail("scanning Redis", scan.status());
-    if (scan->elements.size() != 2) return Fail("scanning Redis", absl::InternalError("SCAN"));
-    cursor = scan->elements[0].str;
-    std::vector<std::pair<std::string, int32_t>> batch;
-    for (const cache::RedisReply& key : scan->elements[1].elements) {
-      // acc:{ab}:<person_key>:<year>
-      const std::string& k = key.str;
-      const size_t last = k.rfind(':');
-      const size_t first = k.find("}:");
-      if (last == std::string::npos || first == std::string::npos || last <= first + 2) continue;
-      batch.emplace_back(k.substr(first + 2, last - first - 2),
-                         std::atoi(k.c_str() + last + 1));
-    }
-    absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> years =
-        settlements.ReadYears(batch);
-    if (!years.ok()) return Fail("reading accumulators", years.status());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      ++checked;
-      seen.insert(batch[i]);
-      const auto want = expected.find(batch[i]);
-      const engine::Accumulators zero;
-      const engine::Accumulators& ledger_sum = want == expected.end() ? zero : want->second;
-      if (!(*years)[i].accumulators.SameTotals(ledger_sum)) {
-        report(Cat("person ", batch[i].first, " year ", batch[i].second, ": ",
-                   TotalsDifference((*years)[i].accumulators, ledger_sum)));
-      }
-    }
-  } while (cursor != "0");
+  absl::Status scanned = ScanAll(
+      (*redis)->blocking(), "acc:*", [&](const std::vector<std::string>& keys) -> absl::Status {
+        std::vector<std::pair<std::string, int32_t>> batch;
+        for (const std::string& k : keys) {
+          // acc:{ab}:<person_key>:<year>
+          const size_t last = k.rfind(':');
+          const size_t first = k.find("}:");
+          if (last == std::string::npos || first == std::string::npos || last <= first + 2) {
+            continue;
+          }
+          batch.emplace_back(k.substr(first + 2, last - first - 2),
+                             std::atoi(k.c_str() + last + 1));
+        }
+        absl::StatusOr<std::vector<cache::RedisSettlementStore::StoredYear>> years =
+            settlements.ReadYears(batch);
+        if (!years.ok()) return years.status();
+        for (size_t i = 0; i < batch.size(); ++i) {
+          ++checked;
+          seen.insert(batch[i]);
+          const auto want = expected.find(batch[i]);
+          const engine::Accumulators zero;
+          const engine::Accumulators& ledger_sum = want == expected.end() ? zero : want->second;
+          if (!(*years)[i].accumulators.SameTotals(ledger_sum)) {
+            report(Cat("person ", batch[i].first, " year ", batch[i].second, ": ",
+                       TotalsDifference((*years)[i].accumulators, ledger_sum)));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!scanned.ok()) return Fail("reading Redis's accumulators", scanned);
   for (const auto& [key, totals] : expected) {
     if (seen.contains(key) || totals.SameTotals(engine::Accumulators())) continue;
     ++checked;
@@ -688,21 +723,18 @@ int Command::Verify() {
   // Every day Redis still indexes (recon:{ab}:<inst>:<date>), summed over
   // its tags, against the ledger's day plus the unshipped journal.
   std::map<std::pair<std::string, std::string>, cache::ReconcileResult> days;
-  cursor = "0";
-  do {
-    cache::RedisResult scan =
-        (*redis)->Command({"SCAN", cursor, "MATCH", "recon:*", "COUNT", "1000"});
-    if (!scan.ok()) return Fail("scanning Redis", scan.status());
-    cursor = scan->elements[0].str;
-    for (const cache::RedisReply& key : scan->elements[1].elements) {
-      const std::string& k = key.str;
-      if (k.size() < 11 || k.ends_with(":ids")) continue;
-      const size_t first = k.find("}:");
-      const size_t last = k.rfind(':');
-      if (first == std::string::npos || last <= first + 2) continue;
-      days[{k.substr(first + 2, last - first - 2), k.substr(last + 1)}];
-    }
-  } while (cursor != "0");
+  scanned = ScanAll((*redis)->blocking(), "recon:*",
+                    [&](const std::vector<std::string>& keys) -> absl::Status {
+                      for (const std::string& k : keys) {
+                        if (k.size() < 11 || k.ends_with(":ids")) continue;
+                        const size_t first = k.find("}:");
+                        const size_t last = k.rfind(':');
+                        if (first == std::string::npos || last <= first + 2) continue;
+                        days[{k.substr(first + 2, last - first - 2), k.substr(last + 1)}];
+                      }
+                      return absl::OkStatus();
+                    });
+  if (!scanned.ok()) return Fail("scanning Redis", scanned);
   int64_t days_checked = 0;
   for (auto& [key, unused] : days) {
     std::optional<engine::Date> date = engine::Date::Parse(key.second);
@@ -750,9 +782,9 @@ int Command::Rebuild() {
   if (!store.ok()) return Fail("opening the ledger", store.status());
   absl::StatusOr<std::unique_ptr<ledger::LedgerStore>> records_store = OpenLedger();
   if (!records_store.ok()) return Fail("opening the ledger", records_store.status());
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> redis = OpenRedis(1);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis = OpenRedis(1);
   if (!redis.ok()) return Fail("connecting to Redis", redis.status());
-  cache::RedisSettlementStore settlements(**redis);
+  cache::RedisSettlementStore settlements((*redis)->blocking());
   absl::StatusOr<std::map<std::string, ledger::StreamPosition>> cursors = (*store)->Cursors();
   if (!cursors.ok()) return Fail("reading the cursors", cursors.status());
   absl::StatusOr<Backlog> backlog = ReadBacklog(settlements, *cursors);
@@ -845,12 +877,15 @@ int Command::Rebuild() {
         static_cast<int32_t>((since_ms / 1000 + 8 * 3600) / 86400) - 31);
     const engine::Date to =
         engine::Date::FromDays(static_cast<int32_t>((now / 1000 + 8 * 3600) / 86400) + 1);
-    std::vector<std::string> texts;
+    std::deque<std::string> texts;  // stable addresses: the argv views point into it
     std::vector<cache::RedisArgv> commands;
+    std::vector<std::string_view> routing;  // each command's key (persons of many tags)
     auto send = [&]() -> absl::Status {
       if (commands.empty()) return absl::OkStatus();
-      absl::StatusOr<std::vector<cache::RedisResult>> r = (*redis)->Pipeline(commands);
+      absl::StatusOr<std::vector<cache::RedisResult>> r =
+          (*redis)->blocking().PipelineAcrossSlots(routing, commands);
       commands.clear();
+      routing.clear();
       texts.clear();
       if (!r.ok()) return r.status();
       for (const cache::RedisResult& x : *r) {
@@ -858,7 +893,7 @@ int Command::Rebuild() {
       }
       return absl::OkStatus();
     };
-    texts.reserve(4 * 512);
+
     absl::Status walked_records = (*records_store)->RecordsInRange(
         from, to, [&](const v1::LedgerRecord& r) -> absl::Status {
           if (r.settled_at_unix_ms() < since_ms) return absl::OkStatus();
@@ -877,6 +912,7 @@ int Command::Rebuild() {
           commands.push_back({"HSETNX", key, "hash", hash});
           commands.push_back({"HSETNX", key, "settlement_id", id});
           commands.push_back({"PEXPIREAT", key, texts.back()});
+          routing.insert(routing.end(), 3, key);
           ++idempotency;
           if (commands.size() >= 3 * 500) return send();
           return absl::OkStatus();
@@ -992,7 +1028,12 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
                   "PostgreSQL connection string (libpq); default $MEDSETTLE_LEDGER");
   };
   auto redis_flag = [&flags](CLI::App* c) {
-    c->add_option("--redis", flags.redis, "Redis HOST:PORT")->capture_default_str();
+    c->add_option("--redis", flags.redis,
+                  "Redis HOST:PORT (--redis-mode cluster: any nodes, HOST:PORT,HOST:PORT,...)")
+        ->capture_default_str();
+    c->add_option("--redis-mode", flags.redis_mode, "standalone or cluster (a Redis Cluster)")
+        ->check(CLI::IsMember({"standalone", "cluster"}))
+        ->capture_default_str();
   };
   CLI::App* migrate = app.add_subcommand("migrate", "bring the ledger's schema to this version");
   ledger_flag(migrate);

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "cache/connection_pool.h"
+#include "cache/redis_factory.h"
 #include "cache/enrollment_codec.h"
 #include "engine/status.h"
 #include "engine/text.h"
@@ -449,21 +449,28 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args, size_t fr
   return flags;
 }
 
-absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> Connect(const Flags& flags) {
-  std::string address = flags.Get("redis", "127.0.0.1:6379");
-  size_t colon = address.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !ParseNumber(std::string_view(address).substr(colon + 1), &port)) {
-    return BadInput(Cat("--redis must be HOST:PORT, got ", address));
+// --redis HOST:PORT (one server), or with --redis-mode cluster any nodes
+// of a Redis Cluster, HOST:PORT,HOST:PORT,…
+absl::StatusOr<std::unique_ptr<cache::RedisClients>> Connect(const Flags& flags) {
+  const std::string mode = flags.Get("redis-mode", "standalone");
+  if (mode != "standalone" && mode != "cluster") {
+    return BadInput(Cat("--redis-mode must be standalone or cluster, got ", mode));
   }
-  cache::PoolOptions options;
-  options.redis.host = address.substr(0, colon);
-  options.redis.port = port;
-  options.redis.connect_timeout_ms = 2000;
-  options.redis.command_timeout_ms = 30000;  // bulk pipelines of a load
-  options.size = 1;
-  options.acquire_timeout_ms = 1000;
-  return std::make_unique<cache::ConnectionPool>(options);
+  const std::string address = flags.Get("redis", "127.0.0.1:6379");
+  absl::StatusOr<std::vector<cache::NodeAddress>> nodes = cache::ParseNodeList(address);
+  if (!nodes.ok() || (mode == "standalone" && nodes->size() != 1)) {
+    return BadInput(Cat("--redis must be HOST:PORT", mode == "cluster" ? "[,HOST:PORT…]" : "",
+                        ", got ", address));
+  }
+  cache::RedisTarget target;
+  target.cluster = mode == "cluster";
+  target.nodes = *std::move(nodes);
+  target.connect_timeout_ms = 2000;
+  target.command_timeout_ms = 30000;  // bulk pipelines of a load
+  target.pool_size = 1;
+  target.acquire_timeout_ms = 1000;
+  target.io_threads = 0;  // blocking calls only
+  return cache::RedisClients::Open(std::move(target));
 }
 
 absl::StatusOr<cache::PersonKeyer> KeyerFrom(const Flags& flags) {
@@ -538,7 +545,8 @@ constexpr std::string_view kUsage =
     "  delta unbind-presenter (the same flags)\n"
     "  delta suspend-institution --institution ID [--redis ...]\n"
     "  delta reinstate-institution --institution ID [--redis ...]\n"
-    "  delta upsert-institutions --institutions rows.csv [--redis ...]\n";
+    "  delta upsert-institutions --institutions rows.csv [--redis ...]\n"
+    "A Redis Cluster: --redis-mode cluster --redis HOST:PORT,HOST:PORT,... (any of its nodes)\n";
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string& command = args[0];
@@ -573,9 +581,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 0;
   }
 
-  absl::StatusOr<std::unique_ptr<cache::ConnectionPool>> pool = Connect(*flags);
-  if (!pool.ok()) return fail(pool.status());
-  cache::SnapshotStore store(**pool);
+  absl::StatusOr<std::unique_ptr<cache::RedisClients>> redis = Connect(*flags);
+  if (!redis.ok()) return fail(redis.status());
+  cache::SnapshotStore store((*redis)->blocking());
 
   if (command == "load") {
     if (!flags->Has("persons") || !flags->Has("institutions")) {

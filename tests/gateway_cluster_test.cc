@@ -1,0 +1,313 @@
+// The gateway on a Redis Cluster (label cluster): the same persons, bills,
+// reversals and reconciliations sent to a gateway over one Redis server and
+// to a gateway over a cluster of three primaries and three replicas
+// (tests/support/redis_cluster.h, redis.mode: cluster) give the same
+// amounts and year-to-date totals to the fen, every person's keys live on
+// the primary that serves their tag, and re-sent requests replay.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache/cluster_slots.h"
+#include "cache/settlement_store.h"
+#include "engine/text.h"
+#include "medsettle/v1/service.grpc.pb.h"
+#include "tests/support/engine_fixture.h"
+#include "tests/support/gateway_harness.h"
+#include "tests/support/redis_cluster.h"
+#include "tools/journal/journal_tool.h"
+#include "tools/snapshot/snapshot_tool.h"
+
+namespace medsettle::testing {
+namespace {
+
+using engine::Cat;
+using Stub = v1::SettlementService::Stub;
+
+constexpr engine::RegionCode kQuzhou = 330800;
+constexpr int kPersons = 240;
+
+std::vector<SnapshotPerson> Persons() {
+  std::vector<SnapshotPerson> all;
+  for (int i = 1; i <= kPersons; ++i) {
+    engine::Enrollment e = Person(kQuzhou, 2024, 0);
+    e.chronic_conditions = {"HYPERTENSION"};
+    all.push_back({QuzhouId(i), e});
+  }
+  return all;
+}
+
+std::vector<engine::Institution> Institutions() {
+  return {Hospital(kQuzhou, 2), Hospital(kQuzhou, 3), Pharmacy(kQuzhou)};
+}
+
+v1::SettleRequest Outpatient(std::string request_id, std::string id_number, int quantity) {
+  v1::SettleRequest r;
+  r.set_request_id(std::move(request_id));
+  r.mutable_credential()->set_id_card_no(std::move(id_number));
+  r.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
+  r.mutable_visit()->set_service_date("2024-06-20");
+  AddBillItem(&r, "FA0002", 2350, quantity);
+  AddBillItem(&r, "FA0003", 4800, 1);
+  return r;
+}
+
+// What must be equal between the two gateways: everything but the ids
+// and times each run makes itself.
+std::string Comparable(v1::SettleResponse r) {
+  r.clear_settlement_id();
+  r.clear_settled_at();
+  return r.SerializeAsString();
+}
+
+class GatewayClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (FindRedisServer().empty() || FindRedisCli().empty()) {
+      GTEST_SKIP() << "needs redis-server and redis-cli (bash deploy/install-deps.sh)";
+    }
+  }
+};
+
+TEST_F(GatewayClusterTest, EverySettlementOnAClusterEqualsTheSingleServersToTheFen) {
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> single =
+      GatewayHarness::Start(Persons(), Institutions());
+  ASSERT_TRUE(single.ok()) << single.status();
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> cluster =
+      GatewayHarness::Start(Persons(), Institutions(), nullptr, {.cluster = true});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  GatewayHarness* both[] = {single->get(), cluster->get()};
+
+  // The persons' tags reach every shard.
+  absl::StatusOr<cache::SlotMap> map = (*cluster)->cluster().Slots();
+  ASSERT_TRUE(map.ok()) << map.status();
+  std::set<std::string> tags;
+  std::set<int> shards;
+  for (int i = 1; i <= kPersons; ++i) {
+    const std::string tag = (*cluster)->PersonKey(QuzhouId(i)).substr(0, 2);
+    tags.insert(tag);
+    shards.insert(*map->ShardOf(cache::TagSlot(tag)));
+  }
+  EXPECT_GT(tags.size(), 150u);
+  EXPECT_EQ(shards.size(), 3u);
+
+  const std::string hospital = Hospital(kQuzhou, 2).institution_id;
+  const std::string pharmacy = Pharmacy(kQuzhou).institution_id;
+  std::vector<std::string> settled_ids[2];
+  std::vector<std::string> settled_by;
+  std::string first_of_person_7;
+  for (int i = 1; i <= kPersons; ++i) {
+    // Two visits each, the second on top of the first's totals; an
+    // inpatient stay for every fifth person.
+    std::vector<std::pair<std::string, v1::SettleRequest>> calls = {
+        {pharmacy, Outpatient(Cat("p-", i), QuzhouId(i), 1 + i % 4)},
+        {hospital, Outpatient(Cat("h-", i), QuzhouId(i), 2)}};
+    if (i % 5 == 0) calls.push_back({hospital, InpatientBill(Cat("ip-", i), QuzhouId(i))});
+    for (const auto& [institution, request] : calls) {
+      v1::SettleResponse out[2];
+      for (int g = 0; g < 2; ++g) {
+        CallResult c = both[g]->Call(&Stub::Settle, institution, request, &out[g]);
+        ASSERT_TRUE(c.ok()) << (g == 0 ? "single: " : "cluster: ") << Describe(c);
+        settled_ids[g].push_back(out[g].settlement_id());
+      }
+      settled_by.push_back(institution);
+      if (request.request_id() == "p-7") first_of_person_7 = out[1].settlement_id();
+      ASSERT_EQ(Comparable(out[0]), Comparable(out[1]))
+          << request.request_id() << "\nsingle:  " << out[0].ShortDebugString()
+          << "\ncluster: " << out[1].ShortDebugString();
+    }
+  }
+
+  // Every person's year totals live on the primary that serves their tag.
+  for (int i = 1; i <= kPersons; i += 7) {
+    const std::string key = (*cluster)->PersonKey(QuzhouId(i));
+    const std::string acc = cache::AccumulatorsKey(key, 2024);
+    const int owner = (*cluster)->cluster().IndexOf(*map->PrimaryOf(cache::KeySlot(acc)));
+    cache::RedisResult exists = (*cluster)->cluster().Command(owner, {"EXISTS", acc});
+    ASSERT_TRUE(exists.ok()) << exists.status();
+    EXPECT_EQ(exists->integer, 1) << acc;
+  }
+
+  // A re-sent request replays on the cluster, with the same settlement.
+  v1::SettleResponse replayed;
+  ASSERT_TRUE((*cluster)->Call(&Stub::Settle, pharmacy, Outpatient("p-7", QuzhouId(7), 4),
+                               &replayed)
+                  .ok());
+  EXPECT_TRUE(replayed.replayed());
+  EXPECT_EQ(replayed.settlement_id(), first_of_person_7);
+
+  // Reversals of every ninth settlement: the same amounts back, on both.
+  for (size_t k = 0; k < settled_ids[0].size(); k += 9) {
+    v1::ReverseResponse undone[2];
+    for (int g = 0; g < 2; ++g) {
+      v1::ReverseRequest reverse;
+      reverse.set_request_id(Cat("undo-", k));
+      reverse.set_settlement_id(settled_ids[g][k]);
+      CallResult c = both[g]->Call(&Stub::Reverse, settled_by[k], reverse, &undone[g]);
+      ASSERT_TRUE(c.ok()) << Describe(c);
+    }
+    EXPECT_EQ(undone[0].amounts().SerializeAsString(), undone[1].amounts().SerializeAsString());
+  }
+
+  // Reconcile of each institution's day: the same totals.
+  for (const std::string& institution : {hospital, pharmacy}) {
+    for (const std::string date : {"2024-06-20", "2024-06-12"}) {
+      v1::ReconcileRequest request;
+      request.set_date(date);
+      v1::ReconcileResponse out[2];
+      for (int g = 0; g < 2; ++g) {
+        CallResult c = both[g]->Call(&Stub::Reconcile, institution, request, &out[g]);
+        ASSERT_TRUE(c.ok()) << Describe(c);
+      }
+      EXPECT_EQ(out[0].settled().SerializeAsString(), out[1].settled().SerializeAsString())
+          << institution << " " << date;
+      EXPECT_EQ(out[0].reversed().SerializeAsString(), out[1].reversed().SerializeAsString());
+      EXPECT_EQ(out[0].net().SerializeAsString(), out[1].net().SerializeAsString());
+    }
+  }
+
+  // And the year to date after all of it.
+  for (int i = 1; i <= kPersons; i += 11) {
+    v1::CheckCoverageResponse coverage[2];
+    for (int g = 0; g < 2; ++g) {
+      CallResult c = both[g]->Call(&Stub::CheckCoverage, hospital, CoverageRequest(QuzhouId(i)),
+                                   &coverage[g]);
+      ASSERT_TRUE(c.ok()) << Describe(c);
+    }
+    EXPECT_EQ(coverage[0].year_to_date().SerializeAsString(),
+              coverage[1].year_to_date().SerializeAsString())
+        << "person " << i;
+  }
+}
+
+// redis.replica_acks: with one replica per primary, asking for one gives
+// settlements as usual; asking for two (more than exist) writes on the
+// primary but reports the outcome unknown (UNAVAILABLE
+// REPLICA_ACK_TIMEOUT), and re-sending the same request replays the
+// settlement the primary holds: never paid twice.
+TEST_F(GatewayClusterTest, ReplicaAcknowledgementsGateTheAnswer) {
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> h = GatewayHarness::Start(
+      Persons(), Institutions(),
+      [](gateway::GatewayConfig& c) {
+        c.redis_replica_acks = 1;
+        c.redis_replica_ack_timeout_ms = 2000;
+      },
+      {.cluster = true});
+  ASSERT_TRUE(h.ok()) << h.status();
+  const std::string pharmacy = Pharmacy(kQuzhou).institution_id;
+  v1::SettleResponse first;
+  CallResult c = (*h)->Call(&Stub::Settle, pharmacy, Outpatient("acks-1", QuzhouId(3), 2), &first);
+  ASSERT_TRUE(c.ok()) << Describe(c);
+
+  gateway::GatewayConfig two = (*h)->config();
+  two.redis_replica_acks = 2;
+  two.redis_replica_ack_timeout_ms = 50;
+  absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> strict =
+      gateway::GatewayServer::Start(two);
+  ASSERT_TRUE(strict.ok()) << strict.status();
+  std::unique_ptr<Stub> stub = v1::SettlementService::NewStub(
+      GatewayHarness::Connected(GatewayHarness::ChannelTo((*strict)->port())));
+  ASSERT_NE(stub, nullptr);
+  const v1::SettleRequest request = Outpatient("acks-2", QuzhouId(4), 3);
+  v1::SettleResponse unknown;
+  c = GatewayHarness::Call(*stub, &Stub::Settle, pharmacy, request, &unknown);
+  EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+  EXPECT_EQ(c.reason, "REPLICA_ACK_TIMEOUT");
+
+  v1::SettleResponse replayed;
+  c = (*h)->Call(&Stub::Settle, pharmacy, request, &replayed);
+  ASSERT_TRUE(c.ok()) << Describe(c);
+  EXPECT_TRUE(replayed.replayed());
+  (*strict)->Shutdown();
+}
+
+// The operators' tools on a cluster: medsettle-snapshot synthesises and
+// loads a population into it (--redis-mode cluster, any node as a seed),
+// the gateway settles persons of every shard from that snapshot, and
+// medsettle-journal counts exactly those settlements across the shards.
+TEST_F(GatewayClusterTest, TheSnapshotAndJournalToolsWorkOnACluster) {
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> h =
+      GatewayHarness::Start({}, {}, nullptr, {.cluster = true});
+  ASSERT_TRUE(h.ok()) << h.status();
+  const std::string dir = (*h)->cluster().node(0).dir();
+  const std::string seeds = (*h)->cluster().Seeds();
+  auto run = [](auto tool, const std::vector<std::string>& args, std::string* out_text) {
+    std::ostringstream out, err;
+    const int code = tool(args, out, err);
+    if (out_text != nullptr) *out_text = out.str();
+    EXPECT_EQ(code, 0) << err.str();
+    return code;
+  };
+  auto snapshot = [](const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    return snapshot_tool::Run(args, out, err);
+  };
+  auto journal = [](const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    return journal_tool::Run(args, out, err);
+  };
+  ASSERT_EQ(run(snapshot,
+                {"synth", "--persons", "600", "--seed", "11", "--out", dir + "/persons.csv",
+                 "--institutions-out", dir + "/institutions.csv"},
+                nullptr),
+            0);
+  std::string loaded;
+  ASSERT_EQ(run(snapshot,
+                {"load", "--persons", dir + "/persons.csv", "--institutions",
+                 dir + "/institutions.csv", "--key-file", (*h)->config().key_file, "--redis",
+                 seeds, "--redis-mode", "cluster"},
+                &loaded),
+            0);
+  EXPECT_NE(loaded.find("loaded 600 persons"), std::string::npos) << loaded;
+  // The gateway's watcher sees the flip within its refresh interval.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!(*h)->gateway().snapshot_version().has_value() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE((*h)->gateway().snapshot_version().has_value());
+
+  // Settle an outpatient visit for each of the first persons the CSV
+  // lists whose year is 2024 and who are active, until every shard has one.
+  absl::StatusOr<cache::SlotMap> map = (*h)->cluster().Slots();
+  ASSERT_TRUE(map.ok());
+  std::ifstream persons(dir + "/persons.csv");
+  std::string line;
+  std::getline(persons, line);  // header
+  std::set<int> shards;
+  int settled = 0;
+  int tried = 0;
+  const std::string hospital = "H3308000001";  // a synthesised Quzhou hospital
+  while (std::getline(persons, line) && shards.size() < 3 && tried < 200) {
+    const std::string id = line.substr(0, line.find(','));
+    if (line.find(",2024,330800,") == std::string::npos || line.find(",ACTIVE,") == std::string::npos) {
+      continue;
+    }
+    ++tried;
+    v1::SettleRequest request;
+    request.set_request_id(Cat("tool-", tried));
+    request.mutable_credential()->set_id_card_no(id);
+    request.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
+    request.mutable_visit()->set_service_date("2024-09-10");
+    AddBillItem(&request, "FA0002", 2350, 2);
+    v1::SettleResponse out;
+    CallResult c = (*h)->Call(&Stub::Settle, hospital, request, &out);
+    if (!c.ok()) continue;  // a waiting period, a suspension: another person
+    ++settled;
+    shards.insert(*map->ShardOf(cache::TagSlot((*h)->PersonKey(id).substr(0, 2))));
+  }
+  EXPECT_EQ(shards.size(), 3u) << settled << " settled of " << tried;
+
+  std::string stats;
+  ASSERT_EQ(run(journal, {"stats", "--redis", seeds, "--redis-mode", "cluster"}, &stats), 0);
+  EXPECT_NE(stats.find(Cat("entries: ", settled, " in ")), std::string::npos) << stats;
+}
+
+}  // namespace
+}  // namespace medsettle::testing
