@@ -26,6 +26,7 @@ namespace medsettle::cache::scripts {
 // (0 = none), 6 the nonce key's TTL in seconds, 7 n; then n pairs of an
 // accumulator field and its delta (non-zero ones only); then pairs of an
 // amount name and its value (non-zero ones only) for the Reconcile index.
+// A replay writes only the idempotency record's hash again, unchanged.
 // Returns {'REPLAYED', id, status} | {'CONFLICT', id} |
 // {'NONCE_USED', settlement id} | {'VERSION_MOVED', version found} |
 // {'COMMITTED', id, new version}; the status is '' or 'REVERSED' (set by
@@ -34,7 +35,12 @@ namespace medsettle::cache::scripts {
 inline constexpr std::string_view kCommitSettlement = R"lua(
 local idem = redis.call('HMGET', KEYS[2], 'hash', 'settlement_id', 'status')
 if idem[1] then
-  if idem[1] == ARGV[2] then return {'REPLAYED', idem[2], idem[3] or ''} end
+  if idem[1] == ARGV[2] then
+    -- Rewrites the same value: a write, so a WAIT after this call also
+    -- covers the settlement it replays (redis.replica_acks).
+    redis.call('HSET', KEYS[2], 'hash', idem[1])
+    return {'REPLAYED', idem[2], idem[3] or ''}
+  end
   return {'CONFLICT', idem[2] or ''}
 end
 if KEYS[7] then
@@ -78,6 +84,9 @@ inline constexpr std::string_view kCommitReversal = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_FOUND'} end
 local done = redis.call('GET', KEYS[6])
 if done then
+  -- Adds 0 to the version (no change): a write, so a WAIT after this call
+  -- also covers the reversal it replays (redis.replica_acks).
+  redis.call('HINCRBY', KEYS[2], 'version', 0)
   local out = {'REPLAYED', done}
   for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do out[#out + 1] = v end
   return out

@@ -638,6 +638,12 @@ Task<absl::StatusOr<CommitResult>> RedisSettlementStore::CommitSettlementAsync(
   if (e.empty()) co_return Unexpected("the commit script");
   const std::string& outcome = e[0].str;
   CommitResult result;
+  if ((outcome == "REPLAYED" || outcome == "COMMITTED") && e.size() == 3) {
+    // A replay must be as durable as the commit it reports.
+    if (absl::Status s = CheckReplicated(acked, Cat("settlement ", e[1].str)); !s.ok()) {
+      co_return s;
+    }
+  }
   if (outcome == "REPLAYED" && e.size() == 3) {
     result.outcome = CommitOutcome::kReplayed;
     result.settlement_id = e[1].str;
@@ -661,10 +667,6 @@ Task<absl::StatusOr<CommitResult>> RedisSettlementStore::CommitSettlementAsync(
     co_return result;
   }
   if (outcome == "COMMITTED" && e.size() == 3) {
-    if (absl::Status s = CheckReplicated(acked, Cat("settlement ", rec.settlement_id()));
-        !s.ok()) {
-      co_return s;
-    }
     result.outcome = CommitOutcome::kCommitted;
     result.settlement_id = rec.settlement_id();
     if (!ParseInt64(e[2].str, &result.accumulators_version)) co_return Unexpected("the commit script");
@@ -763,11 +765,10 @@ absl::StatusOr<ReversalResult> RedisSettlementStore::CommitReversal(
   if ((outcome != "REPLAYED" && outcome != "REVERSED") || e.size() < 2) {
     return Unexpected("the reversal script");
   }
-  if (outcome == "REVERSED") {
-    if (absl::Status s = CheckReplicated(acked, Cat("the reversal of ", settled.settlement_id()));
-        !s.ok()) {
-      return s;
-    }
+  // A replayed reversal must be as durable as the one it reports.
+  if (absl::Status s = CheckReplicated(acked, Cat("the reversal of ", settled.settlement_id()));
+      !s.ok()) {
+    return s;
   }
   ReversalResult result;
   result.replayed = outcome == "REPLAYED";

@@ -454,6 +454,12 @@ absl::Status ValidateConfig(const GatewayConfig& c) {
       return Invalid(r.key, Cat(r.value, " is outside ", r.min, "..", r.max));
     }
   }
+  if (c.redis_replica_acks > 0 && c.redis_replica_ack_timeout_ms >= c.redis_command_timeout_ms) {
+    return Invalid("redis.replica_ack_timeout_ms",
+                   Cat(c.redis_replica_ack_timeout_ms,
+                       " must be below redis.command_timeout_ms (", c.redis_command_timeout_ms,
+                       "): the WAIT shares the commit's round trip"));
+  }
   if (c.redis_mode == "standalone" && c.redis_address.find(',') != std::string::npos) {
     return Invalid("redis.address",
                    Cat("\"", c.redis_address,

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <fstream>
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <set>
 #include <string>
@@ -307,6 +309,147 @@ TEST_F(GatewayClusterTest, TheSnapshotAndJournalToolsWorkOnACluster) {
   std::string stats;
   ASSERT_EQ(run(journal, {"stats", "--redis", seeds, "--redis-mode", "cluster"}, &stats), 0);
   EXPECT_NE(stats.find(Cat("entries: ", settled, " in ")), std::string::npos) << stats;
+}
+
+// kill -9 of a primary while four clients settle (issue 11): with
+// redis.replica_acks 1, every settlement the gateway acknowledged is there
+// after the replica's promotion, and none is paid twice; the killed node
+// comes back as the new primary's replica. Clients re-send a
+// request with the same request id after any UNAVAILABLE, DEADLINE_EXCEEDED
+// or ABORTED, as HIS systems are told to; each person is settled by one
+// client, in order, so the year to date of a person's last acknowledged
+// settlement must equal what the cluster holds at the end (a lost
+// settlement leaves less, a double payment more), and the day's Reconcile
+// must count exactly the acknowledged settlements.
+TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPaysNothingTwice) {
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> started = GatewayHarness::Start(
+      Persons(), Institutions(),
+      [](gateway::GatewayConfig& c) {
+        c.redis_replica_acks = 1;
+        c.redis_replica_ack_timeout_ms = 500;
+        c.redis_command_timeout_ms = 1500;
+        c.request_timeout_ms = 3000;
+      },
+      {.cluster = true});
+  ASSERT_TRUE(started.ok()) << started.status();
+  GatewayHarness& h = **started;
+  const std::string hospital = Hospital(kQuzhou, 2).institution_id;
+  absl::StatusOr<cache::SlotMap> map = h.cluster().Slots();
+  ASSERT_TRUE(map.ok());
+  // The victim: the primary that serves person 1.
+  const int victim_shard = *map->ShardOf(cache::TagSlot(h.PersonKey(QuzhouId(1)).substr(0, 2)));
+  const cache::ClusterShard victim = map->shards()[static_cast<size_t>(victim_shard)];
+  auto on_victim = [&](int person) {
+    return *map->ShardOf(cache::TagSlot(h.PersonKey(QuzhouId(person)).substr(0, 2))) ==
+           victim_shard;
+  };
+
+  struct Acknowledged {
+    std::string settlement_id;
+    std::string year_to_date;  // serialized, after this settlement
+  };
+  constexpr int kClients = 4;
+  std::mutex mutex;
+  std::map<int, std::vector<Acknowledged>> acknowledged;  // by person
+  std::atomic<bool> stop{false};
+  std::atomic<int> unresolved{0}, refusals{0}, resent{0};
+  std::atomic<int64_t> killed_at_ms{0}, first_served_after_kill_ms{0};
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&, t] {
+      std::unique_ptr<Stub> stub = v1::SettlementService::NewStub(h.NewChannel());
+      for (int round = 0; !stop.load(); ++round) {
+        for (int person = 1 + t; person <= kPersons && !stop.load(); person += kClients) {
+          const v1::SettleRequest request =
+              Outpatient(Cat("fo-", person, "-", round), QuzhouId(person), 1 + round % 3);
+          const int64_t give_up = now_ms() + 30000;
+          while (true) {
+            v1::SettleResponse out;
+            CallResult c = GatewayHarness::Call(*stub, &Stub::Settle, hospital, request, &out, 5000);
+            if (c.ok()) {
+              std::lock_guard<std::mutex> lock(mutex);
+              acknowledged[person].push_back(
+                  {out.settlement_id(), out.year_to_date().SerializeAsString()});
+              if (killed_at_ms.load() != 0 && first_served_after_kill_ms.load() == 0 &&
+                  on_victim(person)) {
+                first_served_after_kill_ms = now_ms();
+              }
+              break;
+            }
+            const grpc::StatusCode code = c.code();
+            if (code != grpc::StatusCode::UNAVAILABLE &&
+                code != grpc::StatusCode::DEADLINE_EXCEEDED &&
+                code != grpc::StatusCode::ABORTED && code != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+              ++refusals;  // not a fault of the cluster: reported below
+              ADD_FAILURE() << "person " << person << ": " << Describe(c);
+              break;
+            }
+            if (now_ms() > give_up) {
+              ++unresolved;
+              break;
+            }
+            ++resent;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  RedisServer& victim_node = h.cluster().node(h.cluster().IndexOf(victim.primary));
+  victim_node.Kill9();
+  killed_at_ms = now_ms();
+  // Its replica is promoted after the node timeout (1 s); with no replica
+  // left, that shard's commits cannot be confirmed (REPLICA_ACK_TIMEOUT,
+  // clients re-send) until the old primary is back, as the replica of the
+  // new one: an operator's (or Kubernetes') restart.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_TRUE(victim_node.Restart().ok());
+  // Load until the victim's persons were served again for 3 s (≤ 25 s).
+  while (now_ms() - killed_at_ms.load() < 25000 &&
+         (first_served_after_kill_ms.load() == 0 ||
+          now_ms() - first_served_after_kill_ms.load() < 3000)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop = true;
+  for (std::thread& c : clients) c.join();
+
+  ASSERT_NE(first_served_after_kill_ms.load(), 0) << "the victim's persons were never served again";
+  size_t total = 0;
+  for (const auto& [person, list] : acknowledged) total += list.size();
+  std::printf("kill -9 of primary %s under load: %zu settlements acknowledged, %d re-sent, "
+              "served again %lld ms after the kill\n",
+              victim.primary.ToString().c_str(), total, resent.load(),
+              static_cast<long long>(first_served_after_kill_ms.load() - killed_at_ms.load()));
+  EXPECT_EQ(unresolved.load(), 0);
+  EXPECT_EQ(refusals.load(), 0);
+  EXPECT_GT(total, 200u);
+
+  // Nothing acknowledged is lost, nothing is paid twice: each person's
+  // year to date is the one its last acknowledged settlement reported.
+  std::set<std::string> ids;
+  int checked_on_victim = 0;
+  for (const auto& [person, list] : acknowledged) {
+    for (const Acknowledged& a : list) EXPECT_TRUE(ids.insert(a.settlement_id).second);
+    v1::CheckCoverageResponse now;
+    CallResult c = h.Call(&Stub::CheckCoverage, hospital, CoverageRequest(QuzhouId(person)), &now);
+    ASSERT_TRUE(c.ok()) << Describe(c);
+    EXPECT_EQ(now.year_to_date().SerializeAsString(), list.back().year_to_date)
+        << "person " << person << (on_victim(person) ? " (on the killed primary)" : "");
+    if (on_victim(person)) ++checked_on_victim;
+  }
+  EXPECT_GT(checked_on_victim, 0);
+  v1::ReconcileRequest day;
+  day.set_date("2024-06-20");
+  v1::ReconcileResponse reconciled;
+  CallResult c = h.Call(&Stub::Reconcile, hospital, day, &reconciled);
+  ASSERT_TRUE(c.ok()) << Describe(c);
+  EXPECT_EQ(reconciled.settled().count(), static_cast<int64_t>(total));
 }
 
 }  // namespace
