@@ -29,7 +29,16 @@ PACKAGES=(
   libqrencode-dev qrencode
   # tests and benchmarks; clang and its runtime for the libFuzzer targets
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
+  # the Kubernetes manifests' check (tests/kubernetes_manifests_test.sh):
+  # yamllint, and PyYAML to read the rendered objects
+  yamllint python3-yaml
 )
+# kubectl renders the kustomization (offline): Debian's kubernetes-client,
+# unless a kubectl is already installed (Kubernetes' own apt repository, a
+# cloud SDK): both would own /usr/bin/kubectl.
+if ! command -v kubectl >/dev/null 2>&1; then
+  PACKAGES+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
