@@ -260,6 +260,7 @@ RedisResult ClusterClient::Command(std::string_view routing_key, const RedisArgv
 
 absl::StatusOr<std::vector<RedisResult>> ClusterClient::Pipeline(
     std::string_view routing_key, const std::vector<RedisArgv>& commands) {
+  if (commands.empty()) return std::vector<RedisResult>();
   const int slot = KeySlot(routing_key);
   absl::StatusOr<NodeAddress> owner = PrimaryFor(slot);
   if (!owner.ok()) return owner.status();
@@ -274,6 +275,7 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Pipeline(
 
 absl::StatusOr<std::vector<RedisResult>> ClusterClient::PipelineAcrossSlots(
     const std::vector<std::string_view>& routing_keys, const std::vector<RedisArgv>& commands) {
+  if (commands.empty()) return std::vector<RedisResult>();
   std::vector<int> slots(commands.size());
   std::vector<Batch> todo;  // one per primary
   for (size_t i = 0; i < commands.size(); ++i) {
@@ -312,7 +314,8 @@ RedisResult ClusterClient::NodeCommand(int node, const RedisArgv& argv) {
 
 void ClusterClient::SendPipeline(std::string_view routing_key,
                                  const std::vector<RedisArgv>& commands, PipelineDone done) {
-  if (options_.async_loops_per_node <= 0 || stopped_.load(std::memory_order_acquire)) {
+  if (options_.async_loops_per_node <= 0 || stopped_.load(std::memory_order_acquire) ||
+      commands.empty()) {
     std::move(done)(Pipeline(routing_key, commands));
     return;
   }

@@ -201,6 +201,7 @@ TEST_F(GatewayClusterTest, ReplicaAcknowledgementsGateTheAnswer) {
       [](gateway::GatewayConfig& c) {
         c.redis_replica_acks = 1;
         c.redis_replica_ack_timeout_ms = 2000;
+        c.redis_command_timeout_ms = 3000;
       },
       {.cluster = true});
   ASSERT_TRUE(h.ok()) << h.status();

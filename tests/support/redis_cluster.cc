@@ -115,7 +115,14 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(Options option
          "--cluster-node-timeout", std::to_string(options.node_timeout_ms),
          // A replica may be promoted however long it was cut off: the
          // tests kill primaries right after writing.
-         "--cluster-replica-validity-factor", "0"});
+         "--cluster-replica-validity-factor", "0",
+         // Replicas sync at once (Redis waits 5 s by default for more
+         // replicas to share one diskless transfer).
+         "--repl-diskless-sync-delay", "0",
+         // CLUSTER SLOTS lists a replica once its replication offset moved;
+         // on an idle primary only its pings to replicas move it (10 s
+         // apart by default).
+         "--repl-ping-replica-period", "1"});
     if (!node.ok()) return node.status();
     cluster->nodes_.push_back(std::move(*node));
   }
