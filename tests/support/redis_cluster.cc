@@ -277,8 +277,9 @@ absl::StatusOr<int> RedisCluster::MigrateSlotKeys(int slot, int to, int max_keys
       from, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), std::to_string(max_keys)});
   if (!keys.ok()) return keys.status();
   if (keys->elements.empty()) return 0;
-  const std::string port = std::to_string(address(to).port);
-  cache::RedisArgv migrate = {"MIGRATE", address(to).host, port, "", "0", "5000", "KEYS"};
+  const cache::NodeAddress target = address(to);  // the argv views point into it
+  const std::string port = std::to_string(target.port);
+  cache::RedisArgv migrate = {"MIGRATE", target.host, port, "", "0", "5000", "KEYS"};
   for (const cache::RedisReply& key : keys->elements) migrate.push_back(key.str);
   cache::RedisResult moved = Command(from, migrate);
   if (!moved.ok()) return moved.status();
