@@ -67,8 +67,15 @@ void ClusterClient::Stop() {
   }
   background_wakeup_.notify_all();
   background_.join();  // runs what was queued: every done is called
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [name, redis] : async_) redis->Stop();
+  // Stopped outside mutex_: a done finishing on an I/O thread may call back
+  // into this client (it is refused at once, without mutex_), and Stop joins
+  // those threads.
+  std::vector<AsyncRedis*> async;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [name, redis] : async_) async.push_back(redis.get());
+  }
+  for (AsyncRedis* redis : async) redis->Stop();
 }
 
 absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Connect(ClusterOptions options) {
@@ -120,7 +127,9 @@ AsyncRedis& ClusterClient::AsyncFor(const NodeAddress& node) {
 }
 
 bool ClusterClient::AsyncConnected(const NodeAddress& node) {
-  if (options_.async_loops_per_node <= 0) return false;
+  if (options_.async_loops_per_node <= 0 || stopped_.load(std::memory_order_acquire)) {
+    return false;
+  }
   AsyncRedis& redis = AsyncFor(node);
   for (int i = 0; i < redis.loops(); ++i) {
     if (!redis.connected(static_cast<uint32_t>(i))) return false;
@@ -203,12 +212,16 @@ absl::Status ClusterClient::Refresh() {
 }
 
 void ClusterClient::RefreshSoon() {
-  {
+  auto recent = [this] {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (Clock::now() - last_refresh_ < std::chrono::milliseconds(options_.min_refresh_interval_ms)) {
-      return;
-    }
-  }
+    return Clock::now() - last_refresh_ <
+           std::chrono::milliseconds(options_.min_refresh_interval_ms);
+  };
+  if (recent()) return;
+  // Callers that failed together wait for one refresh, not one each.
+  std::unique_lock<std::mutex> one_at_a_time(refresh_mutex_);
+  if (recent()) return;
+  one_at_a_time.unlock();
   (void)Refresh();  // on failure the old table stays; the next call tries again
 }
 
@@ -270,7 +283,7 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Pipeline(
                                    .indices = std::move(all)}};
   return Resolve(std::vector<int>(commands.size(), slot), commands,
                  std::vector<RedisResult>(commands.size(), absl::UnknownError("not sent")),
-                 std::move(todo), 0);
+                 std::move(todo), 0, 0, /*whole=*/true);
 }
 
 absl::StatusOr<std::vector<RedisResult>> ClusterClient::PipelineAcrossSlots(
@@ -295,7 +308,7 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::PipelineAcrossSlots(
   }
   return Resolve(slots, commands,
                  std::vector<RedisResult>(commands.size(), absl::UnknownError("not sent")),
-                 std::move(todo), 0);
+                 std::move(todo), 0, 0, /*whole=*/false);
 }
 
 int ClusterClient::NodeCount() {
@@ -314,8 +327,13 @@ RedisResult ClusterClient::NodeCommand(int node, const RedisArgv& argv) {
 
 void ClusterClient::SendPipeline(std::string_view routing_key,
                                  const std::vector<RedisArgv>& commands, PipelineDone done) {
-  if (options_.async_loops_per_node <= 0 || stopped_.load(std::memory_order_acquire) ||
-      commands.empty()) {
+  if (options_.async_loops_per_node > 0 && stopped_.load(std::memory_order_acquire)) {
+    // Possibly on an I/O thread being joined: nothing that blocks.
+    std::move(done)(engine::Refusal(absl::StatusCode::kUnavailable, reason::kRedisUnavailable, "",
+                                    "the Redis Cluster client is stopping"));
+    return;
+  }
+  if (options_.async_loops_per_node <= 0 || commands.empty()) {
     std::move(done)(Pipeline(routing_key, commands));
     return;
   }
@@ -370,25 +388,24 @@ void ClusterClient::SendPipeline(std::string_view routing_key,
               std::vector<Batch> next;
               std::vector<size_t> retry_later;
               Triage(sent, *shared_replies, results, next, retry_later);
-              // Retries go back to the slot's owner after a pause.
-              if (!retry_later.empty()) {
-                retries_.fetch_add(1, std::memory_order_relaxed);
-                std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms));
-                RefreshSoon();
-                absl::StatusOr<NodeAddress> node = PrimaryFor(slot);
-                if (!node.ok()) {
-                  std::move(*shared_done)(node.status());
-                  return;
-                }
-                next.push_back(Batch{.destination = {.node = *node, .asking = false},
-                                     .indices = std::move(retry_later)});
+              // The whole pipeline again (a script and the WAIT after it
+              // belong together), where the redirection points or, after
+              // a pause, to the slot's owner.
+              int redirects = 0;
+              int retries = 0;
+              absl::StatusOr<bool> again =
+                  AgainWhole(slot, owned->views, next, retry_later, redirects, retries);
+              if (!again.ok()) {
+                std::move(*shared_done)(again.status());
+                return;
               }
-              // A MOVED updated the table for this slot; read all of it.
-              const int hops = next.empty() ? 0 : 1;
-              if (hops > 0) RefreshSoon();
+              if (!*again) {  // retries exhausted: Redis's own statuses stand
+                std::move(*shared_done)(std::move(results));
+                return;
+              }
               std::move(*shared_done)(Resolve(std::vector<int>(owned->views.size(), slot),
                                               owned->views, std::move(results), std::move(next),
-                                              hops));
+                                              redirects, retries, /*whole=*/true));
             })) {
           std::move(*shared_done)(engine::Refusal(
               absl::StatusCode::kResourceExhausted, reason::kRedisPoolExhausted, "",
@@ -439,10 +456,65 @@ void ClusterClient::Triage(const Batch& sent, std::vector<RedisResult>& replies,
   }
 }
 
+absl::StatusOr<bool> ClusterClient::AgainWhole(int slot, const std::vector<RedisArgv>& commands,
+                                                std::vector<Batch>& next,
+                                                std::vector<size_t>& retry_later, int& redirects,
+                                                int& retries) {
+  const size_t count = commands.size();
+  std::vector<size_t> all(count);
+  for (size_t i = 0; i < count; ++i) all[i] = i;
+  auto moved = std::find_if(next.begin(), next.end(),
+                            [](const Batch& b) { return !b.destination.asking; });
+  if (moved != next.end()) {
+    // MOVED: the node does not serve the slot, so it ran nothing keyed:
+    // everything goes to the new owner. The table was updated for this
+    // slot; read all of it too, since a reshard or a failover rarely moves
+    // one slot alone.
+    const Destination to = moved->destination;
+    ++redirects;
+    RefreshSoon();
+    next = {Batch{.destination = to, .indices = std::move(all)}};
+    retry_later.clear();
+    return true;
+  }
+  if (!next.empty()) {
+    // ASK: the keys already migrated go to the target; the others were
+    // served here and stay served. A WAIT after them must count the
+    // target's replicas, so it goes along.
+    Batch& ask = next[0];
+    const size_t first = *std::min_element(ask.indices.begin(), ask.indices.end());
+    for (size_t i = first + 1; i < count; ++i) {
+      if (!commands[i].empty() && (commands[i][0] == "WAIT" || commands[i][0] == "wait") &&
+          std::find(ask.indices.begin(), ask.indices.end(), i) == ask.indices.end()) {
+        ask.indices.push_back(i);
+      }
+    }
+    std::sort(ask.indices.begin(), ask.indices.end());
+    ++redirects;
+    next.resize(1);
+    retry_later.clear();
+    return true;
+  }
+  if (retry_later.empty()) return false;
+  retry_later.clear();
+  if (retries >= options_.max_retries) return false;  // their statuses stand
+  retries_.fetch_add(1, std::memory_order_relaxed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(options_.retry_backoff_ms << retries));
+  ++retries;
+  RefreshSoon();
+  absl::StatusOr<NodeAddress> owner = PrimaryFor(slot);
+  if (!owner.ok()) return owner.status();
+  Batch again;  // (not a designated initializer: GCC 12 warns it uninitialized)
+  again.destination.node = *owner;
+  again.indices = std::move(all);
+  next = {std::move(again)};
+  return true;
+}
+
 absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
     const std::vector<int>& slots, const std::vector<RedisArgv>& commands,
-    std::vector<RedisResult> results, std::vector<Batch> todo, int redirects) {
-  int retries = 0;
+    std::vector<RedisResult> results, std::vector<Batch> todo, int redirects, int retries,
+    bool whole) {
   while (!todo.empty()) {
     if (redirects > options_.max_redirects) {
       return engine::Refusal(
@@ -469,6 +541,13 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
         return replies.status();
       }
       Triage(batch, *replies, results, next, retry_later);
+    }
+    if (whole) {
+      absl::StatusOr<bool> again =
+          AgainWhole(slots[0], commands, next, retry_later, redirects, retries);
+      if (!again.ok()) return again.status();
+      todo = std::move(next);  // empty when nothing is sent again
+      continue;
     }
     if (!next.empty()) {
       ++redirects;

@@ -29,9 +29,15 @@
 // and refreshes are blocking work, done on the client's own background
 // thread ("redis-cluster"), never on an I/O thread; `done` then runs there.
 //
-// Commands of one pipeline that were redirected run after those that were
-// not: callers pipeline reads, or one script, where the order between
-// redirected and served commands does not matter.
+// A one-slot pipeline (Command, Pipeline, SendPipeline) keeps together
+// what belongs together: after a MOVED all its commands go to the new
+// owner, after an ASK the commands answered ASK and any WAIT after them go
+// to the target, after TRYAGAIN and the like all go again — so a script
+// and the WAIT that confirms it run on one node. Every pipeline medsettle
+// sends is safe to repeat (reads, scripts idempotent by request id, writes
+// of the same values). A MULTI … EXEC whose slot is being migrated fails
+// (EXECABORT) rather than running in parts. PipelineAcrossSlots re-sends
+// only the redirected commands.
 //
 // Thread safety: every method may be called from any number of threads;
 // the destructor must not run on an I/O thread or the background thread.
@@ -166,11 +172,23 @@ class ClusterClient final : public RedisClient {
   explicit ClusterClient(ClusterOptions options);
   // Until every command has a final result: send `todo`, read the replies,
   // redirect and retry (blocking). `slots[i]` is command i's slot;
-  // `results` holds what is final already.
+  // `results` holds what is final already. `whole`: a one-slot pipeline,
+  // sent again as AgainWhole says.
   absl::StatusOr<std::vector<RedisResult>> Resolve(const std::vector<int>& slots,
                                                    const std::vector<RedisArgv>& commands,
                                                    std::vector<RedisResult> results,
-                                                   std::vector<Batch> todo, int redirects);
+                                                   std::vector<Batch> todo, int redirects,
+                                                   int retries, bool whole);
+  // For a one-slot pipeline after Triage, what to send again: after a
+  // MOVED, every command, to the new owner (nothing keyed ran on a node
+  // that does not serve the slot); after an ASK, the commands answered ASK
+  // and any WAIT after them, to the target (the others were served);
+  // after TRYAGAIN and the like, every command after a pause, to the
+  // slot's owner. True when there is something to send (in `next`); false
+  // when not, or when the retries are spent (Redis's statuses stand).
+  absl::StatusOr<bool> AgainWhole(int slot, const std::vector<RedisArgv>& commands,
+                                  std::vector<Batch>& next, std::vector<size_t>& retry_later,
+                                  int& redirects, int& retries);
   // Sorts the replies of `sent` into `results` (final) and `next` (to send
   // again): MOVED and ASK go to their node, retryable errors to
   // `retry_later`. Updates the table for MOVED.

@@ -169,6 +169,11 @@ class RedisSettlementStore final : public SettlementStore {
                                    int64_t* acked);
   RedisResult RunScript(int index, std::string_view hash_tag, const RedisArgv& keys_and_args,
                         size_t key_count, int64_t* acked);
+  // With replica acknowledgements asked for: rewrites the idempotency
+  // record `idem` unchanged and WAITs, so that a replay is answered only
+  // once the settlement it reports is on the replicas too.
+  Task<absl::Status> ConfirmReplayReplicated(std::string_view hash_tag, const std::string& idem,
+                                             std::string_view settlement_id);
   // OK when no replica acknowledgement is asked for or `acked` meets it;
   // else UNAVAILABLE kReplicaAckTimeout about `what` ("settlement 3f-…").
   absl::Status CheckReplicated(int64_t acked, std::string_view what) const;

@@ -112,6 +112,15 @@ for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do out[#out + 1] = v end
 return out
 )lua";
 
+// KEYS: 1 idem. Rewrites the idempotency record's content hash unchanged,
+// if the record exists: a write, so that a WAIT after it covers the
+// settlement a replay reports (redis.replica_acks). Returns 1.
+inline constexpr std::string_view kTouchIdempotency = R"lua(
+local hash = redis.call('HGET', KEYS[1], 'hash')
+if hash then redis.call('HSET', KEYS[1], 'hash', hash) end
+return 1
+)lua";
+
 }  // namespace medsettle::cache::scripts
 
 #endif  // MEDSETTLE_CACHE_SETTLEMENT_SCRIPTS_H_

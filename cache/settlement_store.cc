@@ -484,6 +484,23 @@ RedisResult RedisSettlementStore::RunScript(int index, std::string_view hash_tag
   return RunSync(RunScriptAsync(index, hash_tag, keys_and_args, key_count, acked));
 }
 
+Task<absl::Status> RedisSettlementStore::ConfirmReplayReplicated(std::string_view hash_tag,
+                                                                  const std::string& idem,
+                                                                  std::string_view settlement_id) {
+  if (options_.replica_acks <= 0) co_return absl::OkStatus();
+  const std::string wait_replicas = std::to_string(options_.replica_acks);
+  const std::string wait_ms = std::to_string(options_.replica_ack_timeout_ms);
+  const std::vector<RedisArgv> commands = {{"EVAL", scripts::kTouchIdempotency, "1", idem},
+                                           {"WAIT", wait_replicas, wait_ms}};
+  absl::StatusOr<std::vector<RedisResult>> replies =
+      co_await AwaitPipeline(redis_, hash_tag, commands);
+  if (!replies.ok()) co_return replies.status();
+  if (replies->size() != 2) co_return Unexpected("the replay's WAIT");
+  if (!(*replies)[0].ok()) co_return (*replies)[0].status();
+  const int64_t acked = (*replies)[1].ok() ? (*replies)[1]->integer : 0;
+  co_return CheckReplicated(acked, Cat("settlement ", settlement_id));
+}
+
 absl::Status RedisSettlementStore::CheckReplicated(int64_t acked, std::string_view what) const {
   if (options_.replica_acks <= 0 || acked >= options_.replica_acks) return absl::OkStatus();
   return engine::Refusal(
@@ -527,6 +544,11 @@ Task<absl::StatusOr<SettleRead>> RedisSettlementStore::ReadForSettleAsync(
                              .settlement_id = prior.elements[1].str,
                              .reversed = prior.elements[2].str == "REVERSED",
                              .record = std::nullopt};
+    // A replay is answered only once the settlement it reports is as
+    // durable as a commit (redis.replica_acks).
+    absl::Status replicated =
+        co_await ConfirmReplayReplicated(person_key.substr(0, 2), idem, read.prior->settlement_id);
+    if (!replicated.ok()) co_return replicated;
     // A replay (rare) costs a second round trip for the record.
     absl::StatusOr<StoredSettlement> stored =
         co_await GetSettlementAsync(read.prior->settlement_id);

@@ -528,7 +528,9 @@ void GatewayServer::Shutdown() {
   if (watcher_ != nullptr) watcher_->Stop();
   // Before the store's Redis: its last poll must not see Redis stopped.
   if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
-  redis_->Stop();  // no call is left to wait for its I/O threads
+  // Null when Start failed before opening Redis (a bad address, seeds that
+  // are not a cluster).
+  if (redis_ != nullptr) redis_->Stop();  // no call is left to wait for its I/O threads
   // Last: the scraper sees the drain through to its end.
   if (metrics_endpoint_ != nullptr) metrics_endpoint_->Stop();
 }

@@ -264,6 +264,31 @@ TEST_F(ClusterTest, TheClientFollowsMovedAfterAReshardAndLearnsTheNewOwner) {
   ASSERT_TRUE(cluster().MoveSlot(slot, from).ok());
 }
 
+// A one-slot pipeline redirected by MOVED goes to the new owner whole: a
+// MULTI … EXEC is not split into parts that run outside the transaction.
+TEST_F(ClusterTest, ATransactionRedirectedByMovedRunsWholeOnTheNewOwner) {
+  absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(OptionsFor(cluster()));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string tag = "c4";
+  const int slot = TagSlot(tag);
+  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
+  int to = -1;
+  for (const ClusterShard& shard : (*client)->slots()->shards()) {
+    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
+  }
+  ASSERT_TRUE(cluster().MoveSlot(slot, to).ok());
+  absl::StatusOr<std::vector<RedisResult>> replies = (*client)->Pipeline(
+      tag, {{"MULTI"}, {"SET", "tx:{c4}:a", "1"}, {"SET", "tx:{c4}:b", "2"}, {"EXEC"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_TRUE((*replies)[3].ok()) << (*replies)[3].status();  // not EXECABORT
+  ASSERT_EQ((*replies)[3]->elements.size(), 2u);
+  EXPECT_EQ((*client)->redirects(), 2);  // each SET was answered MOVED; then one round
+  RedisResult b = cluster().Command(to, {"GET", "tx:{c4}:b"});
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->str, "2");
+  ASSERT_TRUE(cluster().MoveSlot(slot, from).ok());
+}
+
 TEST_F(ClusterTest, ThePipelineOfASlotBeingMigratedFollowsAskForTheMovedKeysOnly) {
   absl::StatusOr<std::unique_ptr<ClusterClient>> client = ClusterClient::Connect(OptionsFor(cluster()));
   ASSERT_TRUE(client.ok()) << client.status();

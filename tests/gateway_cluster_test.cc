@@ -225,6 +225,13 @@ TEST_F(GatewayClusterTest, ReplicaAcknowledgementsGateTheAnswer) {
   EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
   EXPECT_EQ(c.reason, "REPLICA_ACK_TIMEOUT");
 
+  // A replay is held to the same rule: through the strict gateway it is
+  // still unknown (the replicas cannot confirm it), through the other it
+  // is answered, with the settlement the primary holds.
+  v1::SettleResponse still_unknown;
+  c = GatewayHarness::Call(*stub, &Stub::Settle, pharmacy, request, &still_unknown);
+  EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
+  EXPECT_EQ(c.reason, "REPLICA_ACK_TIMEOUT");
   v1::SettleResponse replayed;
   c = (*h)->Call(&Stub::Settle, pharmacy, request, &replayed);
   ASSERT_TRUE(c.ok()) << Describe(c);
