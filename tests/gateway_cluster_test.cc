@@ -20,6 +20,7 @@
 
 #include "cache/cluster_slots.h"
 #include "cache/settlement_store.h"
+#include "engine/status.h"
 #include "engine/text.h"
 #include "medsettle/v1/service.grpc.pb.h"
 #include "tests/support/engine_fixture.h"
@@ -458,6 +459,20 @@ TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPa
   CallResult c = h.Call(&Stub::Reconcile, hospital, day, &reconciled);
   ASSERT_TRUE(c.ok()) << Describe(c);
   EXPECT_EQ(reconciled.settled().count(), static_cast<int64_t>(total));
+}
+
+// A gateway told that one plain Redis server is a cluster refuses to
+// start, naming why (and stops cleanly: nothing was opened).
+TEST_F(GatewayClusterTest, AGatewayPointedAtSeedsThatAreNotAClusterRefusesToStart) {
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> h = GatewayHarness::Start(Persons(), Institutions());
+  ASSERT_TRUE(h.ok()) << h.status();
+  gateway::GatewayConfig config = (*h)->config();
+  config.redis_mode = "cluster";
+  absl::StatusOr<std::unique_ptr<gateway::GatewayServer>> refused =
+      gateway::GatewayServer::Start(config);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(engine::ReasonOf(refused.status()), "REDIS_CLUSTER_TOPOLOGY_INVALID")
+      << refused.status();
 }
 
 }  // namespace
