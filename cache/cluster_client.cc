@@ -319,8 +319,9 @@ int ClusterClient::NodeCount() {
 RedisResult ClusterClient::NodeCommand(int node, const RedisArgv& argv) {
   std::shared_ptr<const SlotMap> map = slots();
   if (map == nullptr || node < 0 || node >= static_cast<int>(map->shards().size())) {
-    return absl::FailedPreconditionError(
-        Cat("the cluster has no primary number ", node, " (the topology changed)"));
+    return engine::Refusal(absl::StatusCode::kFailedPrecondition, reason::kRedisClusterNodeGone,
+                           "", Cat("the cluster has no primary number ", node,
+                                   " (the topology changed)"));
   }
   return PoolFor(map->shards()[static_cast<size_t>(node)].primary).Command(argv);
 }

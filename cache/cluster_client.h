@@ -73,6 +73,9 @@ namespace reason {
 // be read, or nodes that disagree about who owns a slot). Redis ran none of
 // the commands still redirected.
 inline constexpr std::string_view kRedisClusterRedirectLoop = "REDIS_CLUSTER_REDIRECT_LOOP";
+// FAILED_PRECONDITION: NodeCommand of a primary number the slot table no
+// longer has (a shard removed since NodeCount); start over from NodeCount.
+inline constexpr std::string_view kRedisClusterNodeGone = "REDIS_CLUSTER_NODE_GONE";
 // UNAVAILABLE: none of the seed or known nodes answered CLUSTER SLOTS.
 inline constexpr std::string_view kRedisClusterUnreachable = "REDIS_CLUSTER_UNREACHABLE";
 }  // namespace reason

@@ -135,8 +135,8 @@ class RedisClient {
   virtual int NodeCount() { return 1; }
   // A command about a server rather than a key (PING, INFO, TIME, DBSIZE,
   // SCAN), sent to server `node` (0 ≤ node < NodeCount()); a SCAN cursor
-  // belongs to the node that returned it. FAILED_PRECONDITION for a node
-  // that no longer exists.
+  // belongs to the node that returned it. FAILED_PRECONDITION
+  // REDIS_CLUSTER_NODE_GONE for a node that no longer exists.
   virtual RedisResult NodeCommand(int node, const RedisArgv& argv) = 0;
 };
 

@@ -43,6 +43,18 @@ class ClusterTest : public testing::RedisClusterTest {
   static void TearDownTestSuite() { cluster_.reset(); }
 
   static RedisCluster& cluster() { return *cluster_; }
+  // The node index of `slot`'s primary in `map`, and of another primary:
+  // where a test moves the slot.
+  static std::pair<int, int> OwnerAndAnotherPrimary(const SlotMap& map, int slot) {
+    const int owner = cluster().IndexOf(*map.PrimaryOf(slot));
+    int other = -1;
+    for (const ClusterShard& shard : map.shards()) {
+      if (cluster().IndexOf(shard.primary) != owner) other = cluster().IndexOf(shard.primary);
+    }
+    EXPECT_GE(owner, 0);
+    EXPECT_GE(other, 0);
+    return {owner, other};
+  }
   static std::unique_ptr<RedisCluster> cluster_;
 };
 std::unique_ptr<RedisCluster> ClusterTest::cluster_;
@@ -103,12 +115,7 @@ TEST_F(ClusterTest, ANodeThatDoesNotOwnTheSlotAnswersMovedToTheOwner) {
   ASSERT_TRUE(map.ok()) << map.status();
   const std::string key = "acc:{3f}:moved-probe";
   const int slot = KeySlot(key);
-  const int owner = cluster().IndexOf(*map->PrimaryOf(slot));
-  ASSERT_GE(owner, 0);
-  int other = -1;
-  for (const ClusterShard& shard : map->shards()) {
-    if (cluster().IndexOf(shard.primary) != owner) other = cluster().IndexOf(shard.primary);
-  }
+  const auto [owner, other] = OwnerAndAnotherPrimary(*map, slot);
   ASSERT_GE(other, 0);
   RedisResult wrong = cluster().Command(other, {"SET", key, "1"});
   ASSERT_FALSE(wrong.ok());
@@ -126,11 +133,7 @@ TEST_F(ClusterTest, ASlotBeingReshardedAnswersAskForMovedKeysThenMovedOnceDone) 
   const int slot = TagSlot(tag);
   absl::StatusOr<SlotMap> before = cluster().Slots();
   ASSERT_TRUE(before.ok()) << before.status();
-  const int from = cluster().IndexOf(*before->PrimaryOf(slot));
-  int to = -1;
-  for (const ClusterShard& shard : before->shards()) {
-    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
-  }
+  const auto [from, to] = OwnerAndAnotherPrimary(*before, slot);
   ASSERT_GE(from, 0);
   ASSERT_GE(to, 0);
   constexpr int kKeys = 20;
@@ -242,11 +245,7 @@ TEST_F(ClusterTest, TheClientFollowsMovedAfterAReshardAndLearnsTheNewOwner) {
   const std::string tag = "5c";
   const int slot = TagSlot(tag);
   ASSERT_TRUE((*client)->Command(tag, {"SET", "moved:{5c}", "before"}).ok());
-  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
-  int to = -1;
-  for (const ClusterShard& shard : (*client)->slots()->shards()) {
-    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
-  }
+  const auto [from, to] = OwnerAndAnotherPrimary(*(*client)->slots(), slot);
   ASSERT_TRUE(cluster().MoveSlot(slot, to).ok());
 
   // The client's table still names the old owner: it is answered MOVED,
@@ -271,11 +270,7 @@ TEST_F(ClusterTest, ATransactionRedirectedByMovedRunsWholeOnTheNewOwner) {
   ASSERT_TRUE(client.ok()) << client.status();
   const std::string tag = "c4";
   const int slot = TagSlot(tag);
-  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
-  int to = -1;
-  for (const ClusterShard& shard : (*client)->slots()->shards()) {
-    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
-  }
+  const auto [from, to] = OwnerAndAnotherPrimary(*(*client)->slots(), slot);
   ASSERT_TRUE(cluster().MoveSlot(slot, to).ok());
   absl::StatusOr<std::vector<RedisResult>> replies = (*client)->Pipeline(
       tag, {{"MULTI"}, {"SET", "tx:{c4}:a", "1"}, {"SET", "tx:{c4}:b", "2"}, {"EXEC"}});
@@ -302,11 +297,7 @@ TEST_F(ClusterTest, ThePipelineOfASlotBeingMigratedFollowsAskForTheMovedKeysOnly
   for (int i = 0; i < kKeys; ++i) values.push_back(std::to_string(i * 7));
   for (int i = 0; i < kKeys; ++i) sets.push_back({"SET", keys[static_cast<size_t>(i)], values[static_cast<size_t>(i)]});
   ASSERT_TRUE((*client)->Pipeline(tag, sets).ok());
-  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
-  int to = -1;
-  for (const ClusterShard& shard : (*client)->slots()->shards()) {
-    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
-  }
+  const auto [from, to] = OwnerAndAnotherPrimary(*(*client)->slots(), slot);
   ASSERT_TRUE(cluster().BeginSlotMove(slot, to).ok());
   absl::StatusOr<int> moved = cluster().MigrateSlotKeys(slot, to, 4);
   ASSERT_TRUE(moved.ok() && *moved == 4);
@@ -371,11 +362,7 @@ TEST_F(ClusterTest, TheAsyncPathRoutesAndFollowsMovedAndAsk) {
 
   const std::string tag = "9d";
   const int slot = TagSlot(tag);
-  const int from = cluster().IndexOf(*(*client)->slots()->PrimaryOf(slot));
-  int to = -1;
-  for (const ClusterShard& shard : (*client)->slots()->shards()) {
-    if (cluster().IndexOf(shard.primary) != from) to = cluster().IndexOf(shard.primary);
-  }
+  const auto [from, to] = OwnerAndAnotherPrimary(*(*client)->slots(), slot);
   ASSERT_TRUE(cluster().MoveSlot(slot, to).ok());
   absl::StatusOr<std::vector<RedisResult>> moved =
       SendAndWait(**client, tag, {{"GET", "async:{9d}"}});
