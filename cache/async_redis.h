@@ -121,6 +121,8 @@ class AsyncRedis {
   // client's I/O threads (from a done): it would join itself, so it aborts.
   void Stop();
 
+  const AsyncRedisOptions& options() const { return options_; }
+
  private:
   class Loop;  // one I/O thread: epoll, eventfd, hiredis context, queues
 

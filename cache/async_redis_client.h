@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -48,6 +49,10 @@ class AsyncRedisClient final : public RedisClient {
         redis_.PipelineBlocking(NextShard(), {argv});
     if (!replies.ok()) return replies.status();
     return std::move(replies->front());
+  }
+
+  std::string NodeName(int /*node*/) override {
+    return redis_.options().redis.host + ":" + std::to_string(redis_.options().redis.port);
   }
 
   void SendPipeline(std::string_view routing_key, const std::vector<RedisArgv>& commands,

@@ -326,6 +326,12 @@ RedisResult ClusterClient::NodeCommand(int node, const RedisArgv& argv) {
   return PoolFor(map->shards()[static_cast<size_t>(node)].primary).Command(argv);
 }
 
+std::string ClusterClient::NodeName(int node) {
+  std::shared_ptr<const SlotMap> map = slots();
+  if (map == nullptr || node < 0 || node >= static_cast<int>(map->shards().size())) return "";
+  return map->shards()[static_cast<size_t>(node)].primary.ToString();
+}
+
 void ClusterClient::SendPipeline(std::string_view routing_key,
                                  const std::vector<RedisArgv>& commands, PipelineDone done) {
   if (options_.async_loops_per_node > 0 && stopped_.load(std::memory_order_acquire)) {

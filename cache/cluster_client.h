@@ -144,6 +144,7 @@ class ClusterClient final : public RedisClient {
   // The primaries of the table in use (in its order).
   int NodeCount() override;
   RedisResult NodeCommand(int node, const RedisArgv& argv) override;
+  std::string NodeName(int node) override;
 
   // Re-reads CLUSTER SLOTS from the known primaries, then the seeds; keeps
   // the old table when none answers (and returns why).

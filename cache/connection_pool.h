@@ -93,6 +93,9 @@ class ConnectionPool final : public RedisClient {
     return Pipeline(commands);
   }
   RedisResult NodeCommand(int /*node*/, const RedisArgv& argv) override { return Command(argv); }
+  std::string NodeName(int /*node*/) override {
+    return options_.redis.host + ":" + std::to_string(options_.redis.port);
+  }
 
   int size() const { return options_.size; }
   // Connections not leased right now (a snapshot; for metrics and tests).

@@ -138,6 +138,9 @@ class RedisClient {
   // belongs to the node that returned it. FAILED_PRECONDITION
   // REDIS_CLUSTER_NODE_GONE for a node that no longer exists.
   virtual RedisResult NodeCommand(int node, const RedisArgv& argv) = 0;
+  // Server `node`'s address, "host:port" (health, metrics and logs name
+  // nodes by it); "" for a node that no longer exists.
+  virtual std::string NodeName(int node) = 0;
 };
 
 // `co_await AwaitPipeline(redis, tag, commands)` in a cache::Task

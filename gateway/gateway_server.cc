@@ -171,13 +171,27 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
   GatewayServer* self = g.get();
   g->watcher_ = std::make_unique<SnapshotWatcher>(
       *g->snapshot_store_, config.snapshot_refresh_ms,
-      [self](bool serving) { self->SetServing(serving); });
+      [self](bool serving) { self->SetSnapshotServing(serving); });
   g->watcher_->set_on_flip([self](const std::string& from, const std::string& to) {
     self->log_.Write(logging::Level::kInfo, "snapshot_current",
                      {{"from", from}, {"to", to}});
   });
   // Redis down or no snapshot yet is not fatal: the watcher keeps polling.
   (void)g->watcher_->RefreshNow();
+  g->node_monitor_ = std::make_unique<RedisNodeMonitor>(
+      g->redis_->blocking(),
+      g->redis_->is_cluster() ? RedisNodeMonitor::Probe::kClusterState
+                              : RedisNodeMonitor::Probe::kPing,
+      config.redis_node_probe_ms,
+      RedisNodeMonitor::Callbacks{
+          .on_quorum = [self](bool quorum) { self->SetRedisQuorum(quorum); },
+          .on_node_change =
+              [self](const RedisNodeHealth& n) {
+                self->log_.Write(n.up ? logging::Level::kInfo : logging::Level::kError,
+                                 n.up ? "redis_node_up" : "redis_node_down",
+                                 {{"node", n.node}});
+              }});
+  (void)g->node_monitor_->ProbeNow();
   // The settle path's connections open in the background; give them the
   // connect timeout to be up before the first call (a Redis that is down
   // is not fatal either: they keep reconnecting).
@@ -251,6 +265,7 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
                                                           g->shipping_serving_);
   }
   g->watcher_->Start();
+  g->node_monitor_->Start();
   g->shipping_monitor_->Start();
   std::string metrics_host;
   int metrics_port = 0;
@@ -264,7 +279,8 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Start(const Gatewa
             .health = [self]() -> absl::Status {
               std::lock_guard<std::mutex> lock(self->health_mutex_);
               if (self->serving_ && !self->stopped_) return absl::OkStatus();
-              return absl::UnavailableError("NOT_SERVING (Redis, or no snapshot current)");
+              return absl::UnavailableError(
+                  "NOT_SERVING (no snapshot current, or no quorum of Redis nodes answers)");
             },
             // Bounds how long Shutdown waits for an idle scraper's connection.
             .keep_alive_timeout_s = 2});
@@ -460,15 +476,69 @@ absl::Status GatewayServer::RegisterMetrics() {
       !s.ok()) {
     return s;
   }
+  // Per Redis node (the server, or each primary of a cluster), from the
+  // node monitor's last round; nothing before Redis is opened.
+  struct NodeGauge {
+    std::string_view name, help;
+    double (*value)(const RedisNodeHealth&);
+  };
+  const NodeGauge node_gauges[] = {
+      {"medsettle_redis_node_up",
+       "1 when the Redis node answered the last probe (PING; a cluster's primaries: CLUSTER "
+       "INFO with cluster_state:ok).",
+       [](const RedisNodeHealth& n) { return n.up ? 1.0 : 0.0; }},
+      {"medsettle_redis_node_probe_seconds", "Round trip of the last probe of the Redis node.",
+       [](const RedisNodeHealth& n) { return n.probe_seconds; }},
+  };
+  for (const NodeGauge& g : node_gauges) {
+    if (absl::Status s = registry_.AddCallbackFamily(
+            g.name, g.help, MetricType::kGauge, {"node"},
+            [this, value = g.value] {
+              std::vector<CallbackSample> out;
+              if (node_monitor_ == nullptr) return out;
+              for (const RedisNodeHealth& n : node_monitor_->Nodes()) {
+                out.push_back({{n.node}, value(n)});
+              }
+              return out;
+            });
+        !s.ok()) {
+      return s;
+    }
+  }
   return registry_.AddCallbackFamily(
       "medsettle_build_info", "The gateway's build (value 1).", MetricType::kGauge,
       {"version"}, [] { return std::vector<CallbackSample>{{{MEDSETTLE_VERSION}, 1}}; });
 }
 
-void GatewayServer::SetServing(bool serving) {
-  bool changed = false;
+void GatewayServer::SetSnapshotServing(bool serving) {
   {
     std::lock_guard<std::mutex> lock(health_mutex_);
+    snapshot_serving_ = serving;
+    snapshot_reported_ = true;
+  }
+  UpdateServing();
+}
+
+void GatewayServer::SetRedisQuorum(bool quorum) {
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    redis_quorum_ = quorum;
+    quorum_reported_ = true;
+  }
+  UpdateServing();
+}
+
+void GatewayServer::UpdateServing() {
+  bool changed = false;
+  bool serving = false;
+  bool snapshot_serving = false;
+  {
+    std::lock_guard<std::mutex> lock(health_mutex_);
+    // At start each half reports once: the first verdict waits for both,
+    // so that the log does not say "not serving" for the half not yet in.
+    if (!snapshot_reported_ || !quorum_reported_) return;
+    snapshot_serving = snapshot_serving_;
+    serving = snapshot_serving_ && redis_quorum_;
     changed = serving != serving_ || !health_logged_;
     health_logged_ = true;
     serving_ = serving;
@@ -482,12 +552,29 @@ void GatewayServer::SetServing(bool serving) {
   // Logged outside the lock: a slow stderr must not hold up /healthz.
   if (changed) {
     const bool redis = watcher_ != nullptr && watcher_->redis_answering();
+    std::string cause;
+    int nodes_up = 0;
+    int nodes = 0;
+    if (node_monitor_ != nullptr) {
+      for (const RedisNodeHealth& n : node_monitor_->Nodes()) {
+        ++nodes;
+        nodes_up += n.up ? 1 : 0;
+      }
+    }
+    if (!serving) {
+      if (!snapshot_serving) {
+        cause = redis ? "no snapshot is current, or the registry could not be read"
+                      : "Redis does not answer";
+      } else {
+        cause = Cat("no quorum of Redis nodes answers (", nodes_up, " of ", nodes, ")");
+      }
+    }
     log_.Write(serving ? logging::Level::kInfo : logging::Level::kError,
                serving ? "serving" : "not_serving",
                {{"redis_up", redis},
-                {"cause", serving ? "" : (redis ? "no snapshot is current, or the registry "
-                                                  "could not be read"
-                                                : "Redis does not answer")}});
+                {"redis_nodes_up", nodes_up},
+                {"redis_nodes", nodes},
+                {"cause", cause}});
   }
 }
 
@@ -526,6 +613,7 @@ void GatewayServer::Shutdown() {
   }
   workers_.Stop();
   if (watcher_ != nullptr) watcher_->Stop();
+  if (node_monitor_ != nullptr) node_monitor_->Stop();
   // Before the store's Redis: its last poll must not see Redis stopped.
   if (shipping_monitor_ != nullptr) shipping_monitor_->Stop();
   // Null when Start failed before opening Redis (a bad address, seeds that

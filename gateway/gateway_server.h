@@ -42,6 +42,7 @@
 #include "gateway/engine_holder.h"
 #include "gateway/grpc_service.h"
 #include "gateway/rate_limiter.h"
+#include "gateway/redis_node_monitor.h"
 #include "gateway/settlement_handler.h"
 #include "gateway/shipping_monitor.h"
 #include "gateway/snapshot_watcher.h"
@@ -111,7 +112,12 @@ class GatewayServer {
   // The gateway's own gauges and counters (Redis, snapshot, backlog, queue,
   // TLS expiry, build) as scrape-time callbacks.
   absl::Status RegisterMetrics();
-  void SetServing(bool serving);
+  // The whole server serves while a snapshot is current (the watcher) and
+  // a quorum of Redis nodes answers (the node monitor); each reports its
+  // half.
+  void SetSnapshotServing(bool serving);
+  void SetRedisQuorum(bool quorum);
+  void UpdateServing();
   void SetShippingServing(bool serving);
   // Publishes `loaded`'s policy files and catalog in Redis once
   // (HandlerOptions::ensure_rules_published).
@@ -136,6 +142,7 @@ class GatewayServer {
   GatewayCounters counters_;
   std::unique_ptr<CallObserver> observer_;
   std::unique_ptr<SnapshotWatcher> watcher_;
+  std::unique_ptr<RedisNodeMonitor> node_monitor_;
   std::unique_ptr<ShippingMonitor> shipping_monitor_;
   WorkerPool workers_;
   std::unique_ptr<SettlementArchive> archive_;  // null without ledger.conninfo
@@ -155,7 +162,11 @@ class GatewayServer {
   std::atomic<const engine_files::LoadedEngine*> rules_published_raw_{nullptr};
 
   std::mutex health_mutex_;
-  bool serving_ = false;   // guarded by health_mutex_
+  bool serving_ = false;   // guarded by health_mutex_: both below
+  bool snapshot_serving_ = false;  // guarded by health_mutex_
+  bool redis_quorum_ = false;      // guarded by health_mutex_
+  bool snapshot_reported_ = false;  // guarded by health_mutex_
+  bool quorum_reported_ = false;    // guarded by health_mutex_
   bool shipping_serving_ = false;  // guarded by health_mutex_
   bool health_logged_ = false;     // guarded by health_mutex_
 

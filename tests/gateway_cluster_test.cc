@@ -8,10 +8,12 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <set>
 #include <string>
@@ -20,11 +22,13 @@
 
 #include "cache/cluster_slots.h"
 #include "cache/settlement_store.h"
+#include "cache/snapshot_store.h"
 #include "engine/status.h"
 #include "engine/text.h"
 #include "medsettle/v1/service.grpc.pb.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
+#include "tests/support/http_client.h"
 #include "tests/support/redis_cluster.h"
 #include "tools/journal/journal_tool.h"
 #include "tools/snapshot/snapshot_tool.h"
@@ -459,6 +463,133 @@ TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPa
   CallResult c = h.Call(&Stub::Reconcile, hospital, day, &reconciled);
   ASSERT_TRUE(c.ok()) << Describe(c);
   EXPECT_EQ(reconciled.settled().count(), static_cast<int64_t>(total));
+}
+
+// Health per node: the gateway PINGs each primary of the slot table
+// (redis.node_probe_ms) and serves while more than half answer. One
+// primary killed: its node shows down in medsettle_redis_node_up, the
+// gateway stays SERVING (two thirds of the persons can settle), and after
+// the failover the promoted replica takes its place in the metrics. Two
+// primaries killed at once (no majority left to elect replacements):
+// NOT_SERVING until they are back.
+TEST_F(GatewayClusterTest, HealthFollowsAQuorumOfPrimariesAndMetricsNameEachNode) {
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> started = GatewayHarness::Start(
+      Persons(), Institutions(),
+      [](gateway::GatewayConfig& c) {
+        c.redis_node_probe_ms = 100;
+        c.redis_connect_timeout_ms = 200;
+        c.redis_command_timeout_ms = 300;
+      },
+      {.cluster = true});
+  ASSERT_TRUE(started.ok()) << started.status();
+  GatewayHarness& h = **started;
+  const int port = h.gateway().metrics_port();
+  ASSERT_GT(port, 0);
+  auto healthy = [&] { return HttpGet(port, "/healthz").find("HTTP/1.1 200") != std::string::npos; };
+  auto node_up = [&](const cache::NodeAddress& node) {
+    return MetricValue(HttpGetBody(port, "/metrics"),
+                       Cat("medsettle_redis_node_up{node=\"", node.ToString(), "\"}"));
+  };
+  auto poll_until = [](int timeout_ms, const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return true;
+  };
+  absl::StatusOr<cache::SlotMap> map = h.cluster().Slots();
+  ASSERT_TRUE(map.ok()) << map.status();
+  ASSERT_EQ(map->shards().size(), 3u);
+  ASSERT_TRUE(poll_until(3000, healthy));
+  for (const cache::ClusterShard& shard : map->shards()) EXPECT_EQ(node_up(shard.primary), 1.0);
+
+  // The primaries that hold neither key the snapshot watcher polls
+  // (snap:current, the version's meta): killing those tests the node
+  // monitor, not the watcher (which goes NOT_SERVING when a key it polls
+  // is out of reach, whatever the quorum).
+  absl::StatusOr<std::optional<std::string>> version = h.snapshot_store().CurrentVersion();
+  ASSERT_TRUE(version.ok() && version->has_value());
+  auto polled_by_watcher = [&](const cache::SlotMap& m, size_t shard) {
+    return *m.ShardOf(cache::KeySlot(cache::kSnapCurrentKey)) == static_cast<int>(shard) ||
+           *m.ShardOf(cache::KeySlot(cache::SnapshotMetaKey(**version))) ==
+               static_cast<int>(shard);
+  };
+  std::vector<cache::NodeAddress> others;
+  for (size_t i = 0; i < map->shards().size(); ++i) {
+    if (!polled_by_watcher(*map, i)) others.push_back(map->shards()[i].primary);
+  }
+  ASSERT_FALSE(others.empty());
+
+  // One of three down: still a quorum.
+  RedisServer& first = h.cluster().node(h.cluster().IndexOf(others[0]));
+  first.Kill9();
+  ASSERT_TRUE(poll_until(3000, [&] { return node_up(others[0]) == 0.0; }))
+      << "the killed primary " << others[0].ToString() << " never showed down";
+  EXPECT_TRUE(healthy()) << "one primary of three down must not stop the gateway";
+  // Its replica is promoted (node timeout 1 s) and replaces it in the
+  // client's table, so in the metrics.
+  ASSERT_TRUE(poll_until(15000, [&] { return node_up(others[0]) == -1.0; }))
+      << "the failed-over primary is still listed";
+  const std::string after_failover = HttpGetBody(port, "/metrics");
+  int listed_up = 0;
+  const std::string_view series = "medsettle_redis_node_up{";
+  for (size_t at = 0; (at = after_failover.find(series, at)) != std::string::npos; ++at) {
+    listed_up += after_failover.compare(after_failover.find('}', at) + 1, 3, " 1\n") == 0;
+  }
+  EXPECT_EQ(listed_up, 3) << after_failover;
+  EXPECT_TRUE(healthy());
+  ASSERT_TRUE(first.Restart().ok());  // back, as the new primary's replica
+  ASSERT_TRUE(h.cluster().WaitHealthy(20000, 1).ok());
+
+  // Two of three down at once: no majority to promote their replicas, no
+  // quorum for the gateway.
+  absl::StatusOr<cache::SlotMap> now = h.cluster().Slots();
+  ASSERT_TRUE(now.ok()) << now.status();
+  // Two primaries: those the watcher does not poll first, so the verdict
+  // is the quorum's wherever the snapshot keys live.
+  std::vector<int> victims;
+  for (bool polled : {false, true}) {
+    for (size_t i = 0; i < now->shards().size(); ++i) {
+      if (polled_by_watcher(*now, i) == polled) {
+        victims.push_back(h.cluster().IndexOf(now->shards()[i].primary));
+      }
+    }
+  }
+  victims.resize(2);
+  const auto killed_at = std::chrono::steady_clock::now();
+  for (int v : victims) h.cluster().node(v).Kill9();
+  ASSERT_TRUE(poll_until(5000, [&] { return !healthy(); }))
+      << "two primaries of three down, and the gateway still reports SERVING";
+  const auto not_serving_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - killed_at)
+                                  .count();
+  for (int v : victims) {
+    EXPECT_TRUE(poll_until(3000, [&] { return node_up(h.cluster().address(v)) == 0.0; }))
+        << h.cluster().address(v).ToString() << " killed and still shown up";
+  }
+  for (int v : victims) ASSERT_TRUE(h.cluster().node(v).Restart().ok());
+  const auto restarted_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(poll_until(20000, healthy)) << "the primaries are back, the gateway is not serving";
+  std::printf("two primaries of three killed: NOT_SERVING after %lld ms; SERVING %lld ms after "
+              "their restart\n",
+              static_cast<long long>(not_serving_ms),
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - restarted_at)
+                                         .count()));
+  // A quorum is back; every shard serves once all three nodes see the
+  // cluster ok again (a settlement of each shard's person, re-sent while
+  // UNAVAILABLE for at most 10 s).
+  for (int person = 1; person <= 12; ++person) {
+    CallResult c;
+    ASSERT_TRUE(poll_until(10000, [&] {
+      v1::SettleResponse out;
+      c = h.Call(&Stub::Settle, Hospital(kQuzhou, 2).institution_id,
+                 Outpatient(Cat("after-quorum-", person), QuzhouId(person), 1), &out);
+      return c.code() != grpc::StatusCode::UNAVAILABLE;
+    }));
+    EXPECT_TRUE(c.ok()) << Describe(c);
+  }
 }
 
 // A gateway told that one plain Redis server is a cluster refuses to

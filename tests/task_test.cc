@@ -119,6 +119,7 @@ class FakeRedis final : public cache::RedisClient {
                              const cache::RedisArgv& argv) override {
     return NodeCommand(0, argv);
   }
+  std::string NodeName(int /*node*/) override { return "fake:0"; }
   absl::StatusOr<std::vector<cache::RedisResult>> Pipeline(
       std::string_view /*routing_key*/, const std::vector<cache::RedisArgv>& commands) override {
     std::vector<cache::RedisResult> out;
