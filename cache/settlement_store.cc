@@ -215,6 +215,11 @@ absl::StatusOr<std::optional<engine::Enrollment>> DecodeEnrollmentReply(
 }
 
 // The commands a CodeReads adds to a read pipeline, and their replies.
+// A pipeline stays in one hash tag (in a cluster, one slot of one
+// primary): the code's nonce lives under the person's tag and joins the
+// person's read; a family member's enrollment joins it only when the
+// presenter shares the tag, and is otherwise read by ReadPresenterApart in
+// a pipeline of its own (one more round trip, for those codes only).
 class CodeReadCommands {
  public:
   CodeReadCommands(std::string_view snapshot_version, std::string_view person_key,
@@ -224,16 +229,19 @@ class CodeReadCommands {
     if (!code.presenter_key.empty()) {
       presenter_bucket_ = SnapshotPersonBucketKey(snapshot_version, code.presenter_key);
       presenter_field_ = SnapshotPersonField(code.presenter_key);
+      presenter_tag_ = code.presenter_key.substr(0, 2);
+      presenter_apart_ = presenter_tag_ != person_key.substr(0, 2);
     }
   }
 
-  // Appends the commands; remembers where their replies will be.
+  // Appends the commands of the person's tag; remembers where their
+  // replies will be.
   void AppendTo(std::vector<RedisArgv>* commands) {
     if (!nonce_key_.empty()) {
       nonce_reply_ = commands->size();
       commands->push_back({"GET", nonce_key_});
     }
-    if (!presenter_bucket_.empty()) {
+    if (!presenter_bucket_.empty() && !presenter_apart_) {
       presenter_reply_ = commands->size();
       commands->push_back({"HGET", presenter_bucket_, presenter_field_});
     }
@@ -242,20 +250,41 @@ class CodeReadCommands {
   absl::Status Decode(const std::vector<RedisResult>& replies, std::string* nonce_used_by,
                       std::optional<engine::Enrollment>* presenter_enrollment) const {
     if (!nonce_key_.empty()) *nonce_used_by = NonceUser(*replies[nonce_reply_]);
-    if (!presenter_bucket_.empty()) {
-      absl::StatusOr<std::optional<engine::Enrollment>> e =
-          DecodeEnrollmentReply(code_.presenter_key, *replies[presenter_reply_]);
-      if (!e.ok()) return e.status();
-      *presenter_enrollment = *std::move(e);
+    if (!presenter_bucket_.empty() && !presenter_apart_) {
+      return DecodePresenter(*replies[presenter_reply_], presenter_enrollment);
     }
     return absl::OkStatus();
   }
 
+  // The presenter's enrollment when it lives under another tag.
+  Task<absl::Status> ReadPresenterApart(RedisClient& redis,
+                                        std::optional<engine::Enrollment>* presenter_enrollment) {
+    if (presenter_bucket_.empty() || !presenter_apart_) co_return absl::OkStatus();
+    const std::vector<RedisArgv> read = {{"HGET", presenter_bucket_, presenter_field_}};
+    absl::StatusOr<std::vector<RedisResult>> replies =
+        co_await AwaitPipeline(redis, presenter_tag_, read);
+    if (!replies.ok()) co_return replies.status();
+    if (replies->size() != 1) co_return Unexpected("the presenter read");
+    if (!replies->front().ok()) co_return replies->front().status();
+    co_return DecodePresenter(*replies->front(), presenter_enrollment);
+  }
+
  private:
+  absl::Status DecodePresenter(const RedisReply& reply,
+                               std::optional<engine::Enrollment>* presenter_enrollment) const {
+    absl::StatusOr<std::optional<engine::Enrollment>> e =
+        DecodeEnrollmentReply(code_.presenter_key, reply);
+    if (!e.ok()) return e.status();
+    *presenter_enrollment = *std::move(e);
+    return absl::OkStatus();
+  }
+
   const CodeReads& code_;
   std::string nonce_key_;
   std::string presenter_bucket_;
   std::string presenter_field_;
+  std::string presenter_tag_;
+  bool presenter_apart_ = false;
   size_t nonce_reply_ = 0;
   size_t presenter_reply_ = 0;
 };
@@ -563,6 +592,9 @@ Task<absl::StatusOr<SettleRead>> RedisSettlementStore::ReadForSettleAsync(
       !s.ok()) {
     co_return s;
   }
+  absl::Status presenter =
+      co_await code_commands.ReadPresenterApart(redis_, &read.presenter_enrollment);
+  if (!presenter.ok()) co_return presenter;
   co_return read;
 }
 
@@ -601,6 +633,9 @@ Task<absl::StatusOr<CoverageRead>> RedisSettlementStore::ReadForCoverageAsync(
       !s.ok()) {
     co_return s;
   }
+  absl::Status presenter =
+      co_await code_commands.ReadPresenterApart(redis_, &read->presenter_enrollment);
+  if (!presenter.ok()) co_return presenter;
   co_return read;
 }
 

@@ -4,9 +4,12 @@
 // (tests/support/redis_cluster.h, redis.mode: cluster) give the same
 // amounts and year-to-date totals to the fen, every person's keys live on
 // the primary that serves their tag, and re-sent requests replay.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <atomic>
@@ -25,6 +28,7 @@
 #include "cache/snapshot_store.h"
 #include "engine/status.h"
 #include "engine/text.h"
+#include "gateway/credentials/ec_token.h"
 #include "medsettle/v1/service.grpc.pb.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
@@ -38,6 +42,7 @@ namespace {
 
 using engine::Cat;
 using Stub = v1::SettlementService::Stub;
+namespace creds = credentials;
 
 constexpr engine::RegionCode kQuzhou = 330800;
 constexpr int kPersons = 240;
@@ -465,7 +470,170 @@ TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPa
   EXPECT_EQ(reconciled.settled().count(), static_cast<int64_t>(total));
 }
 
-// Health per node: the gateway PINGs each primary of the slot table
+// Enrollment deltas and e-insurance codes on a cluster, for a person of
+// every shard: a code settles once (its nonce is written beside the
+// person's accumulators, on their primary) and is refused as replayed for
+// any other request; a family member of another shard presents a parent's
+// code once a delta bound them, and not after another unbound them; a
+// suspension, a lost-voucher report and a mid-year enrollee reach the
+// gateway without a snapshot load, on every shard; an institution delta
+// too.
+TEST_F(GatewayClusterTest, DeltasAndEInsuranceCodesWorkForPersonsOfEveryShard) {
+  const std::filesystem::path keys_dir =
+      std::filesystem::temp_directory_path() / Cat("medsettle-cluster-issuer-", ::getpid());
+  std::filesystem::create_directories(keys_dir);
+  struct RemoveDir {
+    std::filesystem::path dir;
+    ~RemoveDir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } remove_keys{keys_dir};
+  absl::StatusOr<creds::IssuerSigningKey> signer = creds::IssuerSigningKey::Generate();
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  std::ofstream(keys_dir / "vp-cluster.pub.pem") << signer->PublicKeyPem();
+  absl::StatusOr<std::unique_ptr<GatewayHarness>> started = GatewayHarness::Start(
+      Persons(), Institutions(),
+      [&](gateway::GatewayConfig& c) { c.ec_token_issuer_keys_dir = keys_dir.string(); },
+      {.cluster = true});
+  ASSERT_TRUE(started.ok()) << started.status();
+  GatewayHarness& h = **started;
+  const std::string hospital = Hospital(kQuzhou, 2).institution_id;
+  absl::StatusOr<cache::SlotMap> map = h.cluster().Slots();
+  ASSERT_TRUE(map.ok()) << map.status();
+  auto shard_of = [&](const std::string& id_number) {
+    return *map->ShardOf(cache::TagSlot(h.PersonKey(id_number).substr(0, 2)));
+  };
+  // The first enrolled person of each shard, and an ID number of each shard
+  // the snapshot does not have (mid-year enrollees).
+  std::map<int, std::string> enrolled, newcomers;
+  for (int i = 1; i <= kPersons; ++i) enrolled.emplace(shard_of(QuzhouId(i)), QuzhouId(i));
+  for (int i = kPersons + 1; newcomers.size() < map->shards().size(); ++i) {
+    newcomers.emplace(shard_of(QuzhouId(i)), QuzhouId(i));
+  }
+  ASSERT_EQ(enrolled.size(), map->shards().size());
+  const int64_t now_minute = std::chrono::duration_cast<std::chrono::minutes>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  auto token = [&](const std::string& id_number, const std::string& presenter = "",
+                   int age_minutes = 0) {
+    creds::EcTokenClaims claims;
+    claims.key_id = "vp-cluster";
+    claims.person_key = h.PersonKey(id_number);
+    if (!presenter.empty()) claims.presenter_key = h.PersonKey(presenter);
+    claims.issued_at_minute = now_minute - age_minutes;
+    claims.expires_at_minute = claims.issued_at_minute + 10;
+    claims.scopes = creds::kAllScopes;
+    absl::StatusOr<std::string> t = signer->Issue(claims);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? *t : std::string();
+  };
+  auto settle_with = [&](const std::string& request_id, const std::string& code,
+                         v1::SettleResponse* out) {
+    v1::SettleRequest r = Outpatient(request_id, "", 1);
+    r.mutable_credential()->Clear();
+    r.mutable_credential()->set_ec_token(code);
+    return h.Call(&Stub::Settle, hospital, r, out);
+  };
+  auto poll_until = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 100; ++i) {  // ≤ 5 s: the gateway's next snapshot poll
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+
+  for (const auto& [shard, id_number] : enrolled) {
+    SCOPED_TRACE(Cat("shard ", shard));
+    const std::string code = token(id_number);
+    v1::SettleResponse first, again, other;
+    CallResult c = settle_with(Cat("ec-", shard), code, &first);
+    ASSERT_TRUE(c.ok()) << Describe(c);
+    EXPECT_EQ(first.person_key(), h.PersonKey(id_number));
+    c = settle_with(Cat("ec-", shard), code, &again);
+    ASSERT_TRUE(c.ok()) << Describe(c);
+    EXPECT_TRUE(again.replayed());
+    EXPECT_EQ(again.settlement_id(), first.settlement_id());
+    c = settle_with(Cat("ec-other-", shard), code, &other);
+    EXPECT_EQ(c.reason, creds::reason::kTokenReplayed) << Describe(c);
+  }
+
+  // A parent of one shard binds a child of another (亲情账户).
+  const std::string parent = enrolled.begin()->second;
+  const std::string child = std::next(enrolled.begin())->second;
+  cache::Delta bind{.kind = cache::DeltaKind::kBindPresenter};
+  bind.enrollment.person_key = h.PersonKey(parent);
+  bind.presenter_key = h.PersonKey(child);
+  ASSERT_TRUE(h.snapshot_store().ApplyDelta(bind).ok());
+  v1::SettleResponse out;
+  CallResult c;
+  int family = 0;
+  EXPECT_TRUE(poll_until([&] {
+    c = settle_with(Cat("family-", ++family), token(parent, child), &out);
+    return c.ok();
+  })) << Describe(c);
+  EXPECT_EQ(out.person_key(), h.PersonKey(parent));
+  EXPECT_EQ(out.presenter_key(), h.PersonKey(child));
+  cache::Delta unbind = bind;
+  unbind.kind = cache::DeltaKind::kUnbindPresenter;
+  ASSERT_TRUE(h.snapshot_store().ApplyDelta(unbind).ok());
+  EXPECT_TRUE(poll_until([&] {
+    c = settle_with(Cat("family-", ++family), token(parent, child), &out);
+    return c.reason == creds::reason::kPresenterNotBound;
+  })) << Describe(c);
+
+  for (const auto& [shard, id_number] : enrolled) {
+    SCOPED_TRACE(Cat("shard ", shard));
+    // A lost voucher: a code issued before the report is refused.
+    cache::Delta revoke{.kind = cache::DeltaKind::kRevokeVoucher};
+    revoke.enrollment.person_key = h.PersonKey(id_number);
+    revoke.revoked_at_unix = now_minute * 60 - 60;
+    ASSERT_TRUE(h.snapshot_store().ApplyDelta(revoke).ok());
+    int attempt = 0;
+    EXPECT_TRUE(poll_until([&] {
+      c = settle_with(Cat("lost-", shard, "-", ++attempt), token(id_number, "", 5), &out);
+      return c.reason == engine::reason::kVoucherRevoked;
+    })) << Describe(c);
+    // Suspended: refused by ID card too.
+    cache::Delta suspend{.kind = cache::DeltaKind::kSuspend};
+    suspend.enrollment.person_key = h.PersonKey(id_number);
+    ASSERT_TRUE(h.snapshot_store().ApplyDelta(suspend).ok());
+    EXPECT_TRUE(poll_until([&] {
+      c = h.Call(&Stub::Settle, hospital, Outpatient(Cat("susp-", shard, "-", ++attempt),
+                                                      id_number, 1),
+                 &out);
+      return c.reason == "ENROLLMENT_SUSPENDED";
+    })) << Describe(c);
+  }
+  for (const auto& [shard, id_number] : newcomers) {
+    SCOPED_TRACE(Cat("shard ", shard));
+    c = h.Call(&Stub::Settle, hospital, Outpatient(Cat("new-", shard, "-0"), id_number, 1), &out);
+    EXPECT_EQ(c.reason, "PERSON_NOT_ENROLLED") << Describe(c);
+    cache::Delta upsert{.kind = cache::DeltaKind::kUpsertPerson};
+    upsert.enrollment = Person(kQuzhou, 2024, 0);
+    upsert.enrollment.person_key = h.PersonKey(id_number);
+    ASSERT_TRUE(h.snapshot_store().ApplyDelta(upsert).ok());
+    int attempt = 0;
+    EXPECT_TRUE(poll_until([&] {
+      c = h.Call(&Stub::Settle, hospital,
+                 Outpatient(Cat("new-", shard, "-", ++attempt), id_number, 1), &out);
+      return c.ok();
+    })) << Describe(c);
+  }
+
+  // The institution registry: a suspension reaches the gateway too.
+  cache::InstitutionDelta suspend{.kind = cache::InstitutionDeltaKind::kSuspendInstitution};
+  suspend.institution.institution_id = hospital;
+  ASSERT_TRUE(h.snapshot_store().ApplyInstitutionDelta(suspend).ok());
+  int attempt = 0;
+  EXPECT_TRUE(poll_until([&] {
+    c = h.Call(&Stub::Settle, hospital,
+               Outpatient(Cat("inst-", ++attempt), newcomers.begin()->second, 1), &out);
+    return c.reason == "INSTITUTION_SUSPENDED";
+  })) << Describe(c);
+}
+
+// Health per node: the gateway probes each primary of the slot table
 // (redis.node_probe_ms) and serves while more than half answer. One
 // primary killed: its node shows down in medsettle_redis_node_up, the
 // gateway stays SERVING (two thirds of the persons can settle), and after
