@@ -1,7 +1,7 @@
-// The medsettle-gateway process itself (the real binary, MEDSETTLE_GATEWAY_
-// BINARY), over a real redis-server with a loaded snapshot
-// (tests/support/gateway_harness.h provides both; its in-process gateway
-// idles):
+// The medsettle-gateway process itself (the real binary, run by
+// tests/support/gateway_process.h), over a real redis-server with a loaded
+// snapshot (tests/support/gateway_harness.h provides both; its in-process
+// gateway idles):
 //
 //   flags      neither TLS files nor --insecure-dev: exit 2 CONFIG_INVALID;
 //              --insecure-dev on a non-loopback address: exit 2
@@ -14,25 +14,17 @@
 //              the drain timeout
 //   SIGHUP     policies, catalog and issuer keys reloaded, and the gateway keeps serving
 //
-// Only 127.0.0.1 is used. The child is killed if the test dies
-// (PR_SET_PDEATHSIG) and by the destructor otherwise.
-#include <fcntl.h>
+// Only 127.0.0.1 is used.
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -43,10 +35,7 @@
 #include "engine/text.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
-
-#ifndef MEDSETTLE_GATEWAY_BINARY
-#error "MEDSETTLE_GATEWAY_BINARY must name the medsettle-gateway executable"
-#endif
+#include "tests/support/gateway_process.h"
 
 namespace medsettle::testing {
 namespace {
@@ -60,127 +49,6 @@ constexpr engine::RegionCode kQuzhou = 330800;
 int64_t MsSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
-
-// A running medsettle-gateway with its stdout and stderr captured.
-class GatewayProcess {
- public:
-  static std::unique_ptr<GatewayProcess> Spawn(const std::vector<std::string>& flags) {
-    std::unique_ptr<GatewayProcess> p(new GatewayProcess());
-    std::vector<std::string> args = {MEDSETTLE_GATEWAY_BINARY};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    int err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return nullptr;
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) return nullptr;
-    if (pid == 0) {
-      // Child: async-signal-safe calls only until exec.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);
-      int null_fd = open("/dev/null", O_RDONLY);
-      if (null_fd >= 0) dup2(null_fd, 0);
-      dup2(out[1], 1);
-      dup2(err[1], 2);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (close_range(3, ~0U, 0) != 0) {
-        for (int fd = 3; fd < 1024; ++fd) close(fd);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    p->pid_ = pid;
-    p->readers_.emplace_back([raw = p.get(), fd = out[0]] { raw->Drain(fd, &raw->stdout_); });
-    p->readers_.emplace_back([raw = p.get(), fd = err[0]] { raw->Drain(fd, &raw->stderr_); });
-    return p;
-  }
-
-  ~GatewayProcess() {
-    if (pid_ != 0) {
-      kill(pid_, SIGKILL);
-      int status = 0;
-      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-    for (std::thread& t : readers_) t.join();
-  }
-
-  pid_t pid() const { return pid_; }
-  void Signal(int signal_number) {
-    if (pid_ != 0) kill(pid_, signal_number);
-  }
-
-  // Waits (≤ timeout_ms) until stdout (or stderr) contains `needle`.
-  bool WaitFor(std::string_view needle, bool on_stderr, int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const std::string& text = on_stderr ? stderr_ : stdout_;
-    return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-      return text.find(needle) != std::string::npos;
-    });
-  }
-
-  // Waits (≤ timeout_ms) for the exit; the exit code (128 + signal for a
-  // signal), or nullopt while still running.
-  std::optional<int> WaitExit(int timeout_ms) {
-    if (pid_ == 0) return exit_code_;
-    const auto start = Clock::now();
-    for (;;) {
-      int status = 0;
-      const pid_t done = waitpid(pid_, &status, WNOHANG);
-      if (done == pid_) {
-        pid_ = 0;
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return exit_code_;
-      }
-      if (MsSince(start) > timeout_ms) return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
-
-  std::string out() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stdout_;
-  }
-  std::string err() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stderr_;
-  }
-
- private:
-  GatewayProcess() = default;
-
-  void Drain(int fd, std::string* into) {
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = read(fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      std::lock_guard<std::mutex> lock(mutex_);
-      into->append(buffer, static_cast<size_t>(n));
-      changed_.notify_all();
-    }
-    close(fd);
-  }
-
-  pid_t pid_ = 0;
-  std::optional<int> exit_code_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::string stdout_;  // guarded by mutex_
-  std::string stderr_;  // guarded by mutex_
-  std::vector<std::thread> readers_;
-};
-
-
-
-
 
 // A fresh temporary directory with a key file (≥ 32 bytes), removed after.
 class TempDir {
@@ -246,24 +114,16 @@ class GatewayProcessTest : public ::testing::Test {
     flags.insert(flags.end(), extra.begin(), extra.end());
     process_ = GatewayProcess::Spawn(flags);
     if (process_ == nullptr) {
-      ADD_FAILURE() << "cannot start " << MEDSETTLE_GATEWAY_BINARY;
+      ADD_FAILURE() << "cannot start " << GatewayProcess::Binary();
       return 0;
     }
-    // The whole line (it ends with the snapshot version), or an early exit.
-    const auto start = Clock::now();
-    while (!process_->WaitFor(")\n", /*on_stderr=*/false, 100) && MsSince(start) < 20000 &&
-           !process_->WaitExit(0).has_value()) {
-    }
-    if (process_->out().find("listening on 127.0.0.1:") == std::string::npos) {
+    const int port = process_->WaitServing(20000);
+    if (port == 0) {
       ADD_FAILURE() << "no \"listening on\" line; stdout: " << process_->out()
                     << "\nstderr: " << process_->err();
       return 0;
     }
-    const std::string out = process_->out();
-    const size_t at = out.find("listening on 127.0.0.1:") + std::strlen("listening on 127.0.0.1:");
-    const int port = std::atoi(out.c_str() + at);
-    EXPECT_EQ(out.find("snapshot none yet"), std::string::npos) << out;
-    EXPECT_GT(port, 0) << out;
+    EXPECT_EQ(process_->out().find("snapshot none yet"), std::string::npos) << process_->out();
     return port;
   }
 
