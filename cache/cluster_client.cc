@@ -87,6 +87,13 @@ absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Connect(ClusterOpt
   return client;
 }
 
+ClusterClientStats ClusterClient::Stats() const {
+  return ClusterClientStats{.moved = moved_.load(std::memory_order_relaxed),
+                            .ask = ask_.load(std::memory_order_relaxed),
+                            .retries = retries_.load(std::memory_order_relaxed),
+                            .refreshes = refreshes_.load(std::memory_order_relaxed)};
+}
+
 std::shared_ptr<const SlotMap> ClusterClient::slots() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return slots_;
@@ -444,7 +451,8 @@ void ClusterClient::Triage(const Batch& sent, std::vector<RedisResult>& replies,
     const std::string_view text = MessageOf(reply.status());
     if (std::optional<Redirection> r = ParseRedirection(text, sent.destination.node);
         r.has_value()) {
-      redirects_.fetch_add(1, std::memory_order_relaxed);
+      (r->kind == Redirection::Kind::kMoved ? moved_ : ask_)
+          .fetch_add(1, std::memory_order_relaxed);
       if (r->kind == Redirection::Kind::kMoved) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (slots_ != nullptr) {

@@ -67,6 +67,17 @@
 
 namespace medsettle::cache {
 
+// What a ClusterClient has met since it was created: monotonic counts, read
+// without a lock (each is exact; two read together may be a call apart).
+// For metrics (as counters: medsettle_redis_cluster_<name>_total) and tests.
+struct ClusterClientStats {
+  uint64_t moved = 0;      // MOVED replies followed: a slot had a new owner
+  uint64_t ask = 0;        // ASK replies followed: a key of a migrating slot was at the target
+  uint64_t retries = 0;    // pauses before sending again after TRYAGAIN, CLUSTERDOWN, LOADING,
+                           // MASTERDOWN or READONLY (one per round, however many commands)
+  uint64_t refreshes = 0;  // slot tables read successfully (CLUSTER SLOTS), the first included
+};
+
 namespace reason {
 // UNAVAILABLE: one call met more MOVED/ASK redirections than
 // ClusterOptions::max_redirects (a topology changing faster than it can
@@ -155,10 +166,8 @@ class ClusterClient final : public RedisClient {
   // Whether node's AsyncRedis is connected on every loop (false without
   // one); for waiting at start and health.
   bool AsyncConnected(const NodeAddress& node);
-  // Counters for metrics and tests.
-  int64_t refreshes() const { return refreshes_.load(std::memory_order_relaxed); }
-  int64_t redirects() const { return redirects_.load(std::memory_order_relaxed); }
-  int64_t retries() const { return retries_.load(std::memory_order_relaxed); }
+  // The redirections, retries and refreshes so far (ClusterClientStats).
+  ClusterClientStats Stats() const;
 
   // Where a batch of commands goes: a node, with ASKING before each command
   // when it is the target of an ASK.
@@ -216,9 +225,10 @@ class ClusterClient final : public RedisClient {
   std::map<std::string, std::unique_ptr<AsyncRedis>> async_;               // guarded by mutex_
   std::chrono::steady_clock::time_point last_refresh_{};                   // guarded by mutex_
   std::mutex refresh_mutex_;  // one refresh at a time
-  std::atomic<int64_t> refreshes_{0};
-  std::atomic<int64_t> redirects_{0};
-  std::atomic<int64_t> retries_{0};
+  std::atomic<uint64_t> refreshes_{0};
+  std::atomic<uint64_t> moved_{0};
+  std::atomic<uint64_t> ask_{0};
+  std::atomic<uint64_t> retries_{0};
 
   std::mutex background_mutex_;
   std::condition_variable background_wakeup_;

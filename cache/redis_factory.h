@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,12 @@ class RedisClients {
   // the start line and logs.
   const std::string& description() const { return description_; }
   bool is_cluster() const { return cluster_ != nullptr; }
+  // A cluster: its client's redirections, retries and refreshes so far
+  // (ClusterClient::Stats); nullopt for a single server.
+  std::optional<ClusterClientStats> cluster_stats() const {
+    if (cluster_ == nullptr) return std::nullopt;
+    return cluster_->Stats();
+  }
 
  private:
   RedisClients() = default;

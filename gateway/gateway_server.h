@@ -87,6 +87,12 @@ class GatewayServer {
   const std::string& transport_description() const { return transport_description_; }
   // "127.0.0.1:6379" or "cluster, seeds …" (cache/redis_factory.h).
   const std::string& redis_description() const { return redis_->description(); }
+  // redis.mode cluster: how often the cluster client was redirected (MOVED,
+  // ASK), retried and re-read the slot table (cache::ClusterClientStats);
+  // nullopt on one server. Read-only, for metrics and tests.
+  std::optional<cache::ClusterClientStats> redis_cluster_stats() const {
+    return redis_->cluster_stats();
+  }
   // The snapshot version in use, if any (for the start banner and tests).
   std::optional<std::string> snapshot_version() const;
 

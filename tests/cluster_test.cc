@@ -236,7 +236,7 @@ TEST_F(ClusterTest, TheClientRoutesEveryTagToItsPrimary) {
     ASSERT_TRUE(there.ok()) << there.status();
     EXPECT_EQ(there->str, "v" + tag);
   }
-  EXPECT_EQ((*client)->redirects(), 0);
+  EXPECT_EQ((*client)->Stats().moved + (*client)->Stats().ask, 0u);
 }
 
 TEST_F(ClusterTest, TheClientFollowsMovedAfterAReshardAndLearnsTheNewOwner) {
@@ -253,10 +253,10 @@ TEST_F(ClusterTest, TheClientFollowsMovedAfterAReshardAndLearnsTheNewOwner) {
   RedisResult get = (*client)->Command(tag, {"GET", "moved:{5c}"});
   ASSERT_TRUE(get.ok()) << get.status();
   EXPECT_EQ(get->str, "before");
-  EXPECT_EQ((*client)->redirects(), 1);
+  EXPECT_EQ((*client)->Stats().moved, 1u);
   EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster().address(to));
   ASSERT_TRUE((*client)->Command(tag, {"SET", "moved:{5c}", "after"}).ok());
-  EXPECT_EQ((*client)->redirects(), 1);  // no second redirection
+  EXPECT_EQ((*client)->Stats().moved, 1u);  // no second redirection
   RedisResult there = cluster().Command(to, {"GET", "moved:{5c}"});
   ASSERT_TRUE(there.ok());
   EXPECT_EQ(there->str, "after");
@@ -277,7 +277,7 @@ TEST_F(ClusterTest, ATransactionRedirectedByMovedRunsWholeOnTheNewOwner) {
   ASSERT_TRUE(replies.ok()) << replies.status();
   ASSERT_TRUE((*replies)[3].ok()) << (*replies)[3].status();  // not EXECABORT
   ASSERT_EQ((*replies)[3]->elements.size(), 2u);
-  EXPECT_EQ((*client)->redirects(), 2);  // each SET was answered MOVED; then one round
+  EXPECT_EQ((*client)->Stats().moved, 2u);  // each SET was answered MOVED; then one round
   RedisResult b = cluster().Command(to, {"GET", "tx:{c4}:b"});
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->str, "2");
@@ -310,7 +310,7 @@ TEST_F(ClusterTest, ThePipelineOfASlotBeingMigratedFollowsAskForTheMovedKeysOnly
     ASSERT_TRUE((*replies)[static_cast<size_t>(i)].ok()) << i << " " << (*replies)[static_cast<size_t>(i)].status();
     EXPECT_EQ((*replies)[static_cast<size_t>(i)]->str, values[static_cast<size_t>(i)]) << i;
   }
-  EXPECT_EQ((*client)->redirects(), 4);  // one ASK per moved key
+  EXPECT_EQ((*client)->Stats().ask, 4u);  // one ASK per moved key
   // ASK does not change the table: the slot is still the old owner's.
   EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster().address(from));
 
@@ -358,7 +358,7 @@ TEST_F(ClusterTest, TheAsyncPathRoutesAndFollowsMovedAndAsk) {
     ASSERT_TRUE((*replies)[1].ok()) << (*replies)[1].status();
     EXPECT_EQ((*replies)[1]->str, tag);
   }
-  EXPECT_EQ((*client)->redirects(), 0);
+  EXPECT_EQ((*client)->Stats().moved + (*client)->Stats().ask, 0u);
 
   const std::string tag = "9d";
   const int slot = TagSlot(tag);
@@ -369,7 +369,7 @@ TEST_F(ClusterTest, TheAsyncPathRoutesAndFollowsMovedAndAsk) {
   ASSERT_TRUE(moved.ok()) << moved.status();
   ASSERT_TRUE((*moved)[0].ok()) << (*moved)[0].status();
   EXPECT_EQ((*moved)[0]->str, "9d");
-  EXPECT_EQ((*client)->redirects(), 1);
+  EXPECT_EQ((*client)->Stats().moved, 1u);
   EXPECT_EQ(*(*client)->slots()->PrimaryOf(slot), cluster().address(to));
 
   // Back to `from`, half-way: the key already moved answers ASK.
@@ -383,7 +383,7 @@ TEST_F(ClusterTest, TheAsyncPathRoutesAndFollowsMovedAndAsk) {
   ASSERT_TRUE((*asked)[0].ok() && (*asked)[1].ok());
   EXPECT_EQ((*asked)[0]->str, "9d");
   EXPECT_EQ((*asked)[1]->str, "b");
-  EXPECT_EQ((*client)->redirects(), 2);
+  EXPECT_EQ((*client)->Stats().ask, 1u);
   ASSERT_TRUE(cluster().FinishSlotMove(slot, from).ok());
 }
 
