@@ -34,6 +34,7 @@
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http_client.h"
 #include "tests/support/redis_cluster.h"
+#include "tests/support/settling_clients.h"
 #include "tools/journal/journal_tool.h"
 #include "tools/snapshot/snapshot_tool.h"
 
@@ -47,29 +48,10 @@ namespace creds = credentials;
 constexpr engine::RegionCode kQuzhou = 330800;
 constexpr int kPersons = 240;
 
-std::vector<SnapshotPerson> Persons() {
-  std::vector<SnapshotPerson> all;
-  for (int i = 1; i <= kPersons; ++i) {
-    engine::Enrollment e = Person(kQuzhou, 2024, 0);
-    e.chronic_conditions = {"HYPERTENSION"};
-    all.push_back({QuzhouId(i), e});
-  }
-  return all;
-}
+std::vector<SnapshotPerson> Persons() { return QuzhouPersons2024(kPersons); }
 
 std::vector<engine::Institution> Institutions() {
   return {Hospital(kQuzhou, 2), Hospital(kQuzhou, 3), Pharmacy(kQuzhou)};
-}
-
-v1::SettleRequest Outpatient(std::string request_id, std::string id_number, int quantity) {
-  v1::SettleRequest r;
-  r.set_request_id(std::move(request_id));
-  r.mutable_credential()->set_id_card_no(std::move(id_number));
-  r.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
-  r.mutable_visit()->set_service_date("2024-06-20");
-  AddBillItem(&r, "FA0002", 2350, quantity);
-  AddBillItem(&r, "FA0003", 4800, 1);
-  return r;
 }
 
 // What must be equal between the two gateways: everything but the ids
@@ -120,8 +102,8 @@ TEST_F(GatewayClusterTest, EverySettlementOnAClusterEqualsTheSingleServersToTheF
     // Two visits each, the second on top of the first's totals; an
     // inpatient stay for every fifth person.
     std::vector<std::pair<std::string, v1::SettleRequest>> calls = {
-        {pharmacy, Outpatient(Cat("p-", i), QuzhouId(i), 1 + i % 4)},
-        {hospital, Outpatient(Cat("h-", i), QuzhouId(i), 2)}};
+        {pharmacy, GeneralOutpatientBill(Cat("p-", i), QuzhouId(i), 1 + i % 4)},
+        {hospital, GeneralOutpatientBill(Cat("h-", i), QuzhouId(i), 2)}};
     if (i % 5 == 0) calls.push_back({hospital, InpatientBill(Cat("ip-", i), QuzhouId(i))});
     for (const auto& [institution, request] : calls) {
       v1::SettleResponse out[2];
@@ -150,7 +132,8 @@ TEST_F(GatewayClusterTest, EverySettlementOnAClusterEqualsTheSingleServersToTheF
 
   // A re-sent request replays on the cluster, with the same settlement.
   v1::SettleResponse replayed;
-  ASSERT_TRUE((*cluster)->Call(&Stub::Settle, pharmacy, Outpatient("p-7", QuzhouId(7), 4),
+  ASSERT_TRUE((*cluster)->Call(&Stub::Settle, pharmacy,
+                               GeneralOutpatientBill("p-7", QuzhouId(7), 4),
                                &replayed)
                   .ok());
   EXPECT_TRUE(replayed.replayed());
@@ -217,7 +200,8 @@ TEST_F(GatewayClusterTest, ReplicaAcknowledgementsGateTheAnswer) {
   ASSERT_TRUE(h.ok()) << h.status();
   const std::string pharmacy = Pharmacy(kQuzhou).institution_id;
   v1::SettleResponse first;
-  CallResult c = (*h)->Call(&Stub::Settle, pharmacy, Outpatient("acks-1", QuzhouId(3), 2), &first);
+  CallResult c = (*h)->Call(&Stub::Settle, pharmacy,
+                            GeneralOutpatientBill("acks-1", QuzhouId(3), 2), &first);
   ASSERT_TRUE(c.ok()) << Describe(c);
 
   gateway::GatewayConfig two = (*h)->config();
@@ -229,7 +213,7 @@ TEST_F(GatewayClusterTest, ReplicaAcknowledgementsGateTheAnswer) {
   std::unique_ptr<Stub> stub = v1::SettlementService::NewStub(
       GatewayHarness::Connected(GatewayHarness::ChannelTo((*strict)->port())));
   ASSERT_NE(stub, nullptr);
-  const v1::SettleRequest request = Outpatient("acks-2", QuzhouId(4), 3);
+  const v1::SettleRequest request = GeneralOutpatientBill("acks-2", QuzhouId(4), 3);
   v1::SettleResponse unknown;
   c = GatewayHarness::Call(*stub, &Stub::Settle, pharmacy, request, &unknown);
   EXPECT_EQ(c.code(), grpc::StatusCode::UNAVAILABLE) << Describe(c);
@@ -362,62 +346,34 @@ TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPa
            victim_shard;
   };
 
-  struct Acknowledged {
-    std::string settlement_id;
-    std::string year_to_date;  // serialized, after this settlement
-  };
-  constexpr int kClients = 4;
-  std::mutex mutex;
-  std::map<int, std::vector<Acknowledged>> acknowledged;  // by person
-  std::atomic<bool> stop{false};
-  std::atomic<int> unresolved{0}, refusals{0}, resent{0};
   std::atomic<int64_t> killed_at_ms{0}, first_served_after_kill_ms{0};
   auto now_ms = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   };
-  std::vector<std::thread> clients;
-  for (int t = 0; t < kClients; ++t) {
-    clients.emplace_back([&, t] {
-      std::unique_ptr<Stub> stub = v1::SettlementService::NewStub(h.NewChannel());
-      for (int round = 0; !stop.load(); ++round) {
-        for (int person = 1 + t; person <= kPersons && !stop.load(); person += kClients) {
-          const v1::SettleRequest request =
-              Outpatient(Cat("fo-", person, "-", round), QuzhouId(person), 1 + round % 3);
-          const int64_t give_up = now_ms() + 30000;
-          while (true) {
-            v1::SettleResponse out;
-            CallResult c = GatewayHarness::Call(*stub, &Stub::Settle, hospital, request, &out, 5000);
-            if (c.ok()) {
-              std::lock_guard<std::mutex> lock(mutex);
-              acknowledged[person].push_back(
-                  {out.settlement_id(), out.year_to_date().SerializeAsString()});
-              if (killed_at_ms.load() != 0 && first_served_after_kill_ms.load() == 0 &&
-                  on_victim(person)) {
-                first_served_after_kill_ms = now_ms();
-              }
-              break;
-            }
-            const grpc::StatusCode code = c.code();
-            if (code != grpc::StatusCode::UNAVAILABLE &&
-                code != grpc::StatusCode::DEADLINE_EXCEEDED &&
-                code != grpc::StatusCode::ABORTED && code != grpc::StatusCode::RESOURCE_EXHAUSTED) {
-              ++refusals;  // not a fault of the cluster: reported below
-              ADD_FAILURE() << "person " << person << ": " << Describe(c);
-              break;
-            }
-            if (now_ms() > give_up) {
-              ++unresolved;
-              break;
-            }
-            ++resent;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-          }
-        }
-      }
-    });
-  }
+  AcknowledgedModel model;
+  std::vector<int> everyone;
+  for (int person = 1; person <= kPersons; ++person) everyone.push_back(person);
+  SettlingClients clients(
+      h,
+      {.clients = 4,
+       .persons = everyone,
+       .institution = hospital,
+       .request =
+           [](int person, int round) {
+             return GeneralOutpatientBill(Cat("fo-", person, "-", round), QuzhouId(person),
+                                          1 + round % 3);
+           },
+       .resend = {},
+       .on_acknowledged =
+           [&](int person) {
+             int64_t unset = 0;
+             if (killed_at_ms.load() != 0 && on_victim(person)) {
+               first_served_after_kill_ms.compare_exchange_strong(unset, now_ms());
+             }
+           }},
+      model);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   RedisServer& victim_node = h.cluster().node(h.cluster().IndexOf(victim.primary));
   victim_node.Kill9();
@@ -434,40 +390,23 @@ TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPa
           now_ms() - first_served_after_kill_ms.load() < 3000)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  stop = true;
-  for (std::thread& c : clients) c.join();
+  clients.Stop();
 
   ASSERT_NE(first_served_after_kill_ms.load(), 0) << "the victim's persons were never served again";
-  size_t total = 0;
-  for (const auto& [person, list] : acknowledged) total += list.size();
   std::printf("kill -9 of primary %s under load: %zu settlements acknowledged, %d re-sent, "
               "served again %lld ms after the kill\n",
-              victim.primary.ToString().c_str(), total, resent.load(),
+              victim.primary.ToString().c_str(), model.settlements(), clients.resent(),
               static_cast<long long>(first_served_after_kill_ms.load() - killed_at_ms.load()));
-  EXPECT_EQ(unresolved.load(), 0);
-  EXPECT_EQ(refusals.load(), 0);
-  EXPECT_GT(total, 200u);
+  EXPECT_EQ(clients.unanswered(), 0);
+  EXPECT_EQ(clients.refused(), 0);
+  EXPECT_GT(model.settlements(), 200u);
+  int on_the_victim = 0;
+  for (int person : everyone) on_the_victim += on_victim(person) && !model.Unreversed(person).empty();
+  EXPECT_GT(on_the_victim, 0);
 
-  // Nothing acknowledged is lost, nothing is paid twice: each person's
-  // year to date is the one its last acknowledged settlement reported.
-  std::set<std::string> ids;
-  int checked_on_victim = 0;
-  for (const auto& [person, list] : acknowledged) {
-    for (const Acknowledged& a : list) EXPECT_TRUE(ids.insert(a.settlement_id).second);
-    v1::CheckCoverageResponse now;
-    CallResult c = h.Call(&Stub::CheckCoverage, hospital, CoverageRequest(QuzhouId(person)), &now);
-    ASSERT_TRUE(c.ok()) << Describe(c);
-    EXPECT_EQ(now.year_to_date().SerializeAsString(), list.back().year_to_date)
-        << "person " << person << (on_victim(person) ? " (on the killed primary)" : "");
-    if (on_victim(person)) ++checked_on_victim;
-  }
-  EXPECT_GT(checked_on_victim, 0);
-  v1::ReconcileRequest day;
-  day.set_date("2024-06-20");
-  v1::ReconcileResponse reconciled;
-  CallResult c = h.Call(&Stub::Reconcile, hospital, day, &reconciled);
-  ASSERT_TRUE(c.ok()) << Describe(c);
-  EXPECT_EQ(reconciled.settled().count(), static_cast<int64_t>(total));
+  // Nothing acknowledged is lost, nothing is paid twice.
+  model.ExpectGatewayHolds(h, hospital, "2024-06-20", QuzhouId,
+                           Cat("kill -9 of ", victim.primary.ToString()));
 }
 
 // Enrollment deltas and e-insurance codes on a cluster, for a person of
@@ -530,7 +469,7 @@ TEST_F(GatewayClusterTest, DeltasAndEInsuranceCodesWorkForPersonsOfEveryShard) {
   };
   auto settle_with = [&](const std::string& request_id, const std::string& code,
                          v1::SettleResponse* out) {
-    v1::SettleRequest r = Outpatient(request_id, "", 1);
+    v1::SettleRequest r = GeneralOutpatientBill(request_id, "", 1);
     r.mutable_credential()->Clear();
     r.mutable_credential()->set_ec_token(code);
     return h.Call(&Stub::Settle, hospital, r, out);
@@ -599,7 +538,7 @@ TEST_F(GatewayClusterTest, DeltasAndEInsuranceCodesWorkForPersonsOfEveryShard) {
     suspend.enrollment.person_key = h.PersonKey(id_number);
     ASSERT_TRUE(h.snapshot_store().ApplyDelta(suspend).ok());
     EXPECT_TRUE(poll_until([&] {
-      c = h.Call(&Stub::Settle, hospital, Outpatient(Cat("susp-", shard, "-", ++attempt),
+      c = h.Call(&Stub::Settle, hospital, GeneralOutpatientBill(Cat("susp-", shard, "-", ++attempt),
                                                       id_number, 1),
                  &out);
       return c.reason == "ENROLLMENT_SUSPENDED";
@@ -607,7 +546,8 @@ TEST_F(GatewayClusterTest, DeltasAndEInsuranceCodesWorkForPersonsOfEveryShard) {
   }
   for (const auto& [shard, id_number] : newcomers) {
     SCOPED_TRACE(Cat("shard ", shard));
-    c = h.Call(&Stub::Settle, hospital, Outpatient(Cat("new-", shard, "-0"), id_number, 1), &out);
+    c = h.Call(&Stub::Settle, hospital,
+               GeneralOutpatientBill(Cat("new-", shard, "-0"), id_number, 1), &out);
     EXPECT_EQ(c.reason, "PERSON_NOT_ENROLLED") << Describe(c);
     cache::Delta upsert{.kind = cache::DeltaKind::kUpsertPerson};
     upsert.enrollment = Person(kQuzhou, 2024, 0);
@@ -616,7 +556,7 @@ TEST_F(GatewayClusterTest, DeltasAndEInsuranceCodesWorkForPersonsOfEveryShard) {
     int attempt = 0;
     EXPECT_TRUE(poll_until([&] {
       c = h.Call(&Stub::Settle, hospital,
-                 Outpatient(Cat("new-", shard, "-", ++attempt), id_number, 1), &out);
+                 GeneralOutpatientBill(Cat("new-", shard, "-", ++attempt), id_number, 1), &out);
       return c.ok();
     })) << Describe(c);
   }
@@ -628,7 +568,7 @@ TEST_F(GatewayClusterTest, DeltasAndEInsuranceCodesWorkForPersonsOfEveryShard) {
   int attempt = 0;
   EXPECT_TRUE(poll_until([&] {
     c = h.Call(&Stub::Settle, hospital,
-               Outpatient(Cat("inst-", ++attempt), newcomers.begin()->second, 1), &out);
+               GeneralOutpatientBill(Cat("inst-", ++attempt), newcomers.begin()->second, 1), &out);
     return c.reason == "INSTITUTION_SUSPENDED";
   })) << Describe(c);
 }
@@ -753,7 +693,7 @@ TEST_F(GatewayClusterTest, HealthFollowsAQuorumOfPrimariesAndMetricsNameEachNode
     ASSERT_TRUE(poll_until(10000, [&] {
       v1::SettleResponse out;
       c = h.Call(&Stub::Settle, Hospital(kQuzhou, 2).institution_id,
-                 Outpatient(Cat("after-quorum-", person), QuzhouId(person), 1), &out);
+                 GeneralOutpatientBill(Cat("after-quorum-", person), QuzhouId(person), 1), &out);
       return c.code() != grpc::StatusCode::UNAVAILABLE;
     }));
     EXPECT_TRUE(c.ok()) << Describe(c);

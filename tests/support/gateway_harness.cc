@@ -71,6 +71,28 @@ v1::SettleRequest InpatientBill(std::string request_id, std::string id_number, i
   return r;
 }
 
+v1::SettleRequest GeneralOutpatientBill(std::string request_id, std::string id_number,
+                                        int quantity) {
+  v1::SettleRequest r;
+  r.set_request_id(std::move(request_id));
+  r.mutable_credential()->set_id_card_no(std::move(id_number));
+  r.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
+  r.mutable_visit()->set_service_date("2024-06-20");
+  AddBillItem(&r, "FA0002", 2350, quantity);
+  AddBillItem(&r, "FA0003", 4800, 1);
+  return r;
+}
+
+std::vector<SnapshotPerson> QuzhouPersons2024(int count) {
+  std::vector<SnapshotPerson> all;
+  for (int i = 1; i <= count; ++i) {
+    engine::Enrollment e = Person(330800, 2024, 0);
+    e.chronic_conditions = {"HYPERTENSION"};
+    all.push_back({QuzhouId(i), e});
+  }
+  return all;
+}
+
 namespace {
 
 std::string ReadFile(const std::string& path) {

@@ -54,7 +54,13 @@ v1::BillItem* AddBillItem(v1::SettleRequest* request, std::string code, int64_t 
 v1::SettleRequest InpatientBill(std::string request_id, std::string id_number, int lines = 3,
                                 int year = 2024);
 
-// A Quzhou (330800) resident born 1980-06-15, by sequence number.
+// A general outpatient visit on 2024-06-20: `quantity` × FA0002 (23.50)
+// and one FA0003 (48.00).
+v1::SettleRequest GeneralOutpatientBill(std::string request_id, std::string id_number,
+                                        int quantity);
+
+// A Quzhou (330800) resident born 1980-06-15, by sequence number (the ID
+// number has three digits for it: 1..999 are distinct persons).
 std::string QuzhouId(int sequence);
 
 // A coverage query for `id_number` on `date`.
@@ -67,6 +73,10 @@ struct SnapshotPerson {
   std::string id_number;
   engine::Enrollment enrollment;
 };
+
+// QuzhouId(1) … QuzhouId(count), enrolled in Quzhou for 2024 with a
+// certified hypertension (chronic outpatient).
+std::vector<SnapshotPerson> QuzhouPersons2024(int count);
 
 // What a call returned: the status, and the reason and field trailers.
 struct CallResult {

@@ -125,7 +125,9 @@ absl::StatusOr<std::unique_ptr<RedisCluster>> RedisCluster::Start(Options option
          "--repl-ping-replica-period", "1",
          // As docs/OPERATIONS.md and deploy/kubernetes configure it: a
          // shard without a primary stops its own slots, not every node's.
-         "--cluster-require-full-coverage", "no"});
+         "--cluster-require-full-coverage", "no",
+         // DEBUG SLEEP, from loopback only: fault tests stall a node with it.
+         "--enable-debug-command", "local"});
     if (!node.ok()) return node.status();
     cluster->nodes_.push_back(std::move(*node));
   }

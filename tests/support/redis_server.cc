@@ -233,7 +233,16 @@ void RedisServer::Reap(int timeout_ms) {
 void RedisServer::Stop() {
   if (pid_ == 0) return;
   kill(pid_, SIGTERM);
+  kill(pid_, SIGCONT);  // a paused server acts on SIGTERM only once resumed
   Reap(10000);
+}
+
+void RedisServer::Pause() {
+  if (pid_ != 0) kill(pid_, SIGSTOP);
+}
+
+void RedisServer::Resume() {
+  if (pid_ != 0) kill(pid_, SIGCONT);
 }
 
 void RedisServer::Kill9() {

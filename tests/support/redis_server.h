@@ -57,6 +57,12 @@ class RedisServer {
   void Stop();
   // SIGKILL and wait: a crash; only what reached the AOF survives.
   void Kill9();
+  // SIGSTOP / SIGCONT: the server freezes (a stalled machine, a long GC
+  // pause, a network partition of its own) and later carries on where it
+  // was, with its connections open. Stop and Kill9 work on a paused
+  // server. No-ops when not running.
+  void Pause();
+  void Resume();
   // Starts the server again on the same port and directory, so it replays
   // its AOF; waits (≤ 5 s after the port is free) until it answers PING.
   // REQUIRES: !running().
