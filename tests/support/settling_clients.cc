@@ -19,8 +19,8 @@ bool OutcomeUnknown(grpc::StatusCode code) {
 
 namespace {
 
-void AddTotalsAt(const google::protobuf::Message& message, const std::string& prefix,
-                 int64_t sign, Totals* totals) {
+void AddTotalsAt(const google::protobuf::Message& message, const std::string& prefix, int64_t sign,
+                 Totals* totals) {
   const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
   const google::protobuf::Reflection* reflection = message.GetReflection();
   using Field = google::protobuf::FieldDescriptor;
@@ -33,7 +33,8 @@ void AddTotalsAt(const google::protobuf::Message& message, const std::string& pr
       // An element is named by its first field (the ledger, the
       // responsibility), so the same one adds up across messages.
       for (int k = 0; k < reflection->FieldSize(message, field); ++k) {
-        const google::protobuf::Message& element = reflection->GetRepeatedMessage(message, field, k);
+        const google::protobuf::Message& element =
+            reflection->GetRepeatedMessage(message, field, k);
         const Field* key = element.GetDescriptor()->field(0);
         const std::string id =
             key->cpp_type() == Field::CPPTYPE_ENUM
@@ -50,13 +51,16 @@ void AddTotalsAt(const google::protobuf::Message& message, const std::string& pr
           AddTotalsAt(reflection->GetMessage(message, field), name + ".", sign, totals);
         }
         continue;
-      case Field::CPPTYPE_INT64: value = reflection->GetInt64(message, field); break;
+      case Field::CPPTYPE_INT64:
+        value = reflection->GetInt64(message, field);
+        break;
       case Field::CPPTYPE_INT32:
         // The key of a repeated element is its name, not an amount.
         if (i == 0 && prefix.ends_with("].")) continue;
         value = reflection->GetInt32(message, field);
         break;
-      default: continue;  // identity (person_key), enums
+      default:
+        continue;  // identity (person_key), enums
     }
     if (value == 0) continue;
     const int64_t sum = ((*totals)[name] += sign * value);
@@ -144,22 +148,24 @@ std::map<std::string, std::string> AcknowledgedModel::Requests() const {
   return requests_;
 }
 
-void AcknowledgedModel::ExpectGatewayHolds(
-    GatewayHarness& h, const std::string& institution, const std::string& date,
-    const std::function<std::string(int person)>& id_number, const std::string& context) const {
+void AcknowledgedModel::ExpectGatewayHolds(GatewayHarness& h, const std::string& institution,
+                                           const std::string& date,
+                                           const std::function<std::string(int person)>& id_number,
+                                           const std::string& context) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [person, expected] : persons_) {
     v1::CheckCoverageResponse now;
-    CallResult c = h.Call(&Stub::CheckCoverage, institution, CoverageRequest(id_number(person)), &now);
+    CallResult c =
+        h.Call(&Stub::CheckCoverage, institution, CoverageRequest(id_number(person)), &now);
     ASSERT_TRUE(c.ok()) << context << ": person " << person << ": " << Describe(c);
     EXPECT_EQ(now.year_to_date().SerializeAsString(), expected.year_to_date)
         << context << ": person " << person << " holds " << now.year_to_date().ShortDebugString()
         << "; the last acknowledged answer said otherwise";
     Totals held;
     AddTotals(now.year_to_date(), +1, &held);
-    EXPECT_EQ(held, expected.totals) << context << ": person " << person << " holds "
-                                     << Show(held) << "\nthe acknowledged deltas add up to "
-                                     << Show(expected.totals);
+    EXPECT_EQ(held, expected.totals)
+        << context << ": person " << person << " holds " << Show(held)
+        << "\nthe acknowledged deltas add up to " << Show(expected.totals);
     EXPECT_EQ(now.year_to_date().version(), expected.changes)
         << context << ": person " << person
         << ": the year's version counts every recorded change, and " << expected.changes
@@ -174,8 +180,9 @@ void AcknowledgedModel::ExpectGatewayHolds(
     ASSERT_TRUE(c.ok()) << context << ": settlement " << settlement_id << " of " << request_id
                         << ": " << Describe(c);
     EXPECT_EQ(stored.request_id(), request_id) << context << ": " << settlement_id;
-    EXPECT_EQ(stored.status(), reversal_ids_.contains(settlement_id) ? v1::SETTLEMENT_STATUS_REVERSED
-                                                                     : v1::SETTLEMENT_STATUS_SETTLED)
+    EXPECT_EQ(stored.status(), reversal_ids_.contains(settlement_id)
+                                   ? v1::SETTLEMENT_STATUS_REVERSED
+                                   : v1::SETTLEMENT_STATUS_SETTLED)
         << context << ": " << settlement_id;
   }
   Totals settled_amounts, reversed_amounts;
@@ -231,9 +238,8 @@ void SettlingClients::Run(GatewayHarness& h, int client) {
         if (options_.on_acknowledged) options_.on_acknowledged(person);
       } else if (answered.gave_up()) {
         ++unanswered_;
-        ADD_FAILURE() << "person " << person << ", " << request.request_id()
-                      << ": no answer after " << options_.resend.give_up_ms
-                      << " ms; last: " << Describe(answered.last);
+        ADD_FAILURE() << "person " << person << ", " << request.request_id() << ": no answer after "
+                      << options_.resend.give_up_ms << " ms; last: " << Describe(answered.last);
       } else {
         ++refused_;
         ADD_FAILURE() << "person " << person << ", " << request.request_id() << ": "

@@ -56,7 +56,8 @@ Answered CallUntilAnswered(v1::SettlementService::Stub& stub,
                            GatewayHarness::Rpc<Request, Response> rpc, std::string_view institution,
                            const Request& request, Response* response,
                            const ResendPolicy& policy = {}) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(policy.give_up_ms);
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(policy.give_up_ms);
   Answered answered;
   while (true) {
     response->Clear();
@@ -118,9 +119,9 @@ class AcknowledgedModel {
 
  private:
   struct Person {
-    std::string year_to_date;  // serialized, of the last answer
-    Totals totals;             // sum of the acknowledged deltas
-    int64_t changes = 0;       // acknowledged settlements + reversals
+    std::string year_to_date;             // serialized, of the last answer
+    Totals totals;                        // sum of the acknowledged deltas
+    int64_t changes = 0;                  // acknowledged settlements + reversals
     std::vector<std::string> unreversed;  // settlement ids
   };
   mutable std::mutex mutex_;
