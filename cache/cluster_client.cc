@@ -232,6 +232,15 @@ void ClusterClient::RefreshSoon() {
   (void)Refresh();  // on failure the old table stays; the next call tries again
 }
 
+void ClusterClient::CountHop(int& redirects) {
+  ++redirects;
+  // Not after the last hop allowed: that call fails at once.
+  if (redirects > 2 && redirects <= options_.max_redirects) {
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(options_.retry_backoff_ms << (redirects - 3)));
+  }
+}
+
 absl::StatusOr<NodeAddress> ClusterClient::PrimaryFor(int slot) {
   std::shared_ptr<const SlotMap> map = slots();
   std::optional<NodeAddress> node = map != nullptr ? map->PrimaryOf(slot) : std::nullopt;
@@ -486,7 +495,7 @@ absl::StatusOr<bool> ClusterClient::AgainWhole(int slot, const std::vector<Redis
     // slot; read all of it too, since a reshard or a failover rarely moves
     // one slot alone.
     const Destination to = moved->destination;
-    ++redirects;
+    CountHop(redirects);
     RefreshSoon();
     next = {Batch{.destination = to, .indices = std::move(all)}};
     retry_later.clear();
@@ -505,7 +514,7 @@ absl::StatusOr<bool> ClusterClient::AgainWhole(int slot, const std::vector<Redis
       }
     }
     std::sort(ask.indices.begin(), ask.indices.end());
-    ++redirects;
+    CountHop(redirects);
     next.resize(1);
     retry_later.clear();
     return true;
@@ -565,7 +574,7 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
       continue;
     }
     if (!next.empty()) {
-      ++redirects;
+      CountHop(redirects);
       // MOVED updated the table for this slot; read all of it too, since a
       // reshard or a failover rarely moves one slot alone.
       RefreshSoon();

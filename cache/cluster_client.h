@@ -102,7 +102,13 @@ struct ClusterOptions {
   // AsyncRedis, SendPipeline blocks (tools).
   int async_loops_per_node = 0;
   size_t max_pending_per_loop = 10000;
-  int max_redirects = 5;        // MOVED/ASK hops per call
+  // MOVED/ASK hops per call. The hops after the second wait
+  // retry_backoff_ms, doubled each time, first: just after a reshard the
+  // nodes may disagree for a moment about who owns a slot (the new owner
+  // is known to some before gossip reaches the others), and a call that
+  // bounces between them must outlive that moment (350 ms at the
+  // defaults) rather than spend its hops in a millisecond.
+  int max_redirects = 5;
   int max_retries = 4;          // TRYAGAIN, CLUSTERDOWN, LOADING, READONLY… per call
   int retry_backoff_ms = 50;    // doubled after each retry
   // A refresh asked for within this long of the last one reuses it (a
@@ -213,6 +219,9 @@ class ClusterClient final : public RedisClient {
   AsyncRedis& AsyncFor(const NodeAddress& node);
   // Refresh unless one finished within min_refresh_interval_ms.
   void RefreshSoon();
+  // Counts one more hop of a call; waits first when it is past the second
+  // (ClusterOptions::max_redirects).
+  void CountHop(int& redirects);
   absl::StatusOr<std::shared_ptr<const SlotMap>> ReadSlots(const NodeAddress& node);
   // Runs `work` on the background thread; false when too many wait.
   bool Background(std::function<void()> work);

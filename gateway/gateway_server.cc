@@ -505,6 +505,46 @@ absl::Status GatewayServer::RegisterMetrics() {
       return s;
     }
   }
+  // The cluster client's redirections, retries and table reads (none on
+  // one server).
+  struct ClusterCount {
+    std::string_view name, help;
+    std::vector<std::string_view> labels;
+    std::function<std::vector<CallbackSample>(const cache::ClusterClientStats&)> samples;
+  };
+  const ClusterCount cluster_counts[] = {
+      {"medsettle_redis_cluster_redirects_total",
+       "Redis Cluster redirections followed: MOVED (a slot has a new owner) and ASK (a key of a "
+       "slot being migrated is at the target).",
+       {"kind"},
+       [](const cache::ClusterClientStats& s) {
+         return std::vector<CallbackSample>{{{"moved"}, static_cast<double>(s.moved)},
+                                            {{"ask"}, static_cast<double>(s.ask)}};
+       }},
+      {"medsettle_redis_cluster_retries_total",
+       "Pauses before sending again after TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN or READONLY.",
+       {},
+       [](const cache::ClusterClientStats& s) {
+         return std::vector<CallbackSample>{{{}, static_cast<double>(s.retries)}};
+       }},
+      {"medsettle_redis_cluster_slot_table_reads_total",
+       "Redis Cluster slot tables read (CLUSTER SLOTS), the first at start included.",
+       {},
+       [](const cache::ClusterClientStats& s) {
+         return std::vector<CallbackSample>{{{}, static_cast<double>(s.refreshes)}};
+       }},
+  };
+  for (const ClusterCount& c : cluster_counts) {
+    if (absl::Status s = registry_.AddCallbackFamily(
+            c.name, c.help, MetricType::kCounter, c.labels,
+            [this, samples = c.samples] {
+              const std::optional<cache::ClusterClientStats> stats = redis_cluster_stats();
+              return stats ? samples(*stats) : std::vector<CallbackSample>{};
+            });
+        !s.ok()) {
+      return s;
+    }
+  }
   return registry_.AddCallbackFamily(
       "medsettle_build_info", "The gateway's build (value 1).", MetricType::kGauge,
       {"version"}, [] { return std::vector<CallbackSample>{{{MEDSETTLE_VERSION}, 1}}; });

@@ -91,7 +91,7 @@ class GatewayServer {
   // ASK), retried and re-read the slot table (cache::ClusterClientStats);
   // nullopt on one server. Read-only, for metrics and tests.
   std::optional<cache::ClusterClientStats> redis_cluster_stats() const {
-    return redis_->cluster_stats();
+    return redis_ != nullptr ? redis_->cluster_stats() : std::nullopt;
   }
   // The snapshot version in use, if any (for the start banner and tests).
   std::optional<std::string> snapshot_version() const;

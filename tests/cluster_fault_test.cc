@@ -35,6 +35,7 @@
 #include "medsettle/v1/service.grpc.pb.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
+#include "tests/support/http_client.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/settling_clients.h"
 #include "tools/journal/journal_tool.h"
@@ -192,6 +193,17 @@ TEST_F(ClusterFaultTest, SlotsReshardedKeyByKeyWhileSettlingLoseNothingAndPayNot
   EXPECT_GT(stats.ask, 0u) << "no call met a half-moved slot";
   EXPECT_GT(stats.moved, 0u) << "no call met a moved slot";
   EXPECT_GT(stats.retries, 0u) << "no commit met a half-moved slot (TRYAGAIN)";
+  // The same counts, as operators see them (the metrics endpoint; a count
+  // may have grown since, never shrunk).
+  const std::string metrics = HttpGetBody(h.gateway().metrics_port(), "/metrics");
+  EXPECT_GE(MetricValue(metrics, "medsettle_redis_cluster_redirects_total{kind=\"moved\"}"),
+            static_cast<double>(stats.moved));
+  EXPECT_GE(MetricValue(metrics, "medsettle_redis_cluster_redirects_total{kind=\"ask\"}"),
+            static_cast<double>(stats.ask));
+  EXPECT_GE(MetricValue(metrics, "medsettle_redis_cluster_retries_total"),
+            static_cast<double>(stats.retries));
+  EXPECT_GE(MetricValue(metrics, "medsettle_redis_cluster_slot_table_reads_total"),
+            static_cast<double>(stats.refreshes));
   for (size_t i = 0; i < moving; ++i) {
     EXPECT_FALSE(model.Unreversed(settled[i]).empty())
         << "person " << settled[i] << " of a moved slot";

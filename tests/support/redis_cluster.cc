@@ -312,6 +312,26 @@ absl::Status RedisCluster::FinishSlotMove(int slot, int to) {
         Command(i, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", *to_id});
     if (!told.ok()) return told.status();
   }
+  // Replicas learn it from their primaries' gossip: wait (≤ 5 s) until
+  // every running node names the new owner, so that a test's next step
+  // does not meet a moment of disagreement it did not ask for.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (int i = 0; i < size(); ++i) {
+    while (node(i).running()) {
+      cache::RedisResult slots = Command(i, {"CLUSTER", "SLOTS"});
+      absl::StatusOr<cache::SlotMap> map =
+          slots.ok() ? cache::SlotMap::FromClusterSlots(*slots, address(i))
+                     : absl::StatusOr<cache::SlotMap>(slots.status());
+      if (map.ok() && map->PrimaryOf(slot) == address(to)) break;
+      if (std::chrono::steady_clock::now() > until) {
+        return Error(absl::StatusCode::kDeadlineExceeded,
+                     "node " + address(i).ToString() + " still does not name " +
+                         address(to).ToString() + " as the owner of slot " +
+                         std::to_string(slot));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
   return absl::OkStatus();
 }
 
