@@ -54,8 +54,11 @@ struct OwnedCommands {
 
 }  // namespace
 
-ClusterClient::ClusterClient(ClusterOptions options)
-    : options_(std::move(options)), background_([this] { BackgroundLoop(); }) {}
+ClusterClient::ClusterClient(ClusterOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < std::max(1, options_.background_threads); ++i) {
+    background_.emplace_back([this] { BackgroundLoop(); });
+  }
+}
 
 ClusterClient::~ClusterClient() { Stop(); }
 
@@ -66,7 +69,7 @@ void ClusterClient::Stop() {
     stopping_ = true;
   }
   background_wakeup_.notify_all();
-  background_.join();  // runs what was queued: every done is called
+  for (std::thread& t : background_) t.join();  // they run what was queued: every done is called
   // Stopped outside mutex_: a done finishing on an I/O thread may call back
   // into this client (it is refused at once, without mutex_), and Stop joins
   // those threads.
@@ -232,12 +235,12 @@ void ClusterClient::RefreshSoon() {
   (void)Refresh();  // on failure the old table stays; the next call tries again
 }
 
-void ClusterClient::CountHop(int& redirects) {
+void ClusterClient::CountHopAndBackOff(int& redirects) {
   ++redirects;
   // Not after the last hop allowed: that call fails at once.
   if (redirects > 2 && redirects <= options_.max_redirects) {
     std::this_thread::sleep_for(
-        std::chrono::milliseconds(options_.retry_backoff_ms << (redirects - 3)));
+        std::chrono::milliseconds(options_.retry_backoff_ms << std::min(redirects - 3, 8)));
   }
 }
 
@@ -339,7 +342,14 @@ RedisResult ClusterClient::NodeCommand(int node, const RedisArgv& argv) {
                            "", Cat("the cluster has no primary number ", node,
                                    " (the topology changed)"));
   }
-  return PoolFor(map->shards()[static_cast<size_t>(node)].primary).Command(argv);
+  RedisResult reply = PoolFor(map->shards()[static_cast<size_t>(node)].primary).Command(argv);
+  // A primary that stopped answering may have been replaced (a failover):
+  // read the table again, off the caller's thread, so that a health probe
+  // or a tool's next round sees its successor.
+  if (!reply.ok() && engine::ReasonOf(reply.status()) == reason::kRedisUnavailable) {
+    (void)Background([this] { RefreshSoon(); });
+  }
+  return reply;
 }
 
 std::string ClusterClient::NodeName(int node) {
@@ -495,7 +505,7 @@ absl::StatusOr<bool> ClusterClient::AgainWhole(int slot, const std::vector<Redis
     // slot; read all of it too, since a reshard or a failover rarely moves
     // one slot alone.
     const Destination to = moved->destination;
-    CountHop(redirects);
+    CountHopAndBackOff(redirects);
     RefreshSoon();
     next = {Batch{.destination = to, .indices = std::move(all)}};
     retry_later.clear();
@@ -514,7 +524,7 @@ absl::StatusOr<bool> ClusterClient::AgainWhole(int slot, const std::vector<Redis
       }
     }
     std::sort(ask.indices.begin(), ask.indices.end());
-    CountHop(redirects);
+    CountHopAndBackOff(redirects);
     next.resize(1);
     retry_later.clear();
     return true;
@@ -574,7 +584,7 @@ absl::StatusOr<std::vector<RedisResult>> ClusterClient::Resolve(
       continue;
     }
     if (!next.empty()) {
-      CountHop(redirects);
+      CountHopAndBackOff(redirects);
       // MOVED updated the table for this slot; read all of it too, since a
       // reshard or a failover rarely moves one slot alone.
       RefreshSoon();

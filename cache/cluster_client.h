@@ -40,7 +40,7 @@
 // only the redirected commands.
 //
 // Thread safety: every method may be called from any number of threads;
-// the destructor must not run on an I/O thread or the background thread.
+// the destructor must not run on an I/O thread or a background thread.
 #ifndef MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
 #define MEDSETTLE_CACHE_CLUSTER_CLIENT_H_
 
@@ -114,9 +114,13 @@ struct ClusterOptions {
   // A refresh asked for within this long of the last one reuses it (a
   // burst of MOVED replies makes one CLUSTER SLOTS, not one per call).
   int min_refresh_interval_ms = 50;
-  // Calls waiting for the background thread; beyond it RESOURCE_EXHAUSTED
+  // Calls waiting for the background threads; beyond it RESOURCE_EXHAUSTED
   // kRedisPoolExhausted at once.
   size_t max_background_calls = 10000;
+  // Threads that run redirected and retried calls of the pipelined path,
+  // and table refreshes: several, so that one call pausing between hops
+  // or retries does not hold up the others.
+  int background_threads = 4;
   // As RedisOptions::on_round_trip, for every node's connections.
   std::function<void(int64_t round_trip_us)> on_round_trip;
   // false: Connect succeeds while no node answers yet (a gateway started
@@ -135,10 +139,10 @@ class ClusterClient final : public RedisClient {
   static absl::StatusOr<std::unique_ptr<ClusterClient>> Connect(ClusterOptions options);
   ~ClusterClient() override;  // Stop()
 
-  // Finishes what waits for the background thread (every done is called),
+  // Finishes what waits for the background threads (every done is called),
   // then stops every node's AsyncRedis (in-flight pipelines fail
   // UNAVAILABLE). Afterwards SendPipeline takes the blocking path.
-  // Idempotent. REQUIRES: not on an I/O thread or the background thread.
+  // Idempotent. REQUIRES: not on an I/O thread or a background thread.
   void Stop();
 
   ClusterClient(const ClusterClient&) = delete;
@@ -221,9 +225,9 @@ class ClusterClient final : public RedisClient {
   void RefreshSoon();
   // Counts one more hop of a call; waits first when it is past the second
   // (ClusterOptions::max_redirects).
-  void CountHop(int& redirects);
+  void CountHopAndBackOff(int& redirects);
   absl::StatusOr<std::shared_ptr<const SlotMap>> ReadSlots(const NodeAddress& node);
-  // Runs `work` on the background thread; false when too many wait.
+  // Runs `work` on a background thread; false when too many wait.
   bool Background(std::function<void()> work);
   void BackgroundLoop();
 
@@ -244,7 +248,7 @@ class ClusterClient final : public RedisClient {
   std::deque<std::function<void()>> background_queue_;  // guarded by background_mutex_
   bool stopping_ = false;                               // guarded by background_mutex_
   std::atomic<bool> stopped_{false};
-  std::thread background_;
+  std::vector<std::thread> background_;
 };
 
 }  // namespace medsettle::cache

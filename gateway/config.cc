@@ -153,7 +153,8 @@ const std::vector<Setting>& Settings() {
       {"redis.acquire_timeout_ms", "redis-acquire-timeout-ms",
        "wait for a free Redis connection", IntField(&GatewayConfig::redis_acquire_timeout_ms)},
       {"redis.node_probe_ms", "",
-       "PING interval of each Redis node (health: a quorum of primaries must answer)",
+       "probe interval of each Redis node (PING; a cluster's primaries: CLUSTER INFO); health "
+       "needs more than half of them up",
        IntField(&GatewayConfig::redis_node_probe_ms)},
       {"workers.threads", "workers", "request worker threads",
        IntField(&GatewayConfig::worker_threads)},

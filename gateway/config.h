@@ -91,7 +91,7 @@ struct GatewayConfig {
   int redis_command_timeout_ms = 500;
   int redis_acquire_timeout_ms = 100;
   // How often each node (the server, or every primary of a cluster) is
-  // PINGed for health and metrics (gateway/redis_node_monitor.h).
+  // probed for health and metrics (gateway/redis_node_monitor.h).
   int redis_node_probe_ms = 1000;
 
   // Workers: the threads that run requests (Redis I/O and the engine), so

@@ -393,6 +393,14 @@ absl::Status GatewayServer::RegisterMetrics() {
          const ShippingBacklog b = shipping_monitor_->Current();
          return b.known ? static_cast<double>(b.lag_ms) / 1000.0 : -1.0;
        }},
+      {"medsettle_redis_quorum",
+       "1 while more than half of the Redis nodes (a cluster: its primaries) answer their probe; "
+       "0 makes the gateway NOT_SERVING.",
+       [this] { return node_monitor_ != nullptr && node_monitor_->quorum() ? 1.0 : 0.0; }},
+      {"medsettle_redis_replica_acks_required",
+       "redis.replica_acks: replicas that must confirm each commit (a primary with fewer "
+       "connected cannot settle).",
+       [this] { return static_cast<double>(config_.redis_replica_acks); }},
       {"medsettle_worker_queue_depth", "Calls admitted and waiting for a worker thread.",
        [this] { return static_cast<double>(workers_.queued()); }},
   };
@@ -489,6 +497,9 @@ absl::Status GatewayServer::RegisterMetrics() {
        [](const RedisNodeHealth& n) { return n.up ? 1.0 : 0.0; }},
       {"medsettle_redis_node_probe_seconds", "Round trip of the last probe of the Redis node.",
        [](const RedisNodeHealth& n) { return n.probe_seconds; }},
+      {"medsettle_redis_node_replicas",
+       "Replicas connected to the Redis node (ROLE) at its last probe; 0 while it is down.",
+       [](const RedisNodeHealth& n) { return static_cast<double>(n.replicas); }},
   };
   for (const NodeGauge& g : node_gauges) {
     if (absl::Status s = registry_.AddCallbackFamily(
@@ -569,15 +580,20 @@ void GatewayServer::SetRedisQuorum(bool quorum) {
 }
 
 void GatewayServer::UpdateServing() {
+  // Both halves report from their own threads: one verdict (and its log
+  // line) at a time, so the last line logged is the state in force.
+  std::lock_guard<std::mutex> one_verdict_at_a_time(health_log_mutex_);
   bool changed = false;
   bool serving = false;
   bool snapshot_serving = false;
+  bool redis_quorum = false;
   {
     std::lock_guard<std::mutex> lock(health_mutex_);
     // At start each half reports once: the first verdict waits for both,
     // so that the log does not say "not serving" for the half not yet in.
     if (!snapshot_reported_ || !quorum_reported_) return;
     snapshot_serving = snapshot_serving_;
+    redis_quorum = redis_quorum_;
     serving = snapshot_serving_ && redis_quorum_;
     changed = serving != serving_ || !health_logged_;
     health_logged_ = true;
@@ -589,33 +605,25 @@ void GatewayServer::UpdateServing() {
       server_->GetHealthCheckService()->SetServingStatus(std::string(kServiceName), serving);
     }
   }
-  // Logged outside the lock: a slow stderr must not hold up /healthz.
-  if (changed) {
-    const bool redis = watcher_ != nullptr && watcher_->redis_answering();
-    std::string cause;
-    int nodes_up = 0;
-    int nodes = 0;
-    if (node_monitor_ != nullptr) {
-      for (const RedisNodeHealth& n : node_monitor_->Nodes()) {
-        ++nodes;
-        nodes_up += n.up ? 1 : 0;
-      }
+  // Logged outside health_mutex_: a slow stderr must not hold up /healthz.
+  if (!changed) return;
+  int nodes_up = 0;
+  int nodes = 0;
+  if (node_monitor_ != nullptr) {
+    for (const RedisNodeHealth& n : node_monitor_->Nodes()) {
+      ++nodes;
+      nodes_up += n.up ? 1 : 0;
     }
-    if (!serving) {
-      if (!snapshot_serving) {
-        cause = redis ? "no snapshot is current, or the registry could not be read"
-                      : "Redis does not answer";
-      } else {
-        cause = Cat("no quorum of Redis nodes answers (", nodes_up, " of ", nodes, ")");
-      }
-    }
-    log_.Write(serving ? logging::Level::kInfo : logging::Level::kError,
-               serving ? "serving" : "not_serving",
-               {{"redis_up", redis},
-                {"redis_nodes_up", nodes_up},
-                {"redis_nodes", nodes},
-                {"cause", cause}});
   }
+  std::string cause;
+  if (!redis_quorum) cause = Cat("no quorum of Redis nodes answers (", nodes_up, " of ", nodes, ")");
+  if (!snapshot_serving) cause += Cat(cause.empty() ? "" : "; ", "no snapshot version is known");
+  log_.Write(serving ? logging::Level::kInfo : logging::Level::kError,
+             serving ? "serving" : "not_serving",
+             {{"redis_up", watcher_ != nullptr && watcher_->redis_answering()},
+              {"redis_nodes_up", nodes_up},
+              {"redis_nodes", nodes},
+              {"cause", cause}});
 }
 
 void GatewayServer::SetShippingServing(bool serving) {

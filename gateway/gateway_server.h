@@ -167,6 +167,7 @@ class GatewayServer {
   std::shared_ptr<const engine_files::LoadedEngine> rules_published_;  // guarded by rules_mutex_
   std::atomic<const engine_files::LoadedEngine*> rules_published_raw_{nullptr};
 
+  std::mutex health_log_mutex_;  // UpdateServing: one verdict at a time; before health_mutex_
   std::mutex health_mutex_;
   bool serving_ = false;   // guarded by health_mutex_: both below
   bool snapshot_serving_ = false;  // guarded by health_mutex_

@@ -20,6 +20,7 @@ bool RedisNodeMonitor::HasQuorum(const std::vector<RedisNodeHealth>& nodes) {
 
 bool RedisNodeMonitor::ProbeNow() {
   std::vector<RedisNodeHealth> round;
+  const std::vector<RedisNodeHealth> last_round = Nodes();
   const int count = redis_.NodeCount();
   for (int node = 0; node < count; ++node) {
     RedisNodeHealth health{.node = redis_.NodeName(node)};
@@ -27,15 +28,29 @@ bool RedisNodeMonitor::ProbeNow() {
     // it): this node is gone, and the next round lists its successor.
     if (health.node.empty()) continue;
     const auto sent = std::chrono::steady_clock::now();
-    if (probe_ == Probe::kPing) {
-      const cache::RedisResult pong = redis_.NodeCommand(node, {"PING"});
-      health.up = pong.ok() && pong->type == cache::RedisReply::Type::kStatus && pong->str == "PONG";
-    } else {
-      const cache::RedisResult info = redis_.NodeCommand(node, {"CLUSTER", "INFO"});
-      health.up = info.ok() && info->str.find("cluster_state:ok") != std::string::npos;
-    }
+    const cache::RedisResult probe = redis_.NodeCommand(
+        node, probe_ == Probe::kPing ? cache::RedisArgv{"PING"} : cache::RedisArgv{"CLUSTER", "INFO"});
     health.probe_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+    if (!probe.ok() && probe.status().code() == absl::StatusCode::kResourceExhausted) {
+      for (const RedisNodeHealth& b : last_round) {
+        if (b.node == health.node) health = b;
+      }
+      round.push_back(std::move(health));
+      continue;
+    }
+    if (probe_ == Probe::kPing) {
+      health.up = probe.ok() && probe->type == cache::RedisReply::Type::kStatus && probe->str == "PONG";
+    } else {
+      health.up = probe.ok() && probe->str.find("cluster_state:ok") != std::string::npos;
+    }
+    if (health.up) {
+      // ROLE of a primary: "master", its offset, then one entry per replica.
+      const cache::RedisResult role = redis_.NodeCommand(node, {"ROLE"});
+      if (role.ok() && role->elements.size() >= 3) {
+        health.replicas = static_cast<int>(role->elements[2].elements.size());
+      }
+    }
     round.push_back(std::move(health));
   }
   const bool quorum = HasQuorum(round);

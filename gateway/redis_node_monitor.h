@@ -7,7 +7,10 @@
 // single server is up when it answers PING with PONG; a primary of a
 // cluster when CLUSTER INFO says cluster_state:ok — a node that answers but
 // sees the cluster down (no majority of primaries reachable, slots
-// uncovered) refuses every key with CLUSTERDOWN, so it is not up. The gateway has a quorum while more
+// uncovered) refuses every key with CLUSTERDOWN, so it is not up. A node
+// that is up is asked ROLE too, for its connected replicas. A probe that
+// found the connection pool busy (RESOURCE_EXHAUSTED) says nothing about
+// the node: its last state stands. The gateway has a quorum while more
 // than half of the nodes are up: with three shards one may be down (its
 // persons' calls fail UNAVAILABLE until its replica is promoted or it is
 // back) and the gateway still serves the other two thirds; with two of
@@ -40,6 +43,9 @@ struct RedisNodeHealth {
   std::string node;             // "host:port"
   bool up = false;              // answered the last probe as a serving node does
   double probe_seconds = 0;     // that probe's round trip (also when it failed)
+  // Replicas connected to it (ROLE), when up: fewer than redis.replica_acks
+  // and every commit of its slots answers REPLICA_ACK_TIMEOUT.
+  int replicas = 0;
 };
 
 class RedisNodeMonitor {

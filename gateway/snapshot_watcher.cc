@@ -50,7 +50,7 @@ absl::Status SnapshotWatcher::RefreshNow() {
   absl::StatusOr<std::optional<std::string>> version = store_.CurrentVersion();
   redis_answering_.store(version.ok(), std::memory_order_relaxed);
   if (!version.ok()) {
-    SetHealth(false);  // Redis is not answering: keep the last view, report it
+    KeepLastVerdict();
     return version.status();
   }
   if (!version->has_value()) {
@@ -60,7 +60,7 @@ absl::Status SnapshotWatcher::RefreshNow() {
   }
   absl::StatusOr<int64_t> revision = store_.RegistryRevision(**version);
   if (!revision.ok()) {
-    SetHealth(false);
+    KeepLastVerdict();
     return revision.status();
   }
   std::string flipped_from;
@@ -124,6 +124,17 @@ void SnapshotWatcher::Loop() {
     }
     (void)RefreshNow();  // failures show as health; the last view stays in use
   }
+}
+
+void SnapshotWatcher::KeepLastVerdict() {
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    known = current_ != nullptr;
+  }
+  // Serving on the last view; without one (a start while Redis is down),
+  // not serving, said once.
+  SetHealth(known);
 }
 
 void SnapshotWatcher::SetHealth(bool serving) {

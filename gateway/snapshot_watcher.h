@@ -88,7 +88,12 @@ class SnapshotSource {
 class SnapshotWatcher final : public SnapshotSource {
  public:
   // `store` must outlive the watcher. `on_health(serving)` is called from
-  // the polling thread (and from RefreshNow) whenever health changes.
+  // the polling thread (and from RefreshNow) whenever health changes: it
+  // is false while no snapshot version is known. A poll that fails (Redis,
+  // or in a cluster the primary of snap:current, not answering) keeps the
+  // last view and the verdict: Redis's reachability is the node monitor's
+  // to judge (gateway/redis_node_monitor.h), so that one failed primary of
+  // several does not take every gateway out of service.
   SnapshotWatcher(cache::SnapshotStore& store, int refresh_ms,
                   std::function<void(bool serving)> on_health = nullptr);
 
@@ -123,6 +128,8 @@ class SnapshotWatcher final : public SnapshotSource {
  private:
   void Loop();
   void SetHealth(bool serving);
+  // After a failed poll: serving while a view is known.
+  void KeepLastVerdict();
 
   cache::SnapshotStore& store_;
   const int refresh_ms_;

@@ -52,6 +52,7 @@
 #include "tests/support/gateway_process.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/redis_cluster.h"
+#include "tests/support/settling_clients.h"
 #include "tools/ledger/ledger_tool.h"
 
 namespace medsettle::testing {
@@ -65,7 +66,7 @@ using Clock = std::chrono::steady_clock;
 constexpr engine::RegionCode kQuzhou = 330800;
 constexpr int kPersons = 300;
 constexpr int kClients = 6;
-constexpr char kServiceDate[] = "2024-06-20";
+constexpr char kServiceDate[] = "2024-06-20";  // GeneralOutpatientBill's
 // Load through A before the kill, and through B after its first answer.
 constexpr int kLoadBeforeKillMs = 1500;
 constexpr int kLoadAfterFailoverMs = 1500;
@@ -84,36 +85,6 @@ std::vector<SnapshotPerson> Persons() {
 }
 
 std::string HospitalId() { return Hospital(kQuzhou, 2).institution_id; }
-
-// An outpatient bill: consultations and a bed day, `quantity` varying the
-// amounts from one visit to the next.
-v1::SettleRequest Outpatient(std::string request_id, std::string id_number, int quantity) {
-  v1::SettleRequest r;
-  r.set_request_id(std::move(request_id));
-  r.mutable_credential()->set_id_card_no(std::move(id_number));
-  r.mutable_visit()->set_type(v1::VISIT_TYPE_GENERAL_OUTPATIENT);
-  r.mutable_visit()->set_service_date(kServiceDate);
-  AddBillItem(&r, "FA0002", 2350, quantity);
-  AddBillItem(&r, "FA0003", 4800, 1);
-  return r;
-}
-
-// Codes that leave the outcome unknown (the gateway died, the connection
-// broke, the call timed out, the gateway was too busy to start it): the
-// caller must re-send the same request. Any other code is an answer.
-bool OutcomeUnknown(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::ABORTED:
-    case grpc::StatusCode::UNKNOWN:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // A stub of the plaintext gateway on 127.0.0.1:`port`, connected.
 std::unique_ptr<Stub> StubTo(int port) {
@@ -217,8 +188,8 @@ LoadResult SettleThroughAKillAndFailover(GatewayProcess& gateway_a, int port_a, 
       int target = 0;  // A, until it leaves a call without an answer
       for (int round = 0; !stop.load(); ++round) {
         for (int person = 1 + t; person <= kPersons && !stop.load(); person += kClients) {
-          const v1::SettleRequest request =
-              Outpatient(Cat("fo-", person, "-", round), QuzhouId(person), 1 + round % 3);
+          const v1::SettleRequest request = GeneralOutpatientBill(
+              Cat("fo-", person, "-", round), QuzhouId(person), 1 + round % 3);
           const Clock::time_point first_sent = Clock::now();
           bool resent = false;
           for (;;) {
@@ -376,7 +347,9 @@ TEST_F(GatewayFailoverTest, Kill9OfAGatewayUnderLoadLosesNothingAcknowledgedAndP
   // Every client's first call after the kill (if none before) went to A,
   // found it gone and was re-sent.
   EXPECT_GE(load.resent_requests, kClients);
-  EXPECT_GT(load.acknowledged.size(), 200u);
+  // Load ran on both sides of the kill (Release: thousands; a loaded
+  // sanitizer build far fewer).
+  EXPECT_GT(load.acknowledged.size(), 50u);
 
   // Each request id has one settlement: a replay answers it again, and no
   // other request id has it.

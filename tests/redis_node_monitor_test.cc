@@ -10,12 +10,14 @@
 namespace medsettle::gateway {
 namespace {
 
-// Nodes "n0:1", "n1:1", … that answer PING (or CLUSTER INFO) while up.
+// Nodes "n0:1", "n1:1", … that answer PING (or CLUSTER INFO, and ROLE
+// with one replica) while up; a busy one answers like a full pool.
 class FakeNodes final : public cache::RedisClient {
  public:
   explicit FakeNodes(int count) : up_(static_cast<size_t>(count), true) {}
   void Set(int node, bool up) { up_[static_cast<size_t>(node)] = up; }
   void Resize(int count) { up_.resize(static_cast<size_t>(count), true); }
+  void SetBusy(bool busy) { busy_ = busy; }
 
   cache::RedisResult Command(std::string_view, const cache::RedisArgv&) override {
     return absl::UnimplementedError("not used");
@@ -31,9 +33,17 @@ class FakeNodes final : public cache::RedisClient {
   int NodeCount() override { return static_cast<int>(up_.size()); }
   std::string NodeName(int node) override { return "n" + std::to_string(node) + ":1"; }
   cache::RedisResult NodeCommand(int node, const cache::RedisArgv& argv) override {
+    if (busy_) return absl::ResourceExhaustedError("no free connection");
     if (!up_[static_cast<size_t>(node)]) return absl::UnavailableError("connection refused");
     cache::RedisReply reply;
-    if (argv[0] == "PING") {
+    if (argv[0] == "ROLE") {
+      reply.type = cache::RedisReply::Type::kArray;
+      reply.elements.resize(3);
+      reply.elements[0].type = cache::RedisReply::Type::kString;
+      reply.elements[0].str = "master";
+      reply.elements[2].type = cache::RedisReply::Type::kArray;
+      reply.elements[2].elements.resize(1);  // one replica
+    } else if (argv[0] == "PING") {
       reply.type = cache::RedisReply::Type::kStatus;
       reply.str = "PONG";
     } else {
@@ -45,6 +55,7 @@ class FakeNodes final : public cache::RedisClient {
 
  private:
   std::vector<bool> up_;
+  bool busy_ = false;
 };
 
 TEST(RedisNodeMonitor, AQuorumIsMoreThanHalfOfTheNodes) {
@@ -99,6 +110,22 @@ TEST(RedisNodeMonitor, ReportsEachNodeAndChangesOfNodesAndQuorum) {
   EXPECT_TRUE(monitor.ProbeNow());
   EXPECT_EQ(changes.back(), "n4:1 down");
   EXPECT_EQ(changes.size(), 5u);
+}
+
+TEST(RedisNodeMonitor, CountsReplicasAndKeepsTheLastStateWhenThePoolIsBusy) {
+  FakeNodes redis(3);
+  RedisNodeMonitor monitor(redis, RedisNodeMonitor::Probe::kClusterState, 1000, {});
+  EXPECT_TRUE(monitor.ProbeNow());
+  EXPECT_EQ(monitor.Nodes()[0].replicas, 1);
+  redis.Set(2, false);
+  EXPECT_TRUE(monitor.ProbeNow());
+  EXPECT_EQ(monitor.Nodes()[2].replicas, 0);  // down: none known
+  // A full pool says nothing about the nodes.
+  redis.SetBusy(true);
+  redis.Set(2, true);
+  EXPECT_TRUE(monitor.ProbeNow());
+  EXPECT_TRUE(monitor.Nodes()[0].up);
+  EXPECT_FALSE(monitor.Nodes()[2].up);
 }
 
 TEST(RedisNodeMonitor, APingThatIsNotPongIsDown) {

@@ -203,6 +203,8 @@ absl::StatusOr<std::unique_ptr<GatewayHarness>> GatewayHarness::Start(
   gateway::GatewayConfig& c = h->config_;
   c.listen = "127.0.0.1:0";
   c.metrics_listen = "127.0.0.1:0";  // never a fixed port: tests run side by side
+  // Health follows Redis within about a second (the node monitor's probe).
+  c.redis_node_probe_ms = 250;
   c.insecure_dev = !options.tls;
   h->log_sink_ = options.log_sink;
   c.rate_limit = {0, 0};  // unlimited: the suites make many calls quickly

@@ -32,7 +32,8 @@ namespace medsettle::testing {
 
 // Whether a call's outcome is unknown, so that the client must send the
 // same request again: UNAVAILABLE (Redis or the cluster mid-change, a
-// replica that did not confirm), DEADLINE_EXCEEDED, ABORTED (the
+// replica that did not confirm, a gateway gone), DEADLINE_EXCEEDED,
+// CANCELLED and UNKNOWN (a connection broken mid-call), ABORTED (the
 // accumulators kept moving), RESOURCE_EXHAUSTED (the gateway is busy).
 bool OutcomeUnknown(grpc::StatusCode code);
 
