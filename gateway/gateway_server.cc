@@ -616,7 +616,9 @@ void GatewayServer::UpdateServing() {
     }
   }
   std::string cause;
-  if (!redis_quorum) cause = Cat("no quorum of Redis nodes answers (", nodes_up, " of ", nodes, ")");
+  if (!redis_quorum) {
+    cause = Cat("no quorum of Redis nodes answers (", nodes_up, " of ", nodes, ")");
+  }
   if (!snapshot_serving) cause += Cat(cause.empty() ? "" : "; ", "no snapshot version is known");
   log_.Write(serving ? logging::Level::kInfo : logging::Level::kError,
              serving ? "serving" : "not_serving",

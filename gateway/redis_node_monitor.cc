@@ -28,8 +28,9 @@ bool RedisNodeMonitor::ProbeNow() {
     // it): this node is gone, and the next round lists its successor.
     if (health.node.empty()) continue;
     const auto sent = std::chrono::steady_clock::now();
-    const cache::RedisResult probe = redis_.NodeCommand(
-        node, probe_ == Probe::kPing ? cache::RedisArgv{"PING"} : cache::RedisArgv{"CLUSTER", "INFO"});
+    const cache::RedisResult probe =
+        redis_.NodeCommand(node, probe_ == Probe::kPing ? cache::RedisArgv{"PING"}
+                                                        : cache::RedisArgv{"CLUSTER", "INFO"});
     health.probe_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
     if (!probe.ok() && probe.status().code() == absl::StatusCode::kResourceExhausted) {
@@ -40,7 +41,8 @@ bool RedisNodeMonitor::ProbeNow() {
       continue;
     }
     if (probe_ == Probe::kPing) {
-      health.up = probe.ok() && probe->type == cache::RedisReply::Type::kStatus && probe->str == "PONG";
+      health.up =
+          probe.ok() && probe->type == cache::RedisReply::Type::kStatus && probe->str == "PONG";
     } else {
       health.up = probe.ok() && probe->str.find("cluster_state:ok") != std::string::npos;
     }

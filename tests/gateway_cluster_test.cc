@@ -596,7 +596,9 @@ TEST_F(GatewayClusterTest, HealthFollowsAQuorumOfPrimariesAndMetricsNameEachNode
   GatewayHarness& h = **started;
   const int port = h.gateway().metrics_port();
   ASSERT_GT(port, 0);
-  auto healthy = [&] { return HttpGet(port, "/healthz").find("HTTP/1.1 200") != std::string::npos; };
+  auto healthy = [&] {
+    return HttpGet(port, "/healthz").find("HTTP/1.1 200") != std::string::npos;
+  };
   auto metric = [&](std::string_view series) {
     return MetricValue(HttpGetBody(port, "/metrics"), std::string(series));
   };

@@ -80,7 +80,9 @@ TEST(RedisNodeMonitor, ReportsEachNodeAndChangesOfNodesAndQuorum) {
       redis, RedisNodeMonitor::Probe::kClusterState, 1000,
       {.on_quorum = [&](bool q) { verdicts.push_back(q); },
        .on_node_change =
-           [&](const RedisNodeHealth& n) { changes.push_back(n.node + (n.up ? " up" : " down")); }});
+           [&](const RedisNodeHealth& n) {
+             changes.push_back(n.node + (n.up ? " up" : " down"));
+           }});
   EXPECT_TRUE(monitor.ProbeNow());
   EXPECT_EQ(verdicts, std::vector<bool>{true});  // the first round is reported
   ASSERT_EQ(monitor.Nodes().size(), 3u);
