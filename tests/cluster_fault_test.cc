@@ -431,13 +431,7 @@ TEST_F(ClusterFaultTest, ASeededFaultScheduleLosesNothingAcknowledgedAndPaysNoth
 
   absl::StatusOr<std::unique_ptr<GatewayHarness>> started =
       GatewayHarness::Start(QuzhouPersons2024(kFaultPersons), Institutions(),
-                            [](gateway::GatewayConfig& c) {
-                              c.redis_replica_acks = 1;
-                              c.redis_replica_ack_timeout_ms = 500;
-                              c.redis_command_timeout_ms = 1500;
-                              c.request_timeout_ms = 3000;
-                            },
-                            {.cluster = true});
+                            UseReplicaAcksForFailover, {.cluster = true});
   ASSERT_TRUE(started.ok()) << context << ": " << started.status();
   GatewayHarness& h = **started;
   const std::string hospital = Hospital(kQuzhou, 2).institution_id;

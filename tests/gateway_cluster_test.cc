@@ -325,14 +325,7 @@ TEST_F(GatewayClusterTest, TheSnapshotAndJournalToolsWorkOnACluster) {
 // must count exactly the acknowledged settlements.
 TEST_F(GatewayClusterTest, Kill9OfAPrimaryUnderLoadLosesNothingAcknowledgedAndPaysNothingTwice) {
   absl::StatusOr<std::unique_ptr<GatewayHarness>> started = GatewayHarness::Start(
-      Persons(), Institutions(),
-      [](gateway::GatewayConfig& c) {
-        c.redis_replica_acks = 1;
-        c.redis_replica_ack_timeout_ms = 500;
-        c.redis_command_timeout_ms = 1500;
-        c.request_timeout_ms = 3000;
-      },
-      {.cluster = true});
+      Persons(), Institutions(), UseReplicaAcksForFailover, {.cluster = true});
   ASSERT_TRUE(started.ok()) << started.status();
   GatewayHarness& h = **started;
   const std::string hospital = Hospital(kQuzhou, 2).institution_id;

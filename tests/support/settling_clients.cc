@@ -12,6 +12,13 @@ namespace medsettle::testing {
 using engine::Cat;
 using Stub = v1::SettlementService::Stub;
 
+void UseReplicaAcksForFailover(gateway::GatewayConfig& c) {
+  c.redis_replica_acks = 1;
+  c.redis_replica_ack_timeout_ms = 500;
+  c.redis_command_timeout_ms = 1500;
+  c.request_timeout_ms = 3000;
+}
+
 bool OutcomeUnknown(grpc::StatusCode code) {
   switch (code) {
     case grpc::StatusCode::UNAVAILABLE:

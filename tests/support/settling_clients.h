@@ -37,6 +37,12 @@ namespace medsettle::testing {
 // accumulators kept moving), RESOURCE_EXHAUSTED (the gateway is busy).
 bool OutcomeUnknown(grpc::StatusCode code);
 
+// The gateway configuration of the failover tests: a commit is
+// acknowledged only once a replica confirmed it (replica_acks 1), with
+// Redis and call timeouts that outlast a test cluster's failover (node
+// timeout 1 s) without holding a re-sending client too long.
+void UseReplicaAcksForFailover(gateway::GatewayConfig& c);
+
 struct ResendPolicy {
   int call_timeout_ms = 5000;  // each attempt's deadline
   int give_up_ms = 30000;      // then the call stays unanswered (a test failure)
