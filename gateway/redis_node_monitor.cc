@@ -8,7 +8,12 @@ namespace medsettle::gateway {
 
 RedisNodeMonitor::RedisNodeMonitor(cache::RedisClient& redis, Probe probe, int probe_ms,
                                    Callbacks callbacks)
-    : redis_(redis), probe_(probe), probe_ms_(probe_ms), callbacks_(std::move(callbacks)) {}
+    : redis_(redis),
+      probe_(probe),
+      probe_ms_(probe_ms),
+      callbacks_(std::move(callbacks)),
+      // The verdict goes to on_quorum, the nodes to Nodes().
+      prober_(std::chrono::milliseconds(probe_ms_), [this] { (void)ProbeNow(); }) {}
 
 RedisNodeMonitor::~RedisNodeMonitor() { Stop(); }
 
@@ -79,20 +84,9 @@ bool RedisNodeMonitor::ProbeNow() {
   return quorum;
 }
 
-void RedisNodeMonitor::Start() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { Loop(); });
-}
+void RedisNodeMonitor::Start() { prober_.Start(); }
 
-void RedisNodeMonitor::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void RedisNodeMonitor::Stop() { prober_.Stop(); }
 
 std::vector<RedisNodeHealth> RedisNodeMonitor::Nodes() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -102,17 +96,6 @@ std::vector<RedisNodeHealth> RedisNodeMonitor::Nodes() const {
 bool RedisNodeMonitor::quorum() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return verdict_ == 1;
-}
-
-void RedisNodeMonitor::Loop() {
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::milliseconds(probe_ms_), [this] { return stopping_; });
-      if (stopping_) return;
-    }
-    (void)ProbeNow();  // the verdict goes to on_quorum, the nodes to Nodes()
-  }
 }
 
 }  // namespace medsettle::gateway

@@ -27,15 +27,14 @@
 #ifndef MEDSETTLE_GATEWAY_REDIS_NODE_MONITOR_H_
 #define MEDSETTLE_GATEWAY_REDIS_NODE_MONITOR_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cache/redis_client.h"
+#include "gateway/periodic_thread.h"
 
 namespace medsettle::gateway {
 
@@ -78,8 +77,6 @@ class RedisNodeMonitor {
   static bool HasQuorum(const std::vector<RedisNodeHealth>& nodes);
 
  private:
-  void Loop();
-
   cache::RedisClient& redis_;
   const Probe probe_;
   const int probe_ms_;
@@ -88,9 +85,7 @@ class RedisNodeMonitor {
   mutable std::mutex mutex_;
   std::vector<RedisNodeHealth> nodes_;  // guarded by mutex_
   int verdict_ = -1;                    // guarded by mutex_: -1 unknown, 0 no quorum, 1 quorum
-  bool stopping_ = false;               // guarded by mutex_
-  std::condition_variable wake_;
-  std::thread thread_;
+  PeriodicThread prober_;  // last: stopped before the rest goes
 };
 
 }  // namespace medsettle::gateway

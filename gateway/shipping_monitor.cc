@@ -17,7 +17,11 @@ int64_t StreamIdAgeMs(std::string_view stream_id, int64_t now_ms) {
 
 ShippingMonitor::ShippingMonitor(cache::RedisSettlementStore& store, Options options,
                                  std::function<void(bool)> on_health)
-    : store_(store), options_(std::move(options)), on_health_(std::move(on_health)) {}
+    : store_(store),
+      options_(std::move(options)),
+      on_health_(std::move(on_health)),
+      // A failure shows as NOT_SERVING and known = false.
+      poller_(std::chrono::milliseconds(options_.poll_ms), [this] { (void)PollNow(); }) {}
 
 ShippingMonitor::~ShippingMonitor() { Stop(); }
 
@@ -60,36 +64,13 @@ void ShippingMonitor::Publish(const ShippingBacklog& backlog) {
   if (changed && on_health_) on_health_(serving);
 }
 
-void ShippingMonitor::Start() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { Loop(); });
-}
+void ShippingMonitor::Start() { poller_.Start(); }
 
-void ShippingMonitor::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void ShippingMonitor::Stop() { poller_.Stop(); }
 
 ShippingBacklog ShippingMonitor::Current() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return current_;
-}
-
-void ShippingMonitor::Loop() {
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
-                     [this] { return stopping_; });
-      if (stopping_) return;
-    }
-    (void)PollNow();  // a failure shows as NOT_SERVING and known = false
-  }
 }
 
 }  // namespace medsettle::gateway

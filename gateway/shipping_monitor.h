@@ -19,15 +19,14 @@
 #ifndef MEDSETTLE_GATEWAY_SHIPPING_MONITOR_H_
 #define MEDSETTLE_GATEWAY_SHIPPING_MONITOR_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string_view>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "cache/redis_settlement_store.h"
+#include "gateway/periodic_thread.h"
 
 namespace medsettle::gateway {
 
@@ -66,7 +65,6 @@ class ShippingMonitor {
   ShippingBacklog Current() const;
 
  private:
-  void Loop();
   void Publish(const ShippingBacklog& backlog);
 
   cache::RedisSettlementStore& store_;
@@ -76,9 +74,7 @@ class ShippingMonitor {
   mutable std::mutex mutex_;
   ShippingBacklog current_;  // guarded by mutex_
   int health_ = -1;          // guarded by mutex_: -1 unknown, 0 not serving, 1 serving
-  bool stopping_ = false;    // guarded by mutex_
-  std::condition_variable wake_;
-  std::thread thread_;
+  PeriodicThread poller_;  // last: stopped before the rest goes
 };
 
 // The age in ms at `now_ms` of the entry with stream id "<ms>-<seq>"; 0 for

@@ -42,7 +42,11 @@ absl::StatusOr<engine::Institution> SnapshotView::Institution(std::string_view i
 
 SnapshotWatcher::SnapshotWatcher(cache::SnapshotStore& store, int refresh_ms,
                                  std::function<void(bool)> on_health)
-    : store_(store), refresh_ms_(refresh_ms), on_health_(std::move(on_health)) {}
+    : store_(store),
+      refresh_ms_(refresh_ms),
+      on_health_(std::move(on_health)),
+      // Failures show as health; the last view stays in use.
+      poller_(std::chrono::milliseconds(refresh_ms_), [this] { (void)RefreshNow(); }) {}
 
 SnapshotWatcher::~SnapshotWatcher() { Stop(); }
 
@@ -90,21 +94,9 @@ absl::Status SnapshotWatcher::RefreshNow() {
   return absl::OkStatus();
 }
 
-void SnapshotWatcher::Start() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] { Loop(); });
-}
+void SnapshotWatcher::Start() { poller_.Start(); }
 
-void SnapshotWatcher::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void SnapshotWatcher::Stop() { poller_.Stop(); }
 
 absl::StatusOr<std::shared_ptr<SnapshotView>> SnapshotWatcher::Current() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -113,17 +105,6 @@ absl::StatusOr<std::shared_ptr<SnapshotView>> SnapshotWatcher::Current() const {
                            "no enrollment snapshot is current yet");
   }
   return current_;
-}
-
-void SnapshotWatcher::Loop() {
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait_for(lock, std::chrono::milliseconds(refresh_ms_), [this] { return stopping_; });
-      if (stopping_) return;
-    }
-    (void)RefreshNow();  // failures show as health; the last view stays in use
-  }
 }
 
 void SnapshotWatcher::KeepLastVerdict() {

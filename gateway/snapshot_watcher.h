@@ -19,20 +19,19 @@
 #define MEDSETTLE_GATEWAY_SNAPSHOT_WATCHER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cache/snapshot_store.h"
 #include "engine/types.h"
+#include "gateway/periodic_thread.h"
 
 namespace medsettle::gateway {
 
@@ -126,7 +125,6 @@ class SnapshotWatcher final : public SnapshotSource {
   }
 
  private:
-  void Loop();
   void SetHealth(bool serving);
   // After a failed poll: serving while a view is known.
   void KeepLastVerdict();
@@ -140,10 +138,8 @@ class SnapshotWatcher final : public SnapshotSource {
 
   mutable std::mutex mutex_;
   std::shared_ptr<SnapshotView> current_;  // guarded by mutex_
-  bool stopping_ = false;                  // guarded by mutex_
-  std::condition_variable wake_;
-  std::thread thread_;
   std::atomic<int> health_{-1};  // -1 unknown, 0 not serving, 1 serving
+  PeriodicThread poller_;        // last: stopped before the rest goes
 };
 
 }  // namespace medsettle::gateway
