@@ -1,5 +1,5 @@
 // kill -9 of a gateway under load (issue 11, label cluster): two real
-// medsettle-gateway processes (tests/support/gateway_process.h) over one
+// medsettle-gateway processes (tests/support/child_process.h) over one
 // Redis Cluster of three primaries and three replicas (redis.mode cluster,
 // replica_acks 1; tests/support/gateway_harness.h starts the cluster and
 // loads the snapshot, its in-process gateway idles). Clients settle
@@ -49,7 +49,7 @@
 #include "medsettle/v1/service.grpc.pb.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
-#include "tests/support/gateway_process.h"
+#include "tests/support/child_process.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/settling_clients.h"
@@ -144,19 +144,20 @@ class GatewayFailoverTest : public ::testing::Test {
 
   // A medsettle-gateway process over the harness's cluster, serving
   // plaintext on 127.0.0.1; its port, or 0 after reporting why not.
-  int StartGateway(GatewayHarness& h, std::unique_ptr<GatewayProcess>* process) {
+  int StartGateway(GatewayHarness& h, std::unique_ptr<ChildProcess>* process) {
     // The clients of one institution send far more than the default rate
     // limit allows (500/s), which only a configuration file can lift.
     const std::string config = h.cluster().node(0).dir() + "/failover-gateway.yaml";
     std::ofstream(config) << "rate_limit:\n  requests_per_second: 0\n";
-    *process = GatewayProcess::Spawn(
+    *process = ChildProcess::Spawn(
+        MEDSETTLE_GATEWAY_BINARY,
         {"--config", config, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
          "--insecure-dev", "--redis-mode", "cluster", "--redis", h.cluster().Seeds(),
          "--redis-replica-acks", "1", "--redis-replica-ack-timeout-ms", "2000",
          "--redis-timeout-ms", "3000", "--request-timeout-ms", "5000", "--key-file",
          h.config().key_file, "--snapshot-refresh-ms", "50"});
     if (*process == nullptr) {
-      ADD_FAILURE() << "cannot start " << GatewayProcess::Binary();
+      ADD_FAILURE() << "cannot start " << MEDSETTLE_GATEWAY_BINARY;
       return 0;
     }
     const int port = (*process)->WaitServing(20000);
@@ -173,7 +174,7 @@ class GatewayFailoverTest : public ::testing::Test {
 // through B until B has answered for kLoadAfterFailoverMs. A client moves
 // to B after its first call without a definite answer, re-sending that
 // very request; client t settles persons t+1, t+1+kClients, …
-LoadResult SettleThroughAKillAndFailover(GatewayProcess& gateway_a, int port_a, int port_b) {
+LoadResult SettleThroughAKillAndFailover(ChildProcess& gateway_a, int port_a, int port_b) {
   LoadResult result;
   std::mutex mutex;  // guards result
   std::atomic<bool> stop{false};
@@ -328,7 +329,7 @@ TEST_F(GatewayFailoverTest, Kill9OfAGatewayUnderLoadLosesNothingAcknowledgedAndP
   }
   EXPECT_EQ(shards.size(), 3u);
 
-  std::unique_ptr<GatewayProcess> gateway_a, gateway_b;
+  std::unique_ptr<ChildProcess> gateway_a, gateway_b;
   const int port_a = StartGateway(h, &gateway_a);
   ASSERT_GT(port_a, 0);
   const int port_b = StartGateway(h, &gateway_b);

@@ -1,5 +1,5 @@
 // The medsettle-gateway process itself (the real binary, run by
-// tests/support/gateway_process.h), over a real redis-server with a loaded
+// tests/support/child_process.h), over a real redis-server with a loaded
 // snapshot (tests/support/gateway_harness.h provides both; its in-process
 // gateway idles):
 //
@@ -35,7 +35,7 @@
 #include "engine/text.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
-#include "tests/support/gateway_process.h"
+#include "tests/support/child_process.h"
 
 namespace medsettle::testing {
 namespace {
@@ -112,9 +112,9 @@ class GatewayProcessTest : public ::testing::Test {
       flags.push_back("--insecure-dev");
     }
     flags.insert(flags.end(), extra.begin(), extra.end());
-    process_ = GatewayProcess::Spawn(flags);
+    process_ = ChildProcess::Spawn(MEDSETTLE_GATEWAY_BINARY, flags);
     if (process_ == nullptr) {
-      ADD_FAILURE() << "cannot start " << GatewayProcess::Binary();
+      ADD_FAILURE() << "cannot start " << MEDSETTLE_GATEWAY_BINARY;
       return 0;
     }
     const int port = process_->WaitServing(20000);
@@ -128,7 +128,7 @@ class GatewayProcessTest : public ::testing::Test {
   }
 
   std::unique_ptr<GatewayHarness> h_;
-  std::unique_ptr<GatewayProcess> process_;
+  std::unique_ptr<ChildProcess> process_;
 };
 
 // ---- (a) flags ------------------------------------------------------------
@@ -178,7 +178,7 @@ TEST_F(GatewayProcessTest, RefusesToStartWithoutGoodTlsFilesOrInsecureDevOffLoop
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    std::unique_ptr<GatewayProcess> p = GatewayProcess::Spawn(c.flags);
+    std::unique_ptr<ChildProcess> p = ChildProcess::Spawn(MEDSETTLE_GATEWAY_BINARY, c.flags);
     ASSERT_NE(p, nullptr);
     std::optional<int> code = p->WaitExit(20000);
     ASSERT_TRUE(code.has_value()) << "still running; stdout: " << p->out();

@@ -41,11 +41,7 @@
 // server the tests of a process share; the restart test has its own).
 // Each run prints MEDSETTLE_SEED; set it to replay one. Only 127.0.0.1 is
 // used; child processes are killed if the test dies (PR_SET_PDEATHSIG).
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -90,6 +86,7 @@
 #include "medsettle/v1/ledger.pb.h"
 #include "proto/contract/convert.h"
 #include "proto/contract/ledger_record.h"
+#include "tests/support/child_process.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
 #include "tests/support/http_client.h"
@@ -107,6 +104,7 @@ namespace {
 using engine::Cat;
 using google::protobuf::util::MessageDifferencer;
 using Clock = std::chrono::steady_clock;
+using testing::ChildProcess;
 using testing::HttpGetBody;
 using testing::MetricValue;
 
@@ -475,121 +473,6 @@ int CountLines(std::string_view text, std::string_view prefix) {
   }
   return n;
 }
-
-// A running medsettle-ledger with its stdout and stderr captured.
-class LedgerProcess {
- public:
-  static std::unique_ptr<LedgerProcess> Spawn(const std::vector<std::string>& flags) {
-    std::unique_ptr<LedgerProcess> p(new LedgerProcess());
-    std::vector<std::string> args = {MEDSETTLE_LEDGER_BINARY};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    int err[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return nullptr;
-    if (pipe2(err, O_CLOEXEC) != 0) {
-      close(out[0]);
-      close(out[1]);
-      return nullptr;
-    }
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) return nullptr;
-    if (pid == 0) {
-      // Child: async-signal-safe calls only until exec.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(126);
-      int null_fd = open("/dev/null", O_RDONLY);
-      if (null_fd >= 0) dup2(null_fd, 0);
-      dup2(out[1], 1);
-      dup2(err[1], 2);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (close_range(3, ~0U, 0) != 0) {
-        for (int fd = 3; fd < 1024; ++fd) close(fd);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    p->pid_ = pid;
-    p->readers_.emplace_back([raw = p.get(), fd = out[0]] { raw->Drain(fd, &raw->stdout_); });
-    p->readers_.emplace_back([raw = p.get(), fd = err[0]] { raw->Drain(fd, &raw->stderr_); });
-    return p;
-  }
-
-  ~LedgerProcess() {
-    Kill9();
-    for (std::thread& t : readers_) t.join();
-  }
-
-  // SIGKILL and reap: a crash at whatever instant it was at.
-  void Kill9() {
-    if (pid_ == 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = 0;
-    exit_code_ = 128 + SIGKILL;
-  }
-  void Signal(int signal_number) {
-    if (pid_ != 0) kill(pid_, signal_number);
-  }
-
-  // Waits (≤ timeout_ms) for the exit; the exit code (128 + signal for a
-  // signal), or nullopt while still running.
-  std::optional<int> WaitExit(int64_t timeout_ms) {
-    if (pid_ == 0) return exit_code_;
-    const auto start = Clock::now();
-    for (;;) {
-      int status = 0;
-      const pid_t done = waitpid(pid_, &status, WNOHANG);
-      if (done == pid_) {
-        pid_ = 0;
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return exit_code_;
-      }
-      if (MsSince(start) > timeout_ms) return std::nullopt;
-      SleepMs(5);
-    }
-  }
-
-  std::string out() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stdout_;
-  }
-  std::string err() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stderr_;
-  }
-
- private:
-  LedgerProcess() = default;
-
-  void Drain(int fd, std::string* into) {
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = read(fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      std::lock_guard<std::mutex> lock(mutex_);
-      into->append(buffer, static_cast<size_t>(n));
-    }
-    close(fd);
-  }
-
-  pid_t pid_ = 0;
-  std::optional<int> exit_code_;
-  std::mutex mutex_;
-  std::string stdout_;  // guarded by mutex_
-  std::string stderr_;  // guarded by mutex_
-  std::vector<std::thread> readers_;
-};
 
 // ---- Redis and PostgreSQL look-ups -------------------------------------------
 
@@ -984,7 +867,7 @@ TEST_F(LedgerShipTest, ExactlyOnceWhenTheShipperIsKilledAtRandomMoments) {
   const auto kill_phase = std::chrono::steady_clock::now();
   while ((kills < kMinKills || kills_while_shipping < kMinKills) && kills < kMaxKills &&
          std::chrono::steady_clock::now() - kill_phase < std::chrono::milliseconds(kKillPhaseMs)) {
-    std::unique_ptr<LedgerProcess> shipper = LedgerProcess::Spawn(ship);
+    std::unique_ptr<ChildProcess> shipper = ChildProcess::Spawn(MEDSETTLE_LEDGER_BINARY, ship);
     ASSERT_NE(shipper, nullptr);
     // From the spawn: the first few hundred ms fall in its start-up, the
     // rest in reading, shipping, releasing or idling.
@@ -1021,9 +904,10 @@ TEST_F(LedgerShipTest, ExactlyOnceWhenTheShipperIsKilledAtRandomMoments) {
             static_cast<size_t>(kThreads * kPerThread));
 
   // The last shipper drains what is left and exits.
-  std::unique_ptr<LedgerProcess> drain;
+  std::unique_ptr<ChildProcess> drain;
   for (int attempt = 0; attempt < 200; ++attempt) {
-    drain = LedgerProcess::Spawn(Flags({"ship", "--drain", "--report-seconds", "0"}));
+    drain = ChildProcess::Spawn(MEDSETTLE_LEDGER_BINARY,
+                                Flags({"ship", "--drain", "--report-seconds", "0"}));
     ASSERT_NE(drain, nullptr);
     std::optional<int> code = drain->WaitExit(60'000);
     ASSERT_TRUE(code.has_value()) << "ship --drain did not finish within 60 s";
@@ -1135,9 +1019,9 @@ TEST_F(LedgerShipRestartTest, RestartsOfPostgresAndRedisLoseNothingAndRepeatNoth
   ASSERT_FALSE(version.empty());
   Settler settler(*store_, version, /*retry_errors=*/true);
 
-  std::unique_ptr<LedgerProcess> shipper = LedgerProcess::Spawn(
-      Flags({"ship", "--entries-per-tag", "50", "--report-seconds", "0", "--metrics-listen",
-             "127.0.0.1:0"}));
+  std::unique_ptr<ChildProcess> shipper = ChildProcess::Spawn(
+      MEDSETTLE_LEDGER_BINARY, Flags({"ship", "--entries-per-tag", "50", "--report-seconds", "0",
+                                      "--metrics-listen", "127.0.0.1:0"}));
   ASSERT_NE(shipper, nullptr);
   // "medsettle-ledger ship: metrics on 127.0.0.1:<port>"
   int metrics_port = 0;

@@ -1,4 +1,4 @@
-#include "tests/support/gateway_process.h"
+#include "tests/support/child_process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -9,10 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-
-#ifndef MEDSETTLE_GATEWAY_BINARY
-#error "MEDSETTLE_GATEWAY_BINARY must name the medsettle-gateway executable"
-#endif
 
 namespace medsettle::testing {
 namespace {
@@ -25,11 +21,10 @@ int64_t MsSince(Clock::time_point start) {
 
 }  // namespace
 
-const char* GatewayProcess::Binary() { return MEDSETTLE_GATEWAY_BINARY; }
-
-std::unique_ptr<GatewayProcess> GatewayProcess::Spawn(const std::vector<std::string>& flags) {
-  std::unique_ptr<GatewayProcess> p(new GatewayProcess());
-  std::vector<std::string> args = {Binary()};
+std::unique_ptr<ChildProcess> ChildProcess::Spawn(const std::string& binary,
+                                                  const std::vector<std::string>& flags) {
+  std::unique_ptr<ChildProcess> p(new ChildProcess());
+  std::vector<std::string> args = {binary};
   args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -73,16 +68,16 @@ std::unique_ptr<GatewayProcess> GatewayProcess::Spawn(const std::vector<std::str
   return p;
 }
 
-GatewayProcess::~GatewayProcess() {
+ChildProcess::~ChildProcess() {
   Kill9();
   for (std::thread& t : readers_) t.join();
 }
 
-void GatewayProcess::Signal(int signal_number) {
+void ChildProcess::Signal(int signal_number) {
   if (pid_ != 0) kill(pid_, signal_number);
 }
 
-void GatewayProcess::Kill9() {
+void ChildProcess::Kill9() {
   if (pid_ == 0) return;
   kill(pid_, SIGKILL);
   int status = 0;
@@ -92,14 +87,14 @@ void GatewayProcess::Kill9() {
   exit_code_ = 128 + SIGKILL;
 }
 
-bool GatewayProcess::WaitFor(std::string_view needle, bool on_stderr, int timeout_ms) {
+bool ChildProcess::WaitFor(std::string_view needle, bool on_stderr, int timeout_ms) {
   std::unique_lock<std::mutex> lock(mutex_);
   const std::string& text = on_stderr ? stderr_ : stdout_;
   return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                            [&] { return text.find(needle) != std::string::npos; });
 }
 
-int GatewayProcess::WaitServing(int timeout_ms) {
+int ChildProcess::WaitServing(int timeout_ms) {
   // The whole line: it ends with the snapshot version and ")".
   constexpr std::string_view kListening = "listening on 127.0.0.1:";
   const auto start = Clock::now();
@@ -112,7 +107,7 @@ int GatewayProcess::WaitServing(int timeout_ms) {
   return std::atoi(text.c_str() + at + kListening.size());
 }
 
-std::optional<int> GatewayProcess::WaitExit(int timeout_ms) {
+std::optional<int> ChildProcess::WaitExit(int timeout_ms) {
   if (pid_ == 0) return exit_code_;
   const auto start = Clock::now();
   for (;;) {
@@ -128,17 +123,17 @@ std::optional<int> GatewayProcess::WaitExit(int timeout_ms) {
   }
 }
 
-std::string GatewayProcess::out() {
+std::string ChildProcess::out() {
   std::lock_guard<std::mutex> lock(mutex_);
   return stdout_;
 }
 
-std::string GatewayProcess::err() {
+std::string ChildProcess::err() {
   std::lock_guard<std::mutex> lock(mutex_);
   return stderr_;
 }
 
-void GatewayProcess::Drain(int fd, std::string* into) {
+void ChildProcess::Drain(int fd, std::string* into) {
   char buffer[4096];
   for (;;) {
     const ssize_t n = read(fd, buffer, sizeof buffer);

@@ -1,14 +1,15 @@
-// Test support: the medsettle-gateway binary itself (MEDSETTLE_GATEWAY_BINARY,
-// built before any test that links this) as a child process, with its
-// stdout and stderr captured, for tests of what only the process shows
-// (flags, signals, exit codes) or of what a crash of it leaves behind
-// (kill -9 under load).
+// Test support: one of our binaries (medsettle-gateway, medsettle-ledger) as
+// a child process, with its stdout and stderr captured, for tests of what
+// only the process shows (flags, signals, exit codes) or of what a crash of
+// it leaves behind (kill -9 under load). A test target names the binary
+// with a compile definition (MEDSETTLE_GATEWAY_BINARY: link
+// medsettle_gateway_binary; MEDSETTLE_LEDGER_BINARY), so it is built first.
 //
 // The child is killed if the test process dies (PR_SET_PDEATHSIG) and by
 // the destructor otherwise. Not thread-safe apart from out(), err() and
 // WaitFor, which may be called from any thread: one thread drives it.
-#ifndef MEDSETTLE_TESTS_SUPPORT_GATEWAY_PROCESS_H_
-#define MEDSETTLE_TESTS_SUPPORT_GATEWAY_PROCESS_H_
+#ifndef MEDSETTLE_TESTS_SUPPORT_CHILD_PROCESS_H_
+#define MEDSETTLE_TESTS_SUPPORT_CHILD_PROCESS_H_
 
 #include <sys/types.h>
 
@@ -23,18 +24,16 @@
 
 namespace medsettle::testing {
 
-class GatewayProcess {
+class ChildProcess {
  public:
-  // The path of the medsettle-gateway executable the tests run.
-  static const char* Binary();
-
-  // Starts the binary with `flags` (stdin /dev/null, output captured);
+  // Starts `binary` with `flags` (stdin /dev/null, output captured);
   // nullptr when it cannot be forked (an exec failure shows as exit 127).
-  static std::unique_ptr<GatewayProcess> Spawn(const std::vector<std::string>& flags);
+  static std::unique_ptr<ChildProcess> Spawn(const std::string& binary,
+                                             const std::vector<std::string>& flags);
 
-  GatewayProcess(const GatewayProcess&) = delete;
-  GatewayProcess& operator=(const GatewayProcess&) = delete;
-  ~GatewayProcess();  // SIGKILL if still running, then reaps it
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();  // SIGKILL if still running, then reaps it
 
   pid_t pid() const { return pid_; }
   void Signal(int signal_number);
@@ -45,8 +44,8 @@ class GatewayProcess {
   bool WaitFor(std::string_view needle, bool on_stderr, int timeout_ms);
 
   // Waits (≤ timeout_ms) for the whole "listening on 127.0.0.1:<port> (…)"
-  // line the gateway prints once it serves; the port, or 0 when it exited
-  // or said nothing of the kind in time (out() and err() tell why).
+  // line medsettle-gateway prints once it serves; the port, or 0 when it
+  // exited or said nothing of the kind in time (out() and err() tell why).
   int WaitServing(int timeout_ms);
 
   // Waits (≤ timeout_ms) for the exit; the exit code (128 + signal for a
@@ -57,7 +56,7 @@ class GatewayProcess {
   std::string err();
 
  private:
-  GatewayProcess() = default;
+  ChildProcess() = default;
   void Drain(int fd, std::string* into);
 
   pid_t pid_ = 0;
@@ -71,4 +70,4 @@ class GatewayProcess {
 
 }  // namespace medsettle::testing
 
-#endif  // MEDSETTLE_TESTS_SUPPORT_GATEWAY_PROCESS_H_
+#endif  // MEDSETTLE_TESTS_SUPPORT_CHILD_PROCESS_H_
