@@ -91,10 +91,15 @@ absl::Status EffectOf(const v1::LedgerReversal& reversal, RecordEffect* out) {
                        Cat(reversal.settlement_id(), " (reversal)"), out);
 }
 
-absl::Status ParseLedgerRecord(std::string_view bytes, std::string_view where,
-                               v1::LedgerRecord* out) {
+namespace {
+
+// A LedgerRecord or LedgerReversal from its bytes, of a format this
+// version knows, naming its settlement and person.
+template <typename Message>
+absl::Status ParseStored(std::string_view bytes, std::string_view where,
+                         std::string_view type_name, Message* out) {
   if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Invalid(where, "does not parse as a LedgerRecord");
+    return Invalid(where, Cat("does not parse as a ", type_name));
   }
   if (out->format() != kLedgerRecordFormat) {
     return Invalid(where, Cat("format ", out->format(), " is not known to this version (",
@@ -106,19 +111,16 @@ absl::Status ParseLedgerRecord(std::string_view bytes, std::string_view where,
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ParseLedgerRecord(std::string_view bytes, std::string_view where,
+                               v1::LedgerRecord* out) {
+  return ParseStored(bytes, where, "LedgerRecord", out);
+}
+
 absl::Status ParseLedgerReversal(std::string_view bytes, std::string_view where,
                                  v1::LedgerReversal* out) {
-  if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Invalid(where, "does not parse as a LedgerReversal");
-  }
-  if (out->format() != kLedgerRecordFormat) {
-    return Invalid(where, Cat("format ", out->format(), " is not known to this version (",
-                              kLedgerRecordFormat, ")"));
-  }
-  if (out->settlement_id().empty() || out->person_key().empty()) {
-    return Invalid(where, "has no settlement id or person key");
-  }
-  return absl::OkStatus();
+  return ParseStored(bytes, where, "LedgerReversal", out);
 }
 
 }  // namespace medsettle::contract
