@@ -311,26 +311,6 @@ constexpr std::string_view kPageTokenPrefix = "p1-";
 // offset + page size from overflowing.
 constexpr int64_t kMaxPageOffset = int64_t{1} << 40;
 
-std::string PageToken(int tag, int64_t offset) {
-  return Cat(kPageTokenPrefix, TagText(tag), "-", offset);
-}
-
-bool ParsePageToken(std::string_view token, int* tag, int64_t* offset) {
-  if (token.size() < kPageTokenPrefix.size() + 4 ||
-      token.substr(0, kPageTokenPrefix.size()) != kPageTokenPrefix) {
-    return false;
-  }
-  token.remove_prefix(kPageTokenPrefix.size());
-  if (!IsTag(token.substr(0, 2)) || token[2] != '-') return false;
-  std::string_view digits = token.substr(3);
-  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      !ParseInt64(digits, offset) || *offset > kMaxPageOffset) {
-    return false;
-  }
-  *tag = TagNumber(token.substr(0, 2));
-  return true;
-}
-
 // Adds the "<prefix>count" and "<prefix>a.<amount>" fields of a recon
 // hash's HGETALL to `totals`; false for a value that is not an integer.
 bool AddReconFields(const std::vector<RedisReply>& elements, std::string_view prefix,
@@ -363,6 +343,39 @@ int64_t NowMs() {
 }
 
 }  // namespace
+
+
+std::string ReconcilePageToken(int tag, int64_t offset) {
+  return Cat(kPageTokenPrefix, TagText(tag), "-", offset);
+}
+
+bool ParseReconcilePageToken(std::string_view token, int* tag, int64_t* offset) {
+  if (token.size() < kPageTokenPrefix.size() + 4 ||
+      token.substr(0, kPageTokenPrefix.size()) != kPageTokenPrefix) {
+    return false;
+  }
+  token.remove_prefix(kPageTokenPrefix.size());
+  if (!IsTag(token.substr(0, 2)) || token[2] != '-') return false;
+  std::string_view digits = token.substr(3);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      !ParseInt64(digits, offset) || *offset > kMaxPageOffset) {
+    return false;
+  }
+  *tag = TagNumber(token.substr(0, 2));
+  return true;
+}
+
+std::string NextReconcilePageToken(const std::array<int64_t, 256>& lengths, int end_tag,
+                                   int64_t end_offset) {
+  if (end_tag < 0 || end_tag >= kTagCount) return "";
+  if (end_offset < lengths[static_cast<size_t>(end_tag)]) {
+    return ReconcilePageToken(end_tag, end_offset);
+  }
+  for (int t = end_tag + 1; t < kTagCount; ++t) {
+    if (lengths[static_cast<size_t>(t)] > 0) return ReconcilePageToken(t, 0);
+  }
+  return "";
+}
 
 const std::vector<std::string>& AccumulatorFieldNames() {
   static const std::vector<std::string>* names = [] {
@@ -933,7 +946,7 @@ absl::StatusOr<ReconcileResult> RedisSettlementStore::Reconcile(std::string_view
       return engine::InvalidField(reason::kPageSizeInvalid, "page_size",
                                   Cat("page_size must be 1..", kMaxReconcilePageSize));
     }
-    if (!page_token.empty() && !ParsePageToken(page_token, &start_tag, &start_offset)) {
+    if (!page_token.empty() && !ParseReconcilePageToken(page_token, &start_tag, &start_offset)) {
       return engine::InvalidField(reason::kPageTokenInvalid, "page_token",
                                   "page_token is not one that Reconcile returned");
     }
@@ -1029,17 +1042,8 @@ absl::StatusOr<ReconcileResult> RedisSettlementStore::Reconcile(std::string_view
   result.net.count = result.settled.count - result.reversed.count;
 
   // A full page continues where it ended, or at the next tag with entries.
-  if (include_detail && result.detail.size() == wanted && end_tag >= 0) {
-    if (end_offset < lengths[static_cast<size_t>(end_tag)]) {
-      result.next_page_token = PageToken(end_tag, end_offset);
-    } else {
-      for (int t = end_tag + 1; t < kTagCount; ++t) {
-        if (lengths[static_cast<size_t>(t)] > 0) {
-          result.next_page_token = PageToken(t, 0);
-          break;
-        }
-      }
-    }
+  if (include_detail && result.detail.size() == wanted) {
+    result.next_page_token = NextReconcilePageToken(lengths, end_tag, end_offset);
   }
   return result;
 }

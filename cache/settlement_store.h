@@ -28,6 +28,7 @@
 #ifndef MEDSETTLE_CACHE_SETTLEMENT_STORE_H_
 #define MEDSETTLE_CACHE_SETTLEMENT_STORE_H_
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -266,6 +267,19 @@ struct ReconcileResult {
   std::string next_page_token;          // "" = no further page
 };
 inline constexpr int kMaxReconcilePageSize = 1000;
+
+// Reconcile's page tokens, "p1-<tag>-<offset>": where the next detail page
+// starts (a tag, 0..255, and an index into its day's id list). Shared with
+// the stores that must hand out the same tokens (tests' fake store).
+std::string ReconcilePageToken(int tag, int64_t offset);
+// False for anything ReconcilePageToken would not have written (or an
+// offset beyond any list's length).
+bool ParseReconcilePageToken(std::string_view token, int* tag, int64_t* offset);
+// The token after a full page that ended at `end_offset` of tag `end_tag`:
+// the rest of that tag's list, else the first later tag with entries;
+// "" when none is left. `lengths`: each tag's list length.
+std::string NextReconcilePageToken(const std::array<int64_t, 256>& lengths, int end_tag,
+                                   int64_t end_offset);
 
 struct SettlementStoreOptions {
   // > 0: the commit sets this expiry on the idempotency record, after which

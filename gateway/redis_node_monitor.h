@@ -66,8 +66,10 @@ class RedisNodeMonitor {
 
   // One round of probes now; returns whether a quorum is up.
   bool ProbeNow();
+  // Polls every period on a PeriodicThread; Stop is idempotent, and Start
+  // after Stop starts again.
   void Start();
-  void Stop();  // idempotent
+  void Stop();
 
   // The last round, in the order of the client's nodes.
   std::vector<RedisNodeHealth> Nodes() const;

@@ -59,8 +59,10 @@ class ShippingMonitor {
 
   // One poll now; the Redis error when the journal could not be read.
   absl::Status PollNow();
+  // Polls every period on a PeriodicThread; Stop is idempotent, and Start
+  // after Stop starts again.
   void Start();
-  void Stop();  // idempotent
+  void Stop();
 
   ShippingBacklog Current() const;
 

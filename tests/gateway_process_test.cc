@@ -33,9 +33,9 @@
 #include "cache/redis_client.h"
 #include "cache/redis_settlement_store.h"
 #include "engine/text.h"
+#include "tests/support/child_process.h"
 #include "tests/support/engine_fixture.h"
 #include "tests/support/gateway_harness.h"
-#include "tests/support/child_process.h"
 
 namespace medsettle::testing {
 namespace {

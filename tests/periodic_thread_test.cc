@@ -64,17 +64,25 @@ TEST(PeriodicThread, StopDoesNotWaitOutThePeriod) {
 
 TEST(PeriodicThread, StopWaitsForARunInProgress) {
   std::atomic<bool> in_run{false};
-  std::atomic<bool> finished{false};
+  std::atomic<bool> release{false};
   PeriodicThread thread(milliseconds(1), [&] {
-    if (finished.load()) return;
     in_run.store(true);
-    std::this_thread::sleep_for(milliseconds(100));
-    finished.store(true);
+    while (!release.load()) std::this_thread::sleep_for(milliseconds(1));
   });
   thread.Start();
-  while (!in_run.load()) std::this_thread::sleep_for(milliseconds(1));
-  thread.Stop();
-  EXPECT_TRUE(finished.load()) << "Stop returned while the task was still running";
+  const Clock::time_point give_up = Clock::now() + std::chrono::seconds(10);
+  while (!in_run.load() && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(in_run.load());
+  std::atomic<bool> stop_returned{false};
+  std::thread stopper([&] {
+    thread.Stop();
+    stop_returned.store(true);
+  });
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_FALSE(stop_returned.load()) << "Stop returned while the task was still running";
+  release.store(true);
+  stopper.join();
+  EXPECT_TRUE(stop_returned.load());
 }
 
 TEST(PeriodicThread, DestructorStops) {

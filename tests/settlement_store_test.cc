@@ -14,6 +14,7 @@
 #include "cache/redis_settlement_store.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -529,6 +530,34 @@ TEST(SettlementIds, BeginWithTheTagAndAreUnique) {
             "recon:{3f}:H1:2024-06-10");
   EXPECT_EQ(ReconcileIdsKey("3f", "H1", medsettle::testing::D("2024-06-10")),
             "recon:{3f}:H1:2024-06-10:ids");
+}
+
+// The page tokens Reconcile hands out (the store's and the fake's): they
+// read back as written, anything else is refused, and the next page
+// starts where a full one ended or at the next tag with entries.
+TEST(ReconcilePageTokens, RoundTripRefuseOthersAndContinueAtTheNextTagWithEntries) {
+  int tag = -1;
+  int64_t offset = -1;
+  EXPECT_EQ(ReconcilePageToken(0x3f, 12), "p1-3f-12");
+  ASSERT_TRUE(ParseReconcilePageToken("p1-3f-12", &tag, &offset));
+  EXPECT_EQ(tag, 0x3f);
+  EXPECT_EQ(offset, 12);
+  ASSERT_TRUE(ParseReconcilePageToken(ReconcilePageToken(255, 0), &tag, &offset));
+  EXPECT_EQ(tag, 255);
+  EXPECT_EQ(offset, 0);
+  for (const char* bad : {"", "p1-", "p1-3f", "p1-3f-", "p2-3f-1", "p1-3F-1", "p1-zz-1",
+                          "p1-3f_1", "p1-3f--1", "p1-3f-1x", "p1-3f-99999999999999999999",
+                          "p1-3f-1099511627777"}) {
+    EXPECT_FALSE(ParseReconcilePageToken(bad, &tag, &offset)) << bad;
+  }
+
+  std::array<int64_t, 256> lengths{};
+  lengths[3] = 5;
+  lengths[200] = 1;
+  EXPECT_EQ(NextReconcilePageToken(lengths, 3, 2), "p1-03-2") << "the rest of the tag";
+  EXPECT_EQ(NextReconcilePageToken(lengths, 3, 5), "p1-c8-0") << "the next tag with entries";
+  EXPECT_EQ(NextReconcilePageToken(lengths, 200, 1), "") << "nothing left";
+  EXPECT_EQ(NextReconcilePageToken(lengths, -1, 0), "") << "no page was open";
 }
 
 TEST(HotUntil, IsTheEndOfTheDayInChinaPlusTheWindow) {

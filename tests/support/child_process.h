@@ -1,9 +1,10 @@
 // Test support: one of our binaries (medsettle-gateway, medsettle-ledger) as
 // a child process, with its stdout and stderr captured, for tests of what
 // only the process shows (flags, signals, exit codes) or of what a crash of
-// it leaves behind (kill -9 under load). A test target names the binary
-// with a compile definition (MEDSETTLE_GATEWAY_BINARY: link
-// medsettle_gateway_binary; MEDSETTLE_LEDGER_BINARY), so it is built first.
+// it leaves behind (kill -9 under load). A test target gets the binary's
+// path, and has it built first, by linking medsettle_gateway_binary
+// (MEDSETTLE_GATEWAY_BINARY) or medsettle_ledger_binary
+// (MEDSETTLE_LEDGER_BINARY).
 //
 // The child is killed if the test process dies (PR_SET_PDEATHSIG) and by
 // the destructor otherwise. Not thread-safe apart from out(), err() and

@@ -1,7 +1,6 @@
 #include "tests/support/fake_settlement_store.h"
 
 #include <algorithm>
-#include <charconv>
 #include <string>
 #include <utility>
 
@@ -43,36 +42,6 @@ void AddAmounts(const engine::Amounts& a, int sign, engine::Amounts* to) {
 void Count(const engine::Amounts& amounts, cache::ReconcileTotals* totals) {
   ++totals->count;
   AddAmounts(amounts, 1, &totals->amounts);
-}
-
-// Page tokens as RedisSettlementStore writes them: "p1-<tag>-<offset>".
-constexpr std::string_view kPageTokenPrefix = "p1-";
-constexpr int64_t kMaxPageOffset = int64_t{1} << 40;
-
-bool ParsePageToken(std::string_view token, int* tag, int64_t* offset) {
-  if (token.size() < kPageTokenPrefix.size() + 4 ||
-      token.substr(0, kPageTokenPrefix.size()) != kPageTokenPrefix) {
-    return false;
-  }
-  token.remove_prefix(kPageTokenPrefix.size());
-  const std::string_view tag_text = token.substr(0, 2);
-  if (!engine::IsLowerHex(tag_text) || token[2] != '-') return false;
-  const std::string_view digits = token.substr(3);
-  if (digits.empty() ||
-      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return false;
-  }
-  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), *offset);
-  if (ec != std::errc() || p != digits.data() + digits.size() || *offset > kMaxPageOffset) {
-    return false;
-  }
-  auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  *tag = digit(tag_text[0]) * 16 + digit(tag_text[1]);
-  return true;
-}
-
-std::string PageToken(int tag, int64_t offset) {
-  return Cat(kPageTokenPrefix, TagText(tag), "-", offset);
 }
 
 absl::Status NotFound() {
@@ -453,7 +422,8 @@ absl::StatusOr<cache::ReconcileResult> FakeSettlementStore::ReconcileNow(
       return engine::InvalidField(cache::reason::kPageSizeInvalid, "page_size",
                                   Cat("page_size must be 1..", cache::kMaxReconcilePageSize));
     }
-    if (!page_token.empty() && !ParsePageToken(page_token, &start_tag, &start_offset)) {
+    if (!page_token.empty() &&
+        !cache::ParseReconcilePageToken(page_token, &start_tag, &start_offset)) {
       return engine::InvalidField(cache::reason::kPageTokenInvalid, "page_token",
                                   "page_token is not one that Reconcile returned");
     }
@@ -513,17 +483,8 @@ absl::StatusOr<cache::ReconcileResult> FakeSettlementStore::ReconcileNow(
   result.net.count = result.settled.count - result.reversed.count;
 
   // A full page continues where it ended, or at the next tag with entries.
-  if (include_detail && result.detail.size() == wanted && end_tag >= 0) {
-    if (end_offset < lengths[static_cast<size_t>(end_tag)]) {
-      result.next_page_token = PageToken(end_tag, end_offset);
-    } else {
-      for (int t = end_tag + 1; t < kTagCount; ++t) {
-        if (lengths[static_cast<size_t>(t)] > 0) {
-          result.next_page_token = PageToken(t, 0);
-          break;
-        }
-      }
-    }
+  if (include_detail && result.detail.size() == wanted) {
+    result.next_page_token = cache::NextReconcilePageToken(lengths, end_tag, end_offset);
   }
   return result;
 }
