@@ -14,7 +14,10 @@
 #      institution rate limit (a load test measures the gateway, not the
 #      bucket), and the echo floor (medsettle-loadgen serve-echo) with the
 #      same certificate and client CA on another,
-#   5. medsettle-loadgen in paired mode: rounds of echo and of Settle with
+#   5. the disk floor of Redis's directory (medsettle-loadgen disk-floor,
+#      3 s: append + fdatasync, the wait `appendfsync always` adds to every
+#      Settle; a slow disk shows here, not as a slow gateway), then
+#      medsettle-loadgen in paired mode: rounds of echo and of Settle with
 #      the mix scenario (pharmacy purchases paid by e-insurance code,
 #      outpatient visits, inpatient discharges), as every institution the
 #      PKI has a certificate for,
@@ -109,7 +112,9 @@ sleep 0.3
 kill -0 "$echo_pid" 2>/dev/null || { cat "$run_dir/echo.log" >&2; exit 1; }
 cat "$run_dir/echo.log"
 
-step "5. Load: $pairs pairs of ${round} s rounds, echo then Settle (mix)"
+step "5. The disk floor under Redis (${run_dir#"$here"/}/redis), then $pairs pairs of ${round} s rounds, echo then Settle (mix)"
+"$loadgen_bin" disk-floor --dir "$run_dir/redis" --duration 3 --json "$run_dir/disk-floor.json" |
+  tee "$run_dir/disk-floor.txt"
 if [ -n "$rate" ]; then shape=(--rate "$rate"); else shape=(--concurrency "$concurrency"); fi
 loadgen_args=(--target "127.0.0.1:$gateway_port" --floor-target "127.0.0.1:$echo_port"
   --floor-pairs "$pairs" --floor-round "$round" "${shape[@]}" --seed "$seed"
@@ -123,4 +128,4 @@ echo "\$ medsettle-loadgen ${loadgen_args[*]}" | sed "s|$here/||g"
 step "6. Reports"
 echo "HTML report: $run_dir/report.html   (open it in a browser; self-contained)"
 echo "JSON report: $run_dir/report.json   (compare two runs: medsettle-loadgen compare A.json B.json)"
-echo "Text summary: $run_dir/summary.txt; gateway log: $run_dir/gateway.log"
+echo "Text summary: $run_dir/summary.txt; disk floor: $run_dir/disk-floor.txt; gateway log: $run_dir/gateway.log"

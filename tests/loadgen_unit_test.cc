@@ -3,8 +3,10 @@
 // open-loop schedules' send times, request building (same seed → same
 // requests, unique ids, mix proportions, inpatient line counts), and the
 // command line's refusals (exit 2 with a message naming the culprit,
-// before anything is sent: --target points at a port nobody serves).
+// before anything is sent: --target points at a port nobody serves), and
+// the disk floor probe on a scratch directory.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tools/loadgen/disk_floor.h"
 #include "tools/loadgen/histogram.h"
 #include "tools/loadgen/loadgen_tool.h"
 #include "tools/loadgen/population.h"
@@ -404,6 +407,14 @@ TEST_F(LoadgenFiles, BadOptionsExitTwoNamingTheCulprit) {
       {{"serve-echo", "--tls-cert", Path("x.pem"), "--tls-key", Path("x.pem"), "--tls-client-ca",
         Path("x.pem")},
        "cannot read --tls-cert"},
+      {{"disk-floor"}, "--dir is required"},
+      {{"disk-floor", "--dir", Path("no-such-dir")}, "--dir: " + Path("no-such-dir") + " is not a directory"},
+      {{"disk-floor", "--dir", persons}, "is not a directory"},
+      {{"disk-floor", "--dir", Path(""), "--bytes", "0"}, "--bytes"},
+      {{"disk-floor", "--dir", Path(""), "--rate", "-1"}, "--rate"},
+      {{"disk-floor", "--dir", Path(""), "--duration", "soon"}, "--duration"},
+      {{"disk-floor", "--dir", Path(""), "--count", "1000000", "--bytes", "4096"},
+       "--count: 1000000 appends of 4096 bytes would write more than 1 GiB"},
   };
   for (const Refusal& c : cases) {
     std::ostringstream out, err;
@@ -415,6 +426,54 @@ TEST_F(LoadgenFiles, BadOptionsExitTwoNamingTheCulprit) {
         << joined << "\nwanted: " << c.message << "\ngot: " << err.str();
     EXPECT_EQ(out.str().find("Summary"), std::string::npos) << joined;
   }
+}
+
+// The disk floor probe: every append timed, its file gone afterwards, the
+// text and JSON carrying the same figures; a stop before the first append
+// measures nothing and still removes the file.
+TEST_F(LoadgenFiles, DiskFloorTimesEveryAppendAndLeavesNothingBehind) {
+  const std::filesystem::path probe_dir = dir_ / "probe";
+  std::filesystem::create_directories(probe_dir);
+  const DiskFloorOptions options{.dir = probe_dir.string(), .rate = 0, .count = 40, .bytes = 512};
+  ASSERT_TRUE(ValidateDiskFloor(options).ok());
+  absl::StatusOr<DiskFloorResult> r = MeasureDiskFloor(options, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->latency.count(), 40u);
+  EXPECT_FALSE(r->stopped);
+  EXPECT_GT(r->latency.max_us(), 0);
+  EXPECT_LE(r->latency.Percentile(50), r->latency.Percentile(99));
+  EXPECT_TRUE(std::filesystem::is_empty(probe_dir));
+
+  const std::string text = FormatDiskFloor(options, *r);
+  EXPECT_NE(text.find("Appends:\t40 in "), std::string::npos) << text;
+  EXPECT_NE(text.find("append 512 bytes + fdatasync, back to back"), std::string::npos) << text;
+  const std::string json = DiskFloorJson(options, *r);
+  EXPECT_NE(json.find("\"appends\":40,"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"max_us\":" + std::to_string(r->latency.max_us()) + ","),
+            std::string::npos)
+      << json;
+
+  std::atomic<bool> stop{true};
+  absl::StatusOr<DiskFloorResult> stopped = MeasureDiskFloor(options, &stop);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_TRUE(stopped->stopped);
+  EXPECT_EQ(stopped->latency.count(), 0u);
+  EXPECT_TRUE(std::filesystem::is_empty(probe_dir));
+}
+
+TEST_F(LoadgenFiles, DiskFloorCommandPrintsAndWritesItsFigures) {
+  std::ostringstream out, err;
+  const int code = loadgen::Run({"disk-floor", "--dir", dir_.string(), "--rate", "2000", "-n",
+                                 "20", "--json", Path("floor.json")},
+                                out, err, ToolEnv{});
+  ASSERT_EQ(code, kExitOk) << err.str();
+  EXPECT_NE(out.str().find("Appends:\t20 in "), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("p99.9:"), std::string::npos) << out.str();
+  std::ifstream json(Path("floor.json"));
+  std::stringstream body;
+  body << json.rdbuf();
+  EXPECT_NE(body.str().find("\"appends\":20,\"elapsed_s\":"), std::string::npos) << body.str();
+  EXPECT_NE(body.str().find("\"rate\":2000,"), std::string::npos) << body.str();
 }
 
 TEST(LoadgenReport, CompareShowsRatios) {

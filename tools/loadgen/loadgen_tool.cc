@@ -20,6 +20,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "engine/text.h"
+#include "tools/loadgen/disk_floor.h"
 #include "tools/loadgen/echo_server.h"
 #include "tools/loadgen/html_report.h"
 #include "tools/loadgen/population.h"
@@ -76,6 +77,13 @@ struct Flags {
   std::string tls_cert, tls_key, tls_client_ca;
   // compare
   std::vector<std::string> files;
+  // disk-floor
+  std::string disk_dir;
+  double disk_rate = 800;
+  std::string disk_duration = "10";
+  uint64_t disk_count = 0;
+  size_t disk_bytes = 2048;
+  std::string disk_json;
 };
 
 struct Usage {
@@ -604,6 +612,37 @@ int Compare(const Flags& f, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+int DiskFloor(const Flags& f, std::ostream& out, std::ostream& err, const ToolEnv& env) {
+  DiskFloorOptions o{.dir = f.disk_dir, .rate = f.disk_rate, .count = f.disk_count,
+                     .bytes = f.disk_bytes};
+  absl::StatusOr<double> seconds = ParseSeconds("--duration", f.disk_duration);
+  if (!seconds.ok()) {
+    err << "medsettle-loadgen: " << seconds.status().message() << "\n";
+    return kExitUsage;
+  }
+  o.duration_s = *seconds;
+  if (absl::Status s = ValidateDiskFloor(o); !s.ok()) {
+    err << "medsettle-loadgen: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<DiskFloorResult> result = MeasureDiskFloor(o, env.stop);
+  if (!result.ok()) {
+    err << "medsettle-loadgen: " << result.status().message() << "\n";
+    return kExitFailed;
+  }
+  out << FormatDiskFloor(o, *result);
+  if (!f.disk_json.empty()) {
+    std::ofstream json(f.disk_json, std::ios::binary | std::ios::trunc);
+    json << DiskFloorJson(o, *result);
+    json.flush();
+    if (!json) {
+      err << "medsettle-loadgen: cannot write " << f.disk_json << "\n";
+      return kExitFailed;
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
@@ -663,6 +702,14 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   serve->add_flag("--insecure-dev", f.insecure_dev, "plaintext on loopback");
   CLI::App* compare = app.add_subcommand("compare", "compare two --json reports (B against A)");
   compare->add_option("files", f.files, "A.json B.json")->expected(2);
+  CLI::App* disk = app.add_subcommand(
+      "disk-floor", "time append + fdatasync in a directory: the wait appendfsync always adds");
+  disk->add_option("--dir", f.disk_dir, "the directory to measure (Redis's dir)")->required();
+  disk->add_option("--rate,-r", f.disk_rate, "appends per second (0: back to back)")->capture_default_str();
+  disk->add_option("--duration,-z", f.disk_duration, "10, 10s, 2m")->capture_default_str();
+  disk->add_option("--count,-n", f.disk_count, "appends instead of a duration");
+  disk->add_option("--bytes", f.disk_bytes, "bytes per append")->capture_default_str();
+  disk->add_option("--json", f.disk_json, "also write the figures as JSON here");
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
@@ -679,6 +726,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (serve->parsed()) return ServeEcho(f, out, err, env);
   if (compare->parsed()) return Compare(f, out, err);
+  if (disk->parsed()) return DiskFloor(f, out, err, env);
   return RunLoadCommand(f, app, out, err, env);
 }
 

@@ -1,5 +1,6 @@
 // medsettle-loadgen's command line (README.md): a load run (the default),
-// `serve-echo` (the echo floor server) and `compare A.json B.json`. Every
+// `serve-echo` (the echo floor server), `compare A.json B.json` and
+// `disk-floor --dir DIR` (tools/loadgen/disk_floor.h). Every
 // option is checked, and every file read, before anything is sent: a bad
 // option, an unreadable CSV, an unknown institution or a certificate that
 // does not load is a message naming it and exit code 2. Only --target (and
