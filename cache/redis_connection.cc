@@ -1,6 +1,5 @@
 #include "cache/redis_connection.h"
 
-
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>

@@ -344,7 +344,6 @@ int64_t NowMs() {
 
 }  // namespace
 
-
 std::string ReconcilePageToken(int tag, int64_t offset) {
   return Cat(kPageTokenPrefix, TagText(tag), "-", offset);
 }

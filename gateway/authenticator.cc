@@ -32,7 +32,6 @@ using credentials::BioPtr;
 using credentials::GeneralNamesPtr;
 using credentials::X509Ptr;
 
-
 // The institution ids of the certificate's SAN URIs with kInstitutionUriPrefix.
 std::vector<std::string> InstitutionUris(X509* cert) {
   std::vector<std::string> ids;

@@ -12,7 +12,6 @@
 #ifndef MEDSETTLE_GATEWAY_AUTHENTICATOR_H_
 #define MEDSETTLE_GATEWAY_AUTHENTICATOR_H_
 
-
 #include <memory>
 #include <mutex>
 #include <string>

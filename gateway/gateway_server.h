@@ -62,7 +62,6 @@ inline constexpr std::string_view kListenFailed = "LISTEN_FAILED";
 inline constexpr std::string_view kKeyFileUnreadable = "KEY_FILE_UNREADABLE";
 }  // namespace reason
 
-
 // The service name health checks report besides "" (the whole server).
 inline constexpr std::string_view kServiceName = "medsettle.v1.SettlementService";
 

@@ -303,9 +303,9 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
   if (commit) {
     person_turn = co_await person_turns_.Take(person->person_key);
     if (long_bill) {
-    const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return GatewayOverloaded();
-  }
+      const bool on_worker = co_await ToWorker();
+      if (!on_worker) co_return GatewayOverloaded();
+    }
   }
   engine::Settlement settlement;
   for (int attempt = 0;; ++attempt) {
@@ -358,9 +358,9 @@ cache::Task<absl::Status> SettlementHandler::SettleOrTrial(CallContext call,
                               .claim = &claim,
                               .voucher_issued_at_unix = person->voucher_issued_at_unix};
     if (long_bill) {
-    const bool on_worker = co_await ToWorker();
-    if (!on_worker) co_return GatewayOverloaded();
-  }
+      const bool on_worker = co_await ToWorker();
+      if (!on_worker) co_return GatewayOverloaded();
+    }
     if (absl::Status s = engine->Settle(input, &settlement); !s.ok()) co_return s;
     contract::SettlementToProto(settlement, claim, person->person_key, call.institution_id,
                                 response);

@@ -201,7 +201,6 @@ TEST_F(ClusterTest, ASlotBeingReshardedAnswersAskForMovedKeysThenMovedOnceDone) 
   ASSERT_TRUE(cluster().MoveSlot(slot, from).ok());
 }
 
-
 ClusterOptions OptionsFor(RedisCluster& cluster) {
   absl::StatusOr<std::vector<NodeAddress>> seeds = ParseNodeList(cluster.Seeds());
   EXPECT_TRUE(seeds.ok()) << seeds.status();

@@ -94,14 +94,12 @@ v1::SettleRequest Bill(std::string request_id, std::string id_number, int lines 
   return InpatientBill(std::move(request_id), std::move(id_number), lines);
 }
 
-
 engine::Accumulators FromProto(const v1::Accumulators& in) {
   engine::Accumulators out;
   absl::Status s = contract::AccumulatorsFromProto(in, &out);
   EXPECT_TRUE(s.ok()) << s;
   return out;
 }
-
 
 // ---- hand-encoded protobuf for the health and reflection services ---------
 // (Debian's gRPC ships neither generated stub.)

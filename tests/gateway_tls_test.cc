@@ -61,9 +61,6 @@ using WallClock = std::chrono::system_clock;  // what CRL times are compared wit
 constexpr engine::RegionCode kQuzhou = 330800;
 constexpr char kUnknownInstitution[] = "H9999999999";
 
-
-
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
