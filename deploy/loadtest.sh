@@ -112,7 +112,7 @@ sleep 0.3
 kill -0 "$echo_pid" 2>/dev/null || { cat "$run_dir/echo.log" >&2; exit 1; }
 cat "$run_dir/echo.log"
 
-step "5. The disk floor under Redis (${run_dir#"$here"/}/redis), then $pairs pairs of ${round} s rounds, echo then Settle (mix)"
+step "5. The disk floor under Redis, then $pairs pairs of ${round} s rounds, echo then Settle (mix)"
 "$loadgen_bin" disk-floor --dir "$run_dir/redis" --duration 3 --json "$run_dir/disk-floor.json" |
   tee "$run_dir/disk-floor.txt"
 if [ -n "$rate" ]; then shape=(--rate "$rate"); else shape=(--concurrency "$concurrency"); fi
@@ -128,4 +128,5 @@ echo "\$ medsettle-loadgen ${loadgen_args[*]}" | sed "s|$here/||g"
 step "6. Reports"
 echo "HTML report: $run_dir/report.html   (open it in a browser; self-contained)"
 echo "JSON report: $run_dir/report.json   (compare two runs: medsettle-loadgen compare A.json B.json)"
-echo "Text summary: $run_dir/summary.txt; disk floor: $run_dir/disk-floor.txt; gateway log: $run_dir/gateway.log"
+echo "Text summary: $run_dir/summary.txt; disk floor: $run_dir/disk-floor.txt"
+echo "Gateway log: $run_dir/gateway.log"

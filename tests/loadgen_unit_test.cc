@@ -7,6 +7,7 @@
 // the disk floor probe on a scratch directory.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -408,13 +409,23 @@ TEST_F(LoadgenFiles, BadOptionsExitTwoNamingTheCulprit) {
         Path("x.pem")},
        "cannot read --tls-cert"},
       {{"disk-floor"}, "--dir is required"},
-      {{"disk-floor", "--dir", Path("no-such-dir")}, "--dir: " + Path("no-such-dir") + " is not a directory"},
-      {{"disk-floor", "--dir", persons}, "is not a directory"},
-      {{"disk-floor", "--dir", Path(""), "--bytes", "0"}, "--bytes"},
-      {{"disk-floor", "--dir", Path(""), "--rate", "-1"}, "--rate"},
-      {{"disk-floor", "--dir", Path(""), "--duration", "soon"}, "--duration"},
+      {{"disk-floor", "--dir", Path("no-such-dir")},
+       "--dir: " + Path("no-such-dir") + " is not a directory"},
+      {{"disk-floor", "--dir", persons}, "--dir: " + persons + " is not a directory"},
+      {{"disk-floor", "--dir", Path(""), "--bytes", "0"}, "--bytes: 1 to 1048576 per append"},
+      {{"disk-floor", "--dir", Path(""), "--rate", "-1"},
+       "--rate: appends per second, 1 to 1000000, or 0 for back to back"},
+      {{"disk-floor", "--dir", Path(""), "--rate", "0.5"}, "--rate: appends per second"},
+      {{"disk-floor", "--dir", Path(""), "--duration", "soon"},
+       "--duration: \"soon\" is not a duration"},
+      {{"disk-floor", "--dir", Path(""), "--duration", "3", "--count", "5"},
+       "give --duration or --count, not both"},
       {{"disk-floor", "--dir", Path(""), "--count", "1000000", "--bytes", "4096"},
-       "--count: 1000000 appends of 4096 bytes would write more than 1 GiB"},
+       "--count: 1000000 appends of 4096 bytes would write more than 1073741824 bytes"},
+      {{"disk-floor", "--dir", Path(""), "--count", "700000", "--rate", "1"},
+       "--count: at --rate it would run for more than 7 days"},
+      {{"disk-floor", "--dir", Path(""), "-n", "3", "--json", Path("no/such/dir/f.json")},
+       "cannot write --json " + Path("no/such/dir/f.json")},
   };
   for (const Refusal& c : cases) {
     std::ostringstream out, err;
@@ -425,14 +436,23 @@ TEST_F(LoadgenFiles, BadOptionsExitTwoNamingTheCulprit) {
     EXPECT_NE(err.str().find(c.message), std::string::npos)
         << joined << "\nwanted: " << c.message << "\ngot: " << err.str();
     EXPECT_EQ(out.str().find("Summary"), std::string::npos) << joined;
+    EXPECT_EQ(out.str().find("Disk floor"), std::string::npos) << joined;
+  }
+  // No refused disk-floor left a probe file behind (or made one).
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().rfind("medsettle-disk-floor-", 0),
+              std::string::npos)
+        << entry.path();
   }
 }
 
 // The disk floor probe: every append timed, its file gone afterwards, the
 // text and JSON carrying the same figures; a stop before the first append
-// measures nothing and still removes the file.
+// measures nothing and still removes the file; back to back stops at the
+// file limit.
 TEST_F(LoadgenFiles, DiskFloorTimesEveryAppendAndLeavesNothingBehind) {
-  const std::filesystem::path probe_dir = dir_ / "probe";
+  // A quote in the directory's name: the JSON must escape it.
+  const std::filesystem::path probe_dir = dir_ / "pro\"be";
   std::filesystem::create_directories(probe_dir);
   const DiskFloorOptions options{.dir = probe_dir.string(), .rate = 0, .count = 40, .bytes = 512};
   ASSERT_TRUE(ValidateDiskFloor(options).ok());
@@ -440,17 +460,26 @@ TEST_F(LoadgenFiles, DiskFloorTimesEveryAppendAndLeavesNothingBehind) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->latency.count(), 40u);
   EXPECT_FALSE(r->stopped);
-  EXPECT_GT(r->latency.max_us(), 0);
-  EXPECT_LE(r->latency.Percentile(50), r->latency.Percentile(99));
+  EXPECT_FALSE(r->capped);
+  EXPECT_LE(r->over_10ms, r->over_5ms);
+  EXPECT_LE(r->over_5ms, r->over_1ms);
+  EXPECT_LE(r->over_1ms, 40u);
   EXPECT_TRUE(std::filesystem::is_empty(probe_dir));
 
   const std::string text = FormatDiskFloor(options, *r);
   EXPECT_NE(text.find("Appends:\t40 in "), std::string::npos) << text;
   EXPECT_NE(text.find("append 512 bytes + fdatasync, back to back"), std::string::npos) << text;
+  EXPECT_NE(text.find("over 1 ms:\t" + std::to_string(r->over_1ms) + "\n"), std::string::npos)
+      << text;
   const std::string json = DiskFloorJson(options, *r);
+  EXPECT_NE(json.find("{\"dir\":\"" + dir_.string() + "/pro\\\"be\",\"bytes\":512,"),
+            std::string::npos)
+      << json;
   EXPECT_NE(json.find("\"appends\":40,"), std::string::npos) << json;
   EXPECT_NE(json.find("\"max_us\":" + std::to_string(r->latency.max_us()) + ","),
             std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"over_5ms\":" + std::to_string(r->over_5ms) + ","), std::string::npos)
       << json;
 
   std::atomic<bool> stop{true};
@@ -459,21 +488,42 @@ TEST_F(LoadgenFiles, DiskFloorTimesEveryAppendAndLeavesNothingBehind) {
   EXPECT_TRUE(stopped->stopped);
   EXPECT_EQ(stopped->latency.count(), 0u);
   EXPECT_TRUE(std::filesystem::is_empty(probe_dir));
+
+  // Back to back for a long duration: the file limit ends it, and says so.
+  const DiskFloorOptions capped_options{
+      .dir = probe_dir.string(), .rate = 0, .duration_s = 3600, .bytes = 100,
+      .max_file_bytes = 2000};
+  absl::StatusOr<DiskFloorResult> capped = MeasureDiskFloor(capped_options, nullptr);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_TRUE(capped->capped);
+  EXPECT_EQ(capped->latency.count(), 20u);
+  EXPECT_NE(FormatDiskFloor(capped_options, *capped).find("stopped at the file limit, 2000 bytes"),
+            std::string::npos);
+  EXPECT_TRUE(std::filesystem::is_empty(probe_dir));
 }
 
-TEST_F(LoadgenFiles, DiskFloorCommandPrintsAndWritesItsFigures) {
+TEST_F(LoadgenFiles, DiskFloorCommandKeepsItsRateAndWritesItsFigures) {
   std::ostringstream out, err;
-  const int code = loadgen::Run({"disk-floor", "--dir", dir_.string(), "--rate", "2000", "-n",
-                                 "20", "--json", Path("floor.json")},
+  const auto start = std::chrono::steady_clock::now();
+  // 5 appends at 200/s: the last is due 20 ms after the first.
+  const int code = loadgen::Run({"disk-floor", "--dir", dir_.string(), "--rate", "200", "-n",
+                                 "5", "--json", Path("floor.json")},
                                 out, err, ToolEnv{});
+  const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_EQ(code, kExitOk) << err.str();
-  EXPECT_NE(out.str().find("Appends:\t20 in "), std::string::npos) << out.str();
+  EXPECT_GE(elapsed, std::chrono::milliseconds(20));
+  EXPECT_NE(out.str().find("Appends:\t5 in "), std::string::npos) << out.str();
   EXPECT_NE(out.str().find("p99.9:"), std::string::npos) << out.str();
   std::ifstream json(Path("floor.json"));
   std::stringstream body;
   body << json.rdbuf();
-  EXPECT_NE(body.str().find("\"appends\":20,\"elapsed_s\":"), std::string::npos) << body.str();
-  EXPECT_NE(body.str().find("\"rate\":2000,"), std::string::npos) << body.str();
+  EXPECT_NE(body.str().find("\"appends\":5,\"elapsed_s\":"), std::string::npos) << body.str();
+  EXPECT_NE(body.str().find("\"rate\":200,"), std::string::npos) << body.str();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(entry.path().filename().string().rfind("medsettle-disk-floor-", 0),
+              std::string::npos)
+        << entry.path();
+  }
 }
 
 TEST(LoadgenReport, CompareShowsRatios) {

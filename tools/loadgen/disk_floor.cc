@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -23,21 +24,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr double kMaxRunSeconds = 7 * 86400.0;
+
+// The appends the file may hold: max_file_bytes of them.
+uint64_t MaxAppends(const DiskFloorOptions& o) {
+  return o.max_file_bytes / std::max<size_t>(o.bytes, 1);
+}
+
 uint64_t PlannedAppends(const DiskFloorOptions& o) {
   if (o.count > 0) return o.count;
-  // Back to back has no planned count: bound it by the file size instead.
-  if (o.rate <= 0) return kDiskFloorMaxFileBytes / std::max<size_t>(o.bytes, 1);
+  // Back to back has no planned count: the file size bounds it.
+  if (o.rate <= 0) return MaxAppends(o);
   return static_cast<uint64_t>(std::ceil(o.rate * o.duration_s));
 }
 
-// Appends counted strictly above `threshold_us`, to the histogram's bucket
-// precision (< 0.8%).
-uint64_t CountAbove(const Histogram& h, int64_t threshold_us) {
-  uint64_t n = 0;
-  for (int i = Histogram::BucketIndex(threshold_us) + 1; i < Histogram::BucketCount(); ++i) {
-    n += h.CountAt(i);
+// Sleeps until `due`, in slices, so that a stop (SIGINT) is seen within
+// 50 ms. Returns false when stopped.
+bool SleepUntil(Clock::time_point due, const std::atomic<bool>* stop) {
+  while (Clock::now() < due) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) return false;
+    std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(50)));
   }
-  return n;
+  return true;
 }
 
 std::string Ms(int64_t us) {
@@ -90,21 +98,25 @@ absl::Status ValidateDiskFloor(const DiskFloorOptions& o) {
   if (::access(o.dir.c_str(), W_OK | X_OK) != 0) {
     return absl::InvalidArgumentError(Cat("--dir: ", o.dir, " is not writable"));
   }
-  if (!(o.rate >= 0) || o.rate > 1e6) {
-    return absl::InvalidArgumentError("--rate: appends per second, 0 (back to back) to 1000000");
+  if (!(o.rate == 0 || (o.rate >= 1 && o.rate <= 1e6))) {
+    return absl::InvalidArgumentError(
+        "--rate: appends per second, 1 to 1000000, or 0 for back to back");
   }
-  if (o.count == 0 && !(o.duration_s > 0)) {
-    return absl::InvalidArgumentError("--duration must be > 0");
+  if (o.count == 0 && !(o.duration_s > 0 && o.duration_s <= kMaxRunSeconds)) {
+    return absl::InvalidArgumentError("--duration must be > 0 and at most 7 days");
   }
   if (o.bytes < 1 || o.bytes > (size_t{1} << 20)) {
     return absl::InvalidArgumentError("--bytes: 1 to 1048576 per append");
   }
-  if (o.count == 0 && o.rate <= 0) return absl::OkStatus();  // bounded by the file size
+  if (o.count > 0 && o.rate > 0 && static_cast<double>(o.count) / o.rate > kMaxRunSeconds) {
+    return absl::InvalidArgumentError("--count: at --rate it would run for more than 7 days");
+  }
+  if (o.count == 0 && o.rate <= 0) return absl::OkStatus();  // capped by the file size
   const uint64_t appends = PlannedAppends(o);
-  if (appends > kDiskFloorMaxFileBytes / o.bytes) {
+  if (appends > MaxAppends(o)) {
     return absl::InvalidArgumentError(
         Cat(o.count > 0 ? "--count" : "--duration", ": ", appends, " appends of ", o.bytes,
-            " bytes would write more than 1 GiB; measure for less"));
+            " bytes would write more than ", o.max_file_bytes, " bytes; measure for less"));
   }
   return absl::OkStatus();
 }
@@ -119,13 +131,13 @@ absl::StatusOr<DiskFloorResult> MeasureDiskFloor(const DiskFloorOptions& o,
   const bool by_time = o.count == 0;
   const auto duration = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(o.duration_s));
-  const auto interval =
-      o.rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / o.rate))
-                 : Clock::duration::zero();
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(o.rate > 0 ? 1.0 / o.rate : 0.0));
 
   DiskFloorResult result;
   const Clock::time_point start = Clock::now();
-  for (uint64_t i = 0; i < planned; ++i) {
+  uint64_t i = 0;
+  for (; i < planned; ++i) {
     if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
       result.stopped = true;
       break;
@@ -133,9 +145,11 @@ absl::StatusOr<DiskFloorResult> MeasureDiskFloor(const DiskFloorOptions& o,
     if (by_time && Clock::now() - start >= duration) break;
     if (o.rate > 0) {
       const Clock::time_point due = start + interval * static_cast<int64_t>(i);
-      const Clock::time_point now = Clock::now();
-      if (now < due) std::this_thread::sleep_until(due);
-      else if (now - due > std::chrono::milliseconds(1)) ++result.late;
+      if (Clock::now() - due > std::chrono::milliseconds(1)) ++result.late;
+      if (!SleepUntil(due, stop)) {
+        result.stopped = true;
+        break;
+      }
     }
     const Clock::time_point t0 = Clock::now();
     size_t written = 0;
@@ -154,9 +168,14 @@ absl::StatusOr<DiskFloorResult> MeasureDiskFloor(const DiskFloorOptions& o,
       return absl::UnavailableError(
           Cat("fdatasync of ", file.path(), " failed: ", std::strerror(errno)));
     }
-    result.latency.Record(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+    const int64_t us =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+    result.latency.Record(us);
+    result.over_1ms += us > 1000 ? 1 : 0;
+    result.over_5ms += us > 5000 ? 1 : 0;
+    result.over_10ms += us > 10000 ? 1 : 0;
   }
+  result.capped = i == planned && o.count == 0 && o.rate <= 0;
   result.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
 }
@@ -168,39 +187,41 @@ std::string FormatDiskFloor(const DiskFloorOptions& o, const DiskFloorResult& r)
   if (o.rate > 0) s << o.rate << "/s)\n";
   else s << "back to back)\n";
   s.setf(std::ios::fixed);
-  s.precision(0);
-  s << "  Appends:\t" << h.count() << " in ";
   s.precision(2);
-  s << r.elapsed_s << " s" << (r.stopped ? " (stopped early)" : "") << "\n";
+  s << "  Appends:\t" << h.count() << " in " << r.elapsed_s << " s"
+    << (r.stopped ? " (stopped early)" : "")
+    << (r.capped ? Cat(" (stopped at the file limit, ", o.max_file_bytes, " bytes)") : "")
+    << "\n";
   if (h.count() == 0) return s.str();
   s << "  p50:\t\t" << Ms(h.Percentile(50)) << "\n"
     << "  p90:\t\t" << Ms(h.Percentile(90)) << "\n"
     << "  p99:\t\t" << Ms(h.Percentile(99)) << "\n"
     << "  p99.9:\t" << Ms(h.Percentile(99.9)) << "\n"
     << "  max:\t\t" << Ms(h.max_us()) << "\n"
-    << "  over 1 ms:\t" << CountAbove(h, 1000) << "\n"
-    << "  over 5 ms:\t" << CountAbove(h, 5000) << "\n"
-    << "  over 10 ms:\t" << CountAbove(h, 10000) << "\n";
+    << "  over 1 ms:\t" << r.over_1ms << "\n"
+    << "  over 5 ms:\t" << r.over_5ms << "\n"
+    << "  over 10 ms:\t" << r.over_10ms << "\n";
   if (r.late > 0) {
     s << "  late starts:\t" << r.late
-      << " (the disk could not keep up with the rate; each append waited for the one before)\n";
+      << " (began over 1 ms behind the schedule: the append before was slow, or the CPU busy)\n";
   }
   return s.str();
 }
 
 std::string DiskFloorJson(const DiskFloorOptions& o, const DiskFloorResult& r) {
   const Histogram& h = r.latency;
-  std::ostringstream s;
   std::string dir;
   logging::AppendJsonString(o.dir, &dir);
+  std::ostringstream s;
   s << "{\"dir\":" << dir << ",\"bytes\":" << o.bytes << ",\"rate\":" << o.rate
     << ",\"appends\":" << h.count() << ",\"elapsed_s\":" << r.elapsed_s
-    << ",\"stopped\":" << (r.stopped ? "true" : "false") << ",\"late\":" << r.late
+    << ",\"stopped\":" << (r.stopped ? "true" : "false")
+    << ",\"capped\":" << (r.capped ? "true" : "false") << ",\"late\":" << r.late
     << ",\"p50_us\":" << h.Percentile(50) << ",\"p90_us\":" << h.Percentile(90)
     << ",\"p99_us\":" << h.Percentile(99) << ",\"p999_us\":" << h.Percentile(99.9)
     << ",\"max_us\":" << h.max_us() << ",\"mean_us\":" << h.mean_us()
-    << ",\"over_1ms\":" << CountAbove(h, 1000) << ",\"over_5ms\":" << CountAbove(h, 5000)
-    << ",\"over_10ms\":" << CountAbove(h, 10000) << "}\n";
+    << ",\"over_1ms\":" << r.over_1ms << ",\"over_5ms\":" << r.over_5ms
+    << ",\"over_10ms\":" << r.over_10ms << "}\n";
   return s.str();
 }
 

@@ -5,16 +5,22 @@
 //
 // Why: with `appendfsync always` every Settle is acknowledged only after
 // the fdatasync of the loop turn that committed it, and Redis serves no
-// one while it waits. The tail of that wait is the disk's, not the
-// gateway's: a Settle p99 cannot be lower than what this shows for the
-// same disk, and a disk whose p99.9 is several milliseconds puts that into
-// every busy second. `medsettle-loadgen disk-floor` prints it so an
-// operator can tell a slow disk from a slow gateway before going live, and
-// docs/PERFORMANCE.md states it beside each latency figure.
+// one while it waits. That wait is the disk's, not the gateway's: a Settle
+// p99 hardly goes below the disk's own p99, and a disk whose p99.9 is
+// several milliseconds puts that into every busy second.
+// `medsettle-loadgen disk-floor` prints it so an operator can tell a slow
+// disk from a slow gateway before going live; deploy/loadtest.sh prints it
+// before every load test.
+//
+// The figures are service times (write + fdatasync of each append, as
+// Redis's loop turn incurs them); an append that starts more than 1 ms
+// behind its schedule, because the one before was slow or the CPU busy,
+// is counted as late instead of adding its delay.
 //
 // It writes one file of its own (medsettle-disk-floor-XXXXXX, mode 0600)
-// in the directory given and removes it at the end; the file is bounded by
-// appends × bytes, which the tool limits to 1 GiB.
+// in the directory given and removes it on every return; the file never
+// exceeds 1 GiB (kDiskFloorMaxFileBytes): a count or rate × duration that
+// would is refused, and a back-to-back run stops there (`capped`).
 #ifndef MEDSETTLE_TOOLS_LOADGEN_DISK_FLOOR_H_
 #define MEDSETTLE_TOOLS_LOADGEN_DISK_FLOOR_H_
 
@@ -30,24 +36,33 @@ namespace medsettle::loadgen {
 
 inline constexpr uint64_t kDiskFloorMaxFileBytes = uint64_t{1} << 30;
 
+// The defaults are what Redis does at 1,000 Settles/s when each loop turn
+// commits one Settle: 1,000 appends a second of one Settle's AOF (about
+// 2.7 KB, docs/PERFORMANCE.md).
 struct DiskFloorOptions {
-  std::string dir;          // where the probe file is made (Redis's `dir`)
-  double rate = 800;        // appends per second, open loop; 0: back to back
-  double duration_s = 10;   // used when count == 0
-  uint64_t count = 0;       // appends instead of a duration
-  size_t bytes = 2048;      // per append (about a loop turn's AOF at 1,000 Settles/s)
+  std::string dir;            // where the probe file is made (Redis's `dir`)
+  double rate = 1000;         // appends per second, open loop; 0: back to back
+  double duration_s = 10;     // used when count == 0
+  uint64_t count = 0;         // appends instead of a duration
+  size_t bytes = 2700;        // per append
+  uint64_t max_file_bytes = kDiskFloorMaxFileBytes;  // the bound (tests lower it)
 };
 
 struct DiskFloorResult {
-  Histogram latency;         // µs of write + fdatasync, per append
-  uint64_t late = 0;         // appends that started more than 1 ms behind the schedule
+  Histogram latency;           // µs of write + fdatasync, per append
+  uint64_t late = 0;           // appends that started more than 1 ms behind the schedule
+  uint64_t over_1ms = 0;       // appends that took more than 1, 5, 10 ms (exact)
+  uint64_t over_5ms = 0;
+  uint64_t over_10ms = 0;
   double elapsed_s = 0;
-  bool stopped = false;      // `stop` was set before the end
+  bool stopped = false;        // `stop` was set before the end
+  bool capped = false;         // back to back: stopped at kDiskFloorMaxFileBytes
 };
 
-// Checks the options: INVALID_ARGUMENT naming the flag (--dir, --rate,
-// --duration, --count, --bytes) for a missing or unusable directory, a
-// negative rate, a size outside 1 B..1 MiB or a file over 1 GiB.
+// Checks the options: INVALID_ARGUMENT naming the flag for a missing or
+// unusable directory (--dir), a rate that is neither 0 nor 1..1,000,000
+// a second (--rate), a size outside 1 B..1 MiB (--bytes), a run longer
+// than 7 days or a file over 1 GiB (--count, --duration).
 absl::Status ValidateDiskFloor(const DiskFloorOptions& options);
 
 // Runs the probe (after ValidateDiskFloor). `stop` (may be null) ends it

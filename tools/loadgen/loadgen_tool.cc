@@ -79,10 +79,10 @@ struct Flags {
   std::vector<std::string> files;
   // disk-floor
   std::string disk_dir;
-  double disk_rate = 800;
-  std::string disk_duration = "10";
+  double disk_rate = DiskFloorOptions{}.rate;
+  std::string disk_duration;  // default 10 s
   uint64_t disk_count = 0;
-  size_t disk_bytes = 2048;
+  size_t disk_bytes = DiskFloorOptions{}.bytes;
   std::string disk_json;
 };
 
@@ -613,17 +613,25 @@ int Compare(const Flags& f, std::ostream& out, std::ostream& err) {
 }
 
 int DiskFloor(const Flags& f, std::ostream& out, std::ostream& err, const ToolEnv& env) {
+  auto usage = [&err](const std::string& message) {
+    err << "medsettle-loadgen: " << message << "\n";
+    return kExitUsage;
+  };
+  if (!f.disk_duration.empty() && f.disk_count > 0) {
+    return usage("give --duration or --count, not both");
+  }
   DiskFloorOptions o{.dir = f.disk_dir, .rate = f.disk_rate, .count = f.disk_count,
                      .bytes = f.disk_bytes};
-  absl::StatusOr<double> seconds = ParseSeconds("--duration", f.disk_duration);
-  if (!seconds.ok()) {
-    err << "medsettle-loadgen: " << seconds.status().message() << "\n";
-    return kExitUsage;
-  }
+  absl::StatusOr<double> seconds =
+      ParseSeconds("--duration", f.disk_duration.empty() ? "10" : f.disk_duration);
+  if (!seconds.ok()) return usage(std::string(seconds.status().message()));
   o.duration_s = *seconds;
-  if (absl::Status s = ValidateDiskFloor(o); !s.ok()) {
-    err << "medsettle-loadgen: " << s.message() << "\n";
-    return kExitUsage;
+  if (absl::Status s = ValidateDiskFloor(o); !s.ok()) return usage(std::string(s.message()));
+  // Opened before the measurement, so a bad path costs no writes to the disk measured.
+  std::ofstream json;
+  if (!f.disk_json.empty()) {
+    json.open(f.disk_json, std::ios::binary | std::ios::trunc);
+    if (!json) return usage(Cat("cannot write --json ", f.disk_json));
   }
   absl::StatusOr<DiskFloorResult> result = MeasureDiskFloor(o, env.stop);
   if (!result.ok()) {
@@ -631,12 +639,11 @@ int DiskFloor(const Flags& f, std::ostream& out, std::ostream& err, const ToolEn
     return kExitFailed;
   }
   out << FormatDiskFloor(o, *result);
-  if (!f.disk_json.empty()) {
-    std::ofstream json(f.disk_json, std::ios::binary | std::ios::trunc);
+  if (json.is_open()) {
     json << DiskFloorJson(o, *result);
     json.flush();
     if (!json) {
-      err << "medsettle-loadgen: cannot write " << f.disk_json << "\n";
+      err << "medsettle-loadgen: cannot write --json " << f.disk_json << "\n";
       return kExitFailed;
     }
   }
@@ -705,8 +712,9 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   CLI::App* disk = app.add_subcommand(
       "disk-floor", "time append + fdatasync in a directory: the wait appendfsync always adds");
   disk->add_option("--dir", f.disk_dir, "the directory to measure (Redis's dir)")->required();
-  disk->add_option("--rate,-r", f.disk_rate, "appends per second (0: back to back)")->capture_default_str();
-  disk->add_option("--duration,-z", f.disk_duration, "10, 10s, 2m")->capture_default_str();
+  disk->add_option("--rate,-r", f.disk_rate, "appends per second (0: back to back)")
+      ->capture_default_str();
+  disk->add_option("--duration,-z", f.disk_duration, "10, 10s, 2m (default 10s)");
   disk->add_option("--count,-n", f.disk_count, "appends instead of a duration");
   disk->add_option("--bytes", f.disk_bytes, "bytes per append")->capture_default_str();
   disk->add_option("--json", f.disk_json, "also write the figures as JSON here");
