@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -35,10 +36,12 @@ uint64_t TestSeed() {
   return 20241204;
 }
 
-// Nearest-rank percentile of sorted values.
+// Nearest-rank percentile of sorted values, for percentiles with at most
+// one decimal, in integers: ceil(p/100 × n) = ceil(tenths × n / 1000).
 int64_t Reference(const std::vector<int64_t>& sorted, double p) {
   const size_t n = sorted.size();
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(n)));
+  const auto tenths = static_cast<size_t>(std::llround(p * 10));
+  size_t rank = (tenths * n + 999) / 1000;
   rank = std::clamp<size_t>(rank, 1, n);
   return sorted[rank - 1];
 }
@@ -92,6 +95,29 @@ TEST(LoadgenHistogram, PercentilesMatchASortedArrayWithinOneBucket) {
       EXPECT_LE(got - exact, exact / 128 + 1) << "p" << p << " n=" << n;
     }
   }
+}
+
+// The rank is exact where doubles are not: 99.9 / 100 × 1,000 is
+// 999.0000000000001 in doubles, whose ceiling would report the maximum.
+TEST(LoadgenHistogram, NearestRankIsExact) {
+  EXPECT_EQ(NearestRank(99.9, 1000), 999u);
+  EXPECT_EQ(NearestRank(99.9, 8000), 7992u);
+  EXPECT_EQ(NearestRank(99.9, 15000), 14985u);
+  EXPECT_EQ(NearestRank(99.99, 10000), 9999u);
+  EXPECT_EQ(NearestRank(50, 1), 1u);
+  EXPECT_EQ(NearestRank(50, 3), 2u);
+  EXPECT_EQ(NearestRank(0, 10), 1u);
+  EXPECT_EQ(NearestRank(100, 10), 10u);
+  EXPECT_EQ(NearestRank(150, 10), 10u);
+  EXPECT_EQ(NearestRank(99.9, 0), 0u);
+  EXPECT_EQ(NearestRank(99.9, 1'000'000'000'000), 999'000'000'000u);
+  EXPECT_EQ(NearestRank(99.9, UINT64_MAX), UINT64_MAX - UINT64_MAX / 1000);
+
+  Histogram h;  // 999 values of 10 µs and one of 200 µs: unit buckets
+  h.RecordN(10, 999);
+  h.Record(200);
+  EXPECT_EQ(h.Percentile(99.9), 10);
+  EXPECT_EQ(h.Percentile(100), 200);
 }
 
 TEST(LoadgenHistogram, MergeEqualsRecordingEverything) {
@@ -234,6 +260,14 @@ class LoadgenFiles : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  // disk-floor leaves no medsettle-disk-floor-* file behind.
+  void ExpectNoProbeFile() const {
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      EXPECT_EQ(entry.path().filename().string().rfind("medsettle-disk-floor-", 0),
+                std::string::npos)
+          << entry.path();
+    }
+  }
   std::string Catalog() const { return std::string(MEDSETTLE_SOURCE_DIR) + "/engine/catalog/demo-catalog.csv"; }
 
   Population Load() {
@@ -427,6 +461,8 @@ TEST_F(LoadgenFiles, BadOptionsExitTwoNamingTheCulprit) {
       {{"disk-floor", "--dir", Path(""), "-n", "3", "--json", Path("no/such/dir/f.json")},
        "cannot write --json " + Path("no/such/dir/f.json")},
   };
+  // Nothing refused may touch the directory: no probe file made and removed.
+  const auto untouched = std::filesystem::last_write_time(dir_);
   for (const Refusal& c : cases) {
     std::ostringstream out, err;
     std::string joined;
@@ -438,12 +474,9 @@ TEST_F(LoadgenFiles, BadOptionsExitTwoNamingTheCulprit) {
     EXPECT_EQ(out.str().find("Summary"), std::string::npos) << joined;
     EXPECT_EQ(out.str().find("Disk floor"), std::string::npos) << joined;
   }
+  EXPECT_EQ(std::filesystem::last_write_time(dir_), untouched);
   // No refused disk-floor left a probe file behind (or made one).
-  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
-    EXPECT_EQ(entry.path().filename().string().rfind("medsettle-disk-floor-", 0),
-              std::string::npos)
-        << entry.path();
-  }
+  ExpectNoProbeFile();
 }
 
 // The disk floor probe: every append timed, its file gone afterwards, the
@@ -502,6 +535,37 @@ TEST_F(LoadgenFiles, DiskFloorTimesEveryAppendAndLeavesNothingBehind) {
   EXPECT_TRUE(std::filesystem::is_empty(probe_dir));
 }
 
+TEST(LoadgenDiskFloor, CountsAppendsStrictlyOverEachThreshold) {
+  using std::chrono::microseconds;
+  DiskFloorResult r;
+  for (int64_t us : {1000, 1001, 5000, 5001, 10000, 10001, 20}) r.Record(microseconds(us));
+  r.Record(std::chrono::nanoseconds(1'000'001));
+  EXPECT_EQ(r.latency.count(), 8u);
+  EXPECT_EQ(r.over_1ms, 6u);   // 1001, 5000, 5001, 10000, 10001 and 1000.001
+  EXPECT_EQ(r.over_5ms, 3u);   // 5001, 10000, 10001
+  EXPECT_EQ(r.over_10ms, 1u);  // 10001
+  EXPECT_EQ(r.latency.max_us(), 10001);
+}
+
+// A stop is seen while the probe waits for its next append, not after it.
+TEST_F(LoadgenFiles, DiskFloorStopsWithinTheIntervalItWaits) {
+  const DiskFloorOptions options{.dir = dir_.string(), .rate = 1, .count = 5, .bytes = 64};
+  std::atomic<bool> stop{false};
+  std::thread stopper([&stop] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop.store(true);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<DiskFloorResult> r = MeasureDiskFloor(options, &stop);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->stopped);
+  EXPECT_EQ(r->latency.count(), 1u);  // the first is due at once, the second after 1 s
+  EXPECT_LT(elapsed, std::chrono::milliseconds(900));  // 4 s unstopped
+  ExpectNoProbeFile();
+}
+
 TEST_F(LoadgenFiles, DiskFloorCommandKeepsItsRateAndWritesItsFigures) {
   std::ostringstream out, err;
   const auto start = std::chrono::steady_clock::now();
@@ -519,11 +583,7 @@ TEST_F(LoadgenFiles, DiskFloorCommandKeepsItsRateAndWritesItsFigures) {
   body << json.rdbuf();
   EXPECT_NE(body.str().find("\"appends\":5,\"elapsed_s\":"), std::string::npos) << body.str();
   EXPECT_NE(body.str().find("\"rate\":200,"), std::string::npos) << body.str();
-  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
-    EXPECT_EQ(entry.path().filename().string().rfind("medsettle-disk-floor-", 0),
-              std::string::npos)
-        << entry.path();
-  }
+  ExpectNoProbeFile();
 }
 
 TEST(LoadgenReport, CompareShowsRatios) {

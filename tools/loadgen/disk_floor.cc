@@ -89,6 +89,14 @@ class ProbeFile {
 
 }  // namespace
 
+void DiskFloorResult::Record(std::chrono::nanoseconds took) {
+  using std::chrono::milliseconds;
+  latency.Record(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+  over_1ms += took > milliseconds(1) ? 1 : 0;
+  over_5ms += took > milliseconds(5) ? 1 : 0;
+  over_10ms += took > milliseconds(10) ? 1 : 0;
+}
+
 absl::Status ValidateDiskFloor(const DiskFloorOptions& o) {
   if (o.dir.empty()) return absl::InvalidArgumentError("--dir: give the directory to measure");
   struct stat st {};
@@ -129,8 +137,10 @@ absl::StatusOr<DiskFloorResult> MeasureDiskFloor(const DiskFloorOptions& o,
   const std::string block(o.bytes, 'x');
   const uint64_t planned = PlannedAppends(o);
   const bool by_time = o.count == 0;
-  const auto duration = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(o.duration_s));
+  // Converted only when it was validated: with a count it is not used.
+  const auto duration = by_time ? std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(o.duration_s))
+                                : Clock::duration::zero();
   const auto interval = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(o.rate > 0 ? 1.0 / o.rate : 0.0));
 
@@ -168,12 +178,7 @@ absl::StatusOr<DiskFloorResult> MeasureDiskFloor(const DiskFloorOptions& o,
       return absl::UnavailableError(
           Cat("fdatasync of ", file.path(), " failed: ", std::strerror(errno)));
     }
-    const int64_t us =
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
-    result.latency.Record(us);
-    result.over_1ms += us > 1000 ? 1 : 0;
-    result.over_5ms += us > 5000 ? 1 : 0;
-    result.over_10ms += us > 10000 ? 1 : 0;
+    result.Record(Clock::now() - t0);
   }
   result.capped = i == planned && o.count == 0 && o.rate <= 0;
   result.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();

@@ -25,6 +25,7 @@
 #define MEDSETTLE_TOOLS_LOADGEN_DISK_FLOOR_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -56,7 +57,10 @@ struct DiskFloorResult {
   uint64_t over_10ms = 0;
   double elapsed_s = 0;
   bool stopped = false;        // `stop` was set before the end
-  bool capped = false;         // back to back: stopped at kDiskFloorMaxFileBytes
+  bool capped = false;         // back to back: stopped at max_file_bytes
+
+  // Counts one append that took `took` (write + fdatasync).
+  void Record(std::chrono::nanoseconds took);
 };
 
 // Checks the options: INVALID_ARGUMENT naming the flag for a missing or

@@ -66,11 +66,23 @@ int64_t Histogram::mean_us() const {
   return count_ == 0 ? 0 : static_cast<int64_t>(sum_us_ / count_);
 }
 
+uint64_t NearestRank(double percentile, uint64_t count) {
+  if (count == 0) return 0;
+  // In millionths of a percent, in integers: in doubles 99.9 / 100 × 1,000
+  // is 999.0000000000001, whose ceiling is the 1,000th value, not the 999th.
+  const auto millionths =
+      static_cast<uint64_t>(std::llround(std::clamp(percentile, 0.0, 100.0) * 1e6));
+  constexpr uint64_t kWhole = 100'000'000;  // 100% in millionths
+  // count = q × kWhole + r, so that nothing overflows: ceil(count × m / kWhole)
+  // = q × m + ceil(r × m / kWhole), with r × m < 10^16.
+  const uint64_t q = count / kWhole, r = count % kWhole;
+  const uint64_t rank = q * millionths + (r * millionths + kWhole - 1) / kWhole;
+  return std::clamp<uint64_t>(rank, 1, count);
+}
+
 int64_t Histogram::Percentile(double percentile) const {
   if (count_ == 0) return 0;
-  const double p = std::clamp(percentile, 0.0, 100.0);
-  uint64_t rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
-  rank = std::clamp<uint64_t>(rank, 1, count_);
+  uint64_t rank = NearestRank(percentile, count_);
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];

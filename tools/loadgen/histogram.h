@@ -39,7 +39,7 @@ class Histogram {
   int64_t mean_us() const;
 
   // The value at `percentile` (0..100) by nearest rank: the smallest
-  // bucket whose cumulative count reaches ceil(p/100 × count), reported as
+  // bucket whose cumulative count reaches NearestRank(p, count), reported as
   // the bucket's upper bound, clamped to [min, max]. 0 when empty.
   int64_t Percentile(double percentile) const;
 
@@ -58,6 +58,11 @@ class Histogram {
   // Sum for the mean; a run of 2^64 µs does not happen (584,000 years).
   uint64_t sum_us_ = 0;
 };
+
+// ceil(percentile / 100 × count), clamped to 1..count (0 when count is 0),
+// computed exactly for percentiles given to six decimals (99.9 of 1,000
+// values is the 999th).
+uint64_t NearestRank(double percentile, uint64_t count);
 
 }  // namespace medsettle::loadgen
 
