@@ -15,6 +15,7 @@
 
 #include "engine/text.h"
 #include "logging/json_log.h"
+#include "tools/loadgen/runner.h"
 
 namespace medsettle::loadgen {
 
@@ -46,14 +47,6 @@ bool SleepUntil(Clock::time_point due, const std::atomic<bool>* stop) {
     std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(50)));
   }
   return true;
-}
-
-std::string Ms(int64_t us) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(2);
-  s << static_cast<double>(us) / 1000.0 << " ms";
-  return s.str();
 }
 
 // Removes the probe file on every return of MeasureDiskFloor.
@@ -193,21 +186,21 @@ std::string FormatDiskFloor(const DiskFloorOptions& o, const DiskFloorResult& r)
   else s << "back to back)\n";
   s.setf(std::ios::fixed);
   s.precision(2);
-  s << "  Appends:\t" << h.count() << " in " << r.elapsed_s << " s"
+  s << "  Appends:\t" << FormatCount(h.count()) << " in " << r.elapsed_s << " s"
     << (r.stopped ? " (stopped early)" : "")
     << (r.capped ? Cat(" (stopped at the file limit, ", o.max_file_bytes, " bytes)") : "")
     << "\n";
   if (h.count() == 0) return s.str();
-  s << "  p50:\t\t" << Ms(h.Percentile(50)) << "\n"
-    << "  p90:\t\t" << Ms(h.Percentile(90)) << "\n"
-    << "  p99:\t\t" << Ms(h.Percentile(99)) << "\n"
-    << "  p99.9:\t" << Ms(h.Percentile(99.9)) << "\n"
-    << "  max:\t\t" << Ms(h.max_us()) << "\n"
-    << "  over 1 ms:\t" << r.over_1ms << "\n"
-    << "  over 5 ms:\t" << r.over_5ms << "\n"
-    << "  over 10 ms:\t" << r.over_10ms << "\n";
+  s << "  p50:\t\t" << FormatLatency(h.Percentile(50)) << "\n"
+    << "  p90:\t\t" << FormatLatency(h.Percentile(90)) << "\n"
+    << "  p99:\t\t" << FormatLatency(h.Percentile(99)) << "\n"
+    << "  p99.9:\t" << FormatLatency(h.Percentile(99.9)) << "\n"
+    << "  max:\t\t" << FormatLatency(h.max_us()) << "\n"
+    << "  over 1 ms:\t" << FormatCount(r.over_1ms) << "\n"
+    << "  over 5 ms:\t" << FormatCount(r.over_5ms) << "\n"
+    << "  over 10 ms:\t" << FormatCount(r.over_10ms) << "\n";
   if (r.late > 0) {
-    s << "  late starts:\t" << r.late
+    s << "  late starts:\t" << FormatCount(r.late)
       << " (began over 1 ms behind the schedule: the append before was slow, or the CPU busy)\n";
   }
   return s.str();

@@ -285,8 +285,7 @@ absl::Status Prepare(const Flags& f, const CLI::App& app, Plan* plan, std::ostre
   // Output files: writable before anything is sent.
   for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--json", f.json}, {"--html", f.html}}) {
     if (path.empty()) continue;
-    std::ofstream probe(path, std::ios::app);
-    if (!probe) return absl::InvalidArgumentError(Cat("cannot write ", flag, " ", path));
+    if (absl::Status s = CheckWritable(flag, path); !s.ok()) return s;
   }
 
   // Transport.
@@ -550,10 +549,7 @@ int RunLoadCommand(const Flags& f, const CLI::App& app, std::ostream& out, std::
     }
   }
   if (!f.html.empty()) {
-    std::ofstream html(f.html, std::ios::binary | std::ios::trunc);
-    html << RenderHtml(report);
-    html.close();
-    if (!html) {
+    if (!WriteTextFile(f.html, RenderHtml(report)).ok()) {
       err << "medsettle-loadgen: cannot write --html " << f.html << "\n";
       code = kExitFailed;
     } else {
@@ -627,11 +623,11 @@ int DiskFloor(const Flags& f, std::ostream& out, std::ostream& err, const ToolEn
   if (!seconds.ok()) return usage(std::string(seconds.status().message()));
   o.duration_s = *seconds;
   if (absl::Status s = ValidateDiskFloor(o); !s.ok()) return usage(std::string(s.message()));
-  // Opened before the measurement, so a bad path costs no writes to the disk measured.
-  std::ofstream json;
+  // Checked before the measurement, so a bad path costs no writes to the disk measured.
   if (!f.disk_json.empty()) {
-    json.open(f.disk_json, std::ios::binary | std::ios::trunc);
-    if (!json) return usage(Cat("cannot write --json ", f.disk_json));
+    if (absl::Status s = CheckWritable("--json", f.disk_json); !s.ok()) {
+      return usage(std::string(s.message()));
+    }
   }
   absl::StatusOr<DiskFloorResult> result = MeasureDiskFloor(o, env.stop);
   if (!result.ok()) {
@@ -639,13 +635,9 @@ int DiskFloor(const Flags& f, std::ostream& out, std::ostream& err, const ToolEn
     return kExitFailed;
   }
   out << FormatDiskFloor(o, *result);
-  if (json.is_open()) {
-    json << DiskFloorJson(o, *result);
-    json.flush();
-    if (!json) {
-      err << "medsettle-loadgen: cannot write --json " << f.disk_json << "\n";
-      return kExitFailed;
-    }
+  if (!f.disk_json.empty() && !WriteTextFile(f.disk_json, DiskFloorJson(o, *result)).ok()) {
+    err << "medsettle-loadgen: cannot write --json " << f.disk_json << "\n";
+    return kExitFailed;
   }
   return kExitOk;
 }

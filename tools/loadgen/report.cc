@@ -263,8 +263,18 @@ absl::Status WriteJson(const v1::LoadReport& report, const std::string& path) {
   if (auto s = google::protobuf::util::MessageToJsonString(report, &json, options); !s.ok()) {
     return absl::InternalError(Cat("cannot print the report as JSON: ", std::string(s.message())));
   }
+  return WriteTextFile(path, json);
+}
+
+absl::Status CheckWritable(std::string_view flag, const std::string& path) {
+  std::ofstream probe(path, std::ios::app);
+  if (!probe) return absl::InvalidArgumentError(Cat("cannot write ", flag, " ", path));
+  return absl::OkStatus();
+}
+
+absl::Status WriteTextFile(const std::string& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << json;
+  out << text;
   out.close();
   if (!out) return absl::InvalidArgumentError(Cat("cannot write ", path));
   return absl::OkStatus();

@@ -6,6 +6,7 @@
 #define MEDSETTLE_TOOLS_LOADGEN_REPORT_H_
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "medsettle/loadgen/v1/load_report.pb.h"
@@ -33,6 +34,14 @@ std::string TextSummary(const v1::LoadReport& report);
 
 // Writes / reads the JSON form. Errors name the file.
 absl::Status WriteJson(const v1::LoadReport& report, const std::string& path);
+
+// The output files of a run (--json, --html): CheckWritable before
+// anything is sent or written (opens `path` for appending, so it creates a
+// missing file and changes nothing an existing one holds; INVALID_ARGUMENT
+// "cannot write FLAG PATH"), WriteTextFile with the results at the end
+// (replaces the file; INVALID_ARGUMENT "cannot write PATH").
+absl::Status CheckWritable(std::string_view flag, const std::string& path);
+absl::Status WriteTextFile(const std::string& path, std::string_view text);
 absl::StatusOr<v1::LoadReport> ReadJson(const std::string& path);
 
 // A table of B against A: throughput, p50, p90, p99, errors, each with
